@@ -1,0 +1,1 @@
+"""Catalogs of base models and GPU hardware."""

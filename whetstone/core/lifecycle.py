@@ -1,0 +1,77 @@
+"""Job statuses and the transitions allowed between them: one table, used everywhere."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from whetstone.core.errors import ConflictError
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    PREPARING = "preparing"
+    BUILDING = "building"
+    DEPLOYING = "deploying"
+    TRAINING = "training"
+    EVALUATING = "evaluating"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    STOPPING = "stopping"
+    CANCELLED = "cancelled"
+
+
+STATUS_DESCRIPTIONS: dict[JobStatus, str] = {
+    JobStatus.PENDING: "Job created, waiting to start",
+    JobStatus.PREPARING: "Uploading dataset, building Docker image",
+    JobStatus.BUILDING: "Docker image being built and pushed to ECR",
+    JobStatus.DEPLOYING: "Kubernetes node provisioning",
+    JobStatus.TRAINING: "Model training in progress",
+    JobStatus.EVALUATING: "Running validation metrics",
+    JobStatus.COMPLETED: "Training finished successfully",
+    JobStatus.FAILED: "Error occurred (check logs)",
+    JobStatus.STOPPING: "Stop requested, shutting down",
+    JobStatus.CANCELLED: "Stopped by user",
+}
+
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+
+_S = JobStatus
+# Every running status may fail or be asked to stop. Beyond that: preparing may
+# skip the build when the image exists; training may go back to deploying when
+# its node disappears and the job resumes from a checkpoint, and straight to
+# completed when there is no test split to evaluate; a pending job holds no
+# compute, so stopping it cancels it at once.
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    _S.PENDING: frozenset({_S.PREPARING, _S.STOPPING, _S.CANCELLED, _S.FAILED}),
+    _S.PREPARING: frozenset({_S.BUILDING, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
+    _S.BUILDING: frozenset({_S.DEPLOYING, _S.STOPPING, _S.FAILED}),
+    _S.DEPLOYING: frozenset({_S.TRAINING, _S.STOPPING, _S.FAILED}),
+    _S.TRAINING: frozenset({_S.EVALUATING, _S.COMPLETED, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
+    _S.EVALUATING: frozenset({_S.COMPLETED, _S.STOPPING, _S.FAILED}),
+    _S.STOPPING: frozenset({_S.CANCELLED, _S.FAILED}),
+    _S.COMPLETED: frozenset(),
+    _S.FAILED: frozenset(),
+    _S.CANCELLED: frozenset(),
+}
+
+ACTIVE_STATUSES: frozenset[JobStatus] = frozenset(JobStatus) - TERMINAL_STATUSES
+
+
+def is_terminal(status: JobStatus) -> bool:
+    return status in TERMINAL_STATUSES
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def check_transition(current: JobStatus, target: JobStatus) -> None:
+    """Raise ConflictError unless `current -> target` is in the table."""
+    if not can_transition(current, target):
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (terminal)"
+        raise ConflictError(
+            f"a job cannot go from {current} to {target}; from {current} it may go to: {allowed}",
+            code="illegal_transition",
+        )
