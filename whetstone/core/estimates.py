@@ -116,6 +116,9 @@ class MemoryEstimate(BaseModel):
     trainable_parameters: Annotated[int, Field(description="Parameters the method trains.")]
     precision: Annotated[str, Field(description="Training precision on this GPU.")]
     optimizer: Annotated[str, Field(description="Optimizer the trainer will use.")]
+    sharded: Annotated[
+        bool, Field(description="Whether the model is sharded across GPUs (FSDP) to fit.")
+    ]
 
 
 def resolve_optimizer(spec: JobSpec) -> str:
@@ -178,26 +181,33 @@ def _activation_bytes(model: BaseModelInfo, spec: JobSpec, precision: str) -> fl
 
 
 def estimate_memory(model: BaseModelInfo, spec: JobSpec) -> MemoryEstimate:
-    """Per-GPU memory of a job. Full fine-tuning on several GPUs shards weights,
-    gradients and optimizer states (FSDP); adapter methods replicate the model (DDP)."""
+    """Per-GPU memory of a job.
+
+    On several GPUs the model is replicated (DDP) when a copy fits one GPU, and
+    otherwise sharded (FSDP): weights, gradients and optimizer states divided
+    among the GPUs, activations per GPU unchanged.
+    """
     gpu = get_gpu(spec.hardware.gpu_type)
     precision = resolve_precision(spec, gpu_bf16=gpu.bf16)
     weights = _weight_bytes(model, spec, precision)
     trainable = _trainable_state_bytes(model, spec, precision)
-    if spec.method is Method.FULL:
-        weights /= spec.hardware.gpu_count
-        trainable /= spec.hardware.gpu_count
     activations = _activation_bytes(model, spec, precision)
-    total = weights + trainable + activations + CUDA_OVERHEAD_GIB * GIB
+    fixed = activations + CUDA_OVERHEAD_GIB * GIB
+    count = spec.hardware.gpu_count
+    sharded = count > 1 and (weights + trainable + fixed) / GIB > gpu.memory_gib
+    if sharded:
+        weights /= count
+        trainable /= count
     return MemoryEstimate(
         weights_gib=round(weights / GIB, 2),
         trainable_gib=round(trainable / GIB, 2),
         activations_gib=round(activations / GIB, 2),
         overhead_gib=CUDA_OVERHEAD_GIB,
-        total_gib=round(total / GIB, 2),
+        total_gib=round((weights + trainable + fixed) / GIB, 2),
         trainable_parameters=trainable_parameters(model, spec),
         precision=precision,
         optimizer=resolve_optimizer(spec),
+        sharded=sharded,
     )
 
 

@@ -1,0 +1,39 @@
+# Whetstone: `make demo` runs the main job, `make test` passes the tests.
+# Both create or refresh the virtualenv first, so they work on a fresh machine.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= api,trainer,dev
+
+.PHONY: venv lint test demo serve lock clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	@touch $@
+
+venv: $(VENV)/.installed
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	HF_HUB_OFFLINE=1 $(BIN)/pytest
+
+demo: venv
+	$(BIN)/python -m whetstone.cli.demo
+
+serve: venv
+	$(BIN)/whet serve
+
+# Re-pin every dependency to what the virtualenv holds now.
+lock: venv
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^whetstone' \
+		| sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,26 @@
+"""Test-wide safety: no hub downloads, no state outside temporary folders."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "whetstone-tests")
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    from whetstone.settings import get_settings
+
+    home = tmp_path_factory.mktemp("whetstone-home")
+    monkeypatch.setenv("WHETSTONE_HOME", str(home))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    get_settings.cache_clear()
+    return home

@@ -1,0 +1,34 @@
+"""The REST API: one resolver, shared by the Lambda entry point and `whet serve`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from whetstone.api.errors import register_error_handlers
+from whetstone.api.routes import planning
+
+API_PREFIX = "/api/v1/fine-tuning"
+OPENAPI_PATH = "/api/v1/openapi.json"
+DOCS_PATH = "/api/v1/docs"
+TITLE = "Whetstone fine-tuning API"
+VERSION = "1.0.0"
+
+app = APIGatewayRestResolver(enable_validation=True)
+app.include_router(planning.router, prefix=API_PREFIX)
+register_error_handlers(app)
+app.enable_swagger(path=DOCS_PATH, title=TITLE, version=VERSION)
+
+
+@app.get(OPENAPI_PATH, include_in_schema=False)
+def openapi_document() -> dict[str, Any]:
+    return app.get_openapi_schema(title=TITLE, version=VERSION).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+
+
+def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
+    """API Gateway (REST, proxy integration) entry point; `whet serve` passes no context."""
+    return app.resolve(event, context)  # type: ignore[arg-type]

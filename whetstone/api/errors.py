@@ -1,0 +1,93 @@
+"""One place where every error becomes an HTTP response."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from whetstone.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    QuotaExceededError,
+    WhetstoneError,
+)
+from whetstone.observability import logger
+
+STATUS_BY_ERROR: dict[type[WhetstoneError], HTTPStatus] = {
+    NotFoundError: HTTPStatus.NOT_FOUND,
+    ConflictError: HTTPStatus.CONFLICT,
+    InvalidInputError: HTTPStatus.UNPROCESSABLE_ENTITY,
+    QuotaExceededError: HTTPStatus.TOO_MANY_REQUESTS,
+}
+
+
+class FieldError(BaseModel):
+    loc: str
+    message: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+def _response(status: HTTPStatus, error: ErrorBody) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=error.model_dump_json(),
+    )
+
+
+def _field_errors(errors: Sequence[Any]) -> list[FieldError]:
+    return [
+        FieldError(
+            loc=".".join(str(part) for part in error.get("loc", ())),
+            message=error.get("msg", "").removeprefix("Value error, "),
+            type=error.get("type", ""),
+        )
+        for error in errors
+    ]
+
+
+def _summary(fields: list[FieldError]) -> str:
+    return "; ".join(f"{f.loc or 'body'}: {f.message}" for f in fields)
+
+
+def register_error_handlers(app: APIGatewayRestResolver) -> None:
+    @app.exception_handler(RequestValidationError)
+    def _request_invalid(error: RequestValidationError) -> Response[str]:
+        fields = _field_errors(error.errors())
+        return _response(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorBody(code="validation_error", message=_summary(fields), details=fields),
+        )
+
+    @app.exception_handler(ValidationError)
+    def _model_invalid(error: ValidationError) -> Response[str]:
+        # Raised when a service validates a job spec assembled from the request:
+        # locations are paths in the job spec.
+        fields = _field_errors(error.errors(include_url=False))
+        return _response(
+            HTTPStatus.UNPROCESSABLE_ENTITY,
+            ErrorBody(code="validation_error", message=_summary(fields), details=fields),
+        )
+
+    @app.exception_handler(WhetstoneError)
+    def _domain_error(error: WhetstoneError) -> Response[str]:
+        status = next(
+            (s for cls, s in STATUS_BY_ERROR.items() if isinstance(error, cls)),
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+        )
+        logger.info("request refused", code=error.code, status=int(status))
+        return _response(
+            status, ErrorBody(code=error.code, message=error.message, details=error.details)
+        )

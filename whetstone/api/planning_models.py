@@ -1,0 +1,126 @@
+"""Request and response bodies of the planning routes."""
+
+from __future__ import annotations
+
+from copy import copy
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
+
+from whetstone.core.catalog.hardware import PRICE_REGION, PRICES_TAKEN_ON, GpuType, InstanceOption
+from whetstone.core.catalog.model_facts import BaseModelInfo
+from whetstone.core.estimates import CostEstimate, FitReport
+from whetstone.core.spec import HardwareParams, JobSpec, Method, TrainingParams
+from whetstone.service.planning import MethodRequirement
+
+
+def _spec_field(section: type[BaseModel], name: str) -> Any:
+    """The spec's own field (default, range, description), so each fact is defined once."""
+    field: FieldInfo = copy(section.model_fields[name])
+    return field
+
+
+class PlanningRequest(BaseModel):
+    """A model, a method and hardware; any other job spec setting goes in `config`."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_id: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="Catalog model id, hf://<repo>, s3://... or a local folder path.",
+        ),
+    ]
+    method: Annotated[Method, Field(description="Training method.")] = Method.LORA
+    gpu_type: GpuType = _spec_field(HardwareParams, "gpu_type")
+    gpu_count: int = _spec_field(HardwareParams, "gpu_count")
+    config: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="Further job spec sections as in a job config (training, advanced, "
+            "lora, quantization, prompt_tuning, dataset, hardware); the fields above win."
+        ),
+    ] = None
+
+    def to_spec(self) -> JobSpec:
+        """The job spec this request describes; raises pydantic's ValidationError."""
+        data: dict[str, Any] = dict(self.config or {})
+        data["base_model"] = self.model_id
+        data["method"] = self.method
+        hardware = dict(data.get("hardware") or {})
+        hardware.update(gpu_type=self.gpu_type, gpu_count=self.gpu_count)
+        data["hardware"] = hardware
+        return JobSpec.model_validate(data)
+
+
+class EstimateCostRequest(PlanningRequest):
+    num_examples: Annotated[
+        int, Field(ge=1, le=100_000_000, description="Examples in the dataset, before the split.")
+    ]
+    epochs: int = _spec_field(TrainingParams, "epochs")
+    tokens_per_example: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=1_000_000,
+            description="Mean tokens per example when known; a documented default otherwise.",
+        ),
+    ] = None
+
+    def to_spec(self) -> JobSpec:
+        spec = super().to_spec()
+        training = spec.training.model_copy(update={"epochs": self.epochs})
+        return spec.model_copy(update={"training": training})
+
+
+class BaseModelsResponse(BaseModel):
+    models: Annotated[list[BaseModelInfo], Field(description="Matching catalog models.")]
+
+
+class GpuOption(BaseModel):
+    gpu_type: GpuType
+    name: str
+    vram_gb: int
+    memory_gib: float
+    bf16: bool
+    peak_tflops: float
+    best_for: str
+    instances: list[InstanceOption]
+    hourly_rate_usd: Annotated[float, Field(description="Rate of a one-GPU job, USD/h.")]
+    node_selector: Annotated[dict[str, str], Field(description="Karpenter node labels.")]
+
+
+class HardwareOptionsResponse(BaseModel):
+    gpus: list[GpuOption]
+    gpu_count: Annotated[dict[str, int], Field(description="Allowed range of gpu_count.")]
+    storage_gb: Annotated[dict[str, int], Field(description="Allowed range and default, GB.")]
+    prices_taken_on: str = PRICES_TAKEN_ON
+    price_region: str = PRICE_REGION
+
+
+class RequirementsResponse(BaseModel):
+    model: BaseModelInfo
+    methods: Annotated[
+        list[MethodRequirement], Field(description="Per method, at the default settings.")
+    ]
+
+
+class ValidateHardwareResponse(FitReport):
+    model_id: str
+    method: Method
+    gpu_type: GpuType
+    gpu_count: int
+    instance_type: str
+
+
+class EstimateCostResponse(CostEstimate):
+    model_id: str
+    method: Method
+    gpu_type: GpuType
+    gpu_count: int
+    num_examples: int
+    epochs: int
+    fits: Annotated[bool, Field(description="Whether the job fits the chosen hardware.")]
+    required_gib: Annotated[float, Field(description="Memory needed per GPU, GiB.")]

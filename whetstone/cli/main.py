@@ -1,0 +1,46 @@
+"""The `whet` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from whetstone.settings import get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from whetstone.cli.server import make_server
+
+    home = get_settings().home
+    home.mkdir(parents=True, exist_ok=True)
+    server = make_server(args.host, args.port)
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    print(f"whet serve: listening on http://{host}:{port} (state in {home})", flush=True)
+    print(f"API docs: http://{host}:{port}/api/v1/docs", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="whet", description="Whetstone fine-tuning platform")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the local platform and its REST API")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
