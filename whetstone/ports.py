@@ -1,0 +1,93 @@
+"""The ports: what the services need from the outside world, as Protocols.
+
+Each has a local adapter (whetstone/adapters/local) and an aws one
+(whetstone/adapters/aws); services see only these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from whetstone.core.job import JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
+from whetstone.core.lifecycle import JobStatus
+from whetstone.core.spec import Method
+
+
+class JobFilter(Protocol):
+    """Filters of a job listing; None means any."""
+
+    status: JobStatus | None
+    method: Method | None
+    base_model: str | None
+    created_after: datetime | None
+    created_before: datetime | None
+
+
+class JobStore(Protocol):
+    """Job records and their metric series.
+
+    Every write of a record is conditional on the version it was read at, so
+    two writers never lose each other's changes, and a status change is a
+    conditional write on the status it expects.
+    """
+
+    def create(self, job: JobRecord) -> None:
+        """Store a new job; ConflictError if its id exists."""
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job, whatever its organization (callers scope it)."""
+
+    def save(self, job: JobRecord, *, expected_version: int) -> JobRecord:
+        """Write `job` if the stored one is still at `expected_version`; returns the new
+        record (version + 1). StaleWriteError otherwise."""
+
+    def list(
+        self, org_id: str, filters: JobFilter, *, limit: int, cursor: str | None
+    ) -> tuple[list[JobRecord], str | None]:
+        """One page of the organization's jobs, newest first, and the next page's cursor."""
+
+    def find_by_idempotency_key(self, org_id: str, key: str) -> JobRecord | None: ...
+
+    def delete(self, job_id: str) -> None:
+        """The job, its idempotency key and its metrics."""
+
+    def put_metrics(self, job_id: str, points: Sequence[MetricPoint]) -> None:
+        """Add points; a point at an existing (name, step) replaces it."""
+
+    def query_metrics(
+        self, job_id: str, *, names: Sequence[str] | None, min_step: int | None, max_step: int | None
+    ) -> list[MetricPoint]:
+        """Points ordered by name, then step."""
+
+
+class LogStore(Protocol):
+    """Log lines of jobs, by source."""
+
+    def append(self, job_id: str, entries: Sequence[LogEntry]) -> None: ...
+
+    def query(
+        self,
+        job_id: str,
+        *,
+        source: LogSource | None,
+        min_level: LogLevelName,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[LogEntry], str | None]:
+        """Oldest first; the cursor continues where the page ended."""
+
+    def delete(self, job_id: str) -> None: ...
+
+
+class Orchestrator(Protocol):
+    """Runs the workflow of a job."""
+
+    def start(self, job: JobRecord) -> None:
+        """Begin the workflow of a pending job."""
+
+    def stop(self, job: JobRecord) -> None:
+        """Ask the workflow to stop the job and clean its compute up."""
