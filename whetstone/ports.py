@@ -57,7 +57,12 @@ class JobStore(Protocol):
         """Add points; a point at an existing (name, step) replaces it."""
 
     def query_metrics(
-        self, job_id: str, *, names: Sequence[str] | None, min_step: int | None, max_step: int | None
+        self,
+        job_id: str,
+        *,
+        names: Sequence[str] | None,
+        min_step: int | None,
+        max_step: int | None,
     ) -> list[MetricPoint]:
         """Points ordered by name, then step."""
 

@@ -1,0 +1,169 @@
+"""The job record: what the platform knows about one fine-tuning job."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from whetstone.core.estimates import CostEstimate
+from whetstone.core.lifecycle import JobStatus, is_terminal
+from whetstone.core.spec import JobSpec
+
+JOB_ID_PREFIX = "ftjob-"
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase
+
+
+def new_job_id(now: float | None = None) -> str:
+    """A job id that sorts by creation time: 10 chars of milliseconds, 10 random."""
+    millis = int((time.time() if now is None else now) * 1000)
+    stamp = "".join(_ALPHABET[(millis >> shift) & 31] for shift in range(45, -5, -5))
+    return JOB_ID_PREFIX + stamp + "".join(secrets.choice(_ALPHABET) for _ in range(10))
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Caller(BaseModel):
+    """Who makes a request: every read and write is scoped to the organization."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: Annotated[str, Field(min_length=1, description="The authenticated user.")]
+    org_id: Annotated[str, Field(min_length=1, description="The user's organization.")]
+
+
+class StatusChange(BaseModel):
+    status: Annotated[JobStatus, Field(description="The status entered.")]
+    at: Annotated[datetime, Field(description="When (UTC).")]
+    message: Annotated[str | None, Field(description="Why, when there is more to say.")] = None
+
+
+class JobError(BaseModel):
+    code: Annotated[str, Field(description="Stable machine-readable error code.")]
+    message: Annotated[str, Field(description="What went wrong and what to do about it.")]
+    step: Annotated[str, Field(description="The workflow step where it happened.")]
+
+
+class DatasetInfo(BaseModel):
+    source: Annotated[str, Field(description="Where the dataset was read from.")]
+    format: Annotated[str | None, Field(description="Detected or declared format.")] = None
+    num_examples: Annotated[int | None, Field(description="Examples in the dataset.")] = None
+    mean_tokens: Annotated[float | None, Field(description="Mean tokens per example.")] = None
+    warnings: Annotated[list[str], Field(description="Codes of the validation warnings.")] = Field(
+        default_factory=list
+    )
+
+
+class Progress(BaseModel):
+    step: Annotated[int, Field(ge=0, description="Optimizer steps done.")] = 0
+    max_steps: Annotated[int, Field(ge=0, description="Optimizer steps planned.")] = 0
+    epoch: Annotated[float, Field(ge=0, description="Epochs done.")] = 0.0
+    fraction: Annotated[float, Field(ge=0, le=1, description="Share of training done.")] = 0.0
+    eta_seconds: Annotated[float | None, Field(description="Seconds left, estimated.")] = None
+
+
+class CostInfo(BaseModel):
+    hourly_rate_usd: Annotated[float, Field(description="The job's rate, USD/h.")]
+    estimated_total_usd: Annotated[float, Field(description="Projected final cost, USD.")]
+    current_usd: Annotated[float, Field(description="Spent so far, USD.")] = 0.0
+    compute_hours: Annotated[float, Field(description="GPU-hours used so far.")] = 0.0
+
+
+class Artifacts(BaseModel):
+    location: Annotated[str, Field(description="Folder or s3:// prefix of the output.")]
+    files: Annotated[dict[str, int], Field(description="Relative path -> size in bytes.")] = Field(
+        default_factory=dict
+    )
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.files.values())
+
+
+class JobRecord(BaseModel):
+    """One job, as the job store keeps it. `version` guards every write."""
+
+    job_id: Annotated[str, Field(description="Job id.")]
+    org_id: Annotated[str, Field(description="Owning organization.")]
+    user_id: Annotated[str, Field(description="User who created the job.")]
+    name: Annotated[str | None, Field(description="Optional human name.")] = None
+    spec: Annotated[JobSpec, Field(description="The job spec.")]
+    status: Annotated[JobStatus, Field(description="Current status.")] = JobStatus.PENDING
+    status_history: Annotated[
+        list[StatusChange], Field(description="Every status entered, oldest first.")
+    ] = Field(default_factory=list)
+    created_at: Annotated[datetime, Field(description="Creation time (UTC).")]
+    updated_at: Annotated[datetime, Field(description="Last change (UTC).")]
+    training_started_at: Annotated[
+        datetime | None, Field(description="When compute started to be billed.")
+    ] = None
+    finished_at: Annotated[datetime | None, Field(description="When it ended.")] = None
+    dataset: Annotated[DatasetInfo, Field(description="The dataset.")]
+    estimate: Annotated[CostEstimate, Field(description="Estimate stored at creation.")]
+    required_gib: Annotated[float, Field(description="Estimated memory per GPU, GiB.")]
+    cost: Annotated[CostInfo, Field(description="Live cost.")]
+    progress: Annotated[Progress, Field(description="Training progress.")] = Field(
+        default_factory=Progress
+    )
+    latest_metrics: Annotated[
+        dict[str, float], Field(description="Latest value of each metric.")
+    ] = Field(default_factory=dict)
+    error: Annotated[JobError | None, Field(description="Why the job failed.")] = None
+    artifacts: Annotated[Artifacts | None, Field(description="The job's output.")] = None
+    stop_requested: Annotated[bool, Field(description="A stop was asked for.")] = False
+    idempotency_key: Annotated[
+        str | None, Field(description="The Idempotency-Key the job was created with.")
+    ] = None
+    version: Annotated[int, Field(ge=0, description="Incremented by every write.")] = 0
+
+    @property
+    def is_terminal(self) -> bool:
+        return is_terminal(self.status)
+
+    def with_status(self, status: JobStatus, message: str | None = None) -> JobRecord:
+        """A copy in `status`, with the change recorded (the caller checks the transition)."""
+        now = utcnow()
+        history = [*self.status_history, StatusChange(status=status, at=now, message=message)]
+        update: dict[str, object] = {"status": status, "status_history": history, "updated_at": now}
+        if is_terminal(status):
+            update["finished_at"] = now
+        return self.model_copy(update=update)
+
+
+class MetricPoint(BaseModel):
+    """One value of one metric series at one step."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: Annotated[str, Field(description="Series name, e.g. 'loss' or 'gpu0_util_pct'.")]
+    step: Annotated[int, Field(ge=0, description="Global step.")]
+    value: Annotated[float, Field(description="The value.")]
+    time: Annotated[datetime, Field(description="When it was measured (UTC).")]
+
+
+LogSource = Literal["build", "deployment", "training"]
+LogLevelName = Literal["debug", "info", "warning", "error", "critical"]
+LOG_LEVELS: tuple[LogLevelName, ...] = ("debug", "info", "warning", "error", "critical")
+
+
+class LogEntry(BaseModel):
+    """One log line of a job, from one of its three sources."""
+
+    model_config = ConfigDict(frozen=True)
+
+    time: Annotated[datetime, Field(description="When (UTC).")]
+    source: Annotated[LogSource, Field(description="build, deployment or training.")]
+    level: Annotated[LogLevelName, Field(description="Severity.")]
+    message: Annotated[str, Field(description="The line.")]
+    fields: Annotated[dict[str, Any], Field(description="Structured fields of the line.")] = Field(
+        default_factory=dict
+    )
+
+
+def level_at_least(level: LogLevelName, minimum: LogLevelName) -> bool:
+    return LOG_LEVELS.index(level) >= LOG_LEVELS.index(minimum)
