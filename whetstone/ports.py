@@ -10,19 +10,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from whetstone.core.job import JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
-from whetstone.core.lifecycle import JobStatus
-from whetstone.core.spec import Method
-
-
-class JobFilter(Protocol):
-    """Filters of a job listing; None means any."""
-
-    status: JobStatus | None
-    method: Method | None
-    base_model: str | None
-    created_after: datetime | None
-    created_before: datetime | None
+from whetstone.core.job import (
+    JobFilter,
+    JobRecord,
+    LogEntry,
+    LogLevelName,
+    LogSource,
+    MetricPoint,
+)
 
 
 class JobStore(Protocol):
@@ -43,7 +38,7 @@ class JobStore(Protocol):
         """Write `job` if the stored one is still at `expected_version`; returns the new
         record (version + 1). StaleWriteError otherwise."""
 
-    def list(
+    def list_jobs(
         self, org_id: str, filters: JobFilter, *, limit: int, cursor: str | None
     ) -> tuple[list[JobRecord], str | None]:
         """One page of the organization's jobs, newest first, and the next page's cursor."""

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from whetstone.core.estimates import CostEstimate
 from whetstone.core.lifecycle import JobStatus, is_terminal
-from whetstone.core.spec import JobSpec
+from whetstone.core.spec import JobSpec, Method
 
 JOB_ID_PREFIX = "ftjob-"
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lowercase
@@ -133,6 +133,29 @@ class JobRecord(BaseModel):
         if is_terminal(status):
             update["finished_at"] = now
         return self.model_copy(update=update)
+
+
+class JobFilter(BaseModel):
+    """Filters of a job listing; None means any."""
+
+    status: Annotated[JobStatus | None, Field(description="Only jobs in this status.")] = None
+    method: Annotated[Method | None, Field(description="Only jobs of this method.")] = None
+    base_model: Annotated[str | None, Field(description="Only jobs of this base model.")] = None
+    created_after: Annotated[
+        datetime | None, Field(description="Only jobs created at or after this time.")
+    ] = None
+    created_before: Annotated[
+        datetime | None, Field(description="Only jobs created before this time.")
+    ] = None
+
+    def matches(self, job: JobRecord) -> bool:
+        return (
+            (self.status is None or job.status == self.status)
+            and (self.method is None or job.spec.method == self.method)
+            and (self.base_model is None or job.spec.base_model == self.base_model)
+            and (self.created_after is None or job.created_at >= self.created_after)
+            and (self.created_before is None or job.created_at < self.created_before)
+        )
 
 
 class MetricPoint(BaseModel):
