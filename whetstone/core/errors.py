@@ -40,3 +40,9 @@ class QuotaExceededError(WhetstoneError):
     """The organization reached one of its limits."""
 
     code = "quota_exceeded"
+
+
+class StaleWriteError(ConflictError):
+    """A conditional write found the record changed since it was read."""
+
+    code = "stale_write"
