@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from whetstone.core.job import (
     JobFilter,
@@ -81,6 +81,39 @@ class LogStore(Protocol):
         """Oldest first; the cursor continues where the page ended."""
 
     def delete(self, job_id: str) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Datasets, artifacts and checkpoints under '/'-separated keys (a folder, or S3).
+
+    Missing keys raise NotFoundError.
+    """
+
+    def put(self, key: str, data: bytes | BinaryIO) -> None:
+        """Write the bytes (or stream them from a binary file object) to `key`."""
+
+    def open(self, key: str) -> BinaryIO:
+        """A binary stream of the object; the caller closes it."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def list(self, prefix: str) -> Sequence[str]:
+        """Keys under `prefix`, sorted."""
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every key under `prefix`; returns how many."""
+
+    def uri(self, key: str) -> str:
+        """Where the object lies for another process: s3://bucket/key or a file path."""
+
+    def presign_get(self, key: str, expires_s: int) -> str | None:
+        """A URL anyone holding it can GET until it expires; None when the store has no
+        such URLs (a folder: `whet serve` serves the object instead)."""
+
+    def presign_put(self, key: str, expires_s: int) -> str | None:
+        """A URL to PUT the object's bytes to; None when the store has no such URLs."""
 
 
 class Orchestrator(Protocol):
