@@ -148,6 +148,20 @@ class DatasetFormat(StrEnum):
     PARQUET = "parquet"
 
 
+class ColumnMapping(BaseModel):
+    """Which column (or JSON key) holds which field; unset fields are auto-detected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: Annotated[str | None, Field(description="Column holding the text.")] = None
+    label: Annotated[str | None, Field(description="Column holding the class label.")] = None
+    prompt: Annotated[str | None, Field(description="Column holding the prompt.")] = None
+    completion: Annotated[str | None, Field(description="Column holding the completion.")] = None
+
+    def is_empty(self) -> bool:
+        return self.text is self.label is self.prompt is self.completion is None
+
+
 class SplitParams(_Section):
     """Train/validation/test percentages; they must sum to 100.
 
@@ -196,6 +210,10 @@ class DatasetParams(_Section):
     format: Annotated[
         DatasetFormat, Field(description="Dataset format; 'auto' detects it from the data.")
     ] = DatasetFormat.AUTO
+    columns: Annotated[
+        ColumnMapping,
+        Field(description="Column mapping for CSV, Parquet and generic JSONL; auto if unset."),
+    ] = Field(default_factory=ColumnMapping)
     split: Annotated[SplitParams, Field(description="Train/validation/test split in percent.")] = (
         Field(default_factory=SplitParams)
     )

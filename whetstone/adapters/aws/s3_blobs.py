@@ -1,0 +1,120 @@
+"""BlobStore on S3: one bucket, an optional key prefix, server-side encryption on writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+from whetstone.core.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+
+def put_object_args(bucket: str, key: str, kms_key_id: str | None = None) -> dict[str, Any]:
+    """The encryption arguments of every write: SSE-KMS with the given key, else SSE-S3."""
+    args: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if kms_key_id:
+        args["ServerSideEncryption"] = "aws:kms"
+        args["SSEKMSKeyId"] = kms_key_id
+    else:
+        args["ServerSideEncryption"] = "AES256"
+    return args
+
+
+class S3BlobStore:
+    """Objects live at s3://bucket/<prefix><key>."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        kms_key_id: str | None = None,
+        client: S3Client | None = None,
+    ) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("s3")
+        self._s3 = client
+        self.bucket = bucket
+        self.prefix = prefix
+        self.kms_key_id = kms_key_id
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def put(self, key: str, data: bytes | BinaryIO) -> None:
+        args = put_object_args(self.bucket, self._key(key), self.kms_key_id)
+        if isinstance(data, bytes):
+            self._s3.put_object(Body=data, **args)
+        else:
+            extra = {k: v for k, v in args.items() if k not in ("Bucket", "Key")}
+            self._s3.upload_fileobj(data, self.bucket, self._key(key), ExtraArgs=extra)
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            response = self._s3.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self._s3.exceptions.NoSuchKey:
+            raise NotFoundError(f"no object at s3://{self.bucket}/{self._key(key)}") from None
+        return cast(BinaryIO, response["Body"])
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self._s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def size(self, key: str) -> int:
+        try:
+            head = self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
+        except self._s3.exceptions.ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                raise NotFoundError(f"no object at s3://{self.bucket}/{self._key(key)}") from None
+            raise
+        return head["ContentLength"]
+
+    def list(self, prefix: str) -> Sequence[str]:
+        keys: list[str] = []
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys.extend(item["Key"][len(self.prefix) :] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list(prefix)
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            self._s3.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": self._key(k)} for k in batch], "Quiet": True},
+            )
+        return len(keys)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def presign_get(self, key: str, expires_s: int) -> str | None:
+        return self._s3.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._key(key)},
+            ExpiresIn=expires_s,
+        )
+
+    def presign_put(self, key: str, expires_s: int) -> str | None:
+        params = put_object_args(self.bucket, self._key(key), self.kms_key_id)
+        return self._s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_s)
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """('bucket', 'key') of s3://bucket/key; ValueError when it is not one."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or not key:
+        raise ValueError(f"{uri!r} needs a bucket and a key: s3://bucket/key")
+    return bucket, key

@@ -1,0 +1,216 @@
+"""One pass over a dataset: read, detect the format, normalize; yield examples or issues.
+
+The validator and the splitter both walk the data this way, so they always agree
+on which examples exist and how each one normalizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO
+
+from whetstone.core.datasets.normalize import (
+    NORMALIZERS,
+    Normalized,
+    Normalizer,
+    RecordError,
+    detect_record_format,
+    normalize_generic,
+)
+from whetstone.core.datasets.options import ColumnMapping, ValidationOptions
+from whetstone.core.datasets.readers import (
+    CsvReader,
+    ParquetReader,
+    Reader,
+    open_reader,
+)
+from whetstone.core.datasets.records import ExampleKind
+from whetstone.core.datasets.report import Issue, IssueCode
+from whetstone.core.spec import DatasetFormat
+
+Walked = tuple[int | None, int | None, Normalized] | Issue
+
+_FORMAT_NAMES = {
+    DatasetFormat.OPENAI: "OpenAI chat ('messages')",
+    DatasetFormat.SHAREGPT: "ShareGPT ('conversations')",
+    DatasetFormat.ALPACA: "Alpaca ('instruction'/'output')",
+    DatasetFormat.JSONL: "generic JSONL ('text', 'prompt'/'completion' ...)",
+}
+
+
+class DatasetWalk:
+    """Iterate once over a dataset; `format`, `kind` and the reader's counters fill in."""
+
+    def __init__(self, stream: IO[bytes], options: ValidationOptions) -> None:
+        self.options = options
+        self.file_format, self.reader = open_reader(
+            stream,
+            options.format,
+            options.filename,
+            options.max_file_bytes,
+            options.max_row_bytes,
+        )
+        declared = options.format
+        self.format: DatasetFormat | None = (
+            declared if declared not in (DatasetFormat.AUTO,) else None
+        )
+        if self.format is None and self.file_format in (DatasetFormat.CSV, DatasetFormat.PARQUET):
+            self.format = self.file_format
+        self.kind: ExampleKind | None = None
+        self._record_format: DatasetFormat | None = declared if declared in NORMALIZERS else None
+
+    @property
+    def bytes_read(self) -> int:
+        return self.reader.bytes_read if self.reader else 0
+
+    @property
+    def records_read(self) -> int:
+        return self.reader.records_read if self.reader else 0
+
+    def __iter__(self) -> Iterator[Walked]:
+        reader = self.reader
+        if reader is None:
+            yield Issue(
+                code=IssueCode.UNKNOWN_FORMAT,
+                message="the format could not be detected; name the file .jsonl, .csv or "
+                ".parquet, or set the format explicitly",
+            )
+            return
+        columns = self.options.columns
+        declared_record_format = self._record_format
+        if isinstance(reader, (CsvReader, ParquetReader)):
+            yield from self._walk_table(reader, columns)
+            return
+        if declared_record_format is not None:
+            normalizer: Normalizer = NORMALIZERS[declared_record_format]
+        kind = None
+        locked: DatasetFormat | None = declared_record_format
+        for item in reader:
+            if not isinstance(item, tuple):
+                yield item
+                continue
+            line, row, record = item
+            if type(record) is not dict:
+                yield Issue(
+                    code=IssueCode.NOT_AN_OBJECT,
+                    message=f"the line is a JSON {type(record).__name__}, not an object; "
+                    "write one JSON object per line",
+                    line=line,
+                )
+                continue
+            if declared_record_format is None:
+                detected = (
+                    DatasetFormat.JSONL if not columns.is_empty() else detect_record_format(record)
+                )
+                if detected is None:
+                    keys = ", ".join(sorted(record)[:8]) or "none"
+                    yield Issue(
+                        code=IssueCode.UNRECOGNIZED_RECORD,
+                        message=f"no known field (keys: {keys}); use 'messages', "
+                        "'conversations', 'instruction'/'output', 'text' or "
+                        "'prompt'/'completion', or map the columns",
+                        line=line,
+                    )
+                    continue
+                if locked is None:
+                    locked = detected
+                    self.format = detected
+                    normalizer = NORMALIZERS[detected]
+                elif detected is not locked:
+                    yield Issue(
+                        code=IssueCode.MIXED_FORMATS,
+                        message=f"this line is {_FORMAT_NAMES[detected]} but the file is "
+                        f"{_FORMAT_NAMES[locked]}; use one format per file",
+                        line=line,
+                    )
+                    continue
+            try:
+                normalized = normalizer(record, columns)
+            except RecordError as error:
+                yield Issue(code=error.code, message=error.message, line=line, field=error.field)
+                continue
+            if normalized.kind is not kind:
+                if kind is None:
+                    kind = self.kind = normalized.kind
+                else:
+                    yield _mixed_kinds(normalized.kind, kind, line, None)
+                    continue
+            yield (line, row, normalized)
+
+    def _walk_table(
+        self, reader: CsvReader | ParquetReader, columns: ColumnMapping
+    ) -> Iterator[Walked]:
+        normalizer: Normalizer | None = None
+        kind = None
+        for item in reader:
+            if not isinstance(item, tuple):
+                yield item
+                continue
+            if normalizer is None:
+                chosen = self._table_normalizer(reader.columns, columns)
+                if isinstance(chosen, Issue):
+                    yield chosen
+                    return
+                normalizer = chosen
+            line, row, record = item
+            try:
+                normalized = normalizer(record, columns)
+            except RecordError as error:
+                yield Issue(
+                    code=error.code, message=error.message, line=line, row=row, field=error.field
+                )
+                continue
+            if normalized.kind is not kind:
+                if kind is None:
+                    kind = self.kind = normalized.kind
+                else:
+                    yield _mixed_kinds(normalized.kind, kind, line, row)
+                    continue
+            yield (line, row, normalized)
+
+    def _table_normalizer(self, names: list[str], columns: ColumnMapping) -> Normalizer | Issue:
+        for field, name in columns.model_dump(exclude_none=True).items():
+            if name not in names:
+                return Issue(
+                    code=IssueCode.UNKNOWN_COLUMN,
+                    message=f"the {field} column {name!r} is not in the file (columns: "
+                    f"{', '.join(names)}); fix the column mapping",
+                    field=field,
+                )
+        if not columns.is_empty():
+            return normalize_generic
+        detected = detect_record_format(dict.fromkeys(names))
+        if detected is None:
+            return Issue(
+                code=IssueCode.NO_USABLE_COLUMNS,
+                message=f"no known column among {', '.join(names) or 'none'}; name them "
+                "text/label or prompt/completion, or map the columns",
+            )
+        return NORMALIZERS[detected]
+
+
+def _mixed_kinds(
+    found: ExampleKind, expected: ExampleKind, line: int | None, row: int | None
+) -> Issue:
+    return Issue(
+        code=IssueCode.MIXED_KINDS,
+        message=f"this record is a {found} example but the file holds {expected} examples; "
+        "give every record the same fields",
+        line=line,
+        row=row,
+    )
+
+
+def iter_examples(stream: IO[bytes], options: ValidationOptions) -> Iterator[Normalized]:
+    """The valid examples of a dataset, in file order, up to `max_samples`."""
+    remaining = options.max_samples
+    for item in DatasetWalk(stream, options):
+        if isinstance(item, tuple):
+            yield item[2]
+            if remaining is not None:
+                remaining -= 1
+                if remaining == 0:
+                    return
+
+
+__all__ = ["DatasetWalk", "Reader", "Walked", "iter_examples"]

@@ -1,0 +1,383 @@
+"""Dataset use cases: validate a dataset from any source; validate, split and store it.
+
+Sources: uploaded bytes, s3://bucket/key, hf://<dataset>[:config][@split], and
+(local runtime) a path inside the configured dataset roots. Remote sources are
+copied once to a local temporary file (the split reads the data twice and the
+manifest records its SHA-256), never held in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from whetstone.core.datasets.options import ColumnMapping, ValidationOptions
+from whetstone.core.datasets.records import MANIFEST_NAME, SPLIT_NAMES, SplitManifest
+from whetstone.core.datasets.report import ValidationReport
+from whetstone.core.datasets.splitter import SplitPlanner
+from whetstone.core.datasets.tokens import ExactTokenCounter
+from whetstone.core.datasets.validator import validate_dataset
+from whetstone.core.datasets.walk import iter_examples
+from whetstone.core.errors import InvalidInputError
+from whetstone.core.spec import DatasetFormat, DatasetParams
+from whetstone.ports import BlobStore
+from whetstone.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+_CHUNK = 1024 * 1024
+
+
+class DatasetCheck(BaseModel):
+    """What to check a dataset against; the job spec's dataset settings map onto it."""
+
+    format: Annotated[DatasetFormat, Field(description="Dataset format; 'auto' detects it.")] = (
+        DatasetFormat.AUTO
+    )
+    columns: Annotated[
+        ColumnMapping, Field(description="Column mapping for CSV, Parquet and generic JSONL.")
+    ] = Field(default_factory=ColumnMapping)
+    cutoff_length: Annotated[
+        int, Field(ge=1, le=131072, description="Tokens past which an example is truncated.")
+    ] = 2048
+    max_samples: Annotated[
+        int | None, Field(ge=1, description="Check only the first N valid examples.")
+    ] = None
+
+
+@dataclass(frozen=True)
+class LocalCopy:
+    """A dataset as a local file the readers can open (and seek) as often as needed."""
+
+    path: Path
+    filename: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    manifest: SplitManifest
+    report: ValidationReport
+    prefix: str
+
+
+def _options(check: DatasetCheck, filename: str | None, settings: Settings) -> ValidationOptions:
+    return ValidationOptions(
+        format=check.format,
+        columns=check.columns,
+        filename=filename,
+        cutoff_length=check.cutoff_length,
+        max_samples=check.max_samples,
+        max_file_bytes=settings.max_upload_bytes,
+        max_row_bytes=settings.max_row_bytes,
+    )
+
+
+def check_from_params(params: DatasetParams, cutoff_length: int) -> DatasetCheck:
+    """The check a job's dataset settings call for."""
+    return DatasetCheck(
+        format=params.format,
+        columns=params.columns,
+        cutoff_length=cutoff_length,
+        max_samples=params.max_samples,
+    )
+
+
+# -- sources ----------------------------------------------------------------------------
+
+
+def resolve_local_path(raw: str, roots: list[Path]) -> Path:
+    """The real path of a local dataset, which must lie inside one of `roots`.
+
+    Symlinks are resolved first, so a link pointing out of the roots is refused
+    just like a path with '..' in it.
+    """
+    path = Path(raw.removeprefix("file://")).expanduser()
+    if not roots:
+        raise InvalidInputError(
+            "local dataset paths are disabled: no dataset roots are configured; set "
+            "WHETSTONE_DATASET_ROOTS to the folders that hold your datasets",
+            code="path_not_allowed",
+        )
+    resolved_roots = [root.expanduser().resolve() for root in roots]
+    if not path.is_absolute():
+        path = resolved_roots[0] / path
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root) for root in resolved_roots):
+        where = ", ".join(str(root) for root in resolved_roots)
+        raise InvalidInputError(
+            f"{raw} resolves to {resolved}, which is outside the dataset roots ({where}); "
+            "move the file under one of them, or add its folder to WHETSTONE_DATASET_ROOTS",
+            code="path_not_allowed",
+        )
+    if not resolved.is_file():
+        raise InvalidInputError(
+            f"no dataset file at {resolved}; check the path", code="dataset_missing"
+        )
+    return resolved
+
+
+def parse_hf_source(source: str) -> tuple[str, str | None, str]:
+    """(dataset id, config, split) of hf://<id>[:config][@split]; the split defaults to train."""
+    rest = source.removeprefix("hf://")
+    rest, _, split = rest.partition("@")
+    dataset_id, _, config = rest.partition(":")
+    if not dataset_id or dataset_id.count("/") > 1:
+        raise InvalidInputError(
+            f"{source!r} is not a Hugging Face dataset: use hf://<owner>/<name>[:config][@split]",
+            code="invalid_source",
+        )
+    return dataset_id, config or None, split or "train"
+
+
+def _copy_limited(stream: IO[bytes], out: IO[bytes], limit: int, what: str) -> str:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise InvalidInputError(
+                f"{what} is larger than the {limit / 1024**2:.0f} MiB limit; split it or use a "
+                "smaller extract",
+                code="file_too_large",
+            )
+        digest.update(chunk)
+        out.write(chunk)
+    return digest.hexdigest()
+
+
+def _sha256_of(path: Path) -> str:
+    with path.open("rb") as stream:
+        return hashlib.file_digest(stream, "sha256").hexdigest()
+
+
+def _load_hf(source: str, out: IO[bytes], limit: int) -> None:
+    dataset_id, config, split = parse_hf_source(source)
+    try:
+        from datasets import load_dataset  # type: ignore[import-untyped]
+    except ImportError as error:
+        raise InvalidInputError(
+            "Hugging Face datasets cannot be read here (the 'datasets' package is not "
+            "installed); upload the file or put it on S3",
+            code="hf_unavailable",
+        ) from error
+    size = 0
+    try:
+        rows = load_dataset(dataset_id, config, split=split, streaming=True)
+        for row in rows:
+            line = json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n"
+            size += len(line)
+            if size > limit:
+                raise InvalidInputError(
+                    f"{source} is larger than the {limit / 1024**2:.0f} MiB limit; use "
+                    "max_samples on an extract or a smaller split",
+                    code="file_too_large",
+                )
+            out.write(line)
+    except InvalidInputError:
+        raise
+    except Exception as error:  # the hub client raises many kinds; all mean "not readable"
+        raise InvalidInputError(
+            f"Hugging Face dataset {dataset_id} (config {config or 'default'}, split {split}) "
+            f"could not be loaded: {error}. Without network access (HF_HUB_OFFLINE) only "
+            "cached datasets load; upload the file or put it on S3 instead",
+            code="hf_unavailable",
+        ) from error
+
+
+@contextmanager
+def local_copy(
+    source: str,
+    settings: Settings,
+    *,
+    s3_client: S3Client | None = None,
+) -> Iterator[LocalCopy]:
+    """The dataset at `source` as a local file, removed afterwards (unless it was local)."""
+    if source.startswith("s3://"):
+        from whetstone.adapters.aws.s3_blobs import S3BlobStore, parse_s3_uri
+
+        try:
+            bucket, key = parse_s3_uri(source)
+        except ValueError as error:
+            raise InvalidInputError(str(error), code="invalid_source") from error
+        store = S3BlobStore(bucket, client=s3_client)
+        with tempfile.TemporaryDirectory(prefix="whetstone-dataset-") as tmp:
+            path = Path(tmp) / "data"
+            with store.open(key) as stream, path.open("wb") as out:
+                sha = _copy_limited(stream, out, settings.max_upload_bytes, source)
+            yield LocalCopy(path, key.rsplit("/", 1)[-1], sha)
+        return
+    if source.startswith("hf://"):
+        with tempfile.TemporaryDirectory(prefix="whetstone-dataset-") as tmp:
+            path = Path(tmp) / "data.jsonl"
+            with path.open("wb") as out:
+                _load_hf(source, out, settings.max_upload_bytes)
+            yield LocalCopy(path, path.name, _sha256_of(path))
+        return
+    if settings.runtime != "local":
+        raise InvalidInputError(
+            f"{source!r} is not a dataset source here: use s3://bucket/key or "
+            "hf://<dataset>[:config][@split], or upload the file",
+            code="invalid_source",
+        )
+    path = resolve_local_path(source, settings.dataset_roots or [settings.home / "datasets"])
+    yield LocalCopy(path, path.name, _sha256_of(path))
+
+
+@contextmanager
+def upload_copy(data: bytes, filename: str | None) -> Iterator[LocalCopy]:
+    """Uploaded bytes as a local file."""
+    with tempfile.TemporaryDirectory(prefix="whetstone-upload-") as tmp:
+        path = Path(tmp) / "data"
+        path.write_bytes(data)
+        yield LocalCopy(path, filename or "upload", hashlib.sha256(data).hexdigest())
+
+
+# -- use cases --------------------------------------------------------------------------
+
+
+def validate_bytes(
+    data: bytes,
+    filename: str | None,
+    check: DatasetCheck,
+    settings: Settings,
+    *,
+    token_counter: ExactTokenCounter | None = None,
+) -> ValidationReport:
+    """The validation report of an uploaded file."""
+    options = _options(check, filename, settings)
+    return validate_dataset(io.BytesIO(data), options, token_counter=token_counter)
+
+
+def validate_source(
+    source: str,
+    check: DatasetCheck,
+    settings: Settings,
+    *,
+    s3_client: S3Client | None = None,
+    token_counter: ExactTokenCounter | None = None,
+) -> ValidationReport:
+    """The validation report of the dataset at an s3://, hf:// or local source."""
+    with local_copy(source, settings, s3_client=s3_client) as copy, copy.path.open("rb") as f:
+        return validate_dataset(
+            f, _options(check, copy.filename, settings), token_counter=token_counter
+        )
+
+
+def _invalid(report: ValidationReport) -> InvalidInputError:
+    first = report.errors[0]
+    where = f" (line {first.line})" if first.line else f" (row {first.row})" if first.row else ""
+    count = sum(report.stats.error_counts.values())
+    return InvalidInputError(
+        f"the dataset has {count} error(s); the first{where}: {first.message}",
+        code="dataset_invalid",
+        details=report.model_dump(mode="json"),
+    )
+
+
+def split_local_copy(
+    copy: LocalCopy,
+    params: DatasetParams,
+    check: DatasetCheck,
+    *,
+    seed: int,
+    blobs: BlobStore,
+    prefix: str,
+    settings: Settings,
+    token_counter: ExactTokenCounter | None = None,
+) -> PreparedDataset:
+    """Validate a local copy, then write its split files and manifest under `prefix`."""
+    options = _options(check, copy.filename, settings)
+    planner = SplitPlanner(params.split, seed)
+    with copy.path.open("rb") as stream:
+        report = validate_dataset(
+            stream, options, token_counter=token_counter, on_example=planner.observe
+        )
+    if not report.valid:
+        raise _invalid(report)
+    assert report.format is not None and report.kind is not None  # a valid report has both
+    with tempfile.TemporaryDirectory(prefix="whetstone-split-") as tmp:
+        paths = {name: Path(tmp) / f"{name}.jsonl" for name in SPLIT_NAMES}
+        outputs: dict[str, Any] = {name: path.open("wb") for name, path in paths.items()}
+        try:
+            with copy.path.open("rb") as stream:
+                counts = planner.write(iter_examples(stream, options), outputs)
+        finally:
+            for out in outputs.values():
+                out.close()
+        manifest = SplitManifest(
+            format=report.format,
+            kind=report.kind,
+            counts=counts,
+            sha256=copy.sha256,
+            seed=seed,
+            mean_tokens=report.stats.tokens.mean if report.stats.tokens else None,
+        )
+        for name, path in paths.items():
+            with path.open("rb") as data:
+                blobs.put(f"{prefix}{name}.jsonl", data)
+    blobs.put(f"{prefix}{MANIFEST_NAME}", manifest.model_dump_json(indent=2).encode())
+    return PreparedDataset(manifest=manifest, report=report, prefix=prefix)
+
+
+def prepare_splits(
+    source: str | bytes,
+    params: DatasetParams,
+    *,
+    cutoff_length: int,
+    seed: int,
+    blobs: BlobStore,
+    prefix: str,
+    settings: Settings,
+    filename: str | None = None,
+    s3_client: S3Client | None = None,
+    token_counter: ExactTokenCounter | None = None,
+) -> PreparedDataset:
+    """Validate the dataset, split it (seeded, after max_samples) and store the split files.
+
+    Writes `<prefix>train.jsonl`, `validation.jsonl`, `test.jsonl` (one normalized
+    `Example` per line) and `manifest.json`. Raises InvalidInputError (code
+    `dataset_invalid`, details = the report) when the data has errors.
+    """
+    check = check_from_params(params, cutoff_length)
+    if isinstance(source, bytes):
+        context = upload_copy(source, filename)
+    else:
+        context = local_copy(source, settings, s3_client=s3_client)
+    with context as copy:
+        if filename is not None and not isinstance(source, bytes):
+            copy = LocalCopy(copy.path, filename, copy.sha256)
+        return split_local_copy(
+            copy,
+            params,
+            check,
+            seed=seed,
+            blobs=blobs,
+            prefix=prefix,
+            settings=settings,
+            token_counter=token_counter,
+        )
+
+
+__all__ = [
+    "DatasetCheck",
+    "LocalCopy",
+    "PreparedDataset",
+    "check_from_params",
+    "local_copy",
+    "parse_hf_source",
+    "prepare_splits",
+    "resolve_local_path",
+    "validate_bytes",
+    "validate_source",
+]
