@@ -17,10 +17,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 def _isolated_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
+    from whetstone.runtime import get_platform
     from whetstone.settings import get_settings
 
     home = tmp_path_factory.mktemp("whetstone-home")
     monkeypatch.setenv("WHETSTONE_HOME", str(home))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     get_settings.cache_clear()
+    get_platform.cache_clear()
     return home

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import BinaryIO, Protocol
+
+from pydantic import BaseModel
 
 from whetstone.core.job import (
     JobFilter,
@@ -50,6 +53,9 @@ class JobStore(Protocol):
 
     def put_metrics(self, job_id: str, points: Sequence[MetricPoint]) -> None:
         """Add points; a point at an existing (name, step) replaces it."""
+
+    def list_unfinished(self) -> list[JobRecord]:
+        """Every job of every organization that has not ended (for reconciliation)."""
 
     def query_metrics(
         self,
@@ -114,6 +120,42 @@ class BlobStore(Protocol):
 
     def presign_put(self, key: str, expires_s: int) -> str | None:
         """A URL to PUT the object's bytes to; None when the store has no such URLs."""
+
+
+class ComputeState(StrEnum):
+    PENDING = "pending"  # accepted, not started (node provisioning, image pull)
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    MISSING = "missing"  # nothing runs for this job
+
+
+class ComputeStatus(BaseModel):
+    state: ComputeState
+    message: str | None = None
+
+
+class Compute(Protocol):
+    """Where a job's trainer runs: a subprocess (local) or a Kubernetes Job (aws)."""
+
+    def launch(self, job: JobRecord, plan_uri: str, image: str) -> None:
+        """Start `python -m trainer --spec <plan_uri>` in `image` for the job."""
+
+    def status(self, job: JobRecord) -> ComputeStatus: ...
+
+    def stop(self, job: JobRecord) -> None:
+        """SIGTERM the trainer (it checkpoints and exits), then kill it after a grace period;
+        release everything the job held. Safe to call when nothing runs."""
+
+
+class ImageBuilder(Protocol):
+    """Trainer images, content-addressed by the sources they are built from."""
+
+    def find(self, tag: str) -> str | None:
+        """The image reference for `tag`, or None when it must be built."""
+
+    def build(self, tag: str) -> str:
+        """Build and push the image for `tag`; returns its reference."""
 
 
 class Orchestrator(Protocol):

@@ -7,16 +7,14 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from support.apigw import call_api
 
-from whetstone.cli.server import build_proxy_event, make_server
+from whetstone.cli.server import build_proxy_event
 
 API = "/api/v1/fine-tuning"
 
@@ -177,16 +175,6 @@ def test_binary_bodies_travel_base64_and_intact() -> None:
     assert base64.b64decode(event["body"]) == payload
 
 
-@pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    server = make_server("127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
@@ -245,3 +233,19 @@ def test_the_whet_command_starts_a_server_that_answers(tmp_path: Any) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_an_unexpected_failure_is_a_500_that_leaks_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from whetstone.service import planning
+
+    def broken(**_: Any) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(planning, "list_base_models", broken)
+    response = call_api("GET", f"{API}/base-models")
+    assert response.status == 500 and response.body["code"] == "internal_error"
+    assert "secret" not in response.body["message"]
+
+
+def test_an_unknown_route_is_404() -> None:
+    assert call_api("GET", f"{API}/nothing-here").status == 404

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from whetstone.api.app import handler
+from whetstone.api.identity import claims_for
 from whetstone.cli.server import build_proxy_event
+from whetstone.cli.tokens import DEFAULT_CALLER
+from whetstone.core.job import Caller
 
 
 @dataclass
@@ -24,13 +27,16 @@ def call_api(
     json_body: Any = None,
     body: bytes = b"",
     headers: dict[str, str] | None = None,
+    caller: Caller | None = DEFAULT_CALLER,
 ) -> ApiResponse:
-    """Send one request through `handler` as API Gateway would; JSON responses are parsed."""
+    """Send one request through `handler` as API Gateway would, with the Cognito claims of
+    `caller` (none when None); JSON responses are parsed."""
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     if json_body is not None:
         body = json.dumps(json_body).encode()
         headers.setdefault("content-type", "application/json")
-    event = build_proxy_event(method, path, headers, body, "127.0.0.1")
+    claims = claims_for(caller) if caller else None
+    event = build_proxy_event(method, path, headers, body, "127.0.0.1", claims)
     result = handler(event, None)
     response_headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
@@ -38,3 +44,24 @@ def call_api(
     raw = result.get("body") or ""
     parsed = json.loads(raw) if "json" in response_headers.get("content-type", "") else raw
     return ApiResponse(status=result["statusCode"], headers=response_headers, body=parsed)
+
+
+def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
+    """A multipart/form-data body and its content type."""
+    boundary = "whetstone-test-boundary"
+    parts: list[bytes] = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    for name, (filename, content) in files.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+            + content
+            + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"

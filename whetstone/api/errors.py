@@ -7,6 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -15,6 +16,7 @@ from whetstone.core.errors import (
     InvalidInputError,
     NotFoundError,
     QuotaExceededError,
+    UnauthenticatedError,
     WhetstoneError,
 )
 from whetstone.observability import logger
@@ -24,6 +26,7 @@ STATUS_BY_ERROR: dict[type[WhetstoneError], HTTPStatus] = {
     ConflictError: HTTPStatus.CONFLICT,
     InvalidInputError: HTTPStatus.UNPROCESSABLE_ENTITY,
     QuotaExceededError: HTTPStatus.TOO_MANY_REQUESTS,
+    UnauthenticatedError: HTTPStatus.UNAUTHORIZED,
 }
 
 
@@ -79,6 +82,21 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
         return _response(
             HTTPStatus.UNPROCESSABLE_ENTITY,
             ErrorBody(code="validation_error", message=_summary(fields), details=fields),
+        )
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response[str]:
+        # powertools' own HTTP errors (unknown route, bad request ...) keep their meaning;
+        # anything else is our bug: log it whole, tell the caller no internals.
+        if isinstance(error, ServiceError):
+            raise error
+        logger.exception("unhandled error")
+        return _response(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            ErrorBody(
+                code="internal_error",
+                message="the server failed to handle the request; it has been logged",
+            ),
         )
 
     @app.exception_handler(WhetstoneError)

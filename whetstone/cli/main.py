@@ -11,10 +11,15 @@ from whetstone.settings import get_settings
 
 def _serve(args: argparse.Namespace) -> int:
     from whetstone.cli.server import make_server
+    from whetstone.cli.tokens import load_tokens
 
     home = get_settings().home
     home.mkdir(parents=True, exist_ok=True)
-    server = make_server(args.host, args.port)
+    try:
+        server = make_server(args.host, args.port, load_tokens(home))
+    except ValueError as error:
+        print(f"whet serve: {error}", file=sys.stderr)
+        return 2
     host, port = str(server.server_address[0]), int(server.server_address[1])
     print(f"whet serve: listening on http://{host}:{port} (state in {home})", flush=True)
     print(f"API docs: http://{host}:{port}/api/v1/docs", flush=True)
@@ -27,6 +32,15 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_token(args: argparse.Namespace) -> int:
+    from whetstone.cli.tokens import create_token
+    from whetstone.core.job import Caller
+
+    token = create_token(get_settings().home, Caller(user_id=args.user, org_id=args.org))
+    print(token)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="whet", description="Whetstone fine-tuning platform")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
     serve.set_defaults(run=_serve)
+
+    token = commands.add_parser("token", help="manage API tokens of the local runtime")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="create a token for a user")
+    create.add_argument("--user", required=True, help="user id the token acts as")
+    create.add_argument("--org", required=True, help="organization of that user")
+    create.set_defaults(run=_create_token)
     return parser
 
 

@@ -9,6 +9,8 @@ Gateway sends them when `multipart/form-data` is a binary media type.
 from __future__ import annotations
 
 import base64
+import ipaddress
+import socket
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +18,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from whetstone.api.app import handler
+from whetstone.api.identity import claims_for
+from whetstone.cli.tokens import DEFAULT_CALLER, caller_for_token
+from whetstone.core.job import Caller
 from whetstone.observability import logger
 
 TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
@@ -23,9 +28,15 @@ DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024
 
 
 def build_proxy_event(
-    method: str, target: str, headers: dict[str, str], body: bytes, source_ip: str
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes,
+    source_ip: str,
+    claims: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The API Gateway REST proxy event API Gateway would send for this request."""
+    """The API Gateway REST proxy event API Gateway would send for this request, with the
+    claims its Cognito authorizer would add."""
     url = urlsplit(target)
     query = parse_qs(url.query, keep_blank_values=True)
     content_type = headers.get("content-type", "")
@@ -47,6 +58,7 @@ def build_proxy_event(
             "stage": "local",
             "requestId": str(uuid.uuid4()),
             "identity": {"sourceIp": source_ip},
+            "authorizer": {"claims": claims} if claims else None,
         },
         "body": (body.decode("utf-8") if is_text else base64.b64encode(body).decode("ascii"))
         if body
@@ -55,9 +67,24 @@ def build_proxy_event(
     }
 
 
+def _is_loopback(address: str) -> bool:
+    return ipaddress.ip_address(address).is_loopback
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "whetstone"
     max_body_bytes = DEFAULT_MAX_BODY_BYTES
+    tokens: dict[str, Caller] = {}
+
+    def _claims(self, headers: dict[str, str]) -> dict[str, str] | None:
+        """A valid bearer token's user; without a token, the local user for this machine."""
+        authorization = headers.get("authorization", "")
+        if authorization.lower().startswith("bearer "):
+            caller = caller_for_token(self.tokens, authorization[7:].strip())
+            return claims_for(caller) if caller else None
+        if _is_loopback(self.client_address[0]):
+            return claims_for(DEFAULT_CALLER)
+        return None
 
     def _handle(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -69,7 +96,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
-        event = build_proxy_event(self.command, self.path, headers, body, self.client_address[0])
+        event = build_proxy_event(
+            self.command,
+            self.path,
+            headers,
+            body,
+            self.client_address[0],
+            self._claims(headers),
+        )
         response = handler(event, None)
         self._send(response)
 
@@ -101,7 +135,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         logger.debug("http request", line=format % args)
 
 
-def make_server(host: str, port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), _RequestHandler)
+def make_server(
+    host: str, port: int, tokens: dict[str, Caller] | None = None
+) -> ThreadingHTTPServer:
+    """A server for `host:port`. Beyond localhost every request needs one of `tokens`."""
+    tokens = tokens or {}
+    if not tokens and not _is_loopback(socket.gethostbyname(host)):
+        raise ValueError(
+            f"listening on {host} exposes the API beyond this machine; create an API token "
+            "first (whet token create --user NAME --org ORG)"
+        )
+    handler_class = type("RequestHandler", (_RequestHandler,), {"tokens": tokens})
+    server = ThreadingHTTPServer((host, port), handler_class)
     server.daemon_threads = True
     return server

@@ -46,3 +46,9 @@ class StaleWriteError(ConflictError):
     """A conditional write found the record changed since it was read."""
 
     code = "stale_write"
+
+
+class UnauthenticatedError(WhetstoneError):
+    """The request carries no valid identity."""
+
+    code = "unauthenticated"

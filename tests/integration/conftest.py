@@ -1,0 +1,32 @@
+"""A `whet serve` server on a free port, in this process, for tests over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from whetstone.cli.server import make_server
+from whetstone.cli.tokens import create_token, load_tokens
+from whetstone.core.job import Caller
+from whetstone.settings import get_settings
+
+ALICE = Caller(user_id="alice", org_id="acme")
+BOB = Caller(user_id="bob", org_id="globex")
+
+
+@pytest.fixture
+def tokens() -> dict[str, str]:
+    home = get_settings().home
+    return {"alice": create_token(home, ALICE), "bob": create_token(home, BOB)}
+
+
+@pytest.fixture
+def server_url(tokens: dict[str, str]) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, load_tokens(get_settings().home))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,113 @@
+"""The job endpoints through `whet serve` over real HTTP, with API tokens per organization."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from support.apigw import multipart
+
+from whetstone.cli.server import DEFAULT_MAX_BODY_BYTES, make_server
+
+API = "/api/v1/fine-tuning"
+
+
+def dataset(count: int = 120) -> bytes:
+    rows = [{"prompt": f"Say {i}", "completion": f"{i}"} for i in range(count)]
+    return "\n".join(json.dumps(row) for row in rows).encode()
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    token: str | None = None,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+) -> tuple[int, Any]:
+    req = urllib.request.Request(url, data=body, method=method)
+    req.add_header("content-type", content_type)
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def create(server_url: str, token: str | None) -> tuple[int, Any]:
+    config = {"base_model": "qwen2.5-0.5b-instruct", "method": "lora"}
+    body, content_type = multipart(
+        {"config": json.dumps(config)}, {"file": ("data.jsonl", dataset())}
+    )
+    return request(
+        "POST", f"{server_url}{API}/jobs", token=token, body=body, content_type=content_type
+    )
+
+
+def test_a_multipart_upload_over_http_creates_a_job(
+    server_url: str, tokens: dict[str, str]
+) -> None:
+    status, job = create(server_url, tokens["alice"])
+
+    assert status == 201 and job["org_id"] == "acme" and job["user_id"] == "alice"
+    assert job["dataset"]["format"] == "jsonl" and job["dataset"]["num_examples"] == 120
+
+
+def test_without_a_token_this_machine_acts_as_the_local_user(server_url: str) -> None:
+    status, job = create(server_url, None)
+    assert status == 201 and job["org_id"] == "local"
+
+
+def test_a_bad_token_is_refused(server_url: str) -> None:
+    status, body = request("GET", f"{server_url}{API}/jobs", token="whet_forged")
+    assert status == 401 and body["code"] == "unauthenticated"
+
+
+def test_organizations_do_not_see_each_others_jobs_over_http(
+    server_url: str, tokens: dict[str, str]
+) -> None:
+    _, job = create(server_url, tokens["alice"])
+    job_url = f"{server_url}{API}/jobs/{job['job_id']}"
+
+    bob_get, _ = request("GET", job_url, token=tokens["bob"])
+    bob_stop, _ = request("POST", f"{job_url}/stop", token=tokens["bob"])
+    bob_list = request("GET", f"{server_url}{API}/jobs", token=tokens["bob"])[1]
+    alice_get, _ = request("GET", job_url, token=tokens["alice"])
+
+    assert (bob_get, bob_stop, alice_get) == (404, 404, 200)
+    assert bob_list["jobs"] == []
+
+
+def test_stop_then_delete_over_http(server_url: str, tokens: dict[str, str]) -> None:
+    _, job = create(server_url, tokens["alice"])
+    job_url = f"{server_url}{API}/jobs/{job['job_id']}"
+
+    stopped = request("POST", f"{job_url}/stop", token=tokens["alice"])[1]
+    deleted, _ = request("DELETE", job_url, token=tokens["alice"])
+    gone, _ = request("GET", job_url, token=tokens["alice"])
+
+    assert stopped["status"] == "cancelled" and (deleted, gone) == (204, 404)
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(server_url: str) -> None:
+    limit = DEFAULT_MAX_BODY_BYTES
+    req = urllib.request.Request(f"{server_url}{API}/uploads/x", method="PUT", data=b"")
+    req.add_header("content-length", str(limit + 1))
+    try:
+        urllib.request.urlopen(req, timeout=30)
+    except urllib.error.HTTPError as error:
+        assert error.code == 413
+        assert json.loads(error.read())["code"] == "request_too_large"
+    else:
+        raise AssertionError("the oversized body was accepted")
+
+
+def test_serving_beyond_localhost_needs_a_token() -> None:
+    with pytest.raises(ValueError, match="create an API token"):
+        make_server("0.0.0.0", 0, {})

@@ -1,0 +1,44 @@
+"""Job records for store tests, with every required field filled as the service would."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from whetstone.core.catalog.base_models import get_base_model
+from whetstone.core.estimates import estimate_cost, estimate_memory
+from whetstone.core.job import CostInfo, DatasetInfo, JobRecord, new_job_id
+from whetstone.core.lifecycle import JobStatus
+from whetstone.core.spec import JobSpec, Method
+
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def make_job(
+    org_id: str = "org-a",
+    *,
+    created_at: datetime = T0,
+    method: Method = Method.LORA,
+    base_model: str = "llama-3.1-8b-instruct",
+    status: JobStatus = JobStatus.PENDING,
+    idempotency_key: str | None = None,
+) -> JobRecord:
+    spec = JobSpec(base_model=base_model, method=method)
+    model = get_base_model(base_model)
+    estimate = estimate_cost(model, spec, 1000)
+    return JobRecord(
+        job_id=new_job_id(created_at.timestamp()),
+        org_id=org_id,
+        user_id="user-1",
+        spec=spec,
+        status=status,
+        created_at=created_at,
+        updated_at=created_at,
+        dataset=DatasetInfo(source="s3://b/k"),
+        estimate=estimate,
+        required_gib=estimate_memory(model, spec).total_gib,
+        cost=CostInfo(
+            hourly_rate_usd=estimate.hourly_rate_usd,
+            estimated_total_usd=estimate.estimated_cost_usd,
+        ),
+        idempotency_key=idempotency_key,
+    )

@@ -1,0 +1,93 @@
+"""LogStore on JSON-lines files: one file per job and source, for the local runtime."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from whetstone.core.errors import InvalidInputError
+from whetstone.core.job import LogEntry, LogLevelName, LogSource, level_at_least
+
+SOURCES: tuple[LogSource, ...] = ("build", "deployment", "training")
+
+
+def _decode_cursor(cursor: str) -> dict[str, int]:
+    try:
+        offsets = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return {str(k): int(v) for k, v in offsets.items()}
+    except (ValueError, TypeError, AttributeError) as error:
+        raise InvalidInputError(
+            "next_token is not one this API returned; start again without it",
+            code="invalid_cursor",
+        ) from error
+
+
+class FileLogStore:
+    """`<root>/<job_id>/<source>.jsonl`; a cursor holds a line offset per source file."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._lock = threading.Lock()
+
+    def _file(self, job_id: str, source: LogSource) -> Path:
+        return self._root / job_id / f"{source}.jsonl"
+
+    def append(self, job_id: str, entries: Sequence[LogEntry]) -> None:
+        by_source: dict[LogSource, list[str]] = {}
+        for entry in entries:
+            by_source.setdefault(entry.source, []).append(entry.model_dump_json() + "\n")
+        with self._lock:
+            for source, lines in by_source.items():
+                path = self._file(job_id, source)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("a", encoding="utf-8") as handle:
+                    handle.writelines(lines)
+
+    def _read(self, job_id: str, source: LogSource, skip: int) -> Iterator[tuple[int, LogEntry]]:
+        path = self._file(job_id, source)
+        if not path.exists():
+            return
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle):
+                if number >= skip and line.endswith("\n"):
+                    yield number, LogEntry.model_validate_json(line)
+
+    def query(
+        self,
+        job_id: str,
+        *,
+        source: LogSource | None,
+        min_level: LogLevelName,
+        start: datetime | None,
+        end: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[LogEntry], str | None]:
+        offsets = _decode_cursor(cursor) if cursor else {}
+        sources = (source,) if source else SOURCES
+        candidates: list[tuple[datetime, LogSource, int, LogEntry]] = []
+        for name in sources:
+            for number, entry in self._read(job_id, name, offsets.get(name, 0)):
+                if start is not None and entry.time < start:
+                    continue
+                if end is not None and entry.time >= end:
+                    continue
+                candidates.append((entry.time, name, number, entry))
+        candidates.sort(key=lambda item: (item[0], item[1], item[2]))
+        page: list[LogEntry] = []
+        for _, name, number, entry in candidates:
+            if len(page) == limit:
+                return page, base64.urlsafe_b64encode(json.dumps(offsets).encode()).decode()
+            offsets[name] = number + 1
+            if level_at_least(entry.level, min_level):
+                page.append(entry)
+        return page, None
+
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            shutil.rmtree(self._root / job_id, ignore_errors=True)

@@ -1,0 +1,243 @@
+"""JobStore on one SQLite file in WAL mode, for the local runtime.
+
+The record is kept as JSON beside the columns listings filter on. Each
+connection is used by one thread; writers serialize on SQLite's lock, and every
+record write is conditional on the version it read (`UPDATE ... WHERE version = ?`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from whetstone.core.errors import ConflictError, InvalidInputError, StaleWriteError
+from whetstone.core.job import JobFilter, JobRecord, MetricPoint
+from whetstone.core.lifecycle import TERMINAL_STATUSES
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    method TEXT NOT NULL,
+    base_model TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    idempotency_key TEXT,
+    version INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_org ON jobs (org_id, created_at DESC, job_id DESC);
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_key ON jobs (org_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS metrics (
+    job_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL NOT NULL,
+    time TEXT NOT NULL,
+    PRIMARY KEY (job_id, name, step)
+);
+"""
+
+
+def _timestamp(moment: datetime) -> str:
+    """A fixed-width UTC timestamp, so text order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _encode_cursor(created_at: str, job_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at, job_id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(created_at), str(job_id)
+    except (ValueError, TypeError) as error:
+        raise InvalidInputError(
+            "next_token is not one this API returned; start again without it",
+            code="invalid_cursor",
+        ) from error
+
+
+class SQLiteJobStore:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._local = threading.local()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection().executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def create(self, job: JobRecord) -> None:
+        try:
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        job.job_id,
+                        job.org_id,
+                        job.status.value,
+                        job.spec.method.value,
+                        job.spec.base_model,
+                        _timestamp(job.created_at),
+                        job.idempotency_key,
+                        job.version,
+                        job.model_dump_json(),
+                    ),
+                )
+        except sqlite3.IntegrityError as error:
+            raise ConflictError(
+                f"job {job.job_id} or its idempotency key exists already", code="job_exists"
+            ) from error
+
+    def get(self, job_id: str) -> JobRecord | None:
+        row = (
+            self._connection()
+            .execute("SELECT record FROM jobs WHERE job_id = ?", (job_id,))
+            .fetchone()
+        )
+        return JobRecord.model_validate_json(row[0]) if row else None
+
+    def save(self, job: JobRecord, *, expected_version: int) -> JobRecord:
+        saved = job.model_copy(update={"version": expected_version + 1})
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET status = ?, version = ?, record = ? "
+                "WHERE job_id = ? AND version = ?",
+                (
+                    saved.status.value,
+                    saved.version,
+                    saved.model_dump_json(),
+                    job.job_id,
+                    expected_version,
+                ),
+            )
+        if cursor.rowcount != 1:
+            raise StaleWriteError(f"job {job.job_id} changed since it was read")
+        return saved
+
+    def list_jobs(
+        self, org_id: str, filters: JobFilter, *, limit: int, cursor: str | None
+    ) -> tuple[list[JobRecord], str | None]:
+        clauses, params = ["org_id = ?"], [org_id]
+        for column, value in (
+            ("status", filters.status),
+            ("method", filters.method),
+            ("base_model", filters.base_model),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(str(value))
+        if filters.created_after is not None:
+            clauses.append("created_at >= ?")
+            params.append(_timestamp(filters.created_after))
+        if filters.created_before is not None:
+            clauses.append("created_at < ?")
+            params.append(_timestamp(filters.created_before))
+        if cursor is not None:
+            clauses.append("(created_at, job_id) < (?, ?)")
+            params.extend(_decode_cursor(cursor))
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT record, created_at, job_id FROM jobs WHERE {' AND '.join(clauses)} "
+                "ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                (*params, limit + 1),
+            )
+            .fetchall()
+        )
+        jobs = [JobRecord.model_validate_json(row[0]) for row in rows[:limit]]
+        next_cursor = (
+            _encode_cursor(rows[limit - 1][1], rows[limit - 1][2]) if len(rows) > limit else None
+        )
+        return jobs, next_cursor
+
+    def list_unfinished(self) -> list[JobRecord]:
+        ended = tuple(status.value for status in TERMINAL_STATUSES)
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT record FROM jobs WHERE status NOT IN ({', '.join('?' for _ in ended)}) "
+                "ORDER BY created_at",
+                ended,
+            )
+            .fetchall()
+        )
+        return [JobRecord.model_validate_json(row[0]) for row in rows]
+
+    def find_by_idempotency_key(self, org_id: str, key: str) -> JobRecord | None:
+        row = (
+            self._connection()
+            .execute(
+                "SELECT record FROM jobs WHERE org_id = ? AND idempotency_key = ?", (org_id, key)
+            )
+            .fetchone()
+        )
+        return JobRecord.model_validate_json(row[0]) if row else None
+
+    def delete(self, job_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM metrics WHERE job_id = ?", (job_id,))
+
+    def put_metrics(self, job_id: str, points: Sequence[MetricPoint]) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?)",
+                [(job_id, p.name, p.step, p.value, _timestamp(p.time)) for p in points],
+            )
+
+    def query_metrics(
+        self,
+        job_id: str,
+        *,
+        names: Sequence[str] | None,
+        min_step: int | None,
+        max_step: int | None,
+    ) -> list[MetricPoint]:
+        clauses: list[str] = ["job_id = ?"]
+        params: list[object] = [job_id]
+        if names is not None:
+            clauses.append(f"name IN ({', '.join('?' for _ in names)})")
+            params.extend(names)
+        if min_step is not None:
+            clauses.append("step >= ?")
+            params.append(min_step)
+        if max_step is not None:
+            clauses.append("step <= ?")
+            params.append(max_step)
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT name, step, value, time FROM metrics WHERE {' AND '.join(clauses)} "
+                "ORDER BY name, step",
+                params,
+            )
+            .fetchall()
+        )
+        return [MetricPoint(name=n, step=s, value=v, time=t) for n, s, v, t in rows]

@@ -1,0 +1,277 @@
+"""Job routes: create, list, get, stop, delete, logs, metrics, download, stats, uploads."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from http import HTTPStatus
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import (
+    File,
+    Form,
+    Header,
+    Path,
+    Query,
+    UploadFile,
+)
+from pydantic import BaseModel, Field, ValidationError
+
+from whetstone.api.identity import current_caller
+from whetstone.core.errors import InvalidInputError
+from whetstone.core.job import JobFilter, JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
+from whetstone.core.lifecycle import JobStatus
+from whetstone.core.spec import JobSpec, Method
+from whetstone.runtime import get_platform
+from whetstone.service import jobs
+from whetstone.service.jobs import DownloadLink, NewJob, Upload, UserStats
+
+router = Router()
+
+JobId = Annotated[str, Path(description="Job id.", max_length=64)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="Retrying a create with the same key returns the same job.",
+    ),
+]
+
+
+class JobView(JobRecord):
+    """A job as the API shows it."""
+
+
+class CreateJobRequest(BaseModel):
+    """A job config: the job spec plus an optional name."""
+
+    name: Annotated[str | None, Field(max_length=200, description="A name for the job.")] = None
+    spec: Annotated[JobSpec, Field(description="The job spec.")]
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+    next_token: Annotated[str | None, Field(description="Pass back to get the next page.")]
+
+
+class LogPage(BaseModel):
+    logs: list[LogEntry]
+    next_token: str | None
+
+
+class MetricSeries(BaseModel):
+    series: Annotated[
+        dict[str, list[MetricPoint]], Field(description="Points of each metric, by step.")
+    ]
+
+
+class UploadReceipt(BaseModel):
+    upload_id: str
+    size_bytes: int
+
+
+def _view(job: JobRecord) -> JobView:
+    return JobView.model_validate(job.model_dump())
+
+
+def _created(job: JobRecord) -> Response[str]:
+    return Response(
+        status_code=HTTPStatus.CREATED,
+        content_type=content_types.APPLICATION_JSON,
+        body=_view(job).model_dump_json(),
+    )
+
+
+def _parse_config(config: str) -> CreateJobRequest:
+    try:
+        data = json.loads(config)
+    except ValueError as error:
+        raise InvalidInputError(
+            f"the config field is not JSON: {error}", code="config_not_json"
+        ) from error
+    if isinstance(data, dict) and "spec" not in data:
+        name = data.pop("name", None)
+        data = {"name": name, "spec": data}
+    try:
+        return CreateJobRequest.model_validate(data)
+    except ValidationError as error:
+        raise InvalidInputError(
+            "the config field is not a valid job config",
+            code="validation_error",
+            details=[
+                {"loc": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                for e in error.errors(include_url=False)
+            ],
+        ) from error
+
+
+@router.post("/jobs", summary="Create a job from a config and an uploaded dataset")
+def create_job_multipart(
+    config: Annotated[str, Form(description="Job config JSON: a job spec, or {name, spec}.")],
+    file: Annotated[UploadFile, File(description="The dataset file.")],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
+    request = _parse_config(config)
+    job = jobs.create_job(
+        get_platform(),
+        current_caller(router),
+        NewJob(spec=request.spec, name=request.name),
+        dataset=file.content,
+        filename=file.filename,
+        idempotency_key=idempotency_key,
+    )
+    return _created(job)
+
+
+@router.post("/jobs/json", summary="Create a job naming its dataset (S3, HF or upload id)")
+def create_job_json(
+    request: CreateJobRequest, idempotency_key: IdempotencyKey = None
+) -> Response[str]:
+    job = jobs.create_job(
+        get_platform(),
+        current_caller(router),
+        NewJob(spec=request.spec, name=request.name),
+        idempotency_key=idempotency_key,
+    )
+    return _created(job)
+
+
+@router.get("/jobs", summary="List jobs, newest first")
+def list_jobs(
+    status: Annotated[JobStatus | None, Query(description="Only this status.")] = None,
+    method: Annotated[Method | None, Query(description="Only this method.")] = None,
+    base_model: Annotated[str | None, Query(description="Only this base model.")] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="Created at or after (ISO 8601).")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="Created before (ISO 8601).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    next_token: Annotated[
+        str | None, Query(max_length=2048, description="From the previous page.")
+    ] = None,
+) -> JobList:
+    filters = JobFilter(
+        status=status,
+        method=method,
+        base_model=base_model,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    page, cursor = jobs.list_jobs(
+        get_platform(), current_caller(router), filters, limit=limit, cursor=next_token
+    )
+    return JobList(jobs=[_view(job) for job in page], next_token=cursor)
+
+
+@router.get("/jobs/<job_id>", summary="Get a job")
+def get_job(job_id: JobId) -> JobView:
+    return _view(jobs.get_job(get_platform(), current_caller(router), job_id))
+
+
+@router.post("/jobs/<job_id>/stop", summary="Stop a job")
+def stop_job(job_id: JobId) -> JobView:
+    return _view(jobs.stop_job(get_platform(), current_caller(router), job_id))
+
+
+@router.delete("/jobs/<job_id>", summary="Delete an ended job and everything it left")
+def delete_job(job_id: JobId) -> Response[str]:
+    jobs.delete_job(get_platform(), current_caller(router), job_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT, body="")
+
+
+@router.get("/jobs/<job_id>/logs", summary="Get a job's logs")
+def job_logs(
+    job_id: JobId,
+    log_type: Annotated[
+        LogSource | None, Query(description="build, deployment or training; all if unset.")
+    ] = None,
+    level: Annotated[LogLevelName, Query(description="Only this level and above.")] = "debug",
+    start_time: Annotated[datetime | None, Query(description="From (ISO 8601).")] = None,
+    end_time: Annotated[datetime | None, Query(description="Until, excluded (ISO 8601).")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
+    next_token: Annotated[str | None, Query(max_length=4096)] = None,
+) -> LogPage:
+    entries, cursor = jobs.job_logs(
+        get_platform(),
+        current_caller(router),
+        job_id,
+        source=log_type,
+        min_level=level,
+        start=start_time,
+        end=end_time,
+        limit=limit,
+        cursor=next_token,
+    )
+    return LogPage(logs=entries, next_token=cursor)
+
+
+@router.get("/jobs/<job_id>/metrics", summary="Get a job's metric series")
+def job_metrics(
+    job_id: JobId,
+    names: Annotated[
+        str | None, Query(description="Comma-separated series names; all if unset.")
+    ] = None,
+    min_step: Annotated[int | None, Query(ge=0, description="From this step.")] = None,
+    max_step: Annotated[int | None, Query(ge=0, description="Up to this step.")] = None,
+    max_points: Annotated[
+        int, Query(ge=2, le=10_000, description="Downsample each series to at most this.")
+    ] = 500,
+) -> MetricSeries:
+    series = jobs.job_metrics(
+        get_platform(),
+        current_caller(router),
+        job_id,
+        names=[n for n in names.split(",") if n] if names else None,
+        min_step=min_step,
+        max_step=max_step,
+        max_points=max_points,
+    )
+    return MetricSeries(series=series)
+
+
+@router.get("/jobs/<job_id>/download", summary="Get the model download URL")
+def download(job_id: JobId) -> DownloadLink:
+    link = jobs.download_link(get_platform(), current_caller(router), job_id)
+    if link.url is None:  # a folder store: this server hands the file out itself
+        link = link.model_copy(update={"url": f"/api/v1/fine-tuning/jobs/{job_id}/download/file"})
+    return link
+
+
+# No return annotation: the resolver would validate the binary body as JSON.
+@router.get("/jobs/<job_id>/download/file", summary="The model archive (local runtime)")
+def download_file(job_id: JobId):  # type: ignore[no-untyped-def]
+    platform = get_platform()
+    link = jobs.download_link(platform, current_caller(router), job_id)
+    with platform.blobs.open(link.key) as stream:
+        payload = stream.read()
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type="application/gzip",
+        body=payload,
+        headers={"content-disposition": f'attachment; filename="{job_id}.tar.gz"'},
+    )
+
+
+@router.get("/stats", summary="Get user statistics")
+def stats() -> UserStats:
+    return jobs.user_stats(get_platform(), current_caller(router))
+
+
+@router.post("/uploads", summary="Start a large dataset upload")
+def create_upload() -> Upload:
+    return jobs.create_upload(get_platform(), current_caller(router))
+
+
+@router.put("/uploads/<upload_id>", summary="Upload a dataset's bytes (local runtime)")
+def put_upload(upload_id: Annotated[str, Path(max_length=64)]) -> UploadReceipt:
+    event = router.current_event
+    body = event.body or ""
+    data = base64.b64decode(body) if event.is_base64_encoded else body.encode()
+    size = jobs.put_upload(get_platform(), current_caller(router), upload_id, data)
+    return UploadReceipt(upload_id=upload_id, size_bytes=size)

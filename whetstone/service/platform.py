@@ -1,0 +1,17 @@
+"""The ports a runtime provides to the services, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from whetstone.ports import BlobStore, JobStore, LogStore, Orchestrator
+from whetstone.settings import Settings
+
+
+@dataclass
+class Platform:
+    jobs: JobStore
+    logs: LogStore
+    blobs: BlobStore
+    orchestrator: Orchestrator
+    settings: Settings
