@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= api,trainer,dev
+EXTRAS ?= api,trainer,workflow,dev
 
 .PHONY: venv lint test demo serve lock clean
 

@@ -1,0 +1,321 @@
+"""Useful-token throughput of Whetstone's trainer against two plain HF Trainer + PEFT baselines.
+
+    .venv/bin/python bench/trainer_throughput.py [--examples 384] [--cutoff 512]
+
+One model (Llama architecture, >= 10M parameters) and one dataset are built on the spot: most
+examples short, a long tail up to the cutoff. Every contender trains LoRA (all-linear, r 16)
+on the same examples with the same batch size, learning rate and number of steps, each in its
+own process so peak RSS is its own:
+- whetstone: `trainer.recipe.run_plan` (length-grouped batches on CPU, packing with
+  flash-attention on a GPU);
+- baseline (a): HF Trainer + PEFT, every batch padded to the cutoff;
+- baseline (b): HF Trainer + PEFT, dynamic padding per batch (random batches).
+Printed: useful (non-padding) tokens/s, ratios, peak RSS, and the held-out loss each reaches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BATCH = 8
+LEARNING_RATE = 1e-3
+WORDS = "alpha beta gamma delta the model learns to answer with words of many lengths".split()
+
+
+def _example(rng: random.Random, words: int) -> dict[str, Any]:
+    answer = " ".join(rng.choice(WORDS) for _ in range(words))
+    return {
+        "kind": "chat",
+        "messages": [
+            {"role": "user", "content": f"say {words} words"},
+            {"role": "assistant", "content": answer},
+        ],
+    }
+
+
+def _lengths(rng: random.Random, n: int, cutoff: int) -> list[int]:
+    """Words per answer: log-normal body (median ~40 tokens), 15% tail up to the cutoff."""
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.15:
+            out.append(rng.randint(cutoff // 4, cutoff))
+        else:
+            out.append(max(2, min(cutoff, int(rng.lognormvariate(math.log(20), 0.6)))))
+    return out
+
+
+def prepare(root: Path, examples: int, cutoff: int) -> tuple[Path, Path]:
+    from trainer.tiny import build_tiny_model
+
+    model = build_tiny_model(root / "model", hidden=384, layers=6, heads=6, intermediate=1024)
+    rng = random.Random(0)
+    data = root / "data"
+    data.mkdir()
+    splits = {
+        "train": [_example(rng, w) for w in _lengths(rng, examples, cutoff)],
+        "validation": [],
+        "test": [_example(rng, w) for w in _lengths(rng, 64, cutoff)],
+    }
+    for name, rows in splits.items():
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = {
+        "format": "openai",
+        "kind": "chat",
+        "counts": {k: len(v) for k, v in splits.items()},
+        "sha256": "0" * 64,
+        "seed": 0,
+    }
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    return model, data
+
+
+def _encoded(model: Path, data: Path, split: str, cutoff: int) -> list[dict[str, list[int]]]:
+    from trainer.data import ExampleEncoder, read_split
+    from trainer.storage import FolderLocation
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    rows, _ = read_split(FolderLocation(data), split, ExampleEncoder(tokenizer, cutoff))
+    return rows.rows
+
+
+def heldout_loss(peft_model: Any, rows: list[dict[str, list[int]]], pad_id: int) -> float:
+    """Token-weighted loss on the held-out rows: the same code for every contender."""
+    import torch
+    from trainer.data import PaddingCollator
+
+    peft_model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(rows), BATCH):
+            batch = PaddingCollator(pad_id)(rows[start : start + BATCH])
+            logits = peft_model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
+            labels = batch["labels"][:, 1:]
+            losses = torch.nn.functional.cross_entropy(
+                logits[:, :-1].flatten(0, 1), labels.flatten(), reduction="sum", ignore_index=-100
+            )
+            total += float(losses)
+            count += int((labels != -100).sum())
+    return total / count
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> dict[str, Any]:
+    from trainer.artifacts import load_trained_model
+    from trainer.checkpoints import StopRequest
+    from trainer.events import EventEmitter
+
+    from whetstone.core.plan import TrainerPlan
+
+    class Keep:
+        def __init__(self) -> None:
+            self.events: list[Any] = []
+
+        def send(self, event: Any) -> None:
+            self.events.append(event)
+
+        def close(self) -> None:
+            return None
+
+    plan = TrainerPlan.model_validate(
+        {
+            "job_id": "bench",
+            "data": str(data),
+            "output": str(workdir / "out"),
+            "spec": {
+                "base_model": str(model),
+                "method": "lora",
+                "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": ["all-linear"]},
+                "dataset": {"cutoff_length": cutoff},
+                "training": {
+                    "learning_rate": LEARNING_RATE,
+                    "batch_size": BATCH,
+                    "epochs": 1,
+                    "gradient_accumulation_steps": 1,
+                    "warmup_steps": 0,
+                    "max_sequence_length": cutoff,
+                },
+                "advanced": {
+                    "early_stopping": False,
+                    "eval_strategy": "no",
+                    "save_strategy": "no",
+                    "logging_steps": 1,
+                    "dataloader_workers": 0,
+                    "gradient_checkpointing": False,
+                },
+                "hardware": {"gpu_type": "nvidia-l4"},
+            },
+        }
+    )
+    sink = Keep()
+    from trainer.recipe import run_plan
+
+    run_plan(plan, emitter=EventEmitter("bench", sink), workdir=workdir, stop=StopRequest())
+    last = [e.detail for e in sink.events if e.detail_type == "metrics"][-1]
+    peak = _peak_rss_mb()
+    adapted, tokenizer = load_trained_model(workdir / "out" / "model", base_model=str(model))
+    return {
+        "useful_tokens_per_s": last.tokens_per_second,
+        "peak_rss_mb": peak,
+        "heldout_loss": heldout_loss(
+            adapted, _encoded(model, data, "test", cutoff), tokenizer.pad_token_id
+        ),
+        "steps": last.step,
+    }
+
+
+def run_baseline(model: Path, data: Path, cutoff: int, workdir: Path, pad: str) -> dict[str, Any]:
+    """Plain HF Trainer + PEFT on the same encoded examples; `pad` 'cutoff' or 'longest'."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Trainer,
+        TrainingArguments,
+        set_seed,
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    train = _encoded(model, data, "train", cutoff)
+    set_seed(42)
+    base = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32)
+    base.config.use_cache = False
+    peft_model = get_peft_model(
+        base,
+        LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear"),
+    )
+    collator = DataCollatorForSeq2Seq(
+        tokenizer,
+        padding="max_length" if pad == "cutoff" else "longest",
+        max_length=cutoff if pad == "cutoff" else None,
+        label_pad_token_id=-100,
+    )
+    args = TrainingArguments(
+        output_dir=str(workdir / "hf"),
+        per_device_train_batch_size=BATCH,
+        num_train_epochs=1,
+        learning_rate=LEARNING_RATE,
+        warmup_steps=0,
+        weight_decay=0.01,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        seed=42,
+    )
+    trainer = Trainer(model=peft_model, args=args, train_dataset=train, data_collator=collator)
+    start = time.monotonic()
+    trainer.train()
+    elapsed = time.monotonic() - start
+    return {
+        "useful_tokens_per_s": trainer.state.num_input_tokens_seen / elapsed,
+        "peak_rss_mb": _peak_rss_mb(),
+        "heldout_loss": heldout_loss(
+            peft_model, _encoded(model, data, "test", cutoff), tokenizer.pad_token_id
+        ),
+        "steps": trainer.state.global_step,
+    }
+
+
+def worker(kind: str, model: Path, data: Path, cutoff: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = Path(scratch)
+        if kind == "whetstone":
+            result = run_whetstone(model, data, cutoff, workdir)
+        else:
+            result = run_baseline(model, data, cutoff, workdir, pad=kind.split("-")[1])
+    sys.__stdout__.write("RESULT " + json.dumps(result) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--examples", type=int, default=384)
+    parser.add_argument("--cutoff", type=int, default=512)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--data", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, Path(args.model), Path(args.data), args.cutoff)
+        return
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model, data = prepare(Path(scratch), args.examples, args.cutoff)
+        from transformers import AutoModelForCausalLM
+
+        params = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(model).parameters())
+        rows = _encoded(model, data, "train", args.cutoff)
+        lengths = sorted(len(r["input_ids"]) for r in rows)
+        print(
+            f"model: {params / 1e6:.1f}M parameters; {len(rows)} examples, tokens per example "
+            f"median {lengths[len(lengths) // 2]}, p90 {lengths[int(len(lengths) * 0.9)]}, "
+            f"max {lengths[-1]}, cutoff {args.cutoff}; batch {BATCH}, LoRA r16 all-linear"
+        )
+        results: dict[str, dict[str, Any]] = {}
+        for kind in ("whetstone", "baseline-cutoff", "baseline-longest"):
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    kind,
+                    "--model",
+                    str(model),
+                    "--data",
+                    str(data),
+                    "--cutoff",
+                    str(args.cutoff),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+            results[kind] = json.loads(line.removeprefix("RESULT "))
+        ours = results["whetstone"]["useful_tokens_per_s"]
+        names = {
+            "whetstone": "whetstone (length-grouped)",
+            "baseline-cutoff": "(a) HF+PEFT pad to cutoff",
+            "baseline-longest": "(b) HF+PEFT dynamic padding",
+        }
+        print(
+            f"{'contender':32} {'useful tok/s':>12} {'ours/this':>9} {'peak RSS MB':>11} "
+            f"{'held-out loss':>13} {'steps':>5}"
+        )
+        for kind, r in results.items():
+            print(
+                f"{names[kind]:32} {r['useful_tokens_per_s']:12.0f} "
+                f"{ours / r['useful_tokens_per_s']:9.2f} {r['peak_rss_mb']:11.0f} "
+                f"{r['heldout_loss']:13.3f} {r['steps']:5d}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Shared fixtures: a tiny model built on the spot, synthetic splits, plans, an event sink."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+# Offline and sandboxed before any Hugging Face import reads them.
+_SCRATCH = Path(os.environ.get("PYTEST_TRAINER_SCRATCH", "/tmp/whetstone-trainer-tests"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HOME", str(_SCRATCH / "hf-home"))
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(_SCRATCH / "inductor"))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from whetstone.core.datasets.records import MANIFEST_NAME  # noqa: E402
+from whetstone.core.events import TrainerEvent  # noqa: E402
+from whetstone.core.plan import TrainerPlan  # noqa: E402
+
+
+def _counting_example(start: int) -> dict[str, Any]:
+    """A chat example of a task a tiny model learns quickly: count on from a number."""
+    answer = " ".join(str(start + i) for i in range(6))
+    return {
+        "kind": "chat",
+        "messages": [
+            {"role": "user", "content": f"count from {start}"},
+            {"role": "assistant", "content": answer},
+        ],
+    }
+
+
+def _write_splits(folder: Path, splits: dict[str, list[dict[str, Any]]]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in splits.items():
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = {
+        "format": "openai",
+        "kind": "chat",
+        "counts": {name: len(rows) for name, rows in splits.items()},
+        "sha256": "0" * 64,
+        "seed": 42,
+    }
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from trainer.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), hidden=64, layers=2)
+
+
+@pytest.fixture(scope="session")
+def counting_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = random.Random(0)
+    starts = list(range(300))
+    rng.shuffle(starts)
+    return _write_splits(
+        tmp_path_factory.mktemp("counting-data"),
+        {
+            "train": [_counting_example(s) for s in starts[:200]],
+            "validation": [_counting_example(s) for s in starts[200:232]],
+            "test": [_counting_example(s) for s in starts[232:248]],
+        },
+    )
+
+
+def _make_plan(
+    model_dir: Path, data_dir: Path, output: Path, job_id: str = "job-test", **spec: Any
+) -> TrainerPlan:
+    """A small plan: defaults sized for a CPU test, overridable per section."""
+    sections: dict[str, Any] = {
+        "base_model": str(model_dir),
+        "method": "lora",
+        "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["all-linear"]},
+        "dataset": {"cutoff_length": 128},
+        "training": {
+            "learning_rate": 1e-3,
+            "batch_size": 8,
+            "epochs": 1,
+            "gradient_accumulation_steps": 1,
+            "warmup_steps": 0,
+            "max_sequence_length": 128,
+        },
+        "advanced": {
+            "early_stopping": False,
+            "eval_strategy": "no",
+            "save_strategy": "no",
+            "logging_steps": 1,
+            "dataloader_workers": 0,
+            "gradient_checkpointing": False,
+        },
+        "hardware": {"gpu_type": "nvidia-l4"},
+    }
+    options = spec.pop("options", {})
+    for key, value in spec.items():
+        if isinstance(value, dict) and isinstance(sections.get(key), dict):
+            sections[key] = {**sections[key], **value}
+        else:
+            sections[key] = value
+    return TrainerPlan.model_validate(
+        {
+            "job_id": job_id,
+            "spec": sections,
+            "data": str(data_dir),
+            "output": str(output),
+            "options": {"max_steps": 3, **options},
+        }
+    )
+
+
+class CollectingSink:
+    """Keeps events in memory, serialised and parsed back as the ingest service would."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+        self.events: list[TrainerEvent] = []
+
+    def send(self, event: TrainerEvent) -> None:
+        line = event.model_dump_json()
+        self.stream.write(line + "\n")
+        self.events.append(TrainerEvent.model_validate_json(line))
+
+    def close(self) -> None:
+        return None
+
+    def of(self, detail_type: str) -> list[Any]:
+        return [e.detail for e in self.events if e.detail_type == detail_type]
+
+
+def _run_job(plan: TrainerPlan, workdir: Path, stop: Any = None) -> tuple[Any, CollectingSink]:
+    """Run the real recipe in this process; returns its result and the events it sent."""
+    from trainer.checkpoints import StopRequest
+    from trainer.events import EventEmitter
+    from trainer.recipe import run_plan
+
+    sink = CollectingSink()
+    result = run_plan(
+        plan,
+        emitter=EventEmitter(plan.job_id, sink),
+        workdir=workdir,
+        stop=stop or StopRequest(),
+    )
+    return result, sink
+
+
+@pytest.fixture
+def make_plan() -> Any:
+    return _make_plan
+
+
+@pytest.fixture
+def run_job() -> Any:
+    return _run_job
+
+
+@pytest.fixture
+def counting_example() -> Any:
+    return _counting_example
+
+
+@pytest.fixture
+def write_splits() -> Any:
+    return _write_splits

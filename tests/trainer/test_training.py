@@ -1,0 +1,200 @@
+"""Training behaviour: learning, early stopping, resume, NaN, streaming, packing."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from whetstone.core.events import TrainerErrorCode, TrainerPhase
+
+
+def test_model_learns_the_counting_task(
+    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+) -> None:
+    # Given a full fine-tune for one epoch, evaluated before the first step and every 10
+    plan = make_plan(
+        tiny_model_dir,
+        counting_data,
+        tmp_path / "out",
+        method="full",
+        training={"learning_rate": 5e-3, "warmup_steps": 2},
+        advanced={"eval_strategy": "steps", "eval_steps": 10, "logging_steps": 5},
+        options={"max_steps": None, "evaluate_at_start": True},
+    )
+    # When it trains
+    result, sink = run_job(plan, tmp_path / "work")
+    # Then held-out loss falls well below where it started
+    eval_losses = [m.eval_loss for m in sink.of("metrics") if m.eval_loss is not None]
+    assert result.global_step == 25
+    assert eval_losses[-1] < 0.65 * eval_losses[0]
+    assert result.results["test_loss"] < 0.65 * eval_losses[0]
+    assert result.results["test_perplexity"] == pytest.approx(math.exp(result.results["test_loss"]))
+
+
+def test_early_stopping_ends_training_and_keeps_the_best_checkpoint(
+    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+) -> None:
+    # Given a learning rate high enough that validation loss soon stops improving
+    plan = make_plan(
+        tiny_model_dir,
+        counting_data,
+        tmp_path / "out",
+        method="full",
+        training={"learning_rate": 1e-2},
+        advanced={
+            "early_stopping": True,
+            "early_stopping_patience": 1,
+            "eval_strategy": "steps",
+            "eval_steps": 2,
+            "save_strategy": "steps",
+            "save_steps": 2,
+        },
+        options={"max_steps": 40},
+    )
+    # When it trains
+    result, sink = run_job(plan, tmp_path / "work")
+    # Then it stopped before max_steps, right after the first evaluation without improvement
+    evals = [(m.step, m.eval_loss) for m in sink.of("metrics") if m.eval_loss is not None]
+    best_step, best_loss = min(evals, key=lambda e: e[1])
+    assert result.results["stopped_early"] and result.global_step < 40
+    assert evals[-1][0] == best_step + 2 and evals[-1][1] >= best_loss
+    assert result.results["best_checkpoint"] == f"checkpoint-{best_step}"
+    assert result.results["best_eval_loss"] == pytest.approx(best_loss)
+    # and every checkpoint was reported where it lies
+    for checkpoint in sink.of("checkpoint"):
+        assert Path(checkpoint.location, "whetstone-complete").exists() or checkpoint.step < (
+            result.global_step - 2
+        )
+
+
+class StopAtStep:
+    """Behaves as if SIGTERM arrived during step `step`."""
+
+    def __init__(self, step: int) -> None:
+        self.training = False
+        self.step = step
+        self.checks = 0
+
+    @property
+    def requested(self) -> bool:
+        if self.training:
+            self.checks += 1  # read once per optimizer step, in on_step_end
+        return self.checks >= self.step
+
+
+def test_interrupted_run_resumes_with_the_same_step_optimizer_and_data_order(
+    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+) -> None:
+    # Given the same plan run straight through, and run to an interruption at step 3
+    def plan(output: Path) -> Any:
+        return make_plan(
+            tiny_model_dir,
+            counting_data,
+            output,
+            training={"warmup_steps": 2},
+            options={"max_steps": 8},
+        )
+
+    straight, straight_events = run_job(plan(tmp_path / "straight"), tmp_path / "w1")
+    interrupted, interrupted_events = run_job(
+        plan(tmp_path / "out"), tmp_path / "w2", StopAtStep(3)
+    )
+
+    # When the interrupted one is started again with the same output (and a fresh workdir)
+    resumed, resumed_events = run_job(plan(tmp_path / "out"), tmp_path / "w3")
+
+    # Then it stopped cleanly at step 3 with a checkpoint
+    assert interrupted.outcome == "interrupted" and interrupted.global_step == 3
+    assert interrupted_events.of("status")[-1].phase is TrainerPhase.INTERRUPTED
+    assert [c.step for c in interrupted_events.of("checkpoint")] == [3]
+    # and the resumed run continued from step 4 with the losses of the straight run
+    straight_loss = {m.step: m.loss for m in straight_events.of("metrics") if m.loss is not None}
+    resumed_loss = {m.step: m.loss for m in resumed_events.of("metrics") if m.loss is not None}
+    assert sorted(resumed_loss) == [4, 5, 6, 7, 8]
+    for step, loss in resumed_loss.items():
+        assert loss == pytest.approx(straight_loss[step], rel=1e-4)
+    assert resumed.outcome == "done" and resumed.global_step == straight.global_step == 8
+
+
+def test_nan_loss_stops_the_job_with_a_clear_error(
+    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+) -> None:
+    # Given a model whose weights hold a NaN
+    from trainer.__main__ import classify_error
+    from trainer.loop import NonFiniteLossError
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    broken = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        broken.model.norm.weight[0] = float("nan")
+    broken.save_pretrained(tmp_path / "broken")
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "broken")
+    plan = make_plan(tmp_path / "broken", counting_data, tmp_path / "out", method="full")
+
+    # When it trains, Then the first step raises, classified as a non-finite loss
+    with pytest.raises(NonFiniteLossError) as raised:
+        run_job(plan, tmp_path / "work")
+    code, message = classify_error(raised.value)
+    assert code is TrainerErrorCode.NON_FINITE_LOSS and "learning rate" in message
+
+
+def test_streamed_split_trains_for_the_steps_the_manifest_implies(
+    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+) -> None:
+    # Given a streamed train split of 200 examples, batch 8, accumulation 2
+    plan = make_plan(
+        tiny_model_dir,
+        counting_data,
+        tmp_path / "out",
+        dataset={"streaming": True},
+        training={"gradient_accumulation_steps": 2},
+        options={"max_steps": None, "stream_buffer": 64},
+    )
+    # When it trains
+    result, sink = run_job(plan, tmp_path / "work")
+    # Then it ran ceil(ceil(200 / 8) / 2) optimizer steps
+    assert result.outcome == "done" and result.global_step == 13
+    assert [m.step for m in sink.of("metrics") if m.loss is not None][-1] == 13
+
+
+def test_packed_batches_train_like_padded_ones(
+    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+) -> None:
+    # Given the same batches, once padded and once packed into one row each
+    runs = {}
+    for batching in ("padded", "packed"):
+        plan = make_plan(
+            tiny_model_dir,
+            counting_data,
+            tmp_path / batching,
+            options={"batching": batching, "max_steps": 2},
+        )
+        _, sink = run_job(plan, tmp_path / f"w-{batching}")
+        runs[batching] = [m for m in sink.of("metrics") if m.loss is not None]
+    # Then losses match step by step (attention stays inside each example)
+    for padded, packed in zip(runs["padded"], runs["packed"], strict=True):
+        assert packed.loss == pytest.approx(padded.loss, rel=1e-4)
+    # and fewer tokens are processed only by dropping padding, never examples
+    assert runs["packed"][-1].tokens_per_second is not None
+
+
+def test_results_metrics_history_and_run_manifest_are_written(
+    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+) -> None:
+    plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out")
+    run_job(plan, tmp_path / "work")
+    out = tmp_path / "out"
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    results = json.loads((out / "results.json").read_text())
+    assert manifest["spec"]["method"] == "lora" and manifest["seed"] == 42
+    assert {"torch", "transformers", "peft"} <= manifest["libraries"].keys()
+    assert len(manifest["dataset"]["file_sha256"]["train"]) == 64
+    assert manifest["runtime"]["precision"] == "fp32"
+    assert [row["step"] for row in history] == [1, 2, 3]
+    assert results["artifact_kind"] == "adapter" and "test_loss" in results

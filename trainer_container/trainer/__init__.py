@@ -1,0 +1,1 @@
+"""The program that fine-tunes inside the trainer container: `python -m trainer --spec ...`."""

@@ -1,0 +1,159 @@
+"""`python -m trainer --spec <plan.json | s3://...>`: run one fine-tuning job.
+
+Exit codes: 0 done, 1 failed (a `failed` status event says why), 143 stopped by SIGTERM
+after saving a checkpoint (a restart with the same output resumes from it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from whetstone.core.events import TrainerErrorCode, TrainerPhase
+from whetstone.core.plan import TrainerPlan
+
+EXIT_DONE = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 143  # 128 + SIGTERM: a pod that exits so is failed, hence retried
+
+
+def read_uri(uri: str) -> bytes:
+    """The bytes of a local file or an s3://bucket/key object."""
+    if uri.startswith("s3://"):
+        from .storage import S3Location
+
+        parent, _, name = uri.rpartition("/")
+        return S3Location(parent).read_bytes(name)
+    return Path(uri).read_bytes()
+
+
+def load_plan(uri: str) -> TrainerPlan:
+    return TrainerPlan.model_validate_json(read_uri(uri))
+
+
+def classify_error(exc: BaseException) -> tuple[TrainerErrorCode, str]:
+    """A stable error code and a message a person can act on."""
+    import torch
+
+    from .data import DataError
+    from .loop import NonFiniteLossError
+    from .methods import ModelLoadError
+    from .storage import StorageError
+
+    if isinstance(exc, NonFiniteLossError):
+        return TrainerErrorCode.NON_FINITE_LOSS, str(exc)
+    if isinstance(exc, torch.OutOfMemoryError):
+        return (
+            TrainerErrorCode.OUT_OF_MEMORY,
+            "out of GPU memory: lower batch_size or cutoff_length, enable "
+            "gradient_checkpointing, use qlora, or pick a larger gpu_type",
+        )
+    if isinstance(exc, DataError):
+        return TrainerErrorCode.DATA_ERROR, str(exc)
+    if isinstance(exc, ModelLoadError):
+        return TrainerErrorCode.MODEL_LOAD_ERROR, str(exc)
+    if isinstance(exc, StorageError):
+        return TrainerErrorCode.STORAGE_ERROR, str(exc)
+    return TrainerErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
+
+
+def _relaunch_distributed(plan: TrainerPlan, argv: list[str]) -> None:
+    """With gpu_count > 1 and that many GPUs, re-exec under torchrun (one process per GPU)."""
+    if "LOCAL_RANK" in os.environ or plan.spec.hardware.gpu_count < 2:
+        return
+    import torch
+
+    gpus = min(plan.spec.hardware.gpu_count, torch.cuda.device_count())
+    if gpus < 2:
+        return
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={gpus}",
+        "-m",
+        "trainer",
+        *argv,
+    ]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
+
+
+class _EventLogHandler(logging.Handler):
+    """Forwards library warnings (transformers, peft, ...) as log events."""
+
+    def __init__(self, emitter: Any) -> None:
+        super().__init__(level=logging.WARNING)
+        self.emitter = emitter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = {50: "critical", 40: "error", 30: "warning"}.get(record.levelno, "info")
+        try:
+            self.emitter.log(level, record.getMessage(), logger=record.name)
+        except Exception:
+            self.handleError(record)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
+    parser.add_argument("--spec", required=True, help="trainer plan JSON: a path or s3:// URI")
+    parser.add_argument("--workdir", default=None, help="local scratch folder")
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw_argv)
+
+    # Events own stdout; anything a library prints goes to stderr instead.
+    events_stream = sys.stdout
+    sys.stdout = sys.stderr
+
+    from .checkpoints import Interrupted, StopRequest
+    from .events import EventEmitter, NullSink, StdoutSink, build_sink
+
+    try:
+        plan = load_plan(args.spec)
+    except (ValidationError, OSError, ValueError) as exc:
+        emitter = EventEmitter("unknown", StdoutSink(events_stream))
+        emitter.status(
+            TrainerPhase.FAILED, f"unreadable plan: {exc}", error_code=TrainerErrorCode.INVALID_PLAN
+        )
+        return EXIT_FAILED
+    _relaunch_distributed(plan, raw_argv)
+
+    rank = int(os.environ.get("RANK", "0"))
+    sink = build_sink(plan.events, stream=events_stream) if rank == 0 else NullSink()
+    emitter = EventEmitter(plan.job_id, sink)
+    for name in ("transformers", "peft", "accelerate", "torch"):
+        logging.getLogger(name).addHandler(_EventLogHandler(emitter))
+    stop = StopRequest()
+    stop.install()
+    workdir = (
+        Path(args.workdir or os.environ.get("WHETSTONE_WORKDIR") or tempfile.gettempdir())
+        / f"whetstone-{plan.job_id}"
+    )
+    try:
+        from .recipe import run_plan
+
+        result = run_plan(plan, emitter=emitter, workdir=workdir, stop=stop)
+    except Interrupted:
+        emitter.status(TrainerPhase.INTERRUPTED, "stopped by SIGTERM before training started")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        code, message = classify_error(exc)
+        emitter.log("error", "training failed", traceback=traceback.format_exc(limit=20))
+        emitter.status(TrainerPhase.FAILED, message, error_code=code)
+        return EXIT_FAILED
+    finally:
+        emitter.close()
+    return EXIT_DONE if result.outcome == "done" else EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

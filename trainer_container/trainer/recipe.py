@@ -1,0 +1,516 @@
+"""The fine-tuning recipe, top-down: config → tokenizer → data → model → trainer → train →
+evaluate → save.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from whetstone.core.catalog.base_models import get_base_model
+from whetstone.core.estimates import resolve_optimizer
+from whetstone.core.events import TrainerPhase
+from whetstone.core.plan import TrainerPlan
+from whetstone.core.spec import JobSpec, Method, resolve_precision
+
+from .callbacks import CheckpointCallback, MetricsCallback, StopOnSignalCallback
+from .checkpoints import CheckpointStore, StopRequest, checkpoint_step
+from .data import (
+    DataError,
+    ExampleEncoder,
+    PackingCollator,
+    PaddingCollator,
+    StreamedSplit,
+    TokenizedSplit,
+    ensure_chat_ready,
+    read_manifest,
+    read_split,
+)
+from .events import EventEmitter
+from .loop import WhetstoneTrainer
+from .methods import LoadContext, ModelLoadError, merge_adapter, strategy_for
+from .resources import ResourceMonitor
+from .storage import open_location
+
+MODEL_DIR = "model"
+MERGED_DIR = "merged"
+METRICS_FILE = "metrics.jsonl"
+RESULTS_FILE = "results.json"
+RUN_MANIFEST_FILE = "run_manifest.json"
+_OPTIMIZERS = {
+    "adamw_torch": "adamw_torch",
+    "adamw_8bit": "adamw_bnb_8bit",
+    "adafactor": "adafactor",
+}
+_LIBRARIES = (
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "datasets",
+    "bitsandbytes",
+    "torchao",
+    "tokenizers",
+    "safetensors",
+)
+
+
+@dataclass
+class Runtime:
+    """Facts about where this process runs, decided once and logged."""
+
+    on_gpu: bool
+    world_size: int
+    local_rank: int
+    precision: Literal["bf16", "fp16", "fp32"]
+    batching: Literal["length_grouped", "packed", "padded"]
+    attn_implementation: str
+    optimizer: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    outcome: Literal["done", "interrupted"]
+    global_step: int
+    results: dict[str, Any]
+
+
+def _has_flash_attention() -> bool:
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def detect_runtime(plan: TrainerPlan) -> Runtime:
+    spec = plan.spec
+    on_gpu = torch.cuda.is_available()
+    precision = resolve_precision(spec, gpu_bf16=torch.cuda.is_bf16_supported() if on_gpu else None)
+    flash = on_gpu and _has_flash_attention()
+    batching = plan.options.batching
+    if batching == "auto":
+        packable = flash and spec.method is not Method.PROMPT_TUNING
+        batching = "packed" if packable else "length_grouped"
+    optimizer = _OPTIMIZERS[resolve_optimizer(spec)]
+    return Runtime(
+        on_gpu=on_gpu,
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        precision=precision,
+        batching=batching,
+        attn_implementation="flash_attention_2" if flash else "sdpa",
+        optimizer=optimizer,
+    )
+
+
+def resolve_model_source(source: str, workdir: Path) -> tuple[str, str | None, str]:
+    """(what from_pretrained loads, revision, the name to record) for a model source."""
+    if source.startswith("hf://"):
+        repo, _, revision = source.removeprefix("hf://").partition("@")
+        return repo, revision or None, repo
+    if source.startswith("s3://"):
+        target = workdir / "base-model"
+        if not (target / "config.json").exists():
+            open_location(source).download_dir("", target)
+        return str(target), None, source
+    try:
+        repo = get_base_model(source).hf_repo
+        return repo, None, repo
+    except KeyError:
+        pass
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return str(path.resolve()), None, str(path.resolve())
+    raise ModelLoadError(
+        f"model source {source!r} is not a catalog id, hf://<repo>, s3://... or an existing folder"
+    )
+
+
+def _steps_per_epoch(examples: int, spec: JobSpec, world_size: int) -> int:
+    batches = math.ceil(examples / (spec.training.batch_size * world_size))
+    return max(1, math.ceil(batches / spec.training.gradient_accumulation_steps))
+
+
+def _fsdp_needed(model: Any, runtime: Runtime, spec: JobSpec) -> bool:
+    """Full fine-tuning across GPUs shards with FSDP when one GPU cannot hold its state."""
+    if spec.method is not Method.FULL or runtime.world_size < 2 or not runtime.on_gpu:
+        return False
+    params = sum(p.numel() for p in model.parameters())
+    weight = 2 if runtime.precision == "bf16" else 4
+    states = {"adamw_torch": 2 * weight, "adamw_bnb_8bit": 2, "adafactor": 0.1}[runtime.optimizer]
+    needed = params * (2 * weight + states) * 1.2  # weights, grads, states, some activations
+    return bool(needed > 0.9 * torch.cuda.get_device_properties(runtime.local_rank).total_memory)
+
+
+def _training_arguments(
+    plan: TrainerPlan,
+    runtime: Runtime,
+    output_dir: Path,
+    *,
+    has_validation: bool,
+    max_steps: int,
+    fsdp_layers: list[str] | None,
+) -> Any:
+    from transformers import TrainingArguments
+
+    spec, adv, opts = plan.spec, plan.spec.advanced, plan.options
+    evaluate = has_validation and adv.eval_strategy != "no"
+    fsdp: dict[str, Any] = {}
+    if fsdp_layers is not None:
+        fsdp = {
+            "fsdp": "full_shard auto_wrap",
+            "fsdp_config": {"transformer_layer_cls_to_wrap": fsdp_layers},
+        }
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=spec.training.batch_size,
+        per_device_eval_batch_size=spec.training.batch_size,
+        gradient_accumulation_steps=spec.training.gradient_accumulation_steps,
+        num_train_epochs=spec.training.epochs,
+        max_steps=max_steps,
+        learning_rate=spec.training.learning_rate,
+        warmup_steps=spec.training.warmup_steps,
+        weight_decay=spec.training.weight_decay,
+        optim=runtime.optimizer,
+        logging_steps=adv.logging_steps,
+        logging_first_step=True,
+        eval_strategy=adv.eval_strategy if evaluate else "no",
+        eval_steps=adv.eval_steps,
+        eval_on_start=evaluate and opts.evaluate_at_start,
+        save_strategy=adv.save_strategy,
+        save_steps=adv.save_steps,
+        save_total_limit=opts.save_total_limit,
+        load_best_model_at_end=evaluate and adv.early_stopping,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        prediction_loss_only=True,
+        dataloader_num_workers=adv.dataloader_workers,
+        dataloader_pin_memory=runtime.on_gpu,
+        bf16=runtime.precision == "bf16",
+        fp16=runtime.precision == "fp16",
+        use_cpu=not runtime.on_gpu,
+        gradient_checkpointing=adv.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        seed=adv.seed,
+        data_seed=adv.seed,
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        include_num_input_tokens_seen="non_padding",
+        ddp_find_unused_parameters=False,
+        **fsdp,
+    )
+
+
+def _base_config(model: Any) -> Any:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.config
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def run_plan(
+    plan: TrainerPlan, *, emitter: EventEmitter, workdir: Path, stop: StopRequest
+) -> RunResult:
+    """Run one training job end to end; raises on failure (the caller reports it)."""
+    from transformers import AutoTokenizer, EarlyStoppingCallback, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    spec = plan.spec
+    started = datetime.now(UTC)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    workdir.mkdir(parents=True, exist_ok=True)
+    emitter.status(TrainerPhase.LOADING, "loading model and data")
+
+    # config
+    runtime = detect_runtime(plan)
+    emitter.log(
+        "info",
+        "runtime decided",
+        device="cuda" if runtime.on_gpu else "cpu",
+        gpus=torch.cuda.device_count() if runtime.on_gpu else 0,
+        world_size=runtime.world_size,
+        precision=runtime.precision,
+        batching=runtime.batching,
+        attention=runtime.attn_implementation,
+        optimizer=runtime.optimizer,
+    )
+    output = open_location(plan.output)
+    data = open_location(plan.data)
+
+    # tokenizer
+    model_path, revision, model_name = resolve_model_source(plan.resolved_model_source, workdir)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load the tokenizer from {model_path}: {exc}") from exc
+    for change in ensure_chat_ready(tokenizer):
+        emitter.log("warning", change)
+
+    # data
+    manifest = read_manifest(data)
+    encoder = ExampleEncoder(tokenizer, spec.sequence_length, plan.options.loss_on)
+    hashes: dict[str, str] = {}
+    validation, hashes["validation"] = read_split(data, "validation", encoder)
+    test, hashes["test"] = read_split(data, "test", encoder)
+    train: TokenizedSplit | StreamedSplit
+    group_lengths: list[int] | None = None
+    train_examples = manifest.counts.get("train", 0)
+    if spec.dataset.max_samples is not None:
+        train_examples = min(train_examples, spec.dataset.max_samples)
+    if spec.dataset.streaming:
+        train = StreamedSplit(
+            lambda: data.iter_lines("train.jsonl"),
+            encoder,
+            seed=spec.advanced.seed,
+            buffer=plan.options.stream_buffer,
+            group_batch=spec.training.batch_size if runtime.batching == "length_grouped" else None,
+            limit=spec.dataset.max_samples,
+        )
+    else:
+        train, hashes["train"] = read_split(data, "train", encoder, limit=spec.dataset.max_samples)
+        train_examples = len(train)
+        if not train_examples:
+            raise DataError("the train split has no example left to train on")
+        if runtime.batching == "length_grouped":
+            group_lengths = train.lengths
+    emitter.log(
+        "info",
+        "data loaded",
+        train=train_examples,
+        validation=len(validation),
+        test=len(test),
+        dropped_without_labels=encoder.dropped,
+        streaming=spec.dataset.streaming,
+        cutoff=spec.sequence_length,
+    )
+
+    # model + method, initialised from the job's seed (LoRA A matrices, soft prompts)
+    set_seed(spec.advanced.seed)
+    strategy = strategy_for(spec.method)
+    ctx = LoadContext(
+        model_path=model_path,
+        revision=revision,
+        precision=runtime.precision,
+        on_gpu=runtime.on_gpu,
+        device_map={"": runtime.local_rank}
+        if runtime.on_gpu and spec.method is Method.QLORA
+        else None,
+        attn_implementation=runtime.attn_implementation,
+    )
+    model = strategy.load(spec, ctx)
+    # No KV cache in training: it wastes memory, and with one, transformers stops reading
+    # packed-sequence boundaries from the position ids.
+    _base_config(model).use_cache = False
+    for note in ctx.notes:
+        emitter.log("info", note)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    emitter.log(
+        "info",
+        "model ready",
+        method=spec.method.value,
+        trainable_parameters=trainable,
+        total_parameters=sum(p.numel() for p in model.parameters()),
+    )
+
+    # trainer
+    steps_per_epoch = _steps_per_epoch(train_examples, spec, runtime.world_size)
+    max_steps = plan.options.max_steps or (
+        steps_per_epoch * spec.training.epochs if spec.dataset.streaming else -1
+    )
+    fsdp_layers = list(getattr(model, "_no_split_modules", None) or [])
+    use_fsdp = _fsdp_needed(model, runtime, spec)
+    if use_fsdp and runtime.optimizer == "adamw_bnb_8bit":
+        runtime.optimizer = "adamw_torch"
+        emitter.log("info", "fsdp shards optimizer states; using adamw_torch")
+    store = CheckpointStore(output, workdir)
+    args = _training_arguments(
+        plan,
+        runtime,
+        store.local_dir,
+        has_validation=len(validation) > 0,
+        max_steps=max_steps,
+        fsdp_layers=fsdp_layers if use_fsdp else None,
+    )
+    if len(validation) == 0 and spec.advanced.early_stopping:
+        emitter.log("warning", "no validation split: evaluation and early stopping are off")
+    metrics = MetricsCallback(
+        emitter,
+        spec.training.batch_size * spec.training.gradient_accumulation_steps * runtime.world_size,
+    )
+    callbacks: list[Any] = [metrics, CheckpointCallback(store, emitter), StopOnSignalCallback(stop)]
+    if args.load_best_model_at_end:
+        callbacks.append(EarlyStoppingCallback(spec.advanced.early_stopping_patience))
+    collator = (
+        PackingCollator()
+        if runtime.batching == "packed"
+        else PaddingCollator(pad_id=int(tokenizer.pad_token_id))
+    )
+    trainer = WhetstoneTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=validation.sorted_by_length() if len(validation) else None,
+        data_collator=collator,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+        group_lengths=group_lengths,
+    )
+    trainer.remove_callback(PrinterCallback)  # both print to stdout, the event stream
+    trainer.remove_callback(ProgressCallback)
+
+    # train
+    resume = store.restore_latest()
+    if resume is not None:
+        emitter.log("info", "resuming from checkpoint", checkpoint=resume.name)
+    emitter.status(TrainerPhase.TRAINING, step=checkpoint_step(resume.name) if resume else 0)
+    with ResourceMonitor(emitter, plan.events.resources_interval_s):
+        stop.training = True
+        try:
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        finally:
+            stop.training = False
+        if stop.requested:
+            emitter.status(
+                TrainerPhase.INTERRUPTED,
+                "stopped by SIGTERM after saving a checkpoint",
+                step=trainer.state.global_step,
+            )
+            return RunResult("interrupted", trainer.state.global_step, {})
+
+        # evaluate
+        results: dict[str, Any] = {
+            "global_step": trainer.state.global_step,
+            "epoch": trainer.state.epoch,
+            "best_eval_loss": trainer.state.best_metric,
+            "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
+            if trainer.state.best_model_checkpoint
+            else None,
+            "stopped_early": trainer.state.global_step < trainer.state.max_steps,
+        }
+        trainer.remove_callback(EarlyStoppingCallback)  # it would read the test metrics
+        if len(test):
+            emitter.status(TrainerPhase.EVALUATING, "final evaluation on the test split")
+            test_metrics = trainer.evaluate(test.sorted_by_length(), metric_key_prefix="test")
+            results["test_loss"] = test_metrics["test_loss"]
+            results["test_perplexity"] = math.exp(min(test_metrics["test_loss"], 50.0))
+            emitter.log(
+                "info",
+                "test evaluation",
+                loss=results["test_loss"],
+                perplexity=results["test_perplexity"],
+            )
+
+        # save
+        emitter.status(TrainerPhase.SAVING, "writing artifacts")
+        model_dir = workdir / MODEL_DIR
+        _base_config(trainer.model).use_cache = True  # saved for inference
+        trainer.save_model(str(model_dir))
+    if is_main:
+        _write_artifacts(
+            plan,
+            output=output,
+            workdir=workdir,
+            model_dir=model_dir,
+            model_name=model_name,
+            model_path=model_path,
+            revision=revision,
+            trains_adapter=strategy.trains_adapter,
+            history=metrics.history,
+            results=results,
+            manifest_extra={
+                "started_at": started.isoformat(),
+                "dataset": {
+                    "source_sha256": manifest.sha256,
+                    "split_seed": manifest.seed,
+                    "counts": manifest.counts,
+                    "file_sha256": hashes,
+                },
+                "runtime": {
+                    "precision": runtime.precision,
+                    "batching": runtime.batching,
+                    "attention": runtime.attn_implementation,
+                    "optimizer": runtime.optimizer,
+                    "world_size": runtime.world_size,
+                    "fsdp": use_fsdp,
+                    "device": torch.cuda.get_device_name(0) if runtime.on_gpu else "cpu",
+                },
+                "model_revision": getattr(model.config, "_commit_hash", None) or revision,
+            },
+            emitter=emitter,
+        )
+    emitter.status(TrainerPhase.DONE, "training complete", step=trainer.state.global_step)
+    return RunResult("done", trainer.state.global_step, results)
+
+
+def _write_artifacts(
+    plan: TrainerPlan,
+    *,
+    output: Any,
+    workdir: Path,
+    model_dir: Path,
+    model_name: str,
+    model_path: str,
+    revision: str | None,
+    trains_adapter: bool,
+    history: list[dict[str, Any]],
+    results: dict[str, Any],
+    manifest_extra: dict[str, Any],
+    emitter: EventEmitter,
+) -> None:
+    adapter_config = model_dir / "adapter_config.json"
+    if adapter_config.exists():  # record the base as the user named it, not a temp folder
+        config = json.loads(adapter_config.read_text())
+        config["base_model_name_or_path"] = model_name
+        adapter_config.write_text(json.dumps(config, indent=2))
+    for stale in ("training_args.bin",):
+        (model_dir / stale).unlink(missing_ok=True)
+    output.upload_dir(model_dir, MODEL_DIR)
+    if plan.options.merge_adapter:
+        if plan.spec.method in (Method.LORA, Method.QLORA):
+            merged_dir = workdir / MERGED_DIR
+            merge_adapter(model_dir, model_path, revision, merged_dir)
+            from transformers import AutoTokenizer
+
+            AutoTokenizer.from_pretrained(model_dir).save_pretrained(merged_dir)
+            output.upload_dir(merged_dir, MERGED_DIR)
+            results["merged_model"] = output.child_uri(MERGED_DIR)
+        else:
+            emitter.log("warning", "merge_adapter applies to lora and qlora only; skipped")
+    results["model"] = output.child_uri(MODEL_DIR)
+    results["artifact_kind"] = "adapter" if trains_adapter else "full_model"
+    output.write_bytes(METRICS_FILE, "".join(json.dumps(row) + "\n" for row in history).encode())
+    output.write_bytes(RESULTS_FILE, json.dumps(results, indent=2, default=str).encode())
+    manifest = {
+        "job_id": plan.job_id,
+        "spec": plan.spec.model_dump(mode="json"),
+        "plan": plan.model_dump(mode="json"),
+        "seed": plan.spec.advanced.seed,
+        "base_model": model_name,
+        "libraries": _library_versions(),
+        "image_digest": plan.image_digest,
+        "source_revision": plan.source_revision,
+        "finished_at": datetime.now(UTC).isoformat(),
+        **manifest_extra,
+    }
+    output.write_bytes(RUN_MANIFEST_FILE, json.dumps(manifest, indent=2, default=str).encode())
