@@ -11,6 +11,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "whetstone-tests")
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parents[1]))  # functions/, the Lambda entry points
 
 
 @pytest.fixture(autouse=True)

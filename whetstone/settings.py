@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +47,70 @@ class Settings(BaseSettings):
     max_active_gpus: Annotated[
         int, Field(ge=1, description="GPUs an organization's running jobs may hold.")
     ] = 16
+    local_concurrency: Annotated[
+        int, Field(ge=1, le=64, description="Jobs the local runtime trains at once.")
+    ] = 1
+    stop_grace_s: Annotated[
+        float,
+        Field(ge=1, le=600, description="Seconds a stopped trainer gets to checkpoint."),
+    ] = 60.0
+
+    # The aws workflow (state machine, EKS, image builds, trainer events).
+    aws_region: Annotated[
+        str,
+        Field(
+            validation_alias=AliasChoices("WHETSTONE_AWS_REGION", "AWS_REGION"),
+            description="AWS region of the deployment (the Lambda runtime sets AWS_REGION).",
+        ),
+    ] = "us-east-1"
+    state_machine_arn: Annotated[
+        str | None, Field(description="ARN of the job workflow state machine (aws).")
+    ] = None
+    event_bus_name: Annotated[
+        str, Field(description="EventBridge bus the trainer sends its events to (aws).")
+    ] = "whetstone"
+    cluster_name: Annotated[str, Field(description="EKS cluster that runs trainers (aws).")] = (
+        "whetstone"
+    )
+    ecr_repository_uri: Annotated[
+        str,
+        Field(description="ECR repository of trainer images, <account>.dkr.ecr.<region>..."),
+    ] = ""
+    build_project: Annotated[
+        str, Field(description="CodeBuild project that builds the trainer image (aws).")
+    ] = "whetstone-trainer-image"
+    namespace_prefix: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?-?$",
+            max_length=20,
+            description="Prefix of each organization's Kubernetes namespace.",
+        ),
+    ] = "whetstone-"
+    trainer_role_arn: Annotated[
+        str | None,
+        Field(
+            description="IAM role trainer pods assume through EKS Pod Identity; its policy "
+            "scopes S3 to the job's prefix by the kubernetes-service-account session tag."
+        ),
+    ] = None
+    poll_interval_s: Annotated[
+        int, Field(ge=0, le=3600, description="Seconds between two looks at a running trainer.")
+    ] = 60
+    job_ttl_s: Annotated[
+        int, Field(ge=0, description="Seconds a finished Kubernetes Job is kept for debugging.")
+    ] = 3600
+    deadline_factor: Annotated[
+        float,
+        Field(ge=1, description="activeDeadlineSeconds = estimated time x this + the floor."),
+    ] = 2.0
+    deadline_floor_s: Annotated[
+        int, Field(ge=600, description="Seconds added to every deadline (node start, pulls).")
+    ] = 3600
+    pending_grace_s: Annotated[
+        int,
+        Field(ge=60, description="Seconds a pending job may wait for its workflow to start."),
+    ] = 300
 
 
 @lru_cache(maxsize=1)

@@ -6,10 +6,12 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from support.jobs import RecordingOrchestrator
 
 from whetstone.cli.server import make_server
 from whetstone.cli.tokens import create_token, load_tokens
 from whetstone.core.job import Caller
+from whetstone.runtime import get_platform
 from whetstone.settings import get_settings
 
 ALICE = Caller(user_id="alice", org_id="acme")
@@ -30,3 +32,10 @@ def server_url(tokens: dict[str, str]) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def orchestrator() -> RecordingOrchestrator:
+    recorder = RecordingOrchestrator()
+    get_platform().orchestrator = recorder
+    return recorder

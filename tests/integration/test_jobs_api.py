@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from support.apigw import ApiResponse, call_api, multipart
+from support.jobs import RecordingOrchestrator
 
-from whetstone.core.job import Caller, JobRecord, LogEntry, MetricPoint
+from whetstone.core.job import Caller, LogEntry, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
 from whetstone.service.jobs import ARCHIVE_NAME, job_prefix, transition
@@ -19,25 +19,6 @@ from whetstone.service.platform import Platform
 API = "/api/v1/fine-tuning"
 MODEL = "qwen2.5-0.5b-instruct"
 OTHER_ORG = Caller(user_id="mallory", org_id="other-org")
-
-
-@dataclass
-class RecordingOrchestrator:
-    started: list[str] = field(default_factory=list)
-    stopped: list[str] = field(default_factory=list)
-
-    def start(self, job: JobRecord) -> None:
-        self.started.append(job.job_id)
-
-    def stop(self, job: JobRecord) -> None:
-        self.stopped.append(job.job_id)
-
-
-@pytest.fixture
-def orchestrator() -> RecordingOrchestrator:
-    recorder = RecordingOrchestrator()
-    get_platform().orchestrator = recorder
-    return recorder
 
 
 @pytest.fixture

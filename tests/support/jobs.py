@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from whetstone.core.catalog.base_models import get_base_model
@@ -42,3 +43,17 @@ def make_job(
         ),
         idempotency_key=idempotency_key,
     )
+
+
+@dataclass
+class RecordingOrchestrator:
+    """Stands in for the workflow where a test exercises only the API and the stores."""
+
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+
+    def start(self, job: JobRecord) -> None:
+        self.started.append(job.job_id)
+
+    def stop(self, job: JobRecord) -> None:
+        self.stopped.append(job.job_id)

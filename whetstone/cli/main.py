@@ -20,6 +20,14 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"whet serve: {error}", file=sys.stderr)
         return 2
+    from whetstone.adapters.local.runner import LocalRunner
+    from whetstone.runtime import get_platform
+
+    orchestrator = get_platform().orchestrator
+    if isinstance(orchestrator, LocalRunner):
+        resumed = orchestrator.reconcile()
+        if resumed:
+            print(f"whet serve: picked up {resumed} unfinished job(s)", flush=True)
     host, port = str(server.server_address[0]), int(server.server_address[1])
     print(f"whet serve: listening on http://{host}:{port} (state in {home})", flush=True)
     print(f"API docs: http://{host}:{port}/api/v1/docs", flush=True)

@@ -52,3 +52,10 @@ class UnauthenticatedError(WhetstoneError):
     """The request carries no valid identity."""
 
     code = "unauthenticated"
+
+
+class TransientError(Exception):
+    """A dependency failed in a way worth retrying (throttling, an API server restarting).
+
+    Workflow steps let it through unchanged, so the state machine's Retry sees it by name.
+    """

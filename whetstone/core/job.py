@@ -51,6 +51,10 @@ class JobError(BaseModel):
 
 class DatasetInfo(BaseModel):
     source: Annotated[str, Field(description="Where the dataset was read from.")]
+    blob_key: Annotated[
+        str | None, Field(description="Storage key of the uploaded copy, when uploaded.")
+    ] = None
+    filename: Annotated[str | None, Field(description="Name of the uploaded file.")] = None
     format: Annotated[str | None, Field(description="Detected or declared format.")] = None
     num_examples: Annotated[int | None, Field(description="Examples in the dataset.")] = None
     mean_tokens: Annotated[float | None, Field(description="Mean tokens per example.")] = None
@@ -72,6 +76,14 @@ class CostInfo(BaseModel):
     estimated_total_usd: Annotated[float, Field(description="Projected final cost, USD.")]
     current_usd: Annotated[float, Field(description="Spent so far, USD.")] = 0.0
     compute_hours: Annotated[float, Field(description="GPU-hours used so far.")] = 0.0
+
+
+class Checkpoint(BaseModel):
+    step: Annotated[int, Field(ge=0, description="Global step.")]
+    epoch: Annotated[float, Field(ge=0, description="Epochs done.")]
+    location: Annotated[str, Field(description="Where it lies.")]
+    eval_loss: Annotated[float | None, Field(description="Validation loss there.")] = None
+    at: Annotated[datetime, Field(description="When it was saved (UTC).")]
 
 
 class Artifacts(BaseModel):
@@ -113,6 +125,9 @@ class JobRecord(BaseModel):
     latest_metrics: Annotated[
         dict[str, float], Field(description="Latest value of each metric.")
     ] = Field(default_factory=dict)
+    checkpoints: Annotated[
+        list[Checkpoint], Field(description="Checkpoints saved, oldest first.")
+    ] = Field(default_factory=list)
     error: Annotated[JobError | None, Field(description="Why the job failed.")] = None
     artifacts: Annotated[Artifacts | None, Field(description="The job's output.")] = None
     stop_requested: Annotated[bool, Field(description="A stop was asked for.")] = False
@@ -133,6 +148,34 @@ class JobRecord(BaseModel):
         if is_terminal(status):
             update["finished_at"] = now
         return self.model_copy(update=update)
+
+
+# Below this share of training done, the projection from progress is too noisy:
+# the stored estimate stands.
+_PROJECTION_MIN_PROGRESS = 0.05
+
+
+def live_cost(job: JobRecord, now: datetime) -> CostInfo:
+    """Spend since compute started, and the projected total from progress so far."""
+    start = job.training_started_at
+    if start is None:
+        return job.cost
+    hours = max(0.0, (now - start).total_seconds() / 3600)
+    current = hours * job.cost.hourly_rate_usd
+    fraction = job.progress.fraction
+    if job.is_terminal:
+        projected = current
+    elif fraction >= _PROJECTION_MIN_PROGRESS:
+        projected = current / fraction
+    else:
+        projected = max(job.estimate.estimated_cost_usd, current)
+    return job.cost.model_copy(
+        update={
+            "current_usd": round(current, 4),
+            "estimated_total_usd": round(projected, 4),
+            "compute_hours": round(hours * job.spec.hardware.gpu_count, 4),
+        }
+    )
 
 
 class JobFilter(BaseModel):

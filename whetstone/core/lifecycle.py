@@ -39,17 +39,18 @@ TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
 
 _S = JobStatus
 # Every running status may fail or be asked to stop. Beyond that: preparing may
-# skip the build when the image exists; training may go back to deploying when
-# its node disappears and the job resumes from a checkpoint, and straight to
-# completed when there is no test split to evaluate; a pending job holds no
-# compute, so stopping it cancels it at once.
+# skip the build when the image exists; training and evaluating may go back to
+# deploying when their node (or the local server) disappears and the job resumes
+# from a checkpoint; training goes straight to completed when there is no test
+# split to evaluate; a pending job holds no compute, so stopping it cancels it
+# at once.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     _S.PENDING: frozenset({_S.PREPARING, _S.STOPPING, _S.CANCELLED, _S.FAILED}),
     _S.PREPARING: frozenset({_S.BUILDING, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
     _S.BUILDING: frozenset({_S.DEPLOYING, _S.STOPPING, _S.FAILED}),
     _S.DEPLOYING: frozenset({_S.TRAINING, _S.STOPPING, _S.FAILED}),
     _S.TRAINING: frozenset({_S.EVALUATING, _S.COMPLETED, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
-    _S.EVALUATING: frozenset({_S.COMPLETED, _S.STOPPING, _S.FAILED}),
+    _S.EVALUATING: frozenset({_S.COMPLETED, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
     _S.STOPPING: frozenset({_S.CANCELLED, _S.FAILED}),
     _S.COMPLETED: frozenset(),
     _S.FAILED: frozenset(),

@@ -173,21 +173,22 @@ def create_job(
 
     job_id = new_job_id()
     report: ValidationReport | None = None
+    blob_key: str | None = None
     if dataset is not None:
         report = _validate_dataset(spec, io.BytesIO(dataset), filename)
-        key = dataset_key(caller.org_id, job_id, filename or "dataset")
-        platform.blobs.put(key, dataset)
-        source = platform.blobs.uri(key)
+        blob_key = dataset_key(caller.org_id, job_id, filename or "dataset")
+        platform.blobs.put(blob_key, dataset)
+        source = platform.blobs.uri(blob_key)
     elif spec.dataset.source and spec.dataset.source.startswith("upload-"):
-        key = upload_key(caller.org_id, spec.dataset.source)
-        if not platform.blobs.exists(key):
+        blob_key = upload_key(caller.org_id, spec.dataset.source)
+        if not platform.blobs.exists(blob_key):
             raise InvalidInputError(
                 f"upload {spec.dataset.source} has no data; PUT the file to its upload URL first",
                 code="upload_missing",
             )
-        with platform.blobs.open(key) as stream:
+        with platform.blobs.open(blob_key) as stream:
             report = _validate_dataset(spec, stream, filename)
-        source = platform.blobs.uri(key)
+        source = platform.blobs.uri(blob_key)
     elif spec.dataset.source:
         source = spec.dataset.source  # validated by the preparing step
     else:
@@ -218,6 +219,8 @@ def create_job(
         updated_at=now,
         dataset=DatasetInfo(
             source=source,
+            blob_key=blob_key,
+            filename=filename,
             format=report.format if report and report.format else None,
             num_examples=num_examples,
             mean_tokens=mean_tokens,

@@ -1,0 +1,15 @@
+"""EventBridge rule (source whetstone.trainer) → the job's metrics, logs, status and cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from whetstone import runtime
+from whetstone.core.events import parse_trainer_event
+from whetstone.service.ingest import ingest_event
+
+
+def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    trainer_event = parse_trainer_event(event)
+    ingest_event(runtime.get_platform(), trainer_event)
+    return {"job_id": trainer_event.job_id, "detail_type": trainer_event.detail_type.value}

@@ -1,0 +1,122 @@
+"""The step handlers of the job workflow state machine (state_machine/workflow.asl.json).
+
+One handler per Task state: parse the state's payload, call one step, return a small
+JSON dict. Step errors escape as their own class, whose name the state machine's
+Retry and Catch match.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from whetstone import runtime
+from whetstone.core.plan import EventSinkSettings
+from whetstone.service import state_machine_steps as steps
+from whetstone.service import workflow
+
+
+class StepInput(BaseModel):
+    job_id: Annotated[str, Field(min_length=1)]
+
+
+class ImageInput(StepInput):
+    tag: Annotated[str, Field(min_length=1)]
+
+
+class BuildInput(ImageInput):
+    build: steps.BuildRun
+
+
+class LaunchInput(StepInput):
+    plan_uri: Annotated[str, Field(min_length=1)]
+    image: Annotated[str, Field(min_length=1)]
+
+
+class Caught(BaseModel):
+    Error: str
+    Cause: str | None = None
+
+
+class FailInput(StepInput):
+    # One entry: the step whose Catch fired → what it caught (see the ASL's ResultPaths).
+    failure: Annotated[dict[str, Caught], Field(min_length=1, max_length=1)]
+
+
+def begin(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = StepInput.model_validate(event)
+    steps.begin(runtime.get_platform(), step.job_id)
+    return {}
+
+
+def prepare(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = StepInput.model_validate(event)
+    platform = runtime.get_platform()
+    settings = platform.settings
+    events = EventSinkSettings(
+        kind="eventbridge", bus_name=settings.event_bus_name, region=settings.aws_region
+    )
+    return workflow.prepare(platform, step.job_id, events).model_dump()
+
+
+def resolve_image(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = ImageInput.model_validate(event)
+    images = runtime.get_aws_workflow_ports().images
+    return steps.resolve_image(runtime.get_platform(), step.job_id, images, step.tag).model_dump()
+
+
+def build_started(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = ImageInput.model_validate(event)
+    steps.build_started(runtime.get_platform(), step.job_id, step.tag)
+    return {}
+
+
+def build_finished(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = BuildInput.model_validate(event)
+    ports = runtime.get_aws_workflow_ports()
+    image = steps.build_finished(
+        runtime.get_platform(), step.job_id, ports.images, ports.build_logs, step.tag, step.build
+    )
+    return {"tag": step.tag, "image": image}
+
+
+def launch(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = LaunchInput.model_validate(event)
+    compute = runtime.get_aws_workflow_ports().compute
+    workflow.launch(runtime.get_platform(), step.job_id, compute, step.plan_uri, step.image)
+    return {}
+
+
+def poll(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = StepInput.model_validate(event)
+    compute = runtime.get_aws_workflow_ports().compute
+    return workflow.poll(runtime.get_platform(), step.job_id, compute).model_dump(mode="json")
+
+
+def finalize(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = StepInput.model_validate(event)
+    job = workflow.finalize(runtime.get_platform(), step.job_id)
+    return {"status": job.status.value}
+
+
+def fail(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = FailInput.model_validate(event)
+    (where, caught), *_ = step.failure.items()
+    ports = runtime.get_aws_workflow_ports()
+    error = steps.record_failure(
+        runtime.get_platform(),
+        step.job_id,
+        ports.compute,
+        ports.build_logs,
+        where,
+        caught.Error,
+        caught.Cause,
+    )
+    return error.model_dump()
+
+
+def cancel(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    step = StepInput.model_validate(event)
+    workflow.cancel(runtime.get_platform(), step.job_id, runtime.get_aws_workflow_ports().compute)
+    return {}

@@ -1,0 +1,216 @@
+"""The local runtime end to end over HTTP: real trainer subprocesses on a tiny model.
+
+A job goes through every status to completed with metrics, logs of all three
+sources and artifacts; a stop mid-training ends cancelled with the trainer gone;
+a killed trainer ends failed with the reason; a server restart mid-job resumes it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from support.apigw import multipart
+
+from whetstone.cli.server import make_server
+from whetstone.settings import get_settings
+
+pytest.importorskip("torch")
+
+API = "/api/v1/fine-tuning"
+WAIT_S = 420
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    subprocess.run([sys.executable, "-m", "trainer.tiny", str(folder)], check=True)
+    return folder
+
+
+@pytest.fixture
+def server_url() -> Iterator[str]:
+    server = make_server("127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def config(model: Path, *, examples_epochs: int = 1, save_steps: int = 10) -> dict[str, Any]:
+    return {
+        "base_model": str(model),
+        "method": "lora",
+        "lora": {"target_modules": "all-linear"},
+        "dataset": {"cutoff_length": 128},
+        "training": {
+            "epochs": examples_epochs,
+            "batch_size": 4,
+            "gradient_accumulation_steps": 1,
+            "warmup_steps": 0,
+            "learning_rate": 1e-3,
+            "max_sequence_length": 128,
+        },
+        "advanced": {
+            "logging_steps": 2,
+            "eval_steps": save_steps,
+            "save_steps": save_steps,
+            "dataloader_workers": 0,
+        },
+        "hardware": {"gpu_type": "nvidia-l4"},
+    }
+
+
+def dataset(count: int) -> bytes:
+    rows = [
+        {"instruction": "Repeat the word", "input": f"w{i}", "output": f"w{i} w{i}"}
+        for i in range(count)
+    ]
+    return "\n".join(json.dumps(row) for row in rows).encode()
+
+
+def call(method: str, url: str, body: bytes | None = None, content_type: str = "") -> Any:
+    request = urllib.request.Request(url, data=body, method=method)
+    if content_type:
+        request.add_header("content-type", content_type)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        raw = response.read()
+        if response.headers.get("content-type", "").startswith("application/json"):
+            return json.loads(raw)
+        return raw
+
+
+def create(base: str, model: Path, count: int = 150, **kwargs: Any) -> str:
+    body, content_type = multipart(
+        {"config": json.dumps(config(model, **kwargs))}, {"file": ("data.jsonl", dataset(count))}
+    )
+    return str(call("POST", f"{base}{API}/jobs", body, content_type)["job_id"])
+
+
+def wait_until(base: str, job_id: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            job: dict[str, Any] = call("GET", f"{base}{API}/jobs/{job_id}")
+        except (urllib.error.URLError, ConnectionError):
+            job = {}
+        if job and done(job):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not get there in {WAIT_S}s: {job}")
+
+
+def trainer_processes() -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "trainer" in cmdline and "--spec" in cmdline:
+            found.append(process)
+    return found
+
+
+def training_with_checkpoint(job: dict[str, Any]) -> bool:
+    return job["status"] == "training" and bool(job["checkpoints"])
+
+
+def test_a_job_runs_through_every_status_to_completed(server_url: str, tiny_model: Path) -> None:
+    job_id = create(server_url, tiny_model)
+
+    job = wait_until(server_url, job_id, lambda j: j["status"] in ("completed", "failed"))
+
+    assert job["status"] == "completed", job["error"]
+    assert [h["status"] for h in job["status_history"]] == [
+        "pending",
+        "preparing",
+        "building",
+        "deploying",
+        "training",
+        "evaluating",
+        "completed",
+    ]
+    assert job["progress"]["fraction"] == 1.0 and job["cost"]["current_usd"] > 0
+    metrics = call("GET", f"{server_url}{API}/jobs/{job_id}/metrics")["series"]
+    assert {"loss", "eval_loss", "learning_rate"} <= set(metrics)
+    for source in ("build", "deployment", "training"):
+        logs = call("GET", f"{server_url}{API}/jobs/{job_id}/logs?log_type={source}")["logs"]
+        assert logs, f"no {source} logs"
+    link = call("GET", f"{server_url}{API}/jobs/{job_id}/download")
+    archive = call("GET", f"{server_url}{link['url']}")
+    names = tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz").getnames()
+    assert "adapter_config.json" in names and "adapter_model.safetensors" in names
+
+
+def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
+    server_url: str, tiny_model: Path
+) -> None:
+    job_id = create(server_url, tiny_model, count=400, examples_epochs=20, save_steps=4)
+    wait_until(server_url, job_id, training_with_checkpoint)
+
+    call("POST", f"{server_url}{API}/jobs/{job_id}/stop")
+    job = wait_until(server_url, job_id, lambda j: j["status"] in ("cancelled", "failed"))
+
+    assert job["status"] == "cancelled"
+    assert [h["status"] for h in job["status_history"]][-2:] == ["stopping", "cancelled"]
+    assert trainer_processes() == []
+
+
+def test_a_killed_trainer_ends_failed_with_the_reason(server_url: str, tiny_model: Path) -> None:
+    job_id = create(server_url, tiny_model, count=400, examples_epochs=20, save_steps=4)
+    wait_until(server_url, job_id, training_with_checkpoint)
+
+    for process in trainer_processes():
+        process.send_signal(signal.SIGKILL)
+    job = wait_until(server_url, job_id, lambda j: j["status"] in ("failed", "completed"))
+
+    assert job["status"] == "failed"
+    assert job["error"]["step"] == "train"
+    assert "killed by signal 9" in job["error"]["message"]
+
+
+def test_a_server_restart_mid_job_resumes_it(tiny_model: Path) -> None:
+    env = {**os.environ, "WHETSTONE_HOME": str(get_settings().home)}
+
+    def serve() -> tuple[subprocess.Popen[str], str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "whetstone.cli.main", "serve", "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        while "listening on" not in line:
+            line = process.stdout.readline()
+        return process, line.split("listening on ")[1].split()[0]
+
+    first, url = serve()
+    job_id = create(url, tiny_model, count=150, examples_epochs=1, save_steps=3)
+    wait_until(url, job_id, training_with_checkpoint)
+    first.kill()
+    first.wait()
+
+    second, url = serve()
+    try:
+        job = wait_until(url, job_id, lambda j: j["status"] in ("completed", "failed"))
+    finally:
+        second.terminate()
+        second.wait(timeout=60)
+
+    statuses = [h["status"] for h in job["status_history"]]
+    assert job["status"] == "completed", job["error"]
+    assert statuses.count("deploying") == 2 and statuses[-1] == "completed"

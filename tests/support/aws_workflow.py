@@ -1,0 +1,163 @@
+"""The aws runtime of the workflow under moto: table, bucket, log groups, ECR repository,
+the step handlers' ports (EKS compute on a fake Kubernetes API), and a job to run."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions import ingest
+from support.kube import FakeKube
+from whetstone import runtime
+from whetstone.adapters.aws.codebuild_logs import CodeBuildLogs
+from whetstone.adapters.aws.dynamodb_jobs import table_definition
+from whetstone.adapters.aws.ecr_images import EcrImages
+from whetstone.adapters.aws.eks_compute import EksCompute, JobSettings
+from whetstone.core.events import StatusDetail, TrainerEvent, TrainerPhase, make_event
+from whetstone.core.job import Caller, JobRecord
+from whetstone.core.spec import JobSpec
+from whetstone.service.jobs import NewJob, create_job, job_prefix
+from whetstone.service.platform import Platform
+from whetstone.service.workflow import OUTPUT_DIR
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+TABLE = "whetstone-jobs"
+BUCKET = "whetstone-artifacts"
+LOG_GROUP = "/whetstone/jobs"
+REPOSITORY = "whetstone-trainer"
+REPOSITORY_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}"
+BUILD_LOG_GROUP = "/aws/codebuild/whetstone-trainer-image"
+TAG = "0123456789abcdef"
+CALLER = Caller(user_id="alice", org_id="acme")
+MOTO_CONFIG: Any = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+}
+
+ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "WHETSTONE_RUNTIME": "aws",
+    "WHETSTONE_TABLE_NAME": TABLE,
+    "WHETSTONE_BUCKET": BUCKET,
+    "WHETSTONE_LOG_GROUP": LOG_GROUP,
+    "WHETSTONE_ECR_REPOSITORY_URI": REPOSITORY_URI,
+    "WHETSTONE_POLL_INTERVAL_S": "0",
+}
+
+
+@contextmanager
+def aws_workflow(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> Iterator[Platform]:
+    """Moto with every resource the workflow touches; the platform and ports built on it."""
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    runtime.get_settings.cache_clear()
+    runtime.get_platform.cache_clear()
+    with mock_aws(config=MOTO_CONFIG):
+        boto3.client("dynamodb").create_table(**table_definition(TABLE))
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        logs = boto3.client("logs")
+        logs.create_log_group(logGroupName=LOG_GROUP)
+        logs.create_log_group(logGroupName=BUILD_LOG_GROUP)
+        boto3.client("ecr").create_repository(repositoryName=REPOSITORY)
+        platform = runtime.get_platform()
+        settings = platform.settings
+        ports = runtime.AwsWorkflowPorts(
+            compute=EksCompute(
+                kube,
+                JobSettings(region=REGION, event_bus_name=settings.event_bus_name),
+                platform.logs,
+            ),
+            images=EcrImages(REPOSITORY_URI, project=settings.build_project),
+            build_logs=CodeBuildLogs(),
+            orchestrator=None,
+        )
+        monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: ports)
+        yield platform
+    runtime.get_platform.cache_clear()
+
+
+def push_image(tag: str = TAG) -> str:
+    """What CodeBuild's push leaves in ECR: an image manifest under the tag."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "digest": "sha256:" + "c" * 64,
+            "size": 1,
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+        },
+        "layers": [],
+    }
+    boto3.client("ecr").put_image(
+        repositoryName=REPOSITORY, imageManifest=json.dumps(manifest), imageTag=tag
+    )
+    return tag
+
+
+def write_build_log(stream: str, lines: list[str]) -> None:
+    logs = boto3.client("logs")
+    now_ms = int(time.time() * 1000)
+    logs.create_log_stream(logGroupName=BUILD_LOG_GROUP, logStreamName=stream)
+    logs.put_log_events(
+        logGroupName=BUILD_LOG_GROUP,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now_ms + i, "message": line} for i, line in enumerate(lines)],
+    )
+
+
+DATASET = "\n".join(
+    json.dumps(
+        {
+            "messages": [
+                {"role": "user", "content": f"What is {i} plus {i}?"},
+                {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."},
+            ]
+        }
+    )
+    for i in range(120)
+).encode()
+
+
+def new_job(platform: Platform) -> JobRecord:
+    """A job as the API creates it (the orchestrator of `platform` starts its workflow)."""
+    spec = JobSpec(base_model="llama-3.2-1b-instruct", method="lora")
+    return create_job(platform, CALLER, NewJob(spec=spec), dataset=DATASET, filename="chat.jsonl")
+
+
+def write_model(platform: Platform, job: JobRecord) -> None:
+    """What the trainer leaves in S3 when it succeeds."""
+    output = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR
+    platform.blobs.put(output + "model/adapter_config.json", b'{"r": 16}')
+    platform.blobs.put(output + "model/adapter_model.safetensors", b"\0" * 64)
+
+
+def eventbridge_event(event: TrainerEvent) -> dict[str, Any]:
+    """A trainer event as EventBridge hands it to the ingest Lambda."""
+    return {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": event.detail_type.value,
+        "source": event.source,
+        "account": ACCOUNT,
+        "time": event.time.isoformat(),
+        "region": REGION,
+        "resources": [],
+        "detail": event.model_dump(mode="json"),
+    }
+
+
+def trainer_says(job_id: str, phase: TrainerPhase, **detail: Any) -> None:
+    """A trainer status event, through EventBridge and the ingest Lambda."""
+    ingest.handler(eventbridge_event(make_event(job_id, StatusDetail(phase=phase, **detail))))

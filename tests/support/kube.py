@@ -1,0 +1,133 @@
+"""An in-memory Kubernetes API for the EKS compute: every object it is given is
+validated against the real schema of the cluster's Kubernetes version first."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import kubernetes_validate
+
+from whetstone.adapters.aws.eks_compute import LABEL_APP, LABEL_JOB, TRAINER_APP
+
+KUBERNETES_VERSION = "1.33.0"
+Key = tuple[str, str, str]  # kind, namespace, name
+
+
+def validate(manifest: dict[str, Any]) -> None:
+    """Raise kubernetes_validate's ValidationError unless the manifest fits the schema."""
+    kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+@dataclass
+class FakeKube:
+    objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[Key] = field(default_factory=list)
+    reject_jobs: Exception | None = None
+
+    @staticmethod
+    def _key(manifest: dict[str, Any]) -> Key:
+        meta = manifest["metadata"]
+        return manifest["kind"], meta.get("namespace", ""), meta["name"]
+
+    # --- the KubeApi protocol ---
+    def apply(self, manifest: dict[str, Any]) -> None:
+        validate(manifest)
+        if manifest["kind"] == "Job" and self.reject_jobs is not None:
+            raise self.reject_jobs
+        self.objects.setdefault(self._key(manifest), copy.deepcopy(manifest))
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        job = self.objects.get(("Job", namespace, name))
+        return copy.deepcopy(job) if job is not None else None
+
+    def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.pods.get(job_name, []))
+
+    def list_events(self, namespace: str, names: Sequence[str]) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(e)
+            for e in self.events
+            if e["metadata"]["namespace"] == namespace and e["involvedObject"]["name"] in names
+        ]
+
+    def annotate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        job = self.objects[("Job", namespace, name)]
+        job["metadata"].setdefault("annotations", {}).update(annotations)
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        if self.objects.pop(("Job", namespace, name), None) is not None:
+            self.deleted.append(("Job", namespace, name))
+        self.pods.pop(name, None)
+
+    def delete_service_account(self, namespace: str, name: str) -> None:
+        if self.objects.pop(("ServiceAccount", namespace, name), None) is not None:
+            self.deleted.append(("ServiceAccount", namespace, name))
+
+    def list_trainer_jobs(self) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(o)
+            for (kind, _, _), o in self.objects.items()
+            if kind == "Job" and o["metadata"].get("labels", {}).get(LABEL_APP) == TRAINER_APP
+        ]
+
+    # --- what the cluster does on its own, driven by the test ---
+    def job(self, job_id: str) -> dict[str, Any]:
+        for (kind, _, name), manifest in self.objects.items():
+            if kind == "Job" and name == job_id:
+                return manifest
+        raise KeyError(job_id)
+
+    def kinds(self) -> list[str]:
+        return [kind for kind, _, _ in self.objects]
+
+    def start_pod(self, job_id: str, phase: str = "Running") -> None:
+        job = self.job(job_id)
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{job_id}-abcde",
+                "namespace": job["metadata"]["namespace"],
+                "labels": {LABEL_JOB: job_id, "batch.kubernetes.io/job-name": job_id},
+            },
+            "spec": job["spec"]["template"]["spec"],
+            "status": {"phase": phase},
+        }
+        validate(pod)
+        self.pods[job_id] = [pod]
+        job["status"] = {"active": 1}
+
+    def finish_job(
+        self, job_id: str, *, succeeded: bool, reason: str = "", message: str = ""
+    ) -> None:
+        job = self.job(job_id)
+        kind = "Complete" if succeeded else "Failed"
+        job["status"] = {
+            "conditions": [
+                {"type": kind, "status": "True", "reason": reason or kind, "message": message}
+            ]
+        }
+
+    def add_event(
+        self, job_id: str, reason: str, message: str, at: str, *, warning: bool = False
+    ) -> None:
+        job = self.job(job_id)
+        namespace = job["metadata"]["namespace"]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{job_id}.{len(self.events)}", "namespace": namespace},
+            "involvedObject": {"kind": "Pod", "name": f"{job_id}-abcde", "namespace": namespace},
+            "reason": reason,
+            "message": message,
+            "type": "Warning" if warning else "Normal",
+            "lastTimestamp": at,
+            "count": 1,
+        }
+        validate(event)
+        self.events.append(event)

@@ -1,0 +1,119 @@
+"""The Orchestrator of the aws runtime: one Step Functions execution per job.
+
+The definition is state_machine/workflow.asl.json; its resources are `${Name}`
+definition substitutions, listed in DEFINITION_PLACEHOLDERS (CDK fills them).
+
+start: StartExecution named after the job, so a retried start is the same
+execution (Step Functions answers an existing name with the same input with that
+execution). stop: the job's stop flag, already written by the stop service, is
+what the workflow acts on (see docs/workflow.md, "Stopping"); nothing to send.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from whetstone.core.job import JobRecord
+from whetstone.observability import logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions.client import SFNClient
+
+DEFINITION_PATH = Path(__file__).resolve().parents[3] / "state_machine" / "workflow.asl.json"
+# Every ${Placeholder} of the definition: Lambda ARNs of the step handlers, the CodeBuild
+# project and the trainer image tag (whetstone.service.images.trainer_image_tag).
+DEFINITION_PLACEHOLDERS = (
+    "BeginFunctionArn",
+    "PrepareFunctionArn",
+    "ResolveImageFunctionArn",
+    "BuildStartedFunctionArn",
+    "BuildFinishedFunctionArn",
+    "LaunchFunctionArn",
+    "PollFunctionArn",
+    "FinalizeFunctionArn",
+    "FailFunctionArn",
+    "CancelFunctionArn",
+    "BuildProjectName",
+    "TrainerImageTag",
+)
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+
+
+def definition_placeholders(text: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(text))
+
+
+def render_definition(substitutions: Mapping[str, str], text: str | None = None) -> str:
+    """The definition with every placeholder replaced (what CloudFormation does)."""
+    source = DEFINITION_PATH.read_text() if text is None else text
+    missing = definition_placeholders(source) - set(substitutions)
+    if missing:
+        raise KeyError(f"no substitution for {sorted(missing)}")
+    return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], source)
+
+
+def execution_input(job_id: str, poll_interval_s: int) -> dict[str, object]:
+    return {"job_id": job_id, "poll_seconds": poll_interval_s}
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":" + name
+
+
+class StepFunctionsOrchestrator:
+    def __init__(
+        self, state_machine_arn: str, *, poll_interval_s: int, client: SFNClient | None = None
+    ) -> None:
+        if client is None:
+            import boto3
+
+            client = boto3.client("stepfunctions")
+        self._sfn = client
+        self.state_machine_arn = state_machine_arn
+        self._poll_interval_s = poll_interval_s
+
+    def start(self, job: JobRecord) -> None:
+        self._start(job.job_id, job.job_id)
+
+    def restart(self, job: JobRecord, attempt: int) -> None:
+        """A new execution for a job whose first one never started (reconciler)."""
+        self._start(job.job_id, f"{job.job_id}-r{attempt}")
+
+    def _start(self, job_id: str, name: str) -> None:
+        started = self._sfn.start_execution(
+            stateMachineArn=self.state_machine_arn,
+            name=name,
+            input=json.dumps(execution_input(job_id, self._poll_interval_s)),
+        )
+        logger.info("workflow started", job_id=job_id, execution=started["executionArn"])
+
+    def stop(self, job: JobRecord) -> None:
+        logger.info("stop flag set; the workflow cleans up at its next check", job_id=job.job_id)
+
+    def running(self) -> dict[str, str]:
+        """job id → execution ARN of every running execution."""
+        runs: dict[str, str] = {}
+        paginator = self._sfn.get_paginator("list_executions")
+        for page in paginator.paginate(
+            stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+        ):
+            for execution in page["executions"]:
+                runs[re.sub(r"-r\d+$", "", execution["name"])] = execution["executionArn"]
+        return runs
+
+    def has_execution(self, job: JobRecord) -> bool:
+        """Whether the job's first execution exists (in any status)."""
+        try:
+            self._sfn.describe_execution(
+                executionArn=execution_arn(self.state_machine_arn, job.job_id)
+            )
+        except self._sfn.exceptions.ExecutionDoesNotExist:
+            return False
+        return True
+
+    def abort(self, execution: str, reason: str) -> None:
+        self._sfn.stop_execution(executionArn=execution, error="Reconciled", cause=reason)

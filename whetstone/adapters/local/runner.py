@@ -1,0 +1,126 @@
+"""The local workflow runner: the steps of whetstone.service.workflow, in order, in threads.
+
+A queue with a concurrency limit (the local GPUs, or one job on CPU) runs each
+job through begin → prepare → image → launch → poll → finalize. After a restart,
+`reconcile` picks every unfinished job up where it can be resumed: from the
+start, from its plan (the trainer resumes from its latest checkpoint), or to
+cancelled when a stop was under way.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from enum import Enum
+
+from whetstone.core.job import JobRecord
+from whetstone.core.lifecycle import JobStatus
+from whetstone.core.plan import EventSinkSettings
+from whetstone.observability import logger
+from whetstone.ports import Compute, ImageBuilder
+from whetstone.service import workflow
+from whetstone.service.jobs import job_prefix
+from whetstone.service.platform import Platform
+
+LOCAL_IMAGE_TAG = "local"
+
+
+class _Resume(Enum):
+    FROM_START = "start"
+    FROM_PREPARE = "prepare"
+    FROM_PLAN = "plan"
+
+
+class LocalRunner:
+    """The Orchestrator of the local runtime."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        compute: Compute,
+        images: ImageBuilder,
+        *,
+        concurrency: int = 1,
+        poll_interval_s: float = 1.0,
+    ) -> None:
+        self._platform = platform
+        self._compute = compute
+        self._images = images
+        self._poll_interval_s = poll_interval_s
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="whetstone-job")
+        self._wake = threading.Event()
+
+    def start(self, job: JobRecord) -> None:
+        self._pool.submit(self._run, job.job_id, _Resume.FROM_START)
+
+    def stop(self, job: JobRecord) -> None:
+        self._wake.set()  # the job's poll loop sees the stop at once
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def reconcile(self) -> int:
+        """Resume or end every job left unfinished by a previous run; returns how many."""
+        jobs = self._platform.jobs.list_unfinished()
+        for job in jobs:
+            logger.info("reconciling job", job_id=job.job_id, status=job.status.value)
+            if job.status is JobStatus.STOPPING:
+                workflow.cancel(self._platform, job.job_id, self._compute)
+            elif job.status is JobStatus.PENDING:
+                self._pool.submit(self._run, job.job_id, _Resume.FROM_START)
+            elif job.status in (JobStatus.PREPARING, JobStatus.BUILDING):
+                self._pool.submit(self._run, job.job_id, _Resume.FROM_PREPARE)
+            else:
+                self._pool.submit(self._run, job.job_id, _Resume.FROM_PLAN)
+        return len(jobs)
+
+    def _run(self, job_id: str, resume: _Resume) -> None:
+        platform, compute = self._platform, self._compute
+        step = "begin"
+        try:
+            if resume is _Resume.FROM_PLAN:
+                job = platform.jobs.get(job_id)
+                if job is None:
+                    return
+                plan_uri = platform.blobs.uri(job_prefix(job.org_id, job_id) + workflow.PLAN_NAME)
+                compute.stop(job)  # a trainer the previous server left behind
+                workflow.log(platform, job_id, "deployment", "resuming after a restart")
+                image = self._images.find(LOCAL_IMAGE_TAG) or ""
+            else:
+                if resume is _Resume.FROM_START:
+                    workflow.begin(platform, job_id)
+                step = "prepare"
+                prepared = workflow.prepare(platform, job_id, EventSinkSettings(kind="stdout"))
+                plan_uri = prepared.plan_uri
+                step = "build"
+                choice = workflow.resolve_image(platform, job_id, self._images, LOCAL_IMAGE_TAG)
+                image = choice.image or workflow.build_image(
+                    platform, job_id, self._images, LOCAL_IMAGE_TAG
+                )
+            step = "launch"
+            workflow.launch(platform, job_id, compute, plan_uri, image)
+            step = "train"
+            self._follow(job_id)
+        except workflow.JobStopped:
+            workflow.cancel(platform, job_id, compute)
+        except workflow.WorkflowError as error:
+            workflow.fail(platform, job_id, compute, error.code, error.message, error.step)
+        except Exception as error:
+            logger.exception("workflow step crashed", job_id=job_id, step=step)
+            workflow.fail(platform, job_id, compute, "internal_error", str(error), step)
+
+    def _follow(self, job_id: str) -> None:
+        platform, compute = self._platform, self._compute
+        while True:
+            state = workflow.poll(platform, job_id, compute).state
+            if state is workflow.PollState.SUCCEEDED:
+                workflow.finalize(platform, job_id)
+                job = platform.jobs.get(job_id)
+                if job is not None:
+                    compute.stop(job)  # releases the finished process's bookkeeping
+                return
+            if state is workflow.PollState.STOP:
+                workflow.cancel(platform, job_id, compute)
+                return
+            self._wake.wait(self._poll_interval_s)
+            self._wake.clear()
