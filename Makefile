@@ -4,7 +4,7 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= api,trainer,workflow,dev
+EXTRAS ?= api,trainer,workflow,cli,dev
 
 .PHONY: venv lint test demo serve lock clean
 
@@ -24,8 +24,10 @@ lint: venv
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest
 
+# A real LoRA job through the local platform. Your own model folder and dataset:
+#   make demo MODEL=/path/to/model DATASET=/path/to/data.jsonl
 demo: venv
-	$(BIN)/python -m whetstone.cli.demo
+	$(BIN)/python -m whetstone.cli.demo $(if $(MODEL),--model $(MODEL)) $(if $(DATASET),--dataset $(DATASET))
 
 serve: venv
 	$(BIN)/whet serve

@@ -114,11 +114,12 @@ def wait_until(base: str, job_id: str, done: Callable[[dict[str, Any]], bool]) -
     raise AssertionError(f"job {job_id} did not get there in {WAIT_S}s: {job}")
 
 
-def trainer_processes() -> list[psutil.Process]:
+def trainer_processes(job_id: str) -> list[psutil.Process]:
+    """The trainer subprocesses of one job (its plan path holds the job id)."""
     found = []
     for process in psutil.process_iter(["cmdline"]):
         cmdline = process.info["cmdline"] or []
-        if "trainer" in cmdline and "--spec" in cmdline:
+        if "trainer" in cmdline and any(job_id in part for part in cmdline):
             found.append(process)
     return found
 
@@ -165,14 +166,14 @@ def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
 
     assert job["status"] == "cancelled"
     assert [h["status"] for h in job["status_history"]][-2:] == ["stopping", "cancelled"]
-    assert trainer_processes() == []
+    assert trainer_processes(job_id) == []
 
 
 def test_a_killed_trainer_ends_failed_with_the_reason(server_url: str, tiny_model: Path) -> None:
     job_id = create(server_url, tiny_model, count=400, examples_epochs=20, save_steps=4)
     wait_until(server_url, job_id, training_with_checkpoint)
 
-    for process in trainer_processes():
+    for process in trainer_processes(job_id):
         process.send_signal(signal.SIGKILL)
     job = wait_until(server_url, job_id, lambda j: j["status"] in ("failed", "completed"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -251,5 +252,15 @@ def test_given_an_ended_job_with_a_running_execution_when_reconciled_then_it_is_
     repairs = reconciler.handler({})
 
     assert repairs["aborted"] == [job.job_id] and repairs["deleted"] == [job.job_id]
-    assert orchestrator.running() == {} and "Job" not in kube.kinds()
+    assert "Job" not in kube.kinds()
+    # moto's interpreter applies a StopExecution asynchronously, in the execution's thread.
+    sfn = boto3.client("stepfunctions")
+    execution = f"{orchestrator.state_machine_arn.replace(':stateMachine:', ':execution:')}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = sfn.describe_execution(executionArn=f"{execution}:{job.job_id}")["status"]
+        if status != "RUNNING":
+            break
+        time.sleep(0.05)
+    assert status == "ABORTED"
     assert CALLER.org_id == job.org_id

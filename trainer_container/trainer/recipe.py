@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -424,6 +425,9 @@ def run_plan(
         # save
         emitter.status(TrainerPhase.SAVING, "writing artifacts")
         model_dir = workdir / MODEL_DIR
+        # A workdir reused by a resumed run may hold an earlier save (an adapter beside a
+        # full model would make loaders pick the wrong one): start the folder afresh.
+        shutil.rmtree(model_dir, ignore_errors=True)
         _base_config(trainer.model).use_cache = True  # saved for inference
         trainer.save_model(str(model_dir))
     if is_main:

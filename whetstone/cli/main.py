@@ -6,6 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from whetstone.cli.commands import datasets, jobs, planning
+from whetstone.cli.commands.common import (
+    EXIT_CODES_HELP,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    api_options,
+)
+from whetstone.cli.output import api_error_text
+from whetstone.client import WhetstoneAPIError, WhetstoneConfigError, WhetstoneConnectionError
 from whetstone.settings import get_settings
 
 
@@ -50,8 +60,14 @@ def _create_token(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="whet", description="Whetstone fine-tuning platform")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="whet",
+        description="Whetstone fine-tuning platform: run it (serve) and use its REST API.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[api_options()],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the local platform and its REST API")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
@@ -63,12 +79,32 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--user", required=True, help="user id the token acts as")
     create.add_argument("--org", required=True, help="organization of that user")
     create.set_defaults(run=_create_token)
+
+    planning.register(commands)
+    datasets.register(commands)
+    jobs.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    """Run one `whet` command; its exit code (see EXIT_CODES_HELP)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error argparse already explained
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except WhetstoneAPIError as error:
+        print(f"whet: {api_error_text(error.message, error.code, error.details)}", file=sys.stderr)
+        return EXIT_UNAVAILABLE if error.status >= 500 else EXIT_REFUSED
+    except WhetstoneConnectionError as error:
+        print(f"whet: {error}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (WhetstoneConfigError, OSError) as error:
+        print(f"whet: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

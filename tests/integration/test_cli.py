@@ -1,0 +1,537 @@
+"""Every `whet` API command against a running `whet serve` over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from whetstone.cli.main import main
+from whetstone.cli.tokens import load_tokens
+from whetstone.client import MULTIPART_LIMIT_BYTES, Job
+from whetstone.core.job import JobError, JobRecord, LogEntry, MetricPoint
+from whetstone.core.lifecycle import JobStatus
+from whetstone.runtime import get_platform
+from whetstone.service.jobs import ARCHIVE_NAME, job_prefix, transition, update_job
+from whetstone.settings import get_settings
+
+MODEL = "qwen2.5-0.5b-instruct"
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WHETSTONE_CONFIG", str(tmp_path / "no-config.json"))
+    monkeypatch.delenv("WHETSTONE_URL", raising=False)
+    monkeypatch.delenv("WHETSTONE_TOKEN", raising=False)
+
+
+@pytest.fixture
+def whet(server_url: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run `whet <args> --url <server>`; its exit code, stdout and stderr."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = main([*args, "--url", server_url])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "train.jsonl")
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "job.yaml"
+    path.write_text(f"base_model: {MODEL}\nmethod: lora\ntraining:\n  epochs: 2\n")
+    return path
+
+
+def write_dataset(path: Path, count: int = 120, padding: int = 0) -> Path:
+    rows = [
+        {"instruction": f"Reverse word {i}", "input": f"w{i}" + "x" * padding, "output": f"{i}w"}
+        for i in range(count)
+    ]
+    path.write_text("\n".join(json.dumps(row) for row in rows))
+    return path
+
+
+def start_training(job_id: str) -> None:
+    for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
+        transition(get_platform(), job_id, status)
+
+
+def complete(job_id: str, archive: bytes = b"\x1f\x8bmodel") -> None:
+    start_training(job_id)
+    transition(get_platform(), job_id, JobStatus.COMPLETED)
+    get_platform().blobs.put(job_prefix("local", job_id) + ARCHIVE_NAME, archive)
+
+
+def fail(job_id: str) -> None:
+    def change(job: JobRecord) -> JobRecord:
+        error = JobError(code="oom", message="out of GPU memory; use qlora", step="training")
+        return job.with_status(JobStatus.FAILED).model_copy(update={"error": error})
+
+    update_job(get_platform(), job_id, change)
+
+
+def report_step(job_id: str, step: int, max_steps: int, loss: float) -> None:
+    def change(job: JobRecord) -> JobRecord:
+        progress = job.progress.model_copy(
+            update={
+                "step": step,
+                "max_steps": max_steps,
+                "fraction": step / max_steps,
+                "eta_seconds": 90.0,
+            }
+        )
+        cost = job.cost.model_copy(update={"current_usd": 0.25})
+        return job.model_copy(
+            update={"progress": progress, "latest_metrics": {"loss": loss}, "cost": cost}
+        )
+
+    update_job(get_platform(), job_id, change)
+
+
+def stepping(steps: list[Callable[[], None]]) -> Callable[[Job, float], None]:
+    """A `Job.pause` that runs the next simulated event instead of sleeping."""
+    pending = list(steps)
+
+    def pause(self: Job, seconds: float) -> None:
+        pending.pop(0)()
+
+    return pause
+
+
+def create(whet: Callable[..., Result], config: Path, dataset: Path) -> str:
+    result = whet("jobs", "create", str(config), str(dataset), "--json")
+    assert result.code == 0, result.err
+    return str(result.json()["job_id"])
+
+
+class FailingOrchestrator:
+    """A workflow whose every job fails as soon as it starts."""
+
+    def start(self, job: JobRecord) -> None:
+        fail(job.job_id)
+
+    def stop(self, job: JobRecord) -> None:
+        pass
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+
+def test_models_prints_a_table_and_json(whet: Callable[..., Result]) -> None:
+    table = whet("models", "--family", "qwen", "--max-params", "1")
+    raw = whet("models", "--family", "qwen", "--json")
+
+    assert table.code == 0 and table.out.splitlines()[0].split()[:3] == ["ID", "FAMILY", "PARAMS"]
+    assert MODEL in table.out and "llama" not in table.out
+    assert MODEL in [m["id"] for m in raw.json()]
+
+
+def test_hardware_lists_every_gpu(whet: Callable[..., Result]) -> None:
+    result = whet("hardware")
+    assert result.code == 0 and "nvidia-t4" in result.out and "nvidia-h100" in result.out
+    assert len(whet("hardware", "--json").json()["gpus"]) == 6
+
+
+def test_requirements_lists_each_method(whet: Callable[..., Result]) -> None:
+    result = whet("requirements", MODEL)
+    assert result.code == 0
+    assert all(method in result.out for method in ("lora", "qlora", "full", "prompt_tuning"))
+
+
+def test_validate_hardware_exits_1_when_the_model_does_not_fit(
+    whet: Callable[..., Result],
+) -> None:
+    fits = whet("validate-hardware", MODEL, "--gpu-type", "nvidia-a10g")
+    too_big = whet("validate-hardware", "llama-3.3-70b-instruct", "--method", "full", "--json")
+
+    assert fits.code == 0 and "fits:" in fits.out
+    assert too_big.code == 1 and too_big.json()["fits"] is False
+
+
+def test_estimate_takes_settings_from_a_config_file(
+    whet: Callable[..., Result], tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"training": {"batch_size": 8}}))
+
+    result = whet("estimate", MODEL, "--examples", "2000", "--epochs", "2", "--config", str(spec))
+    raw = whet("estimate", MODEL, "--examples", "2000", "--json")
+
+    assert result.code == 0 and "2,000 x 2 epochs" in result.out and "cost:" in result.out
+    assert raw.json()["num_examples"] == 2000 and raw.json()["epochs"] == 3
+
+
+# -- datasets ---------------------------------------------------------------------------------
+
+
+def test_validate_reports_a_good_dataset(whet: Callable[..., Result], dataset: Path) -> None:
+    result = whet("validate", str(dataset))
+    assert result.code == 0 and "valid:" in result.out and "alpaca" in result.out
+
+
+def test_validate_exits_1_with_the_errors_of_a_bad_dataset(
+    whet: Callable[..., Result], tmp_path: Path
+) -> None:
+    small = write_dataset(tmp_path / "small.jsonl", count=10)
+    result = whet("validate", str(small))
+    raw = whet("validate", str(small), "--json")
+
+    assert result.code == 1 and "too_few_examples" in result.out
+    assert raw.code == 1 and raw.json()["valid"] is False
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+def test_jobs_create_from_yaml_and_a_dataset(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    human = whet("jobs", "create", str(config), str(dataset), "--name", "reverse")
+    raw = whet("jobs", "create", str(config), str(dataset), "--json")
+
+    assert human.code == 0 and "pending" in human.out and "reverse" in human.out
+    job = raw.json()
+    assert job["status"] == "pending" and job["spec"]["training"]["epochs"] == 2
+
+
+def test_jobs_create_accepts_a_json_config_with_name_and_spec(
+    whet: Callable[..., Result], tmp_path: Path, dataset: Path
+) -> None:
+    config = tmp_path / "job.json"
+    config.write_text(json.dumps({"name": "named", "spec": {"base_model": MODEL}}))
+    job = whet("jobs", "create", str(config), str(dataset), "--json").json()
+    assert job["name"] == "named"
+
+
+def test_jobs_create_refused_prints_the_servers_message_and_exits_1(
+    whet: Callable[..., Result], tmp_path: Path, dataset: Path
+) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"base_model: {MODEL}\ntraining:\n  epochs: 0\n")
+
+    result = whet("jobs", "create", str(config), str(dataset))
+
+    assert result.code == 1 and result.out == ""
+    assert "spec.training.epochs" in result.err and "validation_error" in result.err
+
+
+def test_a_dataset_over_8_mb_takes_the_upload_flow(
+    whet: Callable[..., Result], config: Path, tmp_path: Path
+) -> None:
+    big = write_dataset(tmp_path / "big.jsonl", count=2100, padding=4000)
+    assert big.stat().st_size > MULTIPART_LIMIT_BYTES
+
+    job = whet("jobs", "create", str(config), str(big), "--json").json()
+
+    assert job["dataset"]["blob_key"].startswith("uploads/")
+    assert job["dataset"]["num_examples"] == 2100
+
+
+def test_jobs_create_with_only_a_config_needs_a_dataset_source(
+    whet: Callable[..., Result], config: Path, tmp_path: Path
+) -> None:
+    named = tmp_path / "s3.yaml"
+    named.write_text(f"base_model: {MODEL}\ndataset:\n  source: s3://bucket/train.jsonl\n")
+
+    missing = whet("jobs", "create", str(config))
+    created = whet("jobs", "create", str(named), "--json")
+
+    assert missing.code == 2 and "dataset" in missing.err
+    assert created.code == 0 and created.json()["dataset"]["source"] == "s3://bucket/train.jsonl"
+
+
+def test_usage_errors_exit_2(whet: Callable[..., Result], dataset: Path) -> None:
+    assert whet("jobs", "list", "--status", "bogus").code == 2
+    assert whet("jobs", "create", "/no/such/config.yaml", str(dataset)).code == 2
+    assert whet("jobs", "create", str(dataset), "/no/such/data.jsonl").code == 2
+
+
+def test_jobs_create_wait_shows_progress_and_exits_0_when_completed(
+    whet: Callable[..., Result], config: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[Callable[[str], None]] = [
+        start_training,
+        lambda job_id: report_step(job_id, 50, 100, 1.2345),
+        lambda job_id: transition(get_platform(), job_id, JobStatus.COMPLETED),
+    ]
+    monkeypatch.setattr(Job, "pause", lambda self, seconds: events.pop(0)(self.job_id))
+
+    result = whet("jobs", "create", str(config), str(dataset), "--wait", "--poll", "0")
+
+    assert result.code == 0
+    progress = [line for line in result.err.splitlines() if line.startswith("ftjob-")]
+    assert [line.split()[1] for line in progress] == [
+        "pending",
+        "training",
+        "training",
+        "completed",
+    ]
+    assert "step 50/100" in progress[2] and "loss 1.2345" in progress[2]
+    assert "ETA 1:30" in progress[2] and "cost $0.25" in progress[2]
+    assert "completed" in result.out
+
+
+def test_waiting_on_a_job_that_fails_exits_3(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    get_platform().orchestrator = FailingOrchestrator()
+
+    created = whet("jobs", "create", str(config), str(dataset), "--wait", "--json")
+    job_id = created.json()["job_id"]
+    again = whet("jobs", "wait", job_id)
+
+    assert created.code == 3 and created.json()["status"] == "failed"
+    assert again.code == 3 and "out of GPU memory" in again.err
+
+
+def test_jobs_wait_on_a_cancelled_job_exits_3(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    whet("jobs", "stop", job_id)
+    assert whet("jobs", "wait", job_id).code == 3
+
+
+def test_jobs_list_filters_and_prints_json(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    first, second = create(whet, config, dataset), create(whet, config, dataset)
+    whet("jobs", "stop", first)
+
+    table = whet("jobs", "list")
+    pending = whet("jobs", "list", "--status", "pending", "--json").json()
+    limited = whet("jobs", "list", "--limit", "1", "--json").json()
+
+    assert table.code == 0 and table.out.splitlines()[0].startswith("JOB ID")
+    assert [j["job_id"] for j in pending] == [second]
+    assert [j["job_id"] for j in limited] == [second]
+
+
+def test_jobs_get_shows_a_job(whet: Callable[..., Result], config: Path, dataset: Path) -> None:
+    job_id = create(whet, config, dataset)
+
+    human = whet("jobs", "get", job_id)
+    raw = whet("jobs", "get", job_id, "--json").json()
+
+    assert human.code == 0 and job_id in human.out and "status:" in human.out
+    assert raw["job_id"] == job_id and raw["status_history"][0]["status"] == "pending"
+
+
+def test_an_unknown_job_exits_1_with_the_servers_message(whet: Callable[..., Result]) -> None:
+    result = whet("jobs", "get", "ftjob-missing")
+    assert result.code == 1 and "no job 'ftjob-missing'" in result.err
+    assert "job_not_found" in result.err
+
+
+def test_jobs_logs_filters_by_source_and_level(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    get_platform().logs.append(
+        job_id,
+        [
+            LogEntry(time=T0, source="build", level="info", message="built image"),
+            LogEntry(time=T0, source="training", level="warning", message="loss spike"),
+            LogEntry(time=T0, source="training", level="debug", message="batch 1"),
+        ],
+    )
+
+    every = whet("jobs", "logs", job_id)
+    training = whet("jobs", "logs", job_id, "--type", "training", "--level", "info")
+    raw = whet("jobs", "logs", job_id, "--json", "--limit", "1")
+
+    assert every.code == 0 and len(every.out.splitlines()) == 3
+    assert training.out.strip().endswith("loss spike") and "built" not in training.out
+    assert [json.loads(line)["message"] for line in raw.out.splitlines()] == ["built image"]
+
+
+def test_jobs_logs_follow_ends_when_the_job_ends(
+    whet: Callable[..., Result], config: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = create(whet, config, dataset)
+    start_training(job_id)
+
+    def log(message: str) -> Callable[[], None]:
+        entry = LogEntry(time=T0, source="training", level="info", message=message)
+        return lambda: get_platform().logs.append(job_id, [entry])
+
+    def finish() -> None:
+        log("saved model")()
+        transition(get_platform(), job_id, JobStatus.COMPLETED)
+
+    log("step 1")()
+    monkeypatch.setattr(Job, "pause", stepping([log("step 2"), finish]))
+
+    result = whet("jobs", "logs", job_id, "--follow", "--poll", "0")
+
+    assert result.code == 0
+    assert [line.split("  ")[-1] for line in result.out.splitlines()] == [
+        "step 1",
+        "step 2",
+        "saved model",
+    ]
+
+
+def test_jobs_metrics_prints_a_table_and_plots_a_png(
+    whet: Callable[..., Result], config: Path, dataset: Path, tmp_path: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    points = [MetricPoint(name="loss", step=s, value=3 - s / 10, time=T0) for s in range(1, 11)]
+    points += [MetricPoint(name="eval_loss", step=s, value=3 - s / 12, time=T0) for s in (5, 10)]
+    points += [
+        MetricPoint(name="learning_rate", step=s, value=2e-4 * s / 10, time=T0)
+        for s in range(1, 11)
+    ]
+    get_platform().jobs.put_metrics(job_id, points)
+    png = tmp_path / "loss.png"
+
+    table = whet("jobs", "metrics", job_id, "--plot", str(png))
+    raw = whet("jobs", "metrics", job_id, "--names", "loss", "--max-step", "3", "--json").json()
+
+    assert table.code == 0
+    assert table.out.splitlines()[0].split() == ["STEP", "LOSS", "EVAL_LOSS", "LEARNING_RATE"]
+    assert len(table.out.splitlines()) == 11
+    assert png.read_bytes().startswith(b"\x89PNG")
+    assert [p["step"] for p in raw["series"]["loss"]] == [1, 2, 3]
+
+
+def test_jobs_stop_then_delete(whet: Callable[..., Result], config: Path, dataset: Path) -> None:
+    job_id = create(whet, config, dataset)
+
+    stop = whet("jobs", "stop", job_id, "--json")
+    delete = whet("jobs", "delete", job_id)
+    gone = whet("jobs", "get", job_id)
+
+    assert stop.code == 0 and stop.json()["status"] == "cancelled"
+    assert delete.code == 0 and f"deleted {job_id}" in delete.out
+    assert gone.code == 1
+
+
+def test_deleting_a_running_job_is_refused(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    start_training(job_id)
+    result = whet("jobs", "delete", job_id)
+    assert result.code == 1 and "job_active" in result.err
+
+
+def test_jobs_download_writes_the_archive(
+    whet: Callable[..., Result], config: Path, dataset: Path, tmp_path: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    early = whet("jobs", "download", job_id, "-o", str(tmp_path / "early.tar.gz"))
+    archive = b"\x1f\x8b" + bytes(range(256)) * 1024
+    complete(job_id, archive)
+    target = tmp_path / "model.tar.gz"
+
+    result = whet("jobs", "download", job_id, "-o", str(target))
+
+    assert early.code == 1 and "no_artifacts" in early.err
+    assert result.code == 0 and target.read_bytes() == archive
+    assert not (tmp_path / "early.tar.gz").exists()
+
+
+def test_stats_counts_the_users_jobs(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    complete(create(whet, config, dataset))
+    create(whet, config, dataset)
+
+    human = whet("stats")
+    raw = whet("stats", "--json").json()
+
+    assert human.code == 0 and "success rate:  100%" in human.out
+    assert raw["total_jobs"] == 2 and raw["jobs_by_status"] == {"completed": 1, "pending": 1}
+
+
+# -- connection -------------------------------------------------------------------------------
+
+
+def test_an_unreachable_server_exits_4_and_says_to_run_whet_serve(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+    code = main(["jobs", "list", "--url", url])
+
+    assert code == 4 and "whet serve" in capsys.readouterr().err
+
+
+def test_token_create_prints_a_token_the_server_accepts_once_it_restarts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["token", "create", "--user", "carol", "--org", "acme"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("whet_")
+    assert load_tokens(get_settings().home)[token].user_id == "carol"
+
+
+def test_url_and_token_come_from_the_environment(
+    server_url: str,
+    tokens: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    config: Path,
+    dataset: Path,
+) -> None:
+    monkeypatch.setenv("WHETSTONE_URL", server_url)
+    monkeypatch.setenv("WHETSTONE_TOKEN", tokens["alice"])
+
+    assert main(["jobs", "create", str(config), str(dataset), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["user_id"] == "alice"
+    assert main(["stats", "--token", "whet_forged"]) == 1
+    assert "unauthenticated" in capsys.readouterr().err
+
+
+def test_a_token_from_the_config_file_scopes_the_cli_to_its_organization(
+    server_url: str,
+    tokens: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    config: Path,
+    dataset: Path,
+) -> None:
+    settings = tmp_path / "whet.json"
+    settings.write_text(json.dumps({"url": server_url, "token": tokens["alice"]}))
+    monkeypatch.setenv("WHETSTONE_CONFIG", str(settings))
+
+    assert main(["jobs", "create", str(config), str(dataset), "--json"]) == 0
+    job = json.loads(capsys.readouterr().out)
+    assert main(["jobs", "get", job["job_id"], "--token", tokens["bob"]]) == 1
+
+    assert job["org_id"] == "acme" and "job_not_found" in capsys.readouterr().err
+
+
+def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "exit codes:" in out and "3  the awaited job ended failed or cancelled" in out

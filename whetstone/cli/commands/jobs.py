@@ -1,0 +1,373 @@
+"""`whet jobs ...` and `whet stats`: create, watch and manage fine-tuning jobs."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from pathlib import Path
+from typing import Any
+
+from whetstone.cli.commands.common import (
+    EXIT_JOB_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    api_options,
+    connect,
+    emit,
+    timestamp,
+    wants_json,
+)
+from whetstone.cli.output import ProgressBar, duration, fields, table, to_json, usd
+from whetstone.client import Job, load_job_config
+from whetstone.core.job import LOG_LEVELS, JobRecord, LogEntry, MetricPoint
+from whetstone.core.lifecycle import JobStatus
+from whetstone.core.spec import Method
+
+DEFAULT_POLL_S = 2.0
+PLOTTED_SERIES = ("loss", "eval_loss", "learning_rate")
+
+
+def _row(job: JobRecord) -> list[object]:
+    hardware = job.spec.hardware
+    return [
+        job.job_id,
+        job.name,
+        job.status,
+        job.spec.base_model,
+        job.spec.method,
+        f"{hardware.gpu_count} x {hardware.gpu_type}",
+        job.created_at,
+        usd(job.cost.current_usd),
+    ]
+
+
+JOB_HEADERS = ["JOB ID", "NAME", "STATUS", "BASE MODEL", "METHOD", "GPUS", "CREATED", "COST"]
+
+
+def _describe(job: JobRecord) -> str:
+    progress = job.progress
+    pairs: list[tuple[str, object]] = [
+        ("job", job.job_id),
+        ("name", job.name),
+        ("status", job.status),
+        ("base model", job.spec.base_model),
+        ("method", job.spec.method),
+        ("hardware", f"{job.spec.hardware.gpu_count} x {job.spec.hardware.gpu_type}"),
+        ("dataset", job.dataset.source),
+        ("examples", job.dataset.num_examples),
+        ("created", job.created_at),
+        ("finished", job.finished_at),
+        ("progress", f"step {progress.step}/{progress.max_steps}, epoch {progress.epoch:.2f}"),
+        ("ETA", duration(progress.eta_seconds)),
+        (
+            "cost",
+            f"{usd(job.cost.current_usd)} of ~{usd(job.cost.estimated_total_usd)} "
+            f"at {usd(job.cost.hourly_rate_usd)}/h",
+        ),
+        (
+            "estimate",
+            f"{job.estimate.estimated_hours:.2f} h, {usd(job.estimate.estimated_cost_usd)}",
+        ),
+    ]
+    pairs += [(name, value) for name, value in sorted(job.latest_metrics.items())]
+    if job.dataset.warnings:
+        pairs.append(("dataset warnings", ", ".join(job.dataset.warnings)))
+    if job.error is not None:
+        pairs.append(("error", f"{job.error.message} ({job.error.code} at {job.error.step})"))
+    history = table(
+        ["STATUS", "AT", "MESSAGE"],
+        [[change.status, change.at, change.message] for change in job.status_history],
+    )
+    return fields(pairs) + "\n\n" + history
+
+
+def _await(args: argparse.Namespace, job: Job) -> int:
+    """Wait for the job with a progress bar; print the final record; 3 if it did not complete."""
+    bar = ProgressBar()
+    try:
+        final = job.wait(poll_s=args.poll, on_update=bar.update)
+    finally:
+        bar.close()
+    emit(args, final, lambda: _describe(final))
+    if final.status is JobStatus.COMPLETED:
+        return EXIT_OK
+    reason = f": {final.error.message}" if final.error else ""
+    print(f"whet: job {final.job_id} ended {final.status}{reason}", file=sys.stderr)
+    return EXIT_JOB_FAILED
+
+
+def _create(args: argparse.Namespace) -> int:
+    client = connect(args)
+    if args.dataset is not None:
+        job = client.create_job(
+            args.config, args.dataset, name=args.name, idempotency_key=args.idempotency_key
+        )
+    else:
+        name, spec = load_job_config(args.config)
+        if not (spec.get("dataset") or {}).get("source"):
+            print(
+                "whet: give a dataset file, or set dataset.source in the config "
+                "(an upload id, s3://... or hf://...)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        job = client.create_job_json(
+            spec, name=args.name or name, idempotency_key=args.idempotency_key
+        )
+    if args.wait:
+        if not wants_json(args):
+            print(f"created {job.job_id}", file=sys.stderr)
+        return _await(args, job)
+    emit(args, job.record, lambda: _describe(job.record))
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace) -> int:
+    found = connect(args).list_jobs(
+        status=args.status,
+        method=args.method,
+        base_model=args.base_model,
+        created_after=args.created_after,
+        created_before=args.created_before,
+        page_size=min(args.limit, 100),
+    )
+    jobs = list(itertools.islice(found, args.limit))
+    emit(args, jobs, lambda: table(JOB_HEADERS, [_row(job) for job in jobs]))
+    return EXIT_OK
+
+
+def _get(args: argparse.Namespace) -> int:
+    job = connect(args).get_job(args.job_id).record
+    emit(args, job, lambda: _describe(job))
+    return EXIT_OK
+
+
+def _wait(args: argparse.Namespace) -> int:
+    return _await(args, connect(args).job(args.job_id))
+
+
+def _log_line(entry: LogEntry) -> str:
+    when = entry.time.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{when}  {entry.source:<10}  {entry.level:<8}  {entry.message}"
+
+
+def _logs(args: argparse.Namespace) -> int:
+    client = connect(args)
+    filters: dict[str, Any] = {"log_type": args.type, "level": args.level}
+    if args.follow:
+        entries = client.job(args.job_id).follow(args.poll, **filters)
+    else:
+        entries = client.logs(args.job_id, start_time=args.since, end_time=args.until, **filters)
+    if args.limit is not None:
+        entries = itertools.islice(entries, args.limit)
+    for entry in entries:
+        print(entry.model_dump_json() if wants_json(args) else _log_line(entry), flush=True)
+    return EXIT_OK
+
+
+def _metrics_table(series: dict[str, list[MetricPoint]]) -> str:
+    first = {name: index for index, name in enumerate(PLOTTED_SERIES)}
+    names = sorted(series, key=lambda n: (first.get(n, len(first)), n))
+    by_step: dict[int, dict[str, float]] = {}
+    for name, points in series.items():
+        for point in points:
+            by_step.setdefault(point.step, {})[name] = point.value
+    rows = [[step, *(values.get(n) for n in names)] for step, values in sorted(by_step.items())]
+    return table(["STEP", *(n.upper() for n in names)], rows)
+
+
+def plot_losses(series: dict[str, list[MetricPoint]], path: Path, title: str) -> None:
+    """Train and validation loss against step, the learning rate on a second axis, as a PNG."""
+    from matplotlib.figure import Figure  # lazily: an optional dependency, Agg canvas
+
+    figure = Figure(figsize=(9, 5), layout="constrained")
+    loss_axis = figure.subplots()
+    for name, label, style in (("loss", "train loss", "-"), ("eval_loss", "validation loss", "o-")):
+        points = series.get(name, [])
+        if points:
+            loss_axis.plot([p.step for p in points], [p.value for p in points], style, label=label)
+    loss_axis.set_xlabel("step")
+    loss_axis.set_ylabel("loss")
+    handles, labels = loss_axis.get_legend_handles_labels()
+    rates = series.get("learning_rate", [])
+    if rates:
+        rate_axis = loss_axis.twinx()
+        rate_axis.plot(
+            [p.step for p in rates],
+            [p.value for p in rates],
+            "--",
+            color="gray",
+            label="learning rate",
+        )
+        rate_axis.set_ylabel("learning rate")
+        rate_handles, rate_labels = rate_axis.get_legend_handles_labels()
+        handles, labels = handles + rate_handles, labels + rate_labels
+    if handles:
+        loss_axis.legend(handles, labels, loc="upper right")
+    loss_axis.set_title(title)
+    figure.savefig(path, format="png", dpi=100)
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    names = [n for n in args.names.split(",") if n] if args.names else None
+    series = connect(args).metrics(
+        args.job_id,
+        names=names,
+        min_step=args.min_step,
+        max_step=args.max_step,
+        max_points=args.max_points,
+    )
+    if args.plot:
+        try:
+            plot_losses(series, Path(args.plot), args.job_id)
+        except ImportError:
+            print("whet: --plot needs matplotlib: pip install 'whetstone[cli]'", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"wrote {args.plot}", file=sys.stderr)
+    emit(args, {"series": series}, lambda: _metrics_table(series))
+    return EXIT_OK
+
+
+def _stop(args: argparse.Namespace) -> int:
+    job = connect(args).stop_job(args.job_id)
+    emit(args, job, lambda: f"{job.job_id} {job.status}")
+    return EXIT_OK
+
+
+def _delete(args: argparse.Namespace) -> int:
+    connect(args).delete_job(args.job_id)
+    if wants_json(args):
+        print(to_json({"job_id": args.job_id, "deleted": True}))
+    else:
+        print(f"deleted {args.job_id}")
+    return EXIT_OK
+
+
+def _download(args: argparse.Namespace) -> int:
+    path = connect(args).download(args.job_id, args.output or Path.cwd())
+    if wants_json(args):
+        print(
+            to_json({"job_id": args.job_id, "path": str(path), "size_bytes": path.stat().st_size})
+        )
+    else:
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return EXIT_OK
+
+
+def _stats(args: argparse.Namespace) -> int:
+    stats = connect(args).stats()
+    emit(
+        args,
+        stats,
+        lambda: fields(
+            [
+                ("jobs", stats.total_jobs),
+                *[(f"  {status}", n) for status, n in sorted(stats.jobs_by_status.items())],
+                ("GPU hours", f"{stats.gpu_hours:.2f}"),
+                ("spend", usd(stats.spend_usd)),
+                (
+                    "success rate",
+                    None if stats.success_rate is None else f"{stats.success_rate:.0%}",
+                ),
+            ]
+        ),
+    )
+    return EXIT_OK
+
+
+def _poll_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--poll", type=float, default=DEFAULT_POLL_S, help="seconds between two polls"
+    )
+
+
+def register(commands: Any) -> None:
+    """Add `jobs ...` and `stats` to the `whet` subcommands."""
+    parent = api_options()
+    jobs = commands.add_parser(
+        "jobs", parents=[parent], help="create, watch and manage fine-tuning jobs"
+    )
+    sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+
+    create = sub.add_parser("create", parents=[parent], help="create a job")
+    create.add_argument("config", help="job config, YAML or JSON: a job spec or {name, spec}")
+    create.add_argument(
+        "dataset",
+        nargs="?",
+        help="dataset file; files over 8 MB are uploaded first. Omit it when the config "
+        "sets dataset.source (an upload id, s3://... or hf://...)",
+    )
+    create.add_argument("--name", help="a name for the job (overrides the config's)")
+    create.add_argument("--idempotency-key", help="retrying with the same key returns the job")
+    create.add_argument(
+        "--wait", action="store_true", help="wait for the job to end, showing its progress"
+    )
+    _poll_argument(create)
+    create.set_defaults(run=_create)
+
+    listing = sub.add_parser("list", parents=[parent], help="list jobs, newest first")
+    listing.add_argument("--status", choices=[s.value for s in JobStatus])
+    listing.add_argument("--method", choices=[m.value for m in Method])
+    listing.add_argument("--base-model", help="only jobs of this base model")
+    listing.add_argument("--created-after", type=timestamp, help="ISO 8601 time")
+    listing.add_argument("--created-before", type=timestamp, help="ISO 8601 time")
+    listing.add_argument("--limit", type=int, default=50, help="show at most this many")
+    listing.set_defaults(run=_list)
+
+    get = sub.add_parser("get", parents=[parent], help="show a job")
+    get.add_argument("job_id")
+    get.set_defaults(run=_get)
+
+    wait = sub.add_parser(
+        "wait", parents=[parent], help="wait for a job to end (exit 3 if failed or cancelled)"
+    )
+    wait.add_argument("job_id")
+    _poll_argument(wait)
+    wait.set_defaults(run=_wait)
+
+    logs = sub.add_parser("logs", parents=[parent], help="show a job's logs, oldest first")
+    logs.add_argument("job_id")
+    logs.add_argument("--type", choices=["build", "deployment", "training"], help="log source")
+    logs.add_argument("--level", choices=LOG_LEVELS, help="this level and above")
+    logs.add_argument("--since", type=timestamp, help="from this ISO 8601 time")
+    logs.add_argument("--until", type=timestamp, help="until this ISO 8601 time, excluded")
+    logs.add_argument("--limit", type=int, help="show at most this many entries")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new entries until the job ends"
+    )
+    _poll_argument(logs)
+    logs.set_defaults(run=_logs)
+
+    metrics = sub.add_parser("metrics", parents=[parent], help="show a job's metrics by step")
+    metrics.add_argument("job_id")
+    metrics.add_argument("--names", help="comma-separated series, e.g. loss,eval_loss")
+    metrics.add_argument("--min-step", type=int)
+    metrics.add_argument("--max-step", type=int)
+    metrics.add_argument("--max-points", type=int, help="downsample each series to this many")
+    metrics.add_argument(
+        "--plot", metavar="PNG", help="also write train/validation loss and learning rate as a PNG"
+    )
+    metrics.set_defaults(run=_metrics)
+
+    stop = sub.add_parser("stop", parents=[parent], help="stop a job")
+    stop.add_argument("job_id")
+    stop.set_defaults(run=_stop)
+
+    delete = sub.add_parser(
+        "delete", parents=[parent], help="delete an ended job, its logs, metrics and model"
+    )
+    delete.add_argument("job_id")
+    delete.set_defaults(run=_delete)
+
+    download = sub.add_parser(
+        "download", parents=[parent], help="download a completed job's model archive"
+    )
+    download.add_argument("job_id")
+    download.add_argument(
+        "-o", "--output", help="file or folder to write (default ./<job_id>.tar.gz)"
+    )
+    download.set_defaults(run=_download)
+
+    stats = commands.add_parser("stats", parents=[parent], help="your jobs, GPU hours and spend")
+    stats.set_defaults(run=_stats)
