@@ -15,6 +15,8 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
+import orjson
+
 from whetstone.core.datasets.report import Issue, IssueCode
 from whetstone.core.spec import DatasetFormat
 
@@ -62,7 +64,7 @@ class JsonLinesReader(_Counting):
         readline = self._stream.readline
         limit = self.max_row_bytes
         max_file = self.max_file_bytes
-        loads = json.loads
+        loads, fast_loads, fast_error = json.loads, orjson.loads, orjson.JSONDecodeError
         line_no = 0
         while True:
             raw = readline(limit + 2)
@@ -89,7 +91,10 @@ class JsonLinesReader(_Counting):
                     line=1,
                 )
             try:
-                record = loads(raw.decode())
+                try:
+                    record = fast_loads(raw)
+                except fast_error:  # the standard parser says precisely what is wrong
+                    record = loads(raw.decode())
             except UnicodeDecodeError as error:
                 self.records_read += 1
                 yield Issue(
