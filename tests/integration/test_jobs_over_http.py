@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from support.apigw import multipart
 
 from whetstone.cli.server import DEFAULT_MAX_BODY_BYTES, make_server
+from whetstone.runtime import get_platform
 
 API = "/api/v1/fine-tuning"
 
@@ -111,3 +113,29 @@ def test_an_oversized_body_is_refused_before_it_is_read(server_url: str) -> None
 def test_serving_beyond_localhost_needs_a_token() -> None:
     with pytest.raises(ValueError, match="create an API token"):
         make_server("0.0.0.0", 0, {})
+
+
+def test_concurrent_requests_of_two_organizations_never_mix(
+    server_url: str, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(get_platform().settings, "max_active_jobs", 1000)
+    monkeypatch.setattr(get_platform().settings, "max_active_gpus", 1000)
+    expected = {"alice": "acme", "bob": "globex"}
+
+    def create_as(user: str) -> tuple[str, int, str]:
+        status, job = create(server_url, tokens[user])
+        return user, status, job.get("org_id", "")
+
+    def list_as(user: str) -> tuple[str, int, set[str]]:
+        status, body = request("GET", f"{server_url}{API}/jobs", token=tokens[user])
+        return user, status, {job["org_id"] for job in body.get("jobs", [])}
+
+    with ThreadPoolExecutor(12) as pool:
+        created = pool.map(create_as, list(expected) * 20)
+        listed = pool.map(list_as, list(expected) * 40)
+        created, listed = list(created), list(listed)
+
+    assert [status for _, status, _ in created] == [201] * len(created)
+    assert all(org == expected[user] for user, _, org in created)
+    assert [status for _, status, _ in listed] == [200] * len(listed)
+    assert all(orgs <= {expected[user]} for user, _, orgs in listed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import socket
+import threading
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,7 @@ from whetstone.cli.tokens import DEFAULT_CALLER, caller_for_token
 from whetstone.core.job import Caller
 from whetstone.observability import logger
 
+_RESOLVER_LOCK = threading.Lock()
 TEXT_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024
 
@@ -104,7 +106,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.client_address[0],
             self._claims(headers),
         )
-        response = handler(event, None)
+        # The resolver keeps the current request on itself (as a Lambda container, which
+        # serves one request at a time, may): requests take turns through it.
+        with _RESOLVER_LOCK:
+            response = handler(event, None)
         self._send(response)
 
     def _send(self, response: dict[str, Any]) -> None:
