@@ -14,6 +14,7 @@ from typing import BinaryIO, Protocol
 from pydantic import BaseModel
 
 from whetstone.core.job import (
+    Deployment,
     JobFilter,
     JobRecord,
     LogEntry,
@@ -166,3 +167,21 @@ class Orchestrator(Protocol):
 
     def stop(self, job: JobRecord) -> None:
         """Ask the workflow to stop the job and clean its compute up."""
+
+
+class Deployer(Protocol):
+    """Serves a completed job's model as an OpenAI-compatible endpoint: a local
+    transformers server (local) or a vLLM Deployment (aws)."""
+
+    def start(
+        self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
+    ) -> Deployment:
+        """Start serving the model under `model_uri`; returns the deployment, starting.
+        Readiness (and the golden check) follow in the background."""
+
+    def status(self, job: JobRecord) -> Deployment:
+        """The job's deployment as it stands now (job.deployment is the last one recorded)."""
+
+    def stop(self, job: JobRecord) -> None:
+        """Stop serving and release everything the deployment held. Safe to call when
+        nothing runs."""

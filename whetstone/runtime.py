@@ -52,6 +52,7 @@ def build_platform(settings: Settings) -> Platform:
         )
     from whetstone.adapters.local.file_logs import FileLogStore
     from whetstone.adapters.local.folder_blobs import FolderBlobStore
+    from whetstone.adapters.local.process_deployer import ProcessDeployer
     from whetstone.adapters.local.python_image import CurrentPythonImage
     from whetstone.adapters.local.runner import LocalRunner
     from whetstone.adapters.local.sqlite_jobs import SQLiteJobStore
@@ -65,6 +66,9 @@ def build_platform(settings: Settings) -> Platform:
         blobs=FolderBlobStore(home / "blobs"),
         orchestrator=NoWorkflowOrchestrator(),
         settings=settings,
+        deployer=ProcessDeployer(
+            home / "run" / "deployments", ready_timeout_s=settings.deploy_ready_timeout_s
+        ),
     )
     compute = SubprocessCompute(
         lambda event: ingest_event(platform, event),

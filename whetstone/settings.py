@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from whetstone.core.serving import DEFAULT_MAX_LORA_RANK, MAX_LORA_RANK_LIMIT
+
 
 class Settings(BaseSettings):
     """Every setting Whetstone reads from the environment (prefix `WHETSTONE_`)."""
@@ -54,6 +56,19 @@ class Settings(BaseSettings):
         float,
         Field(ge=1, le=600, description="Seconds a stopped trainer gets to checkpoint."),
     ] = 60.0
+    max_lora_rank: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_LORA_RANK_LIMIT,
+            description="Largest adapter rank deployments accept unless a deploy asks for more "
+            "(vLLM's --max-lora-rank).",
+        ),
+    ] = DEFAULT_MAX_LORA_RANK
+    deploy_ready_timeout_s: Annotated[
+        float,
+        Field(ge=1, le=3600, description="Seconds a local model server gets to answer."),
+    ] = 600.0
 
     # The aws workflow (state machine, EKS, image builds, trainer events).
     aws_region: Annotated[

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whetstone.api.errors import register_error_handlers
-from whetstone.api.routes import datasets, jobs, planning
+from whetstone.api.routes import datasets, deployments, jobs, planning
 
 API_PREFIX = "/api/v1/fine-tuning"
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -21,6 +21,7 @@ app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(planning.router, prefix=API_PREFIX)
 app.include_router(jobs.router, prefix=API_PREFIX)
 app.include_router(datasets.router, prefix=API_PREFIX)
+app.include_router(deployments.router, prefix=API_PREFIX)
 register_error_handlers(app)
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from whetstone.core.estimates import CostEstimate
 from whetstone.core.lifecycle import JobStatus, is_terminal
+from whetstone.core.serving import ServingProblem
 from whetstone.core.spec import JobSpec, Method
 
 JOB_ID_PREFIX = "ftjob-"
@@ -97,6 +98,34 @@ class Artifacts(BaseModel):
         return sum(self.files.values())
 
 
+DeploymentStatus = Literal["starting", "ready", "failed", "deleted"]
+
+
+class Deployment(BaseModel):
+    """The job's model served as an OpenAI-compatible endpoint."""
+
+    status: Annotated[
+        DeploymentStatus,
+        Field(description="starting, ready (golden check passed), failed or deleted."),
+    ]
+    model: Annotated[str, Field(description="Model name to send in requests.")]
+    endpoint: Annotated[
+        str | None, Field(description="OpenAI base URL (.../v1) while it runs.")
+    ] = None
+    pid: Annotated[int | None, Field(description="Server process id (local runtime).")] = None
+    max_lora_rank: Annotated[int, Field(ge=1, description="The server's max LoRA rank.")]
+    created_at: Annotated[datetime, Field(description="When the deploy was asked for (UTC).")]
+    updated_at: Annotated[datetime, Field(description="Last change (UTC).")]
+    message: Annotated[str | None, Field(description="Why it failed, or what it waits for.")] = None
+    problems: Annotated[
+        list[ServingProblem], Field(description="What the compatibility checks found.")
+    ] = Field(default_factory=list)
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in ("starting", "ready")
+
+
 class JobRecord(BaseModel):
     """One job, as the job store keeps it. `version` guards every write."""
 
@@ -131,6 +160,9 @@ class JobRecord(BaseModel):
     error: Annotated[JobError | None, Field(description="Why the job failed.")] = None
     artifacts: Annotated[Artifacts | None, Field(description="The job's output.")] = None
     stop_requested: Annotated[bool, Field(description="A stop was asked for.")] = False
+    deployment: Annotated[
+        Deployment | None, Field(description="Where the trained model is served.")
+    ] = None
     idempotency_key: Annotated[
         str | None, Field(description="The Idempotency-Key the job was created with.")
     ] = None

@@ -297,7 +297,7 @@ def stop_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
 
 
 def delete_job(platform: Platform, caller: Caller, job_id: str) -> None:
-    """Delete an ended job with its logs, metrics, dataset copy and artifacts.
+    """Delete an ended job with its deployment, logs, metrics, dataset copy and artifacts.
 
     A job still running is refused (409): stop it first, so its compute is
     cleaned up before its records go.
@@ -309,6 +309,8 @@ def delete_job(platform: Platform, caller: Caller, job_id: str) -> None:
             "cancelled",
             code="job_active",
         )
+    if job.deployment is not None and job.deployment.is_live and platform.deployer is not None:
+        platform.deployer.stop(job)  # the server reads the artifacts about to go
     platform.blobs.delete_prefix(job_prefix(job.org_id, job_id))
     platform.blobs.delete_prefix(f"datasets/{job.org_id}/{job_id}/")
     platform.logs.delete(job_id)

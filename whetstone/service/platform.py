@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from whetstone.ports import BlobStore, JobStore, LogStore, Orchestrator
+from whetstone.ports import BlobStore, Deployer, JobStore, LogStore, Orchestrator
 from whetstone.settings import Settings
 
 
@@ -15,3 +15,4 @@ class Platform:
     blobs: BlobStore
     orchestrator: Orchestrator
     settings: Settings
+    deployer: Deployer | None = None  # None where the runtime serves no models yet

@@ -1,0 +1,183 @@
+"""A completed job's adapter served locally: deployed over the REST API, asked with the
+official `openai` client, stopped by DELETE (of the deployment or of the job)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.jobs import make_job
+from support.serving import build_base, completed_job, write_adapter
+
+from whetstone.adapters.local.process_deployer import ProcessDeployer
+from whetstone.cli.server import make_server
+from whetstone.cli.tokens import create_token, load_tokens
+from whetstone.core.job import Caller
+from whetstone.runtime import get_platform
+from whetstone.settings import get_settings
+
+pytest.importorskip("torch")
+openai = pytest.importorskip("openai")
+
+API = "/api/v1/fine-tuning"
+ALICE = Caller(user_id="alice", org_id="acme")
+READY_WAIT_S = 120
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_base(tmp_path_factory.mktemp("tiny-base"))
+
+
+@pytest.fixture(scope="module")
+def adapter(base: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_adapter(base, tmp_path_factory.mktemp("adapter"))
+
+
+@pytest.fixture
+def api() -> Iterator[tuple[str, str]]:
+    """(base URL, alice's token) of a `whet serve` on a free port."""
+    home = get_settings().home
+    token = create_token(home, ALICE)
+    server = make_server("127.0.0.1", 0, load_tokens(home))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}{API}", token
+    server.shutdown()
+    server.server_close()
+
+
+def call(method: str, url: str, token: str) -> tuple[int, Any]:
+    req = urllib.request.Request(url, method=method)
+    req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        return error.code, json.loads(raw) if raw else None
+
+
+def wait_until_settled(url: str, token: str) -> dict[str, Any]:
+    deadline = time.monotonic() + READY_WAIT_S
+    while True:
+        status, deployment = call("GET", url, token)
+        assert status == 200, deployment
+        if deployment["status"] != "starting" or time.monotonic() > deadline:
+            return dict(deployment)
+        time.sleep(0.5)
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_deployed_adapter_answers_the_openai_client_until_its_deployment_is_deleted(
+    api: tuple[str, str], adapter: Path
+) -> None:
+    url, token = api
+    job = completed_job(get_platform(), ALICE.org_id, adapter)
+
+    status, started = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
+    assert status == 202 and started["status"] == "starting", started
+    deployment = wait_until_settled(f"{url}/jobs/{job.job_id}/deployment", token)
+    assert deployment["status"] == "ready", deployment
+
+    client = openai.OpenAI(base_url=deployment["endpoint"], api_key="unused", max_retries=0)
+    assert [m.id for m in client.models.list()] == [job.job_id]
+    chat = client.chat.completions.create(
+        model=job.job_id,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=5,
+    )
+    assert chat.choices[0].message.role == "assistant"
+    assert chat.usage is not None and 1 <= chat.usage.completion_tokens <= 5
+    assert chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens
+    again = client.chat.completions.create(
+        model=job.job_id,
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=5,
+    )
+    assert again.choices[0].message.content == chat.choices[0].message.content  # greedy
+    completion = client.completions.create(model=job.job_id, prompt="zero one two", max_tokens=3)
+    assert completion.usage is not None and completion.usage.completion_tokens <= 3
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(
+            model="another-model", messages=[{"role": "user", "content": "hi"}]
+        )
+
+    status, _ = call("DELETE", f"{url}/jobs/{job.job_id}/deployment", token)
+    assert status == 204
+    assert not is_running(deployment["pid"])
+    status, after = call("GET", f"{url}/jobs/{job.job_id}/deployment", token)
+    assert status == 200 and after["status"] == "deleted" and after["endpoint"] is None
+
+
+def test_deleting_a_job_stops_its_model_server(api: tuple[str, str], adapter: Path) -> None:
+    url, token = api
+    job = completed_job(get_platform(), ALICE.org_id, adapter)
+    status, started = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
+    assert status == 202, started
+
+    status, _ = call("DELETE", f"{url}/jobs/{job.job_id}", token)
+
+    assert status == 204
+    assert not is_running(started["pid"])
+    assert call("GET", f"{url}/jobs/{job.job_id}/deployment", token)[0] == 404
+
+
+def test_a_job_that_has_not_completed_cannot_be_deployed(api: tuple[str, str]) -> None:
+    url, token = api
+    job = make_job(ALICE.org_id)
+    get_platform().jobs.create(job)
+
+    status, body = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
+
+    assert status == 409 and body["code"] == "job_not_completed"
+
+
+def test_an_adapter_above_the_max_lora_rank_is_refused_before_anything_starts(
+    api: tuple[str, str], base: Path, tmp_path: Path
+) -> None:
+    url, token = api
+    job = completed_job(get_platform(), ALICE.org_id, write_adapter(base, tmp_path, r=32))
+
+    status, body = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
+
+    assert status == 422 and body["code"] == "not_servable"
+    assert "rank r=32" in body["message"] and "max_lora_rank=16" in body["message"]
+    assert "retrain with lora.r <= 16, or deploy with max_lora_rank=32" in body["message"]
+    assert [p["code"] for p in body["details"]] == ["lora_rank_too_high"]
+    assert call("GET", f"{url}/jobs/{job.job_id}/deployment", token)[0] == 404
+
+
+def test_an_endpoint_that_answers_unlike_the_saved_model_fails_with_a_report(
+    api: tuple[str, str], adapter: Path, tmp_path: Path
+) -> None:
+    url, token = api
+    platform = get_platform()
+    platform.deployer = ProcessDeployer(
+        tmp_path / "run", golden_answer=lambda model_dir, base: "an answer it will not give"
+    )
+    job = completed_job(platform, ALICE.org_id, adapter)
+
+    status, started = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
+    assert status == 202, started
+    deployment = wait_until_settled(f"{url}/jobs/{job.job_id}/deployment", token)
+
+    assert deployment["status"] == "failed"
+    assert [p["code"] for p in deployment["problems"]] == ["golden_mismatch"]
+    assert "'an answer it will not give'" in deployment["message"]
+    assert not is_running(started["pid"])

@@ -1,0 +1,55 @@
+"""Completed jobs whose output holds a real (untrained) LoRA adapter on a tiny base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from support.jobs import make_job
+from whetstone.core.job import JobRecord
+from whetstone.core.lifecycle import JobStatus
+from whetstone.service.jobs import job_prefix, transition
+from whetstone.service.platform import Platform
+from whetstone.service.workflow import MODEL_DIR, OUTPUT_DIR
+
+_TO_COMPLETED = (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING, JobStatus.COMPLETED)
+
+
+def build_base(folder: Path) -> Path:
+    from trainer.tiny import build_tiny_model
+
+    return build_tiny_model(folder, hidden=32, layers=1, heads=2)
+
+
+def write_adapter(
+    base: Path, out: Path, *, r: int = 8, target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+) -> Path:
+    """An adapter with non-zero weights (so it changes the answers) and the base's tokenizer."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    config = LoraConfig(
+        r=r, lora_alpha=2 * r, target_modules=list(target_modules), init_lora_weights=False
+    )
+    torch.manual_seed(1)
+    peft_model = get_peft_model(model, config)
+    peft_model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return out
+
+
+def completed_job(platform: Platform, org_id: str, model_dir: Path | None) -> JobRecord:
+    """A job through its lifecycle to completed, `model_dir` copied to its output/model/."""
+    job = make_job(org_id)
+    platform.jobs.create(job.with_status(JobStatus.PENDING, "job created"))
+    if model_dir is not None:
+        prefix = job_prefix(org_id, job.job_id) + OUTPUT_DIR + MODEL_DIR
+        for path in sorted(model_dir.rglob("*")):
+            if path.is_file():
+                platform.blobs.put(
+                    prefix + path.relative_to(model_dir).as_posix(), path.read_bytes()
+                )
+    for status in _TO_COMPLETED:
+        job = transition(platform, job.job_id, status)
+    return job

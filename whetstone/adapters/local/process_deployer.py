@@ -1,0 +1,269 @@
+"""Deployments on this machine: one `python -m whetstone.serving` subprocess per job.
+
+A watcher thread waits for the server to answer, then asks it the golden prompt
+and compares its greedy answer with the saved model's, computed in this process;
+only then is the deployment ready. The server's pid is kept in a file, so a
+restarted `whet serve` can still stop a server its predecessor started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from whetstone.core.job import Deployment, JobRecord, utcnow
+from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES, check_golden
+from whetstone.observability import logger
+
+# (model_dir, base_model) -> the saved model's greedy answer to the golden prompt.
+GoldenAnswer = Callable[[str, str | None], str]
+_POLL_S = 0.25
+_LOG_TAIL_CHARS = 2000
+
+
+def saved_model_answer(model_dir: str, base_model: str | None) -> str:
+    """The golden prompt answered greedily by the saved model, loaded in this process."""
+    from whetstone.serving.generation import ChatModel
+
+    model = ChatModel.load(model_dir, base_model)
+    prompt = model.chat_prompt(list(GOLDEN_MESSAGES))
+    return model.generate(prompt, max_tokens=GOLDEN_MAX_TOKENS).text
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class _Served:
+    process: subprocess.Popen[bytes]
+    deployment: Deployment
+    log_path: Path
+
+
+class ProcessDeployer:
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        python: str = sys.executable,
+        host: str = "127.0.0.1",
+        ready_timeout_s: float = 600.0,
+        stop_grace_s: float = 10.0,
+        golden_answer: GoldenAnswer = saved_model_answer,
+    ) -> None:
+        self._run_dir = run_dir
+        self._python = python
+        self._host = host
+        self._ready_timeout_s = ready_timeout_s
+        self._stop_grace_s = stop_grace_s
+        self._golden_answer = golden_answer
+        self._served: dict[str, _Served] = {}
+        self._lock = threading.Lock()
+
+    def start(
+        self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
+    ) -> Deployment:
+        self._run_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port(self._host)
+        command = [self._python, "-m", "whetstone.serving", "--model-dir", model_uri]
+        command += ["--host", self._host, "--port", str(port), "--name", job.job_id]
+        if base_model:
+            command += ["--base", base_model]
+        log_path = self._run_dir / f"{job.job_id}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        self._pid_file(job.job_id).write_text(str(process.pid))
+        now = utcnow()
+        deployment = Deployment(
+            status="starting",
+            model=job.job_id,
+            endpoint=f"http://{self._host}:{port}/v1",
+            pid=process.pid,
+            max_lora_rank=max_lora_rank,
+            created_at=now,
+            updated_at=now,
+            message="loading the model",
+        )
+        served = _Served(process, deployment, log_path)
+        with self._lock:
+            self._served[job.job_id] = served
+        threading.Thread(
+            target=self._watch, args=(job.job_id, served, model_uri, base_model), daemon=True
+        ).start()
+        logger.info("deployment started", job_id=job.job_id, pid=process.pid, port=port)
+        return deployment
+
+    def status(self, job: JobRecord) -> Deployment:
+        with self._lock:
+            served = self._served.get(job.job_id)
+        if served is not None:
+            return served.deployment
+        recorded = job.deployment
+        if recorded is None or not recorded.is_live:
+            raise LookupError(f"job {job.job_id} has no live deployment")
+        if recorded.status == "ready" and recorded.endpoint and self._answers(recorded.endpoint):
+            return recorded  # served by a process a previous server started
+        return recorded.model_copy(
+            update={
+                "status": "failed",
+                "pid": None,
+                "updated_at": utcnow(),
+                "message": "the server of this deployment is gone (the platform restarted "
+                "while it started, or it crashed); deploy again",
+            }
+        )
+
+    def stop(self, job: JobRecord) -> None:
+        with self._lock:
+            served = self._served.pop(job.job_id, None)
+        if served is not None:
+            self._end(served.process)
+        elif job.deployment is not None and job.deployment.pid is not None:
+            self._end_orphan(job.job_id, job.deployment.pid)
+        self._pid_file(job.job_id).unlink(missing_ok=True)
+        logger.info("deployment stopped", job_id=job.job_id)
+
+    def _pid_file(self, job_id: str) -> Path:
+        return self._run_dir / f"{job_id}.pid"
+
+    def _end(self, process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=self._stop_grace_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def _end_orphan(self, job_id: str, pid: int) -> None:
+        import psutil
+
+        try:
+            process = psutil.Process(pid)
+            if "whetstone.serving" not in process.cmdline():
+                return  # the pid was reused by something else
+            logger.warning("ending a model server left by a previous server", job_id=job_id)
+            process.terminate()
+            process.wait(timeout=self._stop_grace_s)
+        except psutil.TimeoutExpired:
+            process.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+    def _update(self, job_id: str, served: _Served, **changes: Any) -> None:
+        with self._lock:
+            if self._served.get(job_id) is not served:
+                return  # stopped meanwhile: the record is the service's now
+            changes["updated_at"] = utcnow()
+            served.deployment = served.deployment.model_copy(update=changes)
+
+    def _fail(self, job_id: str, served: _Served, message: str, **changes: Any) -> None:
+        logger.warning("deployment failed", job_id=job_id, reason=message)
+        self._end(served.process)
+        self._update(job_id, served, status="failed", pid=None, message=message, **changes)
+
+    def _watch(self, job_id: str, served: _Served, model_uri: str, base: str | None) -> None:
+        expected: dict[str, str] = {}
+
+        def compute_expected() -> None:
+            try:
+                expected["answer"] = self._golden_answer(model_uri, base)
+            except Exception as error:
+                expected["error"] = f"{type(error).__name__}: {error}"
+
+        golden = threading.Thread(target=compute_expected, daemon=True)
+        golden.start()
+        endpoint = served.deployment.endpoint or ""
+        deadline = time.monotonic() + self._ready_timeout_s
+        while not self._answers(endpoint):
+            code = served.process.poll()
+            if code is not None:
+                self._fail(
+                    job_id,
+                    served,
+                    f"the model server exited with code {code}: " + self._log_tail(served.log_path),
+                )
+                return
+            if time.monotonic() > deadline:
+                self._fail(
+                    job_id,
+                    served,
+                    f"the model server did not answer within "
+                    f"{self._ready_timeout_s:.0f} s: " + self._log_tail(served.log_path),
+                )
+                return
+            time.sleep(_POLL_S)
+        self._update(job_id, served, message="checking the golden prompt")
+        golden.join()
+        if "error" in expected:
+            self._fail(
+                job_id,
+                served,
+                "the saved model could not be loaded to compute the "
+                f"golden answer: {expected['error']}",
+            )
+            return
+        try:
+            served_answer = self._ask_golden(endpoint, job_id)
+        except (OSError, ValueError, KeyError) as error:
+            self._fail(job_id, served, f"the golden prompt request failed: {error}")
+            return
+        problem = check_golden(expected["answer"], served_answer)
+        if problem is not None:
+            self._fail(job_id, served, problem.message, problems=[problem])
+            return
+        self._update(job_id, served, status="ready", message=None)
+        logger.info("deployment ready", job_id=job_id, endpoint=endpoint)
+
+    def _answers(self, endpoint: str) -> bool:
+        try:
+            with urllib.request.urlopen(f"{endpoint}/models", timeout=2) as response:
+                return bool(response.status == 200)
+        except (OSError, ValueError):
+            return False
+
+    def _ask_golden(self, endpoint: str, model: str) -> str:
+        body = {
+            "model": model,
+            "messages": list(GOLDEN_MESSAGES),
+            "max_tokens": GOLDEN_MAX_TOKENS,
+            "temperature": 0,
+        }
+        request = urllib.request.Request(
+            f"{endpoint}/chat/completions",
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:
+            answer: str = json.loads(response.read())["choices"][0]["message"]["content"]
+            return answer
+
+    @staticmethod
+    def _log_tail(path: Path) -> str:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return text[-_LOG_TAIL_CHARS:].strip() or "(empty log)"

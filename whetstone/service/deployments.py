@@ -1,0 +1,172 @@
+"""Deployment use cases: serve a completed job's model, report its readiness, stop it.
+
+Before anything starts, the artifacts are checked against what the server can
+serve (rank, target modules, chat template): a model that would serve unlike it
+was trained is refused with what to change (422).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
+from whetstone.core.job import Caller, Deployment, JobRecord, utcnow
+from whetstone.core.lifecycle import JobStatus
+from whetstone.core.serving import ModelFacts, ServingLimits, blocking, check_servable
+from whetstone.ports import Deployer
+from whetstone.service.jobs import get_job, job_prefix, update_job
+from whetstone.service.platform import Platform
+from whetstone.service.workflow import MODEL_DIR, OUTPUT_DIR
+
+_TEMPLATE_FILE = "chat_template.jinja"
+_TOKENIZER_CONFIG = "tokenizer_config.json"
+
+
+def _deployer(platform: Platform) -> Deployer:
+    if platform.deployer is None:
+        raise ConflictError(
+            f"the {platform.settings.runtime} runtime cannot serve models yet; download the "
+            "model (GET .../download) and serve it yourself",
+            code="deploy_unavailable",
+        )
+    return platform.deployer
+
+
+def _model_key(job: JobRecord) -> str:
+    return job_prefix(job.org_id, job.job_id) + OUTPUT_DIR + MODEL_DIR
+
+
+def _read_json(platform: Platform, key: str) -> dict[str, Any] | None:
+    if not platform.blobs.exists(key):
+        return None
+    with platform.blobs.open(key) as stream:
+        data: dict[str, Any] = json.load(stream)
+        return data
+
+
+def _saved_template(platform: Platform, model_key: str) -> str | None:
+    if platform.blobs.exists(model_key + _TEMPLATE_FILE):
+        with platform.blobs.open(model_key + _TEMPLATE_FILE) as stream:
+            return stream.read().decode()
+    config = _read_json(platform, model_key + _TOKENIZER_CONFIG) or {}
+    template = config.get("chat_template")
+    return template if isinstance(template, str) else None
+
+
+def _local_template(folder: Path) -> str | None:
+    if (folder / _TEMPLATE_FILE).is_file():
+        return (folder / _TEMPLATE_FILE).read_text()
+    if (folder / _TOKENIZER_CONFIG).is_file():
+        template = json.loads((folder / _TOKENIZER_CONFIG).read_text()).get("chat_template")
+        return template if isinstance(template, str) else None
+    return None
+
+
+def model_facts(platform: Platform, job: JobRecord) -> ModelFacts:
+    """What the job's artifacts (and its base, when the base is a local folder) say."""
+    model_key = _model_key(job)
+    adapter = _read_json(platform, model_key + "adapter_config.json")
+    base = str(adapter.get("base_model_name_or_path") or "") if adapter else job.spec.base_model
+    base_folder = Path(base).expanduser() if base else None
+    base_known = base_folder is not None and base_folder.is_dir()
+    return ModelFacts(
+        adapter_config=adapter,
+        chat_template=_saved_template(platform, model_key),
+        base_chat_template=_local_template(base_folder) if base_folder and base_known else None,
+        base_known=base_known,
+    )
+
+
+def _save(platform: Platform, job_id: str, deployment: Deployment) -> JobRecord:
+    return update_job(
+        platform, job_id, lambda job: job.model_copy(update={"deployment": deployment})
+    )
+
+
+def deploy(
+    platform: Platform, caller: Caller, job_id: str, *, max_lora_rank: int | None = None
+) -> Deployment:
+    """Check the completed job's model, then start serving it (starting; ready once the
+    golden prompt answers as the saved model does)."""
+    job = get_job(platform, caller, job_id)
+    deployer = _deployer(platform)
+    if job.status is not JobStatus.COMPLETED:
+        raise ConflictError(
+            f"job {job_id} is {job.status}; only a completed job's model can be deployed",
+            code="job_not_completed",
+        )
+    if job.deployment is not None and job.deployment.is_live:
+        raise ConflictError(
+            f"job {job_id} is already deployed ({job.deployment.status}); DELETE its "
+            "deployment first to deploy it again",
+            code="already_deployed",
+        )
+    limits = ServingLimits(max_lora_rank=max_lora_rank or platform.settings.max_lora_rank)
+    problems = check_servable(model_facts(platform, job), limits)
+    errors = blocking(problems)
+    if errors:
+        raise InvalidInputError(
+            "the model cannot be served as trained: " + "; ".join(p.message for p in errors),
+            code="not_servable",
+            details=[p.model_dump() for p in problems],
+        )
+    started = deployer.start(
+        job,
+        platform.blobs.uri(_model_key(job)),
+        base_model=None,
+        max_lora_rank=limits.max_lora_rank,
+    )
+    started = started.model_copy(update={"problems": problems})
+
+    def record(current: JobRecord) -> JobRecord:
+        if current.deployment is not None and current.deployment.is_live:
+            raise ConflictError(f"job {job_id} was deployed meanwhile", code="already_deployed")
+        return current.model_copy(update={"deployment": started})
+
+    try:
+        update_job(platform, job_id, record)
+    except (ConflictError, NotFoundError):
+        deployer.stop(job.model_copy(update={"deployment": started}))
+        raise
+    return started
+
+
+def _recorded(job: JobRecord) -> Deployment:
+    if job.deployment is None:
+        raise NotFoundError(f"job {job.job_id} has no deployment", code="deployment_not_found")
+    return job.deployment
+
+
+def get_deployment(platform: Platform, caller: Caller, job_id: str) -> Deployment:
+    """The job's deployment, its readiness refreshed from the server."""
+    job = get_job(platform, caller, job_id)
+    recorded = _recorded(job)
+    if not recorded.is_live:
+        return recorded
+    current = _deployer(platform).status(job)
+    current = current.model_copy(update={"problems": recorded.problems + current.problems})
+    if current.status != recorded.status or current.message != recorded.message:
+        _save(platform, job_id, current)
+    return current
+
+
+def delete_deployment(platform: Platform, caller: Caller, job_id: str) -> Deployment:
+    """Stop serving the job's model; the record stays, deleted."""
+    job = get_job(platform, caller, job_id)
+    recorded = _recorded(job)
+    if recorded.status == "deleted":
+        return recorded
+    _deployer(platform).stop(job)
+    deleted = recorded.model_copy(
+        update={
+            "status": "deleted",
+            "pid": None,
+            "endpoint": None,
+            "updated_at": utcnow(),
+            "message": "deleted",
+        }
+    )
+    _save(platform, job_id, deleted)
+    return deleted

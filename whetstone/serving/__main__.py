@@ -1,0 +1,37 @@
+"""`python -m whetstone.serving`: serve one trained model until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import FrameType
+
+from whetstone.serving.generation import ChatModel
+from whetstone.serving.server import ModelServer
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m whetstone.serving", description=__doc__)
+    parser.add_argument("--model-dir", required=True, help="the job's output/model folder")
+    parser.add_argument("--base", default=None, help="base model path, over the adapter's own")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--name", required=True, help="the model name clients send")
+    args = parser.parse_args(argv)
+
+    model = ChatModel.load(args.model_dir, args.base)
+    server = ModelServer((args.host, args.port), model, args.name)
+
+    def shut_down(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shut_down)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

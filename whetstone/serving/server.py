@@ -1,0 +1,181 @@
+"""A threaded stdlib HTTP server with the OpenAI endpoints: /v1/models,
+/v1/chat/completions and /v1/completions (no streaming)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from whetstone.serving.api import ChatCompletionRequest, CompletionRequest, Usage, _Request
+from whetstone.serving.generation import ChatModel, Generation
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+_R = TypeVar("_R", bound=_Request)
+
+
+class ModelServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], model: ChatModel, name: str) -> None:
+        super().__init__(address, _Handler)
+        self.model = model
+        self.name = name
+        self.created = int(time.time())
+
+
+class _Refused(Exception):
+    def __init__(self, status: HTTPStatus, message: str, kind: str, code: str | None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code = status, message, kind, code
+
+
+def _usage(generation: Generation) -> dict[str, int]:
+    return Usage(
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=generation.completion_tokens,
+        total_tokens=generation.prompt_tokens + generation.completion_tokens,
+    ).model_dump()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ModelServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        return  # request lines would drown the deployment log
+
+    def _send(self, status: HTTPStatus, body: dict[str, Any]) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _refuse(self, refused: _Refused) -> None:
+        error = {"message": refused.message, "type": refused.kind, "param": None}
+        self._send(refused.status, {"error": {**error, "code": refused.code}})
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        if path == "/v1/models":
+            self._send(HTTPStatus.OK, {"object": "list", "data": [self._model_card()]})
+        elif path == f"/v1/models/{self.server.name}":
+            self._send(HTTPStatus.OK, self._model_card())
+        elif path == "/health":
+            self._send(HTTPStatus.OK, {"status": "ok"})
+        else:
+            self._refuse(_Refused(HTTPStatus.NOT_FOUND, "no such route", "not_found", None))
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        try:
+            body = self._json_body()
+            if path == "/v1/chat/completions":
+                self._send(HTTPStatus.OK, self._chat(body))
+            elif path == "/v1/completions":
+                self._send(HTTPStatus.OK, self._complete(body))
+            else:
+                raise _Refused(HTTPStatus.NOT_FOUND, "no such route", "not_found", None)
+        except _Refused as refused:
+            self._refuse(refused)
+
+    def _model_card(self) -> dict[str, Any]:
+        return {
+            "id": self.server.name,
+            "object": "model",
+            "created": self.server.created,
+            "owned_by": "whetstone",
+        }
+
+    def _json_body(self) -> Any:
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise _Refused(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                "request too large",
+                "invalid_request_error",
+                None,
+            )
+        try:
+            return json.loads(self.rfile.read(length) or b"{}")
+        except ValueError as error:
+            raise _Refused(
+                HTTPStatus.BAD_REQUEST, f"body is not JSON: {error}", "invalid_request_error", None
+            ) from error
+
+    def _parse(self, kind: type[_R], body: Any) -> _R:
+        try:
+            request = kind.model_validate(body)
+        except ValidationError as error:
+            message = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                for e in error.errors(include_url=False)
+            )
+            raise _Refused(
+                HTTPStatus.BAD_REQUEST, message, "invalid_request_error", "invalid_value"
+            ) from error
+        if request.model != self.server.name:
+            raise _Refused(
+                HTTPStatus.NOT_FOUND,
+                f"the model {request.model!r} does not exist; this server serves "
+                f"{self.server.name!r}",
+                "invalid_request_error",
+                "model_not_found",
+            )
+        return request
+
+    def _generate(self, request: _Request, prompt: str) -> Generation:
+        return self.server.model.generate(
+            prompt,
+            max_tokens=request.token_limit,
+            temperature=request.temperature or 0.0,
+            top_p=request.top_p if request.top_p is not None else 1.0,
+            seed=request.seed,
+            stop=request.stops,
+        )
+
+    def _chat(self, body: Any) -> dict[str, Any]:
+        request = self._parse(ChatCompletionRequest, body)
+        prompt = self.server.model.chat_prompt([m.as_template_input() for m in request.messages])
+        generation = self._generate(request, prompt)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.server.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": generation.text},
+                    "finish_reason": generation.finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": _usage(generation),
+        }
+
+    def _complete(self, body: Any) -> dict[str, Any]:
+        request = self._parse(CompletionRequest, body)
+        generation = self._generate(request, request.text)
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.server.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "text": generation.text,
+                    "finish_reason": generation.finish_reason,
+                    "logprobs": None,
+                }
+            ],
+            "usage": _usage(generation),
+        }
