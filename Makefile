@@ -4,9 +4,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= api,trainer,workflow,cli,dev
+EXTRAS ?= api,trainer,workflow,cli,infra,dev
 
-.PHONY: venv lint test demo serve lock clean
+.PHONY: venv lint test demo serve lock clean synth
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,19 @@ demo: venv
 
 serve: venv
 	$(BIN)/whet serve
+
+# The CloudFormation templates of the aws runtime, offline (no AWS account), into cdk.out/,
+# checked by cdk-nag during synth and by cfn-lint after. Needs EXTRAS with infra, and node.
+CDK := infra/node_modules/.bin/cdk
+CDK_ENV := CDK_DISABLE_CLI_TELEMETRY=true JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20
+
+$(CDK): infra/package.json infra/package-lock.json
+	cd infra && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+synth: venv $(CDK)
+	$(CDK_ENV) $(CDK) synth --quiet --no-notices
+	$(BIN)/cfn-lint --non-zero-exit-code error -- cdk.out/*.template.json
 
 # Re-pin every dependency to what the virtualenv holds now.
 lock: venv

@@ -1,0 +1,1 @@
+"""The CDK app of Whetstone's aws runtime (see docs/infra.md)."""

@@ -1,0 +1,150 @@
+"""The REST API: Cognito users, one Lambda behind a proxy resource, throttled and logged."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.constants import (
+    ACCESS_LOG_RETENTION,
+    API_HANDLER,
+    API_STAGE,
+    API_THROTTLE_BURST,
+    API_THROTTLE_RATE,
+    BINARY_MEDIA_TYPES,
+    LAMBDA_TIMEOUT,
+    TOKEN_VALIDITY,
+    USER_ORG_ATTRIBUTE,
+)
+from infra.constructs.python_function import PythonFunction
+from infra.grants import (
+    acknowledge,
+    grant_job_data,
+    grant_start_workflow,
+    job_environment,
+    state_machine_arn,
+)
+
+
+class JobsApi(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        layers: list[lambda_.ILayerVersion],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        # Users are created by an administrator, who sets their organization; users cannot
+        # change it (the client's write attributes leave it out).
+        self.user_pool = cognito.UserPool(
+            self,
+            "Users",
+            self_sign_up_enabled=False,
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            custom_attributes={
+                USER_ORG_ATTRIBUTE: cognito.StringAttribute(min_len=1, max_len=64, mutable=True)
+            },
+            password_policy=cognito.PasswordPolicy(
+                min_length=12,
+                require_digits=True,
+                require_lowercase=True,
+                require_uppercase=True,
+                require_symbols=True,
+            ),
+            mfa=cognito.Mfa.REQUIRED,
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            feature_plan=cognito.FeaturePlan.PLUS,
+            standard_threat_protection_mode=cognito.StandardThreatProtectionMode.FULL_FUNCTION,
+            account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.client = self.user_pool.add_client(
+            "Cli",
+            auth_flows=cognito.AuthFlow(user_srp=True),
+            generate_secret=False,
+            access_token_validity=TOKEN_VALIDITY,
+            id_token_validity=TOKEN_VALIDITY,
+            read_attributes=cognito.ClientAttributes()
+            .with_standard_attributes(email=True)
+            .with_custom_attributes(USER_ORG_ATTRIBUTE),
+            write_attributes=cognito.ClientAttributes().with_standard_attributes(email=True),
+        )
+
+        self.handler = PythonFunction(
+            self,
+            "Handler",
+            handler=API_HANDLER,
+            environment={
+                **job_environment(),
+                "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
+            },
+            timeout=LAMBDA_TIMEOUT,
+            layers=layers,
+            description="Whetstone REST API",
+        )
+        grant_job_data(self.handler.role)
+        grant_start_workflow(self.handler.role)
+
+        self.access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=ACCESS_LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        authorizer = apigw.CognitoUserPoolsAuthorizer(
+            self, "Authorizer", cognito_user_pools=[self.user_pool]
+        )
+        self.api = apigw.LambdaRestApi(
+            self,
+            "Api",
+            handler=self.handler.function,
+            proxy=True,
+            binary_media_types=list(BINARY_MEDIA_TYPES),
+            cloud_watch_role=False,
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            default_method_options=apigw.MethodOptions(
+                authorizer=authorizer,
+                authorization_type=apigw.AuthorizationType.COGNITO,
+            ),
+            deploy_options=apigw.StageOptions(
+                stage_name=API_STAGE,
+                throttling_rate_limit=API_THROTTLE_RATE,
+                throttling_burst_limit=API_THROTTLE_BURST,
+                tracing_enabled=True,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                    caller=True,
+                    http_method=True,
+                    ip=True,
+                    protocol=True,
+                    request_time=True,
+                    resource_path=True,
+                    response_length=True,
+                    status=True,
+                    user=True,
+                ),
+            ),
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG2",
+            "The Lambda validates every body, path and query parameter against the pydantic "
+            "models (powertools enable_validation) and answers 422; the proxy has no model.",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG6",
+            "Execution logging needs the account-wide API Gateway CloudWatch role, which a "
+            "self-hosted stack should not overwrite; JSON access logs and X-Ray cover requests.",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-APIG3",
+            "Every method needs a Cognito token and the stage is throttled; a WAF web ACL "
+            "(about $6/month idle) is left to the operator.",
+        )

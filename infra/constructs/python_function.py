@@ -1,0 +1,73 @@
+"""A Whetstone Lambda: its own role and log group, X-Ray tracing, the shared code asset."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.constants import FUNCTION_LOG_RETENTION, LAMBDA_MEMORY_MB
+from infra.grants import acknowledge
+from infra.lambda_code import function_code
+
+
+class PythonFunction(Construct):
+    """One handler of functions/, with a role that starts empty: callers grant what it needs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        environment: Mapping[str, str],
+        timeout: Duration,
+        layers: list[lambda_.ILayerVersion],
+        description: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=FUNCTION_LOG_RETENTION,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # No AWSLambdaBasicExecutionRole: the role may write to this log group only.
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{description} ({handler})",
+        )
+        self.log_group.grant_write(self.role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_11,
+            architecture=lambda_.Architecture.X86_64,
+            handler=handler,
+            code=function_code(),
+            layers=layers,
+            role=self.role,
+            log_group=self.log_group,
+            memory_size=LAMBDA_MEMORY_MB,
+            timeout=timeout,
+            tracing=lambda_.Tracing.ACTIVE,
+            description=description,
+            environment={"WHETSTONE_RUNTIME": "aws", **environment},
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-L1",
+            "Python 3.11 is the version the project supports and tests (pyproject "
+            "requires-python, the dependency layer is built for it).",
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments and PutTelemetryRecords take no resource (active tracing).",
+        )

@@ -1,0 +1,201 @@
+"""What a Whetstone Lambda may touch: the job's table, blobs and logs, and per-step extras.
+
+ARNs are built from the fixed names in infra.constants, so a consuming stack needs no
+export of the data stack and each wildcard cdk-nag reports has an id known in advance.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, ArnFormat, Aws, Stack, Validations
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from constructs import IConstruct
+
+from infra.constants import (
+    ARTIFACTS_BUCKET_PREFIX,
+    GSI_NAMES,
+    JOB_LOG_GROUP,
+    STATE_MACHINE_NAME,
+    TABLE_NAME,
+)
+
+# The calls of whetstone.adapters.aws.dynamodb_jobs.DynamoDBJobStore.
+_TABLE_ACTIONS = (
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+)
+# S3BlobStore: objects (presigned URLs are signed with the Lambda's own role).
+_OBJECT_ACTIONS = (
+    "s3:AbortMultipartUpload",
+    "s3:DeleteObject",
+    "s3:GetObject",
+    "s3:PutObject",
+)
+# CloudWatchLogStore.
+_JOB_LOG_ACTIONS = (
+    "logs:CreateLogStream",
+    "logs:DeleteLogStream",
+    "logs:DescribeLogStreams",
+    "logs:FilterLogEvents",
+    "logs:GetLogEvents",
+    "logs:PutLogEvents",
+)
+
+
+def artifacts_bucket_name() -> str:
+    return f"{ARTIFACTS_BUCKET_PREFIX}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+
+def artifacts_bucket_name_for_nag() -> str:
+    """The bucket name as cdk-nag writes it in a finding id."""
+    return f"{ARTIFACTS_BUCKET_PREFIX}-<AWS::AccountId>-<AWS::Region>"
+
+
+def job_environment() -> dict[str, str]:
+    return {
+        "WHETSTONE_TABLE_NAME": TABLE_NAME,
+        "WHETSTONE_BUCKET": artifacts_bucket_name(),
+        "WHETSTONE_LOG_GROUP": JOB_LOG_GROUP,
+    }
+
+
+def state_machine_arn(stack: Stack) -> str:
+    return stack.format_arn(
+        service="states",
+        resource="stateMachine",
+        resource_name=STATE_MACHINE_NAME,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
+    Validations.of(scope).acknowledge(Acknowledgment(id=f"AwsSolutions::{finding}", reason=reason))
+
+
+def grant_job_data(role: iam.Role) -> None:
+    """The table (and its GSIs), the artifacts bucket's objects, the job log group."""
+    stack = Stack.of(role)
+    table = stack.format_arn(service="dynamodb", resource="table", resource_name=TABLE_NAME)
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=list(_TABLE_ACTIONS),
+            resources=[table, *(f"{table}/index/{name}" for name in GSI_NAMES)],
+        )
+    )
+    bucket = f"arn:{Aws.PARTITION}:s3:::{artifacts_bucket_name()}"
+    role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket]))
+    role.add_to_policy(
+        iam.PolicyStatement(actions=list(_OBJECT_ACTIONS), resources=[f"{bucket}/*"])
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=list(_JOB_LOG_ACTIONS),
+            resources=[
+                stack.format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name=f"{JOB_LOG_GROUP}:*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+    )
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{artifacts_bucket_name_for_nag()}/*]",
+        "Job objects are keyed jobs/<org>/<job>/... and the organization is known per "
+        "request only; the service layer scopes every key to the caller's organization.",
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>"
+        f":log-group:{JOB_LOG_GROUP}:*]",
+        "Log streams are created per job and source at run time inside the one job log group.",
+    )
+
+
+def grant_start_workflow(role: iam.Role) -> None:
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["states:StartExecution"], resources=[state_machine_arn(Stack.of(role))]
+        )
+    )
+
+
+def grant_manage_workflow(role: iam.Role) -> None:
+    """StepFunctionsOrchestrator as the reconciler uses it: start, list, describe, stop."""
+    stack = Stack.of(role)
+    grant_start_workflow(role)
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["states:ListExecutions"], resources=[state_machine_arn(stack)])
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["states:DescribeExecution", "states:StopExecution"],
+            resources=[
+                stack.format_arn(
+                    service="states",
+                    resource="execution",
+                    resource_name=f"{STATE_MACHINE_NAME}:*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
+        f":execution:{STATE_MACHINE_NAME}:*]",
+        "Executions are named after jobs at run time; the reconciler stops any of this "
+        "state machine's executions whose job ended.",
+    )
+
+
+def grant_ecr_lookup(role: iam.Role, repository: ecr.IRepository) -> None:
+    """EcrImages.find: DescribeImages on the trainer repository."""
+    repository.grant(role, "ecr:DescribeImages")
+
+
+def grant_build_logs(role: iam.Role, project_name: str) -> None:
+    """CodeBuildLogs: GetLogEvents on the build project's log group."""
+    group = f"/aws/codebuild/{project_name}"
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:GetLogEvents"],
+            resources=[
+                Stack.of(role).format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name=f"{group}:log-stream:*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>"
+        f":log-group:{group}:log-stream:*]",
+        "Each build writes its own log stream; the step copies the stream of the job's build.",
+    )
+
+
+def grant_cluster_access(role: iam.Role, cluster_name: str) -> None:
+    """KubernetesApi: DescribeCluster (endpoint, CA); Kubernetes RBAC comes from an access
+    entry of the cluster."""
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["eks:DescribeCluster"],
+            resources=[
+                Stack.of(role).format_arn(
+                    service="eks", resource="cluster", resource_name=cluster_name
+                )
+            ],
+        )
+    )

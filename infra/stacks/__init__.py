@@ -1,0 +1,1 @@
+"""The deployable stacks: data, build, workflow, api."""

@@ -1,0 +1,72 @@
+"""The API stack: Cognito authorizer on every method, throttling, access logs, binary bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.constants import API_THROTTLE_BURST, API_THROTTLE_RATE
+
+STACK = "WhetstoneApi"
+
+
+@pytest.fixture(scope="module")
+def template(synthesized: Any) -> Template:
+    return Template.from_json(synthesized.templates[STACK])
+
+
+def test_resource_counts(template: Template) -> None:
+    for kind, count in {
+        "AWS::ApiGateway::RestApi": 1,
+        "AWS::ApiGateway::Stage": 1,
+        "AWS::ApiGateway::Authorizer": 1,
+        "AWS::Cognito::UserPool": 1,
+        "AWS::Cognito::UserPoolClient": 1,
+        "AWS::Lambda::Function": 1,
+        "AWS::IAM::Role": 1,
+    }.items():
+        template.resource_count_is(kind, count)
+
+
+def test_multipart_bodies_arrive_base64_encoded(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::ApiGateway::RestApi", {"BinaryMediaTypes": ["multipart/form-data"]}
+    )
+
+
+def test_every_method_needs_a_cognito_token(synthesized: Any) -> None:
+    methods = synthesized.resources(STACK, "AWS::ApiGateway::Method").values()
+    assert methods
+    assert {m["Properties"]["AuthorizationType"] for m in methods} == {"COGNITO_USER_POOLS"}
+
+
+def test_stage_is_throttled_traced_and_access_logged(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "TracingEnabled": True,
+            "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+            "MethodSettings": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "ThrottlingRateLimit": API_THROTTLE_RATE,
+                            "ThrottlingBurstLimit": API_THROTTLE_BURST,
+                        }
+                    )
+                ]
+            ),
+        },
+    )
+
+
+def test_users_carry_an_organization_they_cannot_change(synthesized: Any) -> None:
+    (pool,) = synthesized.resources(STACK, "AWS::Cognito::UserPool").values()
+    schema = {a["Name"]: a for a in pool["Properties"]["Schema"]}
+    assert "organization" in schema
+    assert pool["Properties"]["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True
+    (client,) = synthesized.resources(STACK, "AWS::Cognito::UserPoolClient").values()
+    assert "custom:organization" in client["Properties"]["ReadAttributes"]
+    assert "custom:organization" not in client["Properties"]["WriteAttributes"]

@@ -1,0 +1,126 @@
+"""The workflow stack: the ASL file deployed as written, one Lambda and role per step."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Template
+
+from infra.constants import BUILD_PROJECT_NAME, EVENT_BUS_NAME, REPO_ROOT, STEP_FUNCTIONS
+from whetstone.adapters.aws.sfn_orchestrator import DEFINITION_PLACEHOLDERS, render_definition
+from whetstone.service.images import trainer_image_tag
+
+STACK = "WhetstoneWorkflow"
+
+
+@pytest.fixture(scope="module")
+def template(synthesized: Any) -> Template:
+    return Template.from_json(synthesized.templates[STACK])
+
+
+def _state_machine(synthesized: Any) -> dict[str, Any]:
+    (machine,) = synthesized.resources(STACK, "AWS::StepFunctions::StateMachine").values()
+    props: dict[str, Any] = machine["Properties"]
+    return props
+
+
+def _function_of(synthesized: Any, handler: str) -> str:
+    functions = synthesized.resources(STACK, "AWS::Lambda::Function")
+    (name,) = [n for n, f in functions.items() if f["Properties"].get("Handler") == handler]
+    return name
+
+
+def test_resource_counts(template: Template) -> None:
+    for kind, count in {
+        "AWS::StepFunctions::StateMachine": 1,
+        "AWS::Events::EventBus": 1,
+        "AWS::Events::Rule": 2,  # trainer events, reconciler schedule
+        # 10 steps + ingest + reconciler + S3 drop + CDK's bucket notifications handler
+        "AWS::Lambda::Function": 14,
+        "AWS::Lambda::LayerVersion": 1,
+        "Custom::S3BucketNotifications": 1,
+    }.items():
+        template.resource_count_is(kind, count)
+
+
+def test_every_placeholder_has_a_substitution(synthesized: Any) -> None:
+    substitutions = _state_machine(synthesized)["DefinitionSubstitutions"]
+    assert set(substitutions) == set(DEFINITION_PLACEHOLDERS)
+
+
+def test_definition_equals_the_asl_file_after_substitution(synthesized: Any) -> None:
+    # Given the placeholders CDK hands CloudFormation (what each resolves to: next test)
+    props = _state_machine(synthesized)
+    substitutions = props["DefinitionSubstitutions"]
+    names = {p: f"resolved-{p}" for p in substitutions}
+    # When the orchestrator's renderer fills the ASL file with the same values
+    expected = json.loads(render_definition(names))
+    uploaded = synthesized.outdir / f"asset.{props['DefinitionS3Location']['Key']}"
+    deployed = json.loads(render_definition(names, uploaded.read_text()))
+    # Then the definition CloudFormation receives (an S3 asset) is the file, state for state
+    assert deployed == expected
+
+
+def test_substitutions_point_at_the_right_handlers(synthesized: Any) -> None:
+    substitutions = _state_machine(synthesized)["DefinitionSubstitutions"]
+    for step in STEP_FUNCTIONS:
+        function = _function_of(synthesized, step.handler)
+        assert substitutions[step.placeholder] == {"Fn::GetAtt": [function, "Arn"]}
+    assert substitutions["BuildProjectName"] == BUILD_PROJECT_NAME
+    assert substitutions["TrainerImageTag"] == trainer_image_tag(REPO_ROOT)
+
+
+def test_state_machine_logs_everything_and_traces(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineType": "STANDARD",
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": {
+                "Level": "ALL",
+                "IncludeExecutionData": True,
+                "Destinations": [
+                    {
+                        "CloudWatchLogsLogGroup": {
+                            "LogGroupArn": {"Fn::GetAtt": [_any_log_group(template), "Arn"]}
+                        }
+                    }
+                ],
+            },
+        },
+    )
+
+
+def _any_log_group(template: Template) -> str:
+    groups = template.find_resources("AWS::Logs::LogGroup")
+    (name,) = [n for n in groups if n.startswith("JobWorkflowLogs")]
+    return name
+
+
+def test_trainer_events_rule_targets_the_ingest_function(synthesized: Any) -> None:
+    ingest = _function_of(synthesized, "functions.ingest.handler")
+    rules = synthesized.resources(STACK, "AWS::Events::Rule").values()
+    (rule,) = [r for r in rules if "EventPattern" in r["Properties"]]
+    assert rule["Properties"]["EventPattern"] == {"source": ["whetstone.trainer"]}
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [ingest, "Arn"]}
+    (bus,) = synthesized.resources(STACK, "AWS::Events::EventBus").values()
+    assert bus["Properties"]["Name"] == EVENT_BUS_NAME
+
+
+def test_reconciler_runs_on_a_schedule(synthesized: Any) -> None:
+    reconciler = _function_of(synthesized, "functions.reconciler.handler")
+    rules = synthesized.resources(STACK, "AWS::Events::Rule").values()
+    (rule,) = [r for r in rules if "ScheduleExpression" in r["Properties"]]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(10 minutes)"
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [reconciler, "Arn"]}
+
+
+def test_s3_drop_listens_to_incoming_only(synthesized: Any) -> None:
+    (notification,) = synthesized.resources(STACK, "Custom::S3BucketNotifications").values()
+    (config,) = notification["Properties"]["NotificationConfiguration"][
+        "LambdaFunctionConfigurations"
+    ]
+    assert config["Events"] == ["s3:ObjectCreated:*"]
+    assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "incoming/"}]
