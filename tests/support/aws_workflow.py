@@ -23,9 +23,8 @@ from whetstone.adapters.aws.eks_compute import EksCompute, JobSettings
 from whetstone.core.events import StatusDetail, TrainerEvent, TrainerPhase, make_event
 from whetstone.core.job import Caller, JobRecord
 from whetstone.core.spec import JobSpec
-from whetstone.service.jobs import NewJob, create_job, job_prefix
+from whetstone.service.jobs import OUTPUT_DIR, NewJob, create_job, job_prefix
 from whetstone.service.platform import Platform
-from whetstone.service.workflow import OUTPUT_DIR
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -7,9 +7,8 @@ from pathlib import Path
 from support.jobs import make_job
 from whetstone.core.job import JobRecord
 from whetstone.core.lifecycle import JobStatus
-from whetstone.service.jobs import job_prefix, transition
+from whetstone.service.jobs import MODEL_DIR, OUTPUT_DIR, job_prefix, transition
 from whetstone.service.platform import Platform
-from whetstone.service.workflow import MODEL_DIR, OUTPUT_DIR
 
 _TO_COMPLETED = (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING, JobStatus.COMPLETED)
 

@@ -16,9 +16,8 @@ from whetstone.core.job import Caller, Deployment, JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.serving import ModelFacts, ServingLimits, blocking, check_servable
 from whetstone.ports import Deployer
-from whetstone.service.jobs import get_job, job_prefix, update_job
+from whetstone.service.jobs import MODEL_DIR, OUTPUT_DIR, get_job, job_prefix, update_job
 from whetstone.service.platform import Platform
-from whetstone.service.workflow import MODEL_DIR, OUTPUT_DIR
 
 _TEMPLATE_FILE = "chat_template.jinja"
 _TOKENIZER_CONFIG = "tokenizer_config.json"

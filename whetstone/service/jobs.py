@@ -58,6 +58,15 @@ def upload_key(org_id: str, upload_id: str) -> str:
     return f"uploads/{org_id}/{upload_id}/data"
 
 
+# A job's keys under job_prefix: the trainer plan, the normalized splits, the
+# trainer's output (the model under output/model/) and the archive downloads serve.
+PLAN_NAME = "plan.json"
+DATA_DIR = "data/"
+OUTPUT_DIR = "output/"
+MODEL_DIR = "model/"
+ARCHIVE_NAME = "model.tar.gz"
+
+
 def job_prefix(org_id: str, job_id: str) -> str:
     return f"jobs/{org_id}/{job_id}/"
 
@@ -378,9 +387,6 @@ class DownloadLink(BaseModel):
     key: Annotated[str, Field(description="Storage key of the artifact archive.")]
     expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
     size_bytes: Annotated[int, Field(description="Size of the archive.")]
-
-
-ARCHIVE_NAME = "model.tar.gz"
 
 
 def download_link(platform: Platform, caller: Caller, job_id: str) -> DownloadLink:

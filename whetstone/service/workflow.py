@@ -33,13 +33,17 @@ from whetstone.core.lifecycle import JobStatus, check_transition, is_terminal
 from whetstone.core.plan import EventSinkSettings, TrainerPlan
 from whetstone.ports import Compute, ComputeState, ImageBuilder
 from whetstone.service.datasets import prepare_splits
-from whetstone.service.jobs import ARCHIVE_NAME, job_prefix, transition, update_job
+from whetstone.service.jobs import (
+    ARCHIVE_NAME,
+    DATA_DIR,
+    MODEL_DIR,
+    OUTPUT_DIR,
+    PLAN_NAME,
+    job_prefix,
+    transition,
+    update_job,
+)
 from whetstone.service.platform import Platform
-
-PLAN_NAME = "plan.json"
-DATA_DIR = "data/"
-OUTPUT_DIR = "output/"
-MODEL_DIR = "model/"
 
 
 class WorkflowError(WhetstoneError):
