@@ -3,7 +3,8 @@
     client = WhetstoneClient()                      # URL and token from env or config file
     job = client.create_job("job.yaml", "train.jsonl")
     final = job.wait(on_update=lambda record: ...)
-    job.download("model.tar.gz")
+    job.download("model.tar.gz")                    # or artifact="merged" / "checkpoint", step=N
+    deployment = job.deploy(); job.wait_for_deployment()
 
 The base URL and token come from the arguments, then the environment
 (`WHETSTONE_URL`, `WHETSTONE_TOKEN`), then a JSON config file
@@ -42,9 +43,16 @@ from whetstone.api.planning_models import (
 )
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.datasets.report import ValidationReport
-from whetstone.core.job import JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
+from whetstone.core.job import (
+    Deployment,
+    JobRecord,
+    LogEntry,
+    LogLevelName,
+    LogSource,
+    MetricPoint,
+)
 from whetstone.core.lifecycle import TERMINAL_STATUSES
-from whetstone.service.jobs import DownloadLink, Upload, UserStats
+from whetstone.service.jobs import ArtifactKind, DownloadLink, Upload, UserStats
 
 API_PREFIX = "/api/v1/fine-tuning"
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -574,15 +582,29 @@ class WhetstoneClient:
             for name, points in body["series"].items()
         }
 
-    def download_link(self, job_id: str) -> DownloadLink:
-        return self._get(DownloadLink, f"/jobs/{_segment(job_id)}/download")
+    def download_link(
+        self, job_id: str, *, artifact: ArtifactKind | str | None = None, step: int | None = None
+    ) -> DownloadLink:
+        """Where to fetch an archive of a completed job: `artifact` model (the default),
+        adapter, merged or checkpoint (with `step`)."""
+        return self._get(
+            DownloadLink, f"/jobs/{_segment(job_id)}/download", artifact=artifact, step=step
+        )
 
-    def download(self, job_id: str, path: str | os.PathLike[str]) -> Path:
-        """Stream a completed job's model archive to `path` (a folder gets <job_id>.tar.gz)."""
-        link = self.download_link(job_id)
+    def download(
+        self,
+        job_id: str,
+        path: str | os.PathLike[str],
+        *,
+        artifact: ArtifactKind | str | None = None,
+        step: int | None = None,
+    ) -> Path:
+        """Stream an archive of a completed job to `path` (a folder gets the archive's file
+        name: <job_id>.tar.gz for the model, <job_id>-checkpoint-<step>.tar.gz ...)."""
+        link = self.download_link(job_id, artifact=artifact, step=step)
         target = Path(path)
         if target.is_dir():
-            target = target / f"{job_id}.tar.gz"
+            target = target / link.filename
         if link.url is None:
             raise WhetstoneAPIError(200, "no_download_url", "the server returned no download URL")
         server_relative = link.url.startswith("/")
@@ -600,9 +622,27 @@ class WhetstoneClient:
         partial.replace(target)
         return target
 
+    # -- deployments -------------------------------------------------------------------------
+
+    def deploy(self, job_id: str, *, max_lora_rank: int | None = None) -> Deployment:
+        """Start serving a completed job's model; the deployment, starting."""
+        raw = self.request(
+            "POST", f"/jobs/{_segment(job_id)}/deploy", params={"max_lora_rank": max_lora_rank}
+        )
+        return Deployment.model_validate(raw)
+
+    def get_deployment(self, job_id: str) -> Deployment:
+        """The job's deployment, its readiness as the server sees it now."""
+        return self._get(Deployment, f"/jobs/{_segment(job_id)}/deployment")
+
+    def delete_deployment(self, job_id: str) -> None:
+        """Stop serving the job's model (the record stays, deleted)."""
+        self.request("DELETE", f"/jobs/{_segment(job_id)}/deployment")
+
 
 class Job:
-    """A handle on one job: refresh it, wait for it, follow its logs, stop or download it."""
+    """A handle on one job: refresh it, wait for it, follow its logs, stop, download or
+    deploy it."""
 
     def __init__(self, client: WhetstoneClient, record: JobRecord | None, *, job_id: str = ""):
         self.client = client
@@ -699,8 +739,47 @@ class Job:
     def metrics(self, **filters: Any) -> dict[str, list[MetricPoint]]:
         return self.client.metrics(self.job_id, **filters)
 
-    def download(self, path: str | os.PathLike[str]) -> Path:
-        return self.client.download(self.job_id, path)
+    def download(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        artifact: ArtifactKind | str | None = None,
+        step: int | None = None,
+    ) -> Path:
+        return self.client.download(self.job_id, path, artifact=artifact, step=step)
+
+    def deploy(self, *, max_lora_rank: int | None = None) -> Deployment:
+        return self.client.deploy(self.job_id, max_lora_rank=max_lora_rank)
+
+    def deployment(self) -> Deployment:
+        return self.client.get_deployment(self.job_id)
+
+    def undeploy(self) -> None:
+        self.client.delete_deployment(self.job_id)
+
+    def wait_for_deployment(
+        self,
+        timeout: float | None = None,
+        poll_s: float = 2.0,
+        on_update: Callable[[Deployment], None] | None = None,
+    ) -> Deployment:
+        """Poll the deployment until it is no longer starting (ready, failed or deleted).
+
+        `on_update` gets every deployment fetched, the final one included. Raises
+        WhetstoneTimeoutError when `timeout` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            deployment = self.deployment()
+            if on_update is not None:
+                on_update(deployment)
+            if deployment.status != "starting":
+                return deployment
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WhetstoneTimeoutError(
+                    f"the deployment of job {self.job_id} is still starting after {timeout} s"
+                )
+            self.pause(poll_s)
 
 
 def _planning_body(

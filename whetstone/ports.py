@@ -11,8 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import BinaryIO, Protocol
 
-from pydantic import BaseModel
-
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.job import (
     Deployment,
     JobFilter,
@@ -131,7 +130,7 @@ class ComputeState(StrEnum):
     MISSING = "missing"  # nothing runs for this job
 
 
-class ComputeStatus(BaseModel):
+class ComputeStatus(DeferredModel):
     state: ComputeState
     message: str | None = None
 

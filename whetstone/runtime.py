@@ -15,7 +15,8 @@ from whetstone.settings import Settings, get_settings
 if TYPE_CHECKING:
     from whetstone.adapters.aws.codebuild_logs import CodeBuildLogs
     from whetstone.adapters.aws.ecr_images import EcrImages
-    from whetstone.adapters.aws.eks_compute import EksCompute
+    from whetstone.adapters.aws.eks_compute import EksCompute, JobSettings
+    from whetstone.adapters.aws.eks_deployer import EksDeployer
     from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 
 
@@ -28,6 +29,40 @@ class NoWorkflowOrchestrator:
 
     def stop(self, job: JobRecord) -> None:
         logger.warning("no workflow runner configured; nothing to stop", job_id=job.job_id)
+
+
+def _job_settings(settings: Settings) -> JobSettings:
+    from whetstone.adapters.aws.eks_compute import JobSettings
+
+    return JobSettings(
+        namespace_prefix=settings.namespace_prefix,
+        event_bus_name=settings.event_bus_name,
+        region=settings.aws_region,
+        ttl_s=settings.job_ttl_s,
+        deadline_factor=settings.deadline_factor,
+        deadline_floor_s=settings.deadline_floor_s,
+        grace_s=int(settings.stop_grace_s),
+        max_active_gpus=settings.max_active_gpus,
+        max_active_jobs=settings.max_active_jobs,
+    )
+
+
+def _eks_deployer(settings: Settings, platform: Platform) -> EksDeployer:
+    """vLLM on EKS; the cluster clients are built on the first deploy call, not at start."""
+    from whetstone.adapters.aws.eks_deployer import (
+        EksDeployer,
+        ServingSettings,
+        connect_to_cluster,
+    )
+    from whetstone.service.deployments import saved_golden_answer
+
+    return EksDeployer(
+        connect_to_cluster(settings.cluster_name, settings.aws_region, settings.trainer_role_arn),
+        ServingSettings(
+            cluster=_job_settings(settings), ready_timeout_s=settings.serving_ready_timeout_s
+        ),
+        expected_golden=lambda job: saved_golden_answer(platform, job),
+    )
 
 
 def build_platform(settings: Settings) -> Platform:
@@ -43,13 +78,15 @@ def build_platform(settings: Settings) -> Platform:
             orchestrator = StepFunctionsOrchestrator(
                 settings.state_machine_arn, poll_interval_s=settings.poll_interval_s
             )
-        return Platform(
+        platform = Platform(
             jobs=DynamoDBJobStore(settings.table_name),
             logs=CloudWatchLogStore(settings.log_group),
             blobs=S3BlobStore(settings.bucket),
             orchestrator=orchestrator,
             settings=settings,
         )
+        platform.deployer = _eks_deployer(settings, platform)
+        return platform
     from whetstone.adapters.local.file_logs import FileLogStore
     from whetstone.adapters.local.folder_blobs import FolderBlobStore
     from whetstone.adapters.local.process_deployer import ProcessDeployer
@@ -100,25 +137,10 @@ class AwsWorkflowPorts:
 def build_aws_workflow_ports(settings: Settings, platform: Platform) -> AwsWorkflowPorts:
     from whetstone.adapters.aws.codebuild_logs import CodeBuildLogs
     from whetstone.adapters.aws.ecr_images import EcrImages
-    from whetstone.adapters.aws.eks_compute import (
-        EksCompute,
-        JobSettings,
-        KubernetesApi,
-        PodIdentity,
-    )
+    from whetstone.adapters.aws.eks_compute import EksCompute, KubernetesApi, PodIdentity
     from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 
-    job_settings = JobSettings(
-        namespace_prefix=settings.namespace_prefix,
-        event_bus_name=settings.event_bus_name,
-        region=settings.aws_region,
-        ttl_s=settings.job_ttl_s,
-        deadline_factor=settings.deadline_factor,
-        deadline_floor_s=settings.deadline_floor_s,
-        grace_s=int(settings.stop_grace_s),
-        max_active_gpus=settings.max_active_gpus,
-        max_active_jobs=settings.max_active_jobs,
-    )
+    job_settings = _job_settings(settings)
     pod_identity = (
         PodIdentity(settings.cluster_name, settings.trainer_role_arn)
         if settings.trainer_role_arn

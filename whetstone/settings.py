@@ -122,6 +122,15 @@ class Settings(BaseSettings):
     deadline_floor_s: Annotated[
         int, Field(ge=600, description="Seconds added to every deadline (node start, pulls).")
     ] = 3600
+    serving_ready_timeout_s: Annotated[
+        int,
+        Field(
+            ge=300,
+            le=4 * 3600,
+            description="Seconds a vLLM deployment on EKS gets to become ready: GPU node, "
+            "image pull, weights download and load (its progressDeadlineSeconds).",
+        ),
+    ] = 3600
     pending_grace_s: Annotated[
         int,
         Field(ge=60, description="Seconds a pending job may wait for its workflow to start."),

@@ -28,6 +28,9 @@ class FakeKube:
     events: list[dict[str, Any]] = field(default_factory=list)
     deleted: list[Key] = field(default_factory=list)
     reject_jobs: Exception | None = None
+    serving_pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    served_answers: dict[str, str] = field(default_factory=dict)  # Service name -> answer
+    proxied: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
     @staticmethod
     def _key(manifest: dict[str, Any]) -> Key:
@@ -74,6 +77,33 @@ class FakeKube:
             for (kind, _, _), o in self.objects.items()
             if kind == "Job" and o["metadata"].get("labels", {}).get(LABEL_APP) == TRAINER_APP
         ]
+
+    # --- the ServingKubeApi additions ---
+    def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.objects.get(("Deployment", namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def list_serving_pods(self, namespace: str, job_id: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.serving_pods.get(job_id, []))
+
+    def delete_deployment(self, namespace: str, name: str) -> None:
+        found = self.objects.pop(("Deployment", namespace, name), None)
+        if found is not None:
+            self.deleted.append(("Deployment", namespace, name))
+            self.serving_pods.pop(found["metadata"]["labels"][LABEL_JOB], None)
+
+    def delete_service(self, namespace: str, name: str) -> None:
+        if self.objects.pop(("Service", namespace, name), None) is not None:
+            self.deleted.append(("Service", namespace, name))
+
+    def post_to_service(
+        self, namespace: str, service: str, port: str, path: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        if ("Service", namespace, service) not in self.objects:
+            raise LookupError(f"no Service {namespace}/{service}")
+        self.proxied.append((namespace, service, path, copy.deepcopy(body)))
+        content = self.served_answers[service]
+        return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
 
     # --- what the cluster does on its own, driven by the test ---
     def job(self, job_id: str) -> dict[str, Any]:
@@ -131,3 +161,53 @@ class FakeKube:
         }
         validate(event)
         self.events.append(event)
+
+    # --- a vLLM Deployment's life, driven by the test ---
+    def deployment(self, job_id: str) -> dict[str, Any]:
+        for (kind, _, _), manifest in self.objects.items():
+            if kind == "Deployment" and manifest["metadata"]["labels"].get(LABEL_JOB) == job_id:
+                return manifest
+        raise KeyError(job_id)
+
+    def serving_pod(self, job_id: str, status: dict[str, Any]) -> None:
+        """The Deployment's one pod, in `status` (validated against the Pod schema)."""
+        deployment = self.deployment(job_id)
+        template = deployment["spec"]["template"]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{deployment['metadata']['name']}-7d9f-abcde",
+                "namespace": deployment["metadata"]["namespace"],
+                "labels": template["metadata"]["labels"],
+            },
+            "spec": template["spec"],
+            "status": status,
+        }
+        validate(pod)
+        self.serving_pods[job_id] = [pod]
+
+    def set_deployment_status(self, job_id: str, status: dict[str, Any]) -> None:
+        self.deployment(job_id)["status"] = status
+
+
+def container_status(
+    name: str,
+    *,
+    ready: bool = False,
+    state: dict[str, Any] | None = None,
+    last_terminated: dict[str, Any] | None = None,
+    restarts: int = 0,
+) -> dict[str, Any]:
+    """One entry of a pod's (init)containerStatuses."""
+    status: dict[str, Any] = {
+        "name": name,
+        "image": "image",
+        "imageID": "",
+        "ready": ready,
+        "restartCount": restarts,
+        "state": state or {"running": {"startedAt": "2025-03-01T12:00:00Z"}},
+    }
+    if last_terminated is not None:
+        status["lastState"] = {"terminated": last_terminated}
+    return status

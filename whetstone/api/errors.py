@@ -9,8 +9,9 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
     ConflictError,
     InvalidInputError,
@@ -30,13 +31,13 @@ STATUS_BY_ERROR: dict[type[WhetstoneError], HTTPStatus] = {
 }
 
 
-class FieldError(BaseModel):
+class FieldError(DeferredModel):
     loc: str
     message: str
     type: str
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(DeferredModel):
     code: str
     message: str
     details: Any = None

@@ -10,6 +10,7 @@ from pydantic.fields import FieldInfo
 
 from whetstone.core.catalog.hardware import PRICE_REGION, PRICES_TAKEN_ON, GpuType, InstanceOption
 from whetstone.core.catalog.model_facts import BaseModelInfo
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.estimates import CostEstimate, FitReport
 from whetstone.core.spec import HardwareParams, JobSpec, Method, TrainingParams
 from whetstone.service.planning import MethodRequirement
@@ -21,7 +22,7 @@ def _spec_field(section: type[BaseModel], name: str) -> Any:
     return field
 
 
-class PlanningRequest(BaseModel):
+class PlanningRequest(DeferredModel):
     """A model, a method and hardware; any other job spec setting goes in `config`."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -75,11 +76,11 @@ class EstimateCostRequest(PlanningRequest):
         return spec.model_copy(update={"training": training})
 
 
-class BaseModelsResponse(BaseModel):
+class BaseModelsResponse(DeferredModel):
     models: Annotated[list[BaseModelInfo], Field(description="Matching catalog models.")]
 
 
-class GpuOption(BaseModel):
+class GpuOption(DeferredModel):
     gpu_type: GpuType
     name: str
     vram_gb: int
@@ -92,7 +93,7 @@ class GpuOption(BaseModel):
     node_selector: Annotated[dict[str, str], Field(description="Karpenter node labels.")]
 
 
-class HardwareOptionsResponse(BaseModel):
+class HardwareOptionsResponse(DeferredModel):
     gpus: list[GpuOption]
     gpu_count: Annotated[dict[str, int], Field(description="Allowed range of gpu_count.")]
     storage_gb: Annotated[dict[str, int], Field(description="Allowed range and default, GB.")]
@@ -100,7 +101,7 @@ class HardwareOptionsResponse(BaseModel):
     price_region: str = PRICE_REGION
 
 
-class RequirementsResponse(BaseModel):
+class RequirementsResponse(DeferredModel):
     model: BaseModelInfo
     methods: Annotated[
         list[MethodRequirement], Field(description="Per method, at the default settings.")

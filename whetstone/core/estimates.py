@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from whetstone.core.catalog.hardware import GPUS, GpuInfo, GpuType, get_gpu
 from whetstone.core.catalog.model_facts import BaseModelInfo, ModelArchitecture
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.spec import ALL_LINEAR, JobSpec, Method, resolve_precision
 
 GIB = 1024**3
@@ -101,7 +102,7 @@ def trainable_parameters(model: BaseModelInfo, spec: JobSpec) -> int:
     return lora_parameters(arch, spec.lora.r, spec.lora.target_modules)
 
 
-class MemoryEstimate(BaseModel):
+class MemoryEstimate(DeferredModel):
     """Memory one GPU needs for a job, GiB."""
 
     weights_gib: Annotated[float, Field(description="Model weights at the method's precision.")]
@@ -211,7 +212,7 @@ def estimate_memory(model: BaseModelInfo, spec: JobSpec) -> MemoryEstimate:
     )
 
 
-class HardwareChoice(BaseModel):
+class HardwareChoice(DeferredModel):
     gpu_type: Annotated[GpuType, Field(description="GPU type.")]
     gpu_count: Annotated[int, Field(description="Number of GPUs.")]
     instance_type: Annotated[str, Field(description="EC2 instance type.")]
@@ -219,13 +220,13 @@ class HardwareChoice(BaseModel):
     required_gib: Annotated[float, Field(description="Memory needed per GPU, GiB.")]
 
 
-class SettingChange(BaseModel):
+class SettingChange(DeferredModel):
     setting: Annotated[str, Field(description="Dotted path of the setting in the job spec.")]
     value: Annotated[object, Field(description="A value that makes the job fit.")]
     required_gib: Annotated[float, Field(description="Memory per GPU with that value, GiB.")]
 
 
-class FitReport(BaseModel):
+class FitReport(DeferredModel):
     fits: Annotated[bool, Field(description="Whether the job fits the chosen hardware.")]
     required_gib: Annotated[float, Field(description="Memory needed per GPU, GiB.")]
     available_gib: Annotated[float, Field(description="Memory of one chosen GPU, GiB.")]
@@ -336,7 +337,7 @@ def check_fit(model: BaseModelInfo, spec: JobSpec) -> FitReport:
     )
 
 
-class CostEstimate(BaseModel):
+class CostEstimate(DeferredModel):
     estimated_hours: Annotated[float, Field(description="Wall-clock hours, overhead included.")]
     estimated_cost_usd: Annotated[float, Field(description="hours x hourly rate, USD.")]
     hourly_rate_usd: Annotated[float, Field(description="The job's share of its node, USD/h.")]

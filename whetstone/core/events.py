@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from whetstone.core.deferred import DeferredModel
 
 EVENT_SOURCE: Literal["whetstone.trainer"] = "whetstone.trainer"
 
@@ -27,7 +29,7 @@ class DetailType(StrEnum):
     LOG = "log"
 
 
-class _Detail(BaseModel):
+class _Detail(DeferredModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -160,7 +162,7 @@ _DETAIL_TYPES: dict[type[_Detail], DetailType] = {
 }
 
 
-class TrainerEvent(BaseModel):
+class TrainerEvent(DeferredModel):
     """The envelope of every trainer event."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -7,8 +7,9 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.estimates import CostEstimate
 from whetstone.core.lifecycle import JobStatus, is_terminal
 from whetstone.core.serving import ServingProblem
@@ -29,7 +30,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Caller(BaseModel):
+class Caller(DeferredModel):
     """Who makes a request: every read and write is scoped to the organization."""
 
     model_config = ConfigDict(frozen=True)
@@ -38,19 +39,19 @@ class Caller(BaseModel):
     org_id: Annotated[str, Field(min_length=1, description="The user's organization.")]
 
 
-class StatusChange(BaseModel):
+class StatusChange(DeferredModel):
     status: Annotated[JobStatus, Field(description="The status entered.")]
     at: Annotated[datetime, Field(description="When (UTC).")]
     message: Annotated[str | None, Field(description="Why, when there is more to say.")] = None
 
 
-class JobError(BaseModel):
+class JobError(DeferredModel):
     code: Annotated[str, Field(description="Stable machine-readable error code.")]
     message: Annotated[str, Field(description="What went wrong and what to do about it.")]
     step: Annotated[str, Field(description="The workflow step where it happened.")]
 
 
-class DatasetInfo(BaseModel):
+class DatasetInfo(DeferredModel):
     source: Annotated[str, Field(description="Where the dataset was read from.")]
     blob_key: Annotated[
         str | None, Field(description="Storage key of the uploaded copy, when uploaded.")
@@ -64,7 +65,7 @@ class DatasetInfo(BaseModel):
     )
 
 
-class Progress(BaseModel):
+class Progress(DeferredModel):
     step: Annotated[int, Field(ge=0, description="Optimizer steps done.")] = 0
     max_steps: Annotated[int, Field(ge=0, description="Optimizer steps planned.")] = 0
     epoch: Annotated[float, Field(ge=0, description="Epochs done.")] = 0.0
@@ -72,14 +73,14 @@ class Progress(BaseModel):
     eta_seconds: Annotated[float | None, Field(description="Seconds left, estimated.")] = None
 
 
-class CostInfo(BaseModel):
+class CostInfo(DeferredModel):
     hourly_rate_usd: Annotated[float, Field(description="The job's rate, USD/h.")]
     estimated_total_usd: Annotated[float, Field(description="Projected final cost, USD.")]
     current_usd: Annotated[float, Field(description="Spent so far, USD.")] = 0.0
     compute_hours: Annotated[float, Field(description="GPU-hours used so far.")] = 0.0
 
 
-class Checkpoint(BaseModel):
+class Checkpoint(DeferredModel):
     step: Annotated[int, Field(ge=0, description="Global step.")]
     epoch: Annotated[float, Field(ge=0, description="Epochs done.")]
     location: Annotated[str, Field(description="Where it lies.")]
@@ -87,7 +88,7 @@ class Checkpoint(BaseModel):
     at: Annotated[datetime, Field(description="When it was saved (UTC).")]
 
 
-class Artifacts(BaseModel):
+class Artifacts(DeferredModel):
     location: Annotated[str, Field(description="Folder or s3:// prefix of the output.")]
     files: Annotated[dict[str, int], Field(description="Relative path -> size in bytes.")] = Field(
         default_factory=dict
@@ -101,7 +102,7 @@ class Artifacts(BaseModel):
 DeploymentStatus = Literal["starting", "ready", "failed", "deleted"]
 
 
-class Deployment(BaseModel):
+class Deployment(DeferredModel):
     """The job's model served as an OpenAI-compatible endpoint."""
 
     status: Annotated[
@@ -126,7 +127,7 @@ class Deployment(BaseModel):
         return self.status in ("starting", "ready")
 
 
-class JobRecord(BaseModel):
+class JobRecord(DeferredModel):
     """One job, as the job store keeps it. `version` guards every write."""
 
     job_id: Annotated[str, Field(description="Job id.")]
@@ -210,7 +211,7 @@ def live_cost(job: JobRecord, now: datetime) -> CostInfo:
     )
 
 
-class JobFilter(BaseModel):
+class JobFilter(DeferredModel):
     """Filters of a job listing; None means any."""
 
     status: Annotated[JobStatus | None, Field(description="Only jobs in this status.")] = None
@@ -233,7 +234,7 @@ class JobFilter(BaseModel):
         )
 
 
-class MetricPoint(BaseModel):
+class MetricPoint(DeferredModel):
     """One value of one metric series at one step."""
 
     model_config = ConfigDict(frozen=True)
@@ -249,7 +250,7 @@ LogLevelName = Literal["debug", "info", "warning", "error", "critical"]
 LOG_LEVELS: tuple[LogLevelName, ...] = ("debug", "info", "warning", "error", "critical")
 
 
-class LogEntry(BaseModel):
+class LogEntry(DeferredModel):
     """One log line of a job, from one of its three sources."""
 
     model_config = ConfigDict(frozen=True)

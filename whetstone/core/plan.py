@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.spec import JobSpec, Method
 
 
-class _Section(BaseModel):
+class _Section(DeferredModel):
     model_config = ConfigDict(extra="forbid")
 
 

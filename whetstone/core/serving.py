@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from whetstone.core.deferred import DeferredModel
 
 # vLLM's default --max-lora-rank, and the values it accepts for it.
 DEFAULT_MAX_LORA_RANK = 16
@@ -40,9 +42,12 @@ GOLDEN_MESSAGES: tuple[dict[str, str], ...] = (
     {"role": "user", "content": "What is the capital of France?"},
 )
 GOLDEN_MAX_TOKENS = 16
+# Where the trainer records its saved model's greedy answer to the golden prompt, under the
+# job's output (the aws runtime cannot load the model to compute it: no torch there).
+GOLDEN_FILE = "golden.json"
 
 
-class ServingLimits(BaseModel):
+class ServingLimits(DeferredModel):
     """What the serving engine accepts."""
 
     model_config = ConfigDict(frozen=True)
@@ -54,9 +59,31 @@ class ServingLimits(BaseModel):
     target_modules: Annotated[
         frozenset[str], Field(description="Module names the server applies LoRA to.")
     ] = SERVABLE_TARGET_MODULES
+    adapter_types: Annotated[
+        frozenset[str] | None,
+        Field(description="PEFT adapter types the server loads (peft_type); None: any."),
+    ] = None
 
 
-class ModelFacts(BaseModel):
+def vllm_limits(max_lora_rank: int) -> ServingLimits:
+    """What vLLM serves: LoRA adapters only (no prompt tuning), on the projections it knows."""
+    return ServingLimits(max_lora_rank=max_lora_rank, adapter_types=frozenset({"LORA"}))
+
+
+def vllm_lora_rank(max_lora_rank: int) -> int:
+    """The smallest value vLLM's --max-lora-rank accepts that is at least `max_lora_rank`."""
+    return next((r for r in VLLM_LORA_RANKS if r >= max_lora_rank), MAX_LORA_RANK_LIMIT)
+
+
+class GoldenRecord(DeferredModel):
+    """The saved model's greedy answer to the golden prompt (GOLDEN_FILE)."""
+
+    messages: Annotated[list[dict[str, str]], Field(description="The prompt asked.")]
+    max_tokens: Annotated[int, Field(ge=1, description="Tokens generated at most.")]
+    answer: Annotated[str, Field(description="The saved model's greedy answer.")]
+
+
+class ModelFacts(DeferredModel):
     """What the artifacts say about the trained model."""
 
     adapter_config: Annotated[
@@ -75,7 +102,7 @@ class ModelFacts(BaseModel):
     ] = False
 
 
-class ServingProblem(BaseModel):
+class ServingProblem(DeferredModel):
     """One reason the model would not serve as trained, and what to change."""
 
     code: Annotated[str, Field(description="Stable machine-readable code.")]
@@ -93,6 +120,16 @@ def _module_names(target: Any) -> list[str] | None:
 
 def _adapter_problems(config: dict[str, Any], limits: ServingLimits) -> list[ServingProblem]:
     problems: list[ServingProblem] = []
+    peft_type = str(config.get("peft_type") or "LORA")
+    if limits.adapter_types is not None and peft_type not in limits.adapter_types:
+        return [
+            ServingProblem(
+                code="adapter_type_unsupported",
+                message=f"the model is a {peft_type} adapter and the server loads "
+                f"{', '.join(sorted(limits.adapter_types))} adapters only; train with LoRA or "
+                "QLoRA (or full fine-tuning) to deploy here, or serve it with the local runtime",
+            )
+        ]
     patterns = config.get("rank_pattern") or {}
     rank = max([int(config.get("r", 0)), *(int(r) for r in patterns.values())])
     if rank > limits.max_lora_rank:

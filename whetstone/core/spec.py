@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     field_validator,
@@ -19,9 +18,10 @@ from pydantic import (
 )
 
 from whetstone.core.catalog.hardware import GpuType, get_gpu
+from whetstone.core.deferred import DeferredModel
 
 
-class _Section(BaseModel):
+class _Section(DeferredModel):
     """A spec section: unknown fields are rejected so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid")
@@ -34,6 +34,7 @@ class Method(StrEnum):
     PROMPT_TUNING = "prompt_tuning"
 
 
+LORA_METHODS = frozenset({Method.LORA, Method.QLORA})  # the methods `lora` settings apply to
 ALL_LINEAR = "all-linear"
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
@@ -58,6 +59,13 @@ class LoraParams(_Section):
             "or ['all-linear'] for every linear layer but the output head.",
         ),
     ] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    save_merged: Annotated[
+        bool,
+        Field(
+            description="Also save the base model with the adapter merged in, in 16 bits "
+            "(QLoRA merges into the unquantized base); download it with artifact=merged."
+        ),
+    ] = False
 
     @field_validator("target_modules", mode="before")
     @classmethod
@@ -148,7 +156,7 @@ class DatasetFormat(StrEnum):
     PARQUET = "parquet"
 
 
-class ColumnMapping(BaseModel):
+class ColumnMapping(DeferredModel):
     """Which column (or JSON key) holds which field; unset fields are auto-detected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

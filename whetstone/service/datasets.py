@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from whetstone.core.datasets.options import ColumnMapping, ValidationOptions
 from whetstone.core.datasets.records import MANIFEST_NAME, SPLIT_NAMES, SplitManifest
@@ -27,6 +27,7 @@ from whetstone.core.datasets.splitter import SplitPlanner
 from whetstone.core.datasets.tokens import ExactTokenCounter
 from whetstone.core.datasets.validator import validate_dataset
 from whetstone.core.datasets.walk import iter_examples
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.spec import DatasetFormat, DatasetParams
 from whetstone.ports import BlobStore
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 _CHUNK = 1024 * 1024
 
 
-class DatasetCheck(BaseModel):
+class DatasetCheck(DeferredModel):
     """What to check a dataset against; the job spec's dataset settings map onto it."""
 
     format: Annotated[DatasetFormat, Field(description="Dataset format; 'auto' detects it.")] = (

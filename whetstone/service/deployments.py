@@ -14,7 +14,15 @@ from typing import Any
 from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
 from whetstone.core.job import Caller, Deployment, JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
-from whetstone.core.serving import ModelFacts, ServingLimits, blocking, check_servable
+from whetstone.core.serving import (
+    GOLDEN_FILE,
+    GoldenRecord,
+    ModelFacts,
+    ServingLimits,
+    blocking,
+    check_servable,
+    vllm_limits,
+)
 from whetstone.ports import Deployer
 from whetstone.service.jobs import MODEL_DIR, OUTPUT_DIR, get_job, job_prefix, update_job
 from whetstone.service.platform import Platform
@@ -78,6 +86,13 @@ def model_facts(platform: Platform, job: JobRecord) -> ModelFacts:
     )
 
 
+def saved_golden_answer(platform: Platform, job: JobRecord) -> str | None:
+    """The saved model's greedy answer to the golden prompt, as the trainer recorded it
+    (GOLDEN_FILE beside the model); None when the trainer recorded none."""
+    data = _read_json(platform, job_prefix(job.org_id, job.job_id) + OUTPUT_DIR + GOLDEN_FILE)
+    return GoldenRecord.model_validate(data).answer if data is not None else None
+
+
 def _save(platform: Platform, job_id: str, deployment: Deployment) -> JobRecord:
     return update_job(
         platform, job_id, lambda job: job.model_copy(update={"deployment": deployment})
@@ -102,7 +117,13 @@ def deploy(
             "deployment first to deploy it again",
             code="already_deployed",
         )
-    limits = ServingLimits(max_lora_rank=max_lora_rank or platform.settings.max_lora_rank)
+    rank = max_lora_rank or platform.settings.max_lora_rank
+    # aws serves with vLLM; the local server loads what peft loads, within vLLM's other limits.
+    limits = (
+        vllm_limits(rank)
+        if platform.settings.runtime == "aws"
+        else ServingLimits(max_lora_rank=rank)
+    )
     problems = check_servable(model_facts(platform, job), limits)
     errors = blocking(problems)
     if errors:

@@ -11,13 +11,15 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, BinaryIO
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from whetstone.core.datasets.options import ValidationOptions
 from whetstone.core.datasets.report import ValidationReport
 from whetstone.core.datasets.validator import validate_dataset
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
     ConflictError,
     InvalidInputError,
@@ -40,7 +42,7 @@ from whetstone.core.job import (
     utcnow,
 )
 from whetstone.core.lifecycle import ACTIVE_STATUSES, JobStatus, check_transition
-from whetstone.core.spec import JobSpec
+from whetstone.core.spec import JobSpec, Method
 from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
 
@@ -59,19 +61,32 @@ def upload_key(org_id: str, upload_id: str) -> str:
 
 
 # A job's keys under job_prefix: the trainer plan, the normalized splits, the
-# trainer's output (the model under output/model/) and the archive downloads serve.
+# trainer's output (the model under output/model/, a merged model under output/merged/,
+# checkpoints under output/checkpoints/checkpoint-<step>/) and the archives downloads
+# serve, built by the workflow's finalize step.
 PLAN_NAME = "plan.json"
 DATA_DIR = "data/"
 OUTPUT_DIR = "output/"
 MODEL_DIR = "model/"
+MERGED_DIR = "merged/"
+CHECKPOINTS_DIR = "checkpoints/"
+CHECKPOINT_COMPLETE_MARKER = "whetstone-complete"
 ARCHIVE_NAME = "model.tar.gz"
+MERGED_ARCHIVE_NAME = "merged.tar.gz"
+CHECKPOINT_ARCHIVES_DIR = "archives/checkpoints/"
+_CHECKPOINT_ARCHIVE = re.compile(r"^checkpoint-(\d+)\.tar\.gz$")
 
 
 def job_prefix(org_id: str, job_id: str) -> str:
     return f"jobs/{org_id}/{job_id}/"
 
 
-class NewJob(BaseModel):
+def checkpoint_archive_name(step: int) -> str:
+    """The checkpoint archive's key under job_prefix."""
+    return f"{CHECKPOINT_ARCHIVES_DIR}checkpoint-{step}.tar.gz"
+
+
+class NewJob(DeferredModel):
     """What a caller asks for; the dataset is either uploaded bytes or a source."""
 
     spec: JobSpec
@@ -309,7 +324,8 @@ def delete_job(platform: Platform, caller: Caller, job_id: str) -> None:
     """Delete an ended job with its deployment, logs, metrics, dataset copy and artifacts.
 
     A job still running is refused (409): stop it first, so its compute is
-    cleaned up before its records go.
+    cleaned up before its records go. The record goes last, so a delete that
+    fails half-way can be run again.
     """
     job = get_job(platform, caller, job_id)
     if not job.is_terminal:
@@ -318,12 +334,30 @@ def delete_job(platform: Platform, caller: Caller, job_id: str) -> None:
             "cancelled",
             code="job_active",
         )
-    if job.deployment is not None and job.deployment.is_live and platform.deployer is not None:
+    if job.deployment is not None and platform.deployer is not None:
         platform.deployer.stop(job)  # the server reads the artifacts about to go
     platform.blobs.delete_prefix(job_prefix(job.org_id, job_id))
     platform.blobs.delete_prefix(f"datasets/{job.org_id}/{job_id}/")
+    upload = _upload_only_this_job_uses(platform, caller, job)
+    if upload is not None:
+        platform.blobs.delete_prefix(upload)
     platform.logs.delete(job_id)
     platform.jobs.delete(job_id)
+
+
+def _upload_only_this_job_uses(platform: Platform, caller: Caller, job: JobRecord) -> str | None:
+    """The prefix of the upload holding the job's dataset, unless another job names it too."""
+    key = job.dataset.blob_key
+    if key is None or not key.startswith(f"uploads/{job.org_id}/"):
+        return None
+    others = (
+        other
+        for other in _all_jobs(platform, caller, JobFilter())
+        if other.job_id != job.job_id and other.dataset.blob_key == key
+    )
+    if next(others, None) is not None:
+        return None
+    return key.rsplit("/", 1)[0] + "/"
 
 
 def job_logs(
@@ -382,31 +416,138 @@ def job_metrics(
     return {name: downsample(points, max_points) for name, points in series.items()}
 
 
-class DownloadLink(BaseModel):
+class ArtifactKind(StrEnum):
+    """What a download holds."""
+
+    MODEL = "model"  # the final model as trained: the adapter, or full weights for full
+    ADAPTER = "adapter"  # LoRA, QLoRA and prompt tuning: the adapter (same files as model)
+    MERGED = "merged"  # LoRA and QLoRA saved with the adapter merged into the base
+    CHECKPOINT = "checkpoint"  # one of the checkpoints kept at the end of training
+
+
+class DownloadLink(DeferredModel):
     url: Annotated[str | None, Field(description="Presigned URL (aws).")] = None
     key: Annotated[str, Field(description="Storage key of the artifact archive.")]
     expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
     size_bytes: Annotated[int, Field(description="Size of the archive.")]
+    artifact: Annotated[
+        ArtifactKind,
+        Field(description="What the archive holds: model, adapter, merged, checkpoint."),
+    ] = ArtifactKind.MODEL
+    step: Annotated[int | None, Field(description="The checkpoint's step (checkpoint only).")] = (
+        None
+    )
+    filename: Annotated[str, Field(description="A file name for the archive.")] = "model.tar.gz"
 
 
-def download_link(platform: Platform, caller: Caller, job_id: str) -> DownloadLink:
-    """A link to the job's artifact archive; presigned (one hour) where the store can."""
-    job = get_job(platform, caller, job_id)
-    key = job_prefix(job.org_id, job_id) + ARCHIVE_NAME
-    if job.status is not JobStatus.COMPLETED or not platform.blobs.exists(key):
+def checkpoint_steps(platform: Platform, job: JobRecord) -> list[int]:
+    """Steps of the checkpoints that can be downloaded, ascending."""
+    prefix = job_prefix(job.org_id, job.job_id) + CHECKPOINT_ARCHIVES_DIR
+    matches = (
+        _CHECKPOINT_ARCHIVE.match(key.removeprefix(prefix)) for key in platform.blobs.list(prefix)
+    )
+    return sorted(int(match.group(1)) for match in matches if match)
+
+
+def _steps_text(steps: list[int]) -> str:
+    if not steps:
+        return "it kept no checkpoints"
+    if len(steps) == 1:
+        return f"its only checkpoint is at step {steps[0]}"
+    return "its checkpoints are at steps " + ", ".join(str(step) for step in steps)
+
+
+def _no_merged_message(job: JobRecord) -> str:
+    method = job.spec.method
+    if method is Method.FULL:
+        return (
+            f"job {job.job_id} was trained with full fine-tuning: its model (artifact=model) "
+            "already holds every weight, there is no adapter to merge"
+        )
+    if method is Method.PROMPT_TUNING:
+        return (
+            f"job {job.job_id} was trained with prompt tuning, whose soft prompt cannot be "
+            "merged into the weights; download artifact=adapter and load it on the base model "
+            "with peft"
+        )
+    return (
+        f"job {job.job_id} saved no merged model: set lora.save_merged to true when creating "
+        "a job, or download artifact=adapter and merge it with peft: "
+        "PeftModel.from_pretrained(base, folder).merge_and_unload()"
+    )
+
+
+def _archive(
+    platform: Platform, job: JobRecord, artifact: ArtifactKind, step: int | None
+) -> tuple[str, str]:
+    """(storage key, file name) of the archive asked for; the 4xx that says why not."""
+    prefix = job_prefix(job.org_id, job.job_id)
+    if artifact is ArtifactKind.CHECKPOINT:
+        if step is None:
+            raise InvalidInputError(
+                f"artifact=checkpoint needs step=N; {_steps_text(checkpoint_steps(platform, job))}",
+                code="step_required",
+                details={"available_steps": checkpoint_steps(platform, job)},
+            )
+    elif step is not None:
+        raise InvalidInputError(
+            "step picks a checkpoint: ask for artifact=checkpoint&step=N, or drop step",
+            code="step_not_allowed",
+        )
+    model_key = prefix + ARCHIVE_NAME
+    if job.status is not JobStatus.COMPLETED or not platform.blobs.exists(model_key):
         raise ConflictError(
-            f"job {job_id} is {job.status}; its model can be downloaded once it is completed",
+            f"job {job.job_id} is {job.status}; its model can be downloaded once it is completed",
             code="no_artifacts",
         )
+    if artifact is ArtifactKind.MODEL:
+        return model_key, f"{job.job_id}.tar.gz"
+    if artifact is ArtifactKind.ADAPTER:
+        if job.spec.method is Method.FULL:
+            raise ConflictError(
+                f"job {job.job_id} was trained with full fine-tuning and has no adapter; "
+                "download artifact=model for its full weights",
+                code="no_adapter",
+            )
+        return model_key, f"{job.job_id}-adapter.tar.gz"
+    if artifact is ArtifactKind.MERGED:
+        if not platform.blobs.exists(prefix + MERGED_ARCHIVE_NAME):
+            raise ConflictError(_no_merged_message(job), code="no_merged_model")
+        return prefix + MERGED_ARCHIVE_NAME, f"{job.job_id}-merged.tar.gz"
+    steps = checkpoint_steps(platform, job)
+    if step not in steps:
+        raise NotFoundError(
+            f"job {job.job_id} has no checkpoint at step {step}; {_steps_text(steps)}",
+            code="checkpoint_not_found",
+            details={"available_steps": steps},
+        )
+    return prefix + checkpoint_archive_name(step), f"{job.job_id}-checkpoint-{step}.tar.gz"
+
+
+def download_link(
+    platform: Platform,
+    caller: Caller,
+    job_id: str,
+    *,
+    artifact: ArtifactKind = ArtifactKind.MODEL,
+    step: int | None = None,
+) -> DownloadLink:
+    """A link to one archive of a completed job: its model, adapter, merged model or a
+    checkpoint; presigned (one hour) where the store can."""
+    job = get_job(platform, caller, job_id)
+    key, filename = _archive(platform, job, artifact, step)
     return DownloadLink(
         url=platform.blobs.presign_get(key, DOWNLOAD_EXPIRY_S),
         key=key,
         expires_in_s=DOWNLOAD_EXPIRY_S,
         size_bytes=platform.blobs.size(key),
+        artifact=artifact,
+        step=step,
+        filename=filename,
     )
 
 
-class Upload(BaseModel):
+class Upload(DeferredModel):
     upload_id: Annotated[str, Field(description="Name it as dataset.source in jobs/json.")]
     url: Annotated[
         str | None, Field(description="Presigned PUT URL (aws); null: PUT to `path` instead.")
@@ -432,7 +573,7 @@ def put_upload(platform: Platform, caller: Caller, upload_id: str, data: bytes) 
     return len(data)
 
 
-class UserStats(BaseModel):
+class UserStats(DeferredModel):
     total_jobs: int
     jobs_by_status: dict[str, int]
     gpu_hours: float

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from whetstone.core.catalog.base_models import BASE_MODELS
 from whetstone.core.catalog.model_facts import BaseModelInfo, Family
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.estimates import (
     CostEstimate,
     FitReport,
@@ -42,7 +43,7 @@ def list_base_models(
     return models
 
 
-class MethodRequirement(BaseModel):
+class MethodRequirement(DeferredModel):
     """What one method needs for a model at the default settings."""
 
     method: Annotated[Method, Field(description="Training method.")]

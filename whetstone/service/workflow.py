@@ -11,10 +11,11 @@ catches by name; `fail` records the code, the message and the step.
 
 from __future__ import annotations
 
-import io
+import re
 import tarfile
+import tempfile
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, BinaryIO, cast
 
 from pydantic import BaseModel, Field
 
@@ -30,20 +31,30 @@ from whetstone.core.job import (
     utcnow,
 )
 from whetstone.core.lifecycle import JobStatus, check_transition, is_terminal
-from whetstone.core.plan import EventSinkSettings, TrainerPlan
+from whetstone.core.plan import EventSinkSettings, TrainerOptions, TrainerPlan
+from whetstone.core.spec import LORA_METHODS
 from whetstone.ports import Compute, ComputeState, ImageBuilder
 from whetstone.service.datasets import prepare_splits
 from whetstone.service.jobs import (
     ARCHIVE_NAME,
+    CHECKPOINT_COMPLETE_MARKER,
+    CHECKPOINTS_DIR,
     DATA_DIR,
+    MERGED_ARCHIVE_NAME,
+    MERGED_DIR,
     MODEL_DIR,
     OUTPUT_DIR,
     PLAN_NAME,
+    checkpoint_archive_name,
     job_prefix,
     transition,
     update_job,
 )
 from whetstone.service.platform import Platform
+
+_CHECKPOINT_FOLDER = re.compile(r"checkpoint-(\d+)")
+_RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state")
+_SPOOL_BYTES = 64 * 1024 * 1024
 
 
 class WorkflowError(WhetstoneError):
@@ -162,6 +173,7 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
         model_source=trainer_model_source(spec.base_model),
         output=platform.blobs.uri(prefix + OUTPUT_DIR),
         events=events,
+        options=TrainerOptions(merge_adapter=spec.method in LORA_METHODS and spec.lora.save_merged),
     )
     platform.blobs.put(prefix + PLAN_NAME, plan.model_dump_json(indent=2).encode())
     log(platform, job_id, "build", "trainer plan written", model=plan.model_source)
@@ -246,29 +258,80 @@ def _model_files(platform: Platform, prefix: str) -> dict[str, int]:
     }
 
 
+def _under(files: dict[str, int], folder: str) -> dict[str, int]:
+    return {
+        name.removeprefix(folder): size for name, size in files.items() if name.startswith(folder)
+    }
+
+
+def _complete_checkpoints(files: dict[str, int]) -> dict[int, dict[str, int]]:
+    """The files of each checkpoint the trainer marked complete, by step; the state only a
+    resume needs (optimizer, scheduler, RNG) is left out of what users download."""
+    folders: dict[int, dict[str, int]] = {}
+    for name, size in _under(files, CHECKPOINTS_DIR).items():
+        folder, _, rest = name.partition("/")
+        step = _CHECKPOINT_FOLDER.fullmatch(folder)
+        if step and rest:
+            folders.setdefault(int(step.group(1)), {})[rest] = size
+    return {
+        step: {
+            name: size
+            for name, size in contents.items()
+            if name != CHECKPOINT_COMPLETE_MARKER and not name.startswith(_RESUME_ONLY)
+        }
+        for step, contents in folders.items()
+        if CHECKPOINT_COMPLETE_MARKER in contents
+    }
+
+
+def _write_archive(platform: Platform, source: str, files: dict[str, int], key: str) -> None:
+    """A tar.gz of `files` (names under `source`), streamed through a spool file rather than
+    held in memory, then stored at `key`."""
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+        # Weights barely compress: the fastest level keeps large models within the step's time.
+        with tarfile.open(fileobj=spool, mode="w:gz", compresslevel=1) as tar:
+            for name in sorted(files):
+                info = tarfile.TarInfo(name)
+                info.size = files[name]
+                with platform.blobs.open(source + name) as stream:
+                    tar.addfile(info, stream)
+        spool.seek(0)
+        platform.blobs.put(key, cast(BinaryIO, spool))
+
+
 def finalize(platform: Platform, job_id: str) -> JobRecord:
-    """Verify the artifacts, archive the model for download, write the final cost → completed."""
+    """Verify the artifacts, archive them for download, write the final cost → completed.
+
+    One archive each: the model, the merged model when the trainer saved one, and every
+    complete checkpoint (GET .../download?artifact=... serves them).
+    """
     job = _job(platform, job_id)
-    output = job_prefix(job.org_id, job_id) + OUTPUT_DIR
+    prefix = job_prefix(job.org_id, job_id)
+    output = prefix + OUTPUT_DIR
     files = _model_files(platform, output)
-    model = {name: size for name, size in files.items() if name.startswith(MODEL_DIR)}
-    has_config = any(name.endswith(("adapter_config.json", "/config.json")) for name in model)
+    model = _under(files, MODEL_DIR)
+    has_config = any(
+        name.rsplit("/", 1)[-1] in ("config.json", "adapter_config.json") for name in model
+    )
     has_weights = any(name.endswith(".safetensors") for name in model)
     if not (has_config and has_weights):
         raise ArtifactsMissing(
             f"the trainer wrote no loadable model under {output}{MODEL_DIR} (found "
             f"{len(model)} files); see the training log"
         )
-    archive = io.BytesIO()
-    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
-        for name in sorted(model):
-            with platform.blobs.open(output + name) as stream:
-                data = stream.read()
-            info = tarfile.TarInfo(name.removeprefix(MODEL_DIR))
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    platform.blobs.put(job_prefix(job.org_id, job_id) + ARCHIVE_NAME, archive.getvalue())
-    log(platform, job_id, "deployment", "artifacts verified", files=len(files))
+    _write_archive(platform, output + MODEL_DIR, model, prefix + ARCHIVE_NAME)
+    archives = [ARCHIVE_NAME]
+    merged = _under(files, MERGED_DIR)
+    if merged:
+        _write_archive(platform, output + MERGED_DIR, merged, prefix + MERGED_ARCHIVE_NAME)
+        archives.append(MERGED_ARCHIVE_NAME)
+    for step, contents in sorted(_complete_checkpoints(files).items()):
+        name = checkpoint_archive_name(step)
+        _write_archive(
+            platform, f"{output}{CHECKPOINTS_DIR}checkpoint-{step}/", contents, prefix + name
+        )
+        archives.append(name)
+    log(platform, job_id, "deployment", "artifacts verified", files=len(files), archives=archives)
 
     def complete(current: JobRecord) -> JobRecord:
         done = current.with_status(JobStatus.COMPLETED, "training finished")

@@ -35,8 +35,10 @@ class S3BlobStore:
     ) -> None:
         if client is None:
             import boto3
+            from botocore.config import Config
 
-            client = boto3.client("s3")
+            # Presigned URLs need SigV4: S3 refuses SigV2 on buckets made since June 2020.
+            client = boto3.client("s3", config=Config(signature_version="s3v4"))
         self._s3 = client
         self.bucket = bucket
         self.prefix = prefix

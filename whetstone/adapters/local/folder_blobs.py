@@ -71,7 +71,20 @@ class FolderBlobStore:
         keys = self.list(prefix)
         for key in keys:
             self._path(key).unlink(missing_ok=True)
+        if prefix.strip("/") and prefix.endswith("/"):
+            self._remove_empty_folders(self._path(prefix))
         return len(keys)
+
+    def _remove_empty_folders(self, folder: Path) -> None:
+        """The folder of a deleted prefix and those below it, once empty (deepest first)."""
+        if not folder.is_dir():
+            return
+        below = [path for path in folder.rglob("*") if path.is_dir()]
+        for path in sorted(below, key=lambda p: len(p.parts), reverse=True) + [folder]:
+            try:
+                path.rmdir()
+            except OSError:  # not empty: a write in flight keeps its folder
+                continue
 
     def uri(self, key: str) -> str:
         return str(self._path(key))

@@ -84,7 +84,7 @@ class ProcessDeployer:
         command += ["--host", self._host, "--port", str(port), "--name", job.job_id]
         if base_model:
             command += ["--base", base_model]
-        log_path = self._run_dir / f"{job.job_id}.log"
+        log_path = self._log_file(job.job_id)
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 command,
@@ -142,7 +142,11 @@ class ProcessDeployer:
         elif job.deployment is not None and job.deployment.pid is not None:
             self._end_orphan(job.job_id, job.deployment.pid)
         self._pid_file(job.job_id).unlink(missing_ok=True)
+        self._log_file(job.job_id).unlink(missing_ok=True)  # a failure's tail is in its message
         logger.info("deployment stopped", job_id=job.job_id)
+
+    def _log_file(self, job_id: str) -> Path:
+        return self._run_dir / f"{job_id}.log"
 
     def _pid_file(self, job_id: str) -> Path:
         return self._run_dir / f"{job_id}.pid"

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated
+from urllib.parse import urlencode
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -18,16 +19,17 @@ from aws_lambda_powertools.event_handler.openapi.params import (
     Query,
     UploadFile,
 )
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from whetstone.api.identity import current_caller
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.job import JobFilter, JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import JobSpec, Method
 from whetstone.runtime import get_platform
 from whetstone.service import jobs
-from whetstone.service.jobs import DownloadLink, NewJob, Upload, UserStats
+from whetstone.service.jobs import ArtifactKind, DownloadLink, NewJob, Upload, UserStats
 
 router = Router()
 
@@ -46,30 +48,30 @@ class JobView(JobRecord):
     """A job as the API shows it."""
 
 
-class CreateJobRequest(BaseModel):
+class CreateJobRequest(DeferredModel):
     """A job config: the job spec plus an optional name."""
 
     name: Annotated[str | None, Field(max_length=200, description="A name for the job.")] = None
     spec: Annotated[JobSpec, Field(description="The job spec.")]
 
 
-class JobList(BaseModel):
+class JobList(DeferredModel):
     jobs: list[JobView]
     next_token: Annotated[str | None, Field(description="Pass back to get the next page.")]
 
 
-class LogPage(BaseModel):
+class LogPage(DeferredModel):
     logs: list[LogEntry]
     next_token: str | None
 
 
-class MetricSeries(BaseModel):
+class MetricSeries(DeferredModel):
     series: Annotated[
         dict[str, list[MetricPoint]], Field(description="Points of each metric, by step.")
     ]
 
 
-class UploadReceipt(BaseModel):
+class UploadReceipt(DeferredModel):
     upload_id: str
     size_bytes: int
 
@@ -235,26 +237,53 @@ def job_metrics(
     return MetricSeries(series=series)
 
 
-@router.get("/jobs/<job_id>/download", summary="Get the model download URL")
-def download(job_id: JobId) -> DownloadLink:
-    link = jobs.download_link(get_platform(), current_caller(router), job_id)
+ArtifactChoice = Annotated[
+    ArtifactKind,
+    Query(
+        description="model (default): the final model as trained, the adapter or full weights; "
+        "adapter: LoRA, QLoRA and prompt tuning only; merged: the base with the LoRA adapter "
+        "merged in, when the job saved one; checkpoint: one of the kept checkpoints, with step."
+    ),
+]
+CheckpointStep = Annotated[
+    int | None,
+    Query(ge=0, description="The checkpoint's step; with artifact=checkpoint only."),
+]
+
+
+@router.get("/jobs/<job_id>/download", summary="Get a download URL for the model or a checkpoint")
+def download(
+    job_id: JobId, artifact: ArtifactChoice = ArtifactKind.MODEL, step: CheckpointStep = None
+) -> DownloadLink:
+    link = jobs.download_link(
+        get_platform(), current_caller(router), job_id, artifact=artifact, step=step
+    )
     if link.url is None:  # a folder store: this server hands the file out itself
-        link = link.model_copy(update={"url": f"/api/v1/fine-tuning/jobs/{job_id}/download/file"})
+        query = urlencode(
+            {"artifact": artifact.value, **({"step": step} if step is not None else {})}
+        )
+        link = link.model_copy(
+            update={"url": f"/api/v1/fine-tuning/jobs/{job_id}/download/file?{query}"}
+        )
     return link
 
 
 # No return annotation: the resolver would validate the binary body as JSON.
-@router.get("/jobs/<job_id>/download/file", summary="The model archive (local runtime)")
-def download_file(job_id: JobId):  # type: ignore[no-untyped-def]
+@router.get("/jobs/<job_id>/download/file", summary="An archive of the job (local runtime)")
+def download_file(  # type: ignore[no-untyped-def]
+    job_id: JobId, artifact: ArtifactChoice = ArtifactKind.MODEL, step: CheckpointStep = None
+):
     platform = get_platform()
-    link = jobs.download_link(platform, current_caller(router), job_id)
+    link = jobs.download_link(
+        platform, current_caller(router), job_id, artifact=artifact, step=step
+    )
     with platform.blobs.open(link.key) as stream:
         payload = stream.read()
     return Response(
         status_code=HTTPStatus.OK,
         content_type="application/gzip",
         body=payload,
-        headers={"content-disposition": f'attachment; filename="{job_id}.tar.gz"'},
+        headers={"content-disposition": f'attachment; filename="{link.filename}"'},
     )
 
 

@@ -14,7 +14,7 @@ from whetstone.client import DEFAULT_TIMEOUT_S, WhetstoneClient
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the API refused the request (4xx), or the check it ran failed
 EXIT_USAGE = 2  # bad arguments, or a local file that is missing or malformed
-EXIT_JOB_FAILED = 3  # the awaited job ended failed or cancelled
+EXIT_JOB_FAILED = 3  # the awaited job ended failed or cancelled, or the deployment failed
 EXIT_UNAVAILABLE = 4  # the server could not be reached, or failed (5xx)
 
 EXIT_CODES_HELP = """\
@@ -23,7 +23,8 @@ exit codes:
   1  the API refused the request (4xx), or the check it ran failed
      (dataset invalid, model does not fit the hardware)
   2  usage error: bad arguments, a missing or malformed local file
-  3  the awaited job ended failed or cancelled
+  3  the awaited job ended failed or cancelled, or the awaited
+     deployment (jobs deploy --wait) ended failed
   4  the server could not be reached, or answered 5xx
 
 connection: --url / --token, else WHETSTONE_URL / WHETSTONE_TOKEN, else the

@@ -1,4 +1,4 @@
-"""`whet jobs ...` and `whet stats`: create, watch and manage fine-tuning jobs."""
+"""`whet jobs ...` and `whet stats`: create, watch, manage, download and deploy jobs."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ from whetstone.cli.commands.common import (
 )
 from whetstone.cli.output import ProgressBar, duration, fields, table, to_json, usd
 from whetstone.client import Job, load_job_config
-from whetstone.core.job import LOG_LEVELS, JobRecord, LogEntry, MetricPoint
+from whetstone.core.job import LOG_LEVELS, Deployment, JobRecord, LogEntry, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import Method
+from whetstone.service.jobs import ArtifactKind
 
 DEFAULT_POLL_S = 2.0
 PLOTTED_SERIES = ("loss", "eval_loss", "learning_rate")
@@ -245,13 +246,87 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    path = connect(args).download(args.job_id, args.output or Path.cwd())
+    if args.step is not None and args.artifact is None:
+        args.artifact = ArtifactKind.CHECKPOINT.value  # a step names a checkpoint
+    path = connect(args).download(
+        args.job_id, args.output or Path.cwd(), artifact=args.artifact, step=args.step
+    )
     if wants_json(args):
         print(
-            to_json({"job_id": args.job_id, "path": str(path), "size_bytes": path.stat().st_size})
+            to_json(
+                {
+                    "job_id": args.job_id,
+                    "artifact": args.artifact or ArtifactKind.MODEL.value,
+                    "step": args.step,
+                    "path": str(path),
+                    "size_bytes": path.stat().st_size,
+                }
+            )
         )
     else:
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return EXIT_OK
+
+
+def _describe_deployment(job_id: str, deployment: Deployment) -> str:
+    pairs: list[tuple[str, object]] = [
+        ("job", job_id),
+        ("status", deployment.status),
+        ("endpoint", deployment.endpoint),
+        ("model", deployment.model),
+        ("max LoRA rank", deployment.max_lora_rank),
+        ("created", deployment.created_at),
+        ("updated", deployment.updated_at),
+        ("message", deployment.message),
+    ]
+    pairs += [(p.severity, f"{p.message} ({p.code})") for p in deployment.problems]
+    return fields(pairs)
+
+
+def _deployment_line(job_id: str, deployment: Deployment) -> str:
+    parts = [job_id, f"deployment {deployment.status}"]
+    if deployment.endpoint and deployment.status == "ready":
+        parts.append(deployment.endpoint)
+    if deployment.message:
+        parts.append(deployment.message)
+    return "  ".join(parts)
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    job = connect(args).job(args.job_id)
+    started = job.deploy(max_lora_rank=args.max_lora_rank)
+    if not args.wait:
+        emit(args, started, lambda: _describe_deployment(args.job_id, started))
+        return EXIT_OK
+    last = ""
+
+    def show(deployment: Deployment) -> None:
+        nonlocal last
+        line = _deployment_line(args.job_id, deployment)
+        if line != last:
+            print(line, file=sys.stderr, flush=True)
+            last = line
+
+    final = job.wait_for_deployment(poll_s=args.poll, on_update=show)
+    emit(args, final, lambda: _describe_deployment(args.job_id, final))
+    if final.status == "ready":
+        return EXIT_OK
+    print(f"whet: the deployment of {args.job_id} ended {final.status}", file=sys.stderr)
+    return EXIT_JOB_FAILED
+
+
+def _deployment(args: argparse.Namespace) -> int:
+    deployment = connect(args).get_deployment(args.job_id)
+    emit(args, deployment, lambda: _describe_deployment(args.job_id, deployment))
+    return EXIT_OK
+
+
+def _undeploy(args: argparse.Namespace) -> int:
+    connect(args).delete_deployment(args.job_id)
+    if wants_json(args):
+        print(to_json({"job_id": args.job_id, "undeployed": True}))
+    else:
+        print(f"undeployed {args.job_id}")
     return EXIT_OK
 
 
@@ -361,13 +436,54 @@ def register(commands: Any) -> None:
     delete.set_defaults(run=_delete)
 
     download = sub.add_parser(
-        "download", parents=[parent], help="download a completed job's model archive"
+        "download",
+        parents=[parent],
+        help="download a completed job's model, adapter, merged model or a checkpoint",
     )
     download.add_argument("job_id")
     download.add_argument(
-        "-o", "--output", help="file or folder to write (default ./<job_id>.tar.gz)"
+        "--artifact",
+        choices=[kind.value for kind in ArtifactKind],
+        help="model (default): the final model as trained; adapter; merged: the base with "
+        "the LoRA adapter merged in; checkpoint: one kept checkpoint, with --step",
+    )
+    download.add_argument(
+        "--step", type=int, help="the checkpoint's step (implies --artifact checkpoint)"
+    )
+    download.add_argument(
+        "-o",
+        "--output",
+        help="file or folder to write (default ./<job_id>.tar.gz, "
+        "./<job_id>-checkpoint-<step>.tar.gz ...)",
     )
     download.set_defaults(run=_download)
+
+    deploy = sub.add_parser(
+        "deploy",
+        parents=[parent],
+        help="serve a completed job's model as an OpenAI-compatible endpoint",
+    )
+    deploy.add_argument("job_id")
+    deploy.add_argument(
+        "--max-lora-rank", type=int, help="the server's max LoRA rank (the platform's if unset)"
+    )
+    deploy.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait until it is ready (exit 0) or failed (exit 3), progress on stderr",
+    )
+    _poll_argument(deploy)
+    deploy.set_defaults(run=_deploy)
+
+    deployment = sub.add_parser(
+        "deployment", parents=[parent], help="show a job's deployment and its readiness"
+    )
+    deployment.add_argument("job_id")
+    deployment.set_defaults(run=_deployment)
+
+    undeploy = sub.add_parser("undeploy", parents=[parent], help="stop serving a job's model")
+    undeploy.add_argument("job_id")
+    undeploy.set_defaults(run=_undeploy)
 
     stats = commands.add_parser("stats", parents=[parent], help="your jobs, GPU hours and spend")
     stats.set_defaults(run=_stats)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.spec import ColumnMapping, DatasetFormat
 
 __all__ = ["ColumnMapping", "ValidationOptions"]
@@ -18,7 +19,7 @@ DEFAULT_MAX_FILE_BYTES = 5 * 1024**3
 DEFAULT_MAX_ROW_BYTES = 1024**2
 
 
-class ValidationOptions(BaseModel):
+class ValidationOptions(DeferredModel):
     """How to read and judge one dataset."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from whetstone.core.deferred import DeferredModel
 
 SPLIT_NAMES = ("train", "validation", "test")
 MANIFEST_NAME = "manifest.json"
@@ -25,7 +27,7 @@ class ExampleKind(StrEnum):
 Role = Literal["system", "user", "assistant"]
 
 
-class Turn(BaseModel):
+class Turn(DeferredModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Annotated[Role, Field(description="Who speaks.")]
@@ -41,7 +43,7 @@ class Turn(BaseModel):
     ] = None
 
 
-class Example(BaseModel):
+class Example(DeferredModel):
     """One training example in one of four shapes, named by `kind`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,7 +71,7 @@ class Example(BaseModel):
         return self
 
 
-class SplitManifest(BaseModel):
+class SplitManifest(DeferredModel):
     """What the split step wrote, for the trainer and the job record."""
 
     model_config = ConfigDict(extra="forbid")

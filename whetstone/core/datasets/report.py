@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from whetstone.core.datasets.records import ExampleKind
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.spec import DatasetFormat
 
 
@@ -52,7 +53,7 @@ class IssueCode(StrEnum):
     EMPTY_SPLIT = "empty_split"
 
 
-class Issue(BaseModel):
+class Issue(DeferredModel):
     """One error or warning, located where it applies."""
 
     model_config = ConfigDict(frozen=True)
@@ -70,7 +71,7 @@ class Issue(BaseModel):
     ] = None
 
 
-class HistogramBin(BaseModel):
+class HistogramBin(DeferredModel):
     lower: Annotated[int, Field(ge=0, description="Smallest token count in the bin.")]
     upper: Annotated[
         int | None, Field(description="First token count past the bin; null for the last bin.")
@@ -78,7 +79,7 @@ class HistogramBin(BaseModel):
     count: Annotated[int, Field(ge=0, description="Examples in the bin.")]
 
 
-class TokenStats(BaseModel):
+class TokenStats(DeferredModel):
     method: Annotated[
         Literal["approximate", "exact"],
         Field(description="'exact' when the model's tokenizer counted; else ~4 bytes a token."),
@@ -100,7 +101,7 @@ class TokenStats(BaseModel):
     ] = Field(default_factory=list)
 
 
-class DuplicateStats(BaseModel):
+class DuplicateStats(DeferredModel):
     exact: Annotated[int, Field(ge=0, description="Examples identical to an earlier one.")] = 0
     near: Annotated[
         int,
@@ -123,14 +124,14 @@ class DuplicateStats(BaseModel):
     ] = 1.0
 
 
-class ClassBalance(BaseModel):
+class ClassBalance(DeferredModel):
     counts: Annotated[dict[str, int], Field(description="Examples per label.")]
     imbalance_ratio: Annotated[
         float | None, Field(description="Largest class over smallest class.")
     ] = None
 
 
-class DatasetStats(BaseModel):
+class DatasetStats(DeferredModel):
     bytes_read: Annotated[int, Field(ge=0, description="Bytes of the source read.")] = 0
     records_read: Annotated[
         int, Field(ge=0, description="Lines or rows read, blank lines excluded.")
@@ -157,7 +158,7 @@ class DatasetStats(BaseModel):
     ] = None
 
 
-class ValidationReport(BaseModel):
+class ValidationReport(DeferredModel):
     """Everything the validator found. Errors block a job; warnings do not."""
 
     valid: Annotated[bool, Field(description="True when there is no error.")]
