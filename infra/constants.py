@@ -93,11 +93,19 @@ STEP_FUNCTIONS = (
         "functions.workflow.build_finished",
         frozenset({"ecr", "build_logs"}),
     ),
-    StepFunction("LaunchFunctionArn", "functions.workflow.launch", frozenset({"eks"})),
+    StepFunction(
+        "LaunchFunctionArn", "functions.workflow.launch", frozenset({"eks", "pod_identity"})
+    ),
     StepFunction("PollFunctionArn", "functions.workflow.poll", frozenset({"eks"})),
     StepFunction("FinalizeFunctionArn", "functions.workflow.finalize"),
-    StepFunction("FailFunctionArn", "functions.workflow.fail", frozenset({"eks", "build_logs"})),
-    StepFunction("CancelFunctionArn", "functions.workflow.cancel", frozenset({"eks"})),
+    StepFunction(
+        "FailFunctionArn",
+        "functions.workflow.fail",
+        frozenset({"eks", "build_logs", "pod_identity"}),
+    ),
+    StepFunction(
+        "CancelFunctionArn", "functions.workflow.cancel", frozenset({"eks", "pod_identity"})
+    ),
 )
 API_HANDLER = "functions.api.handler"
 INGEST_HANDLER = "functions.ingest.handler"
@@ -112,3 +120,37 @@ TABLE_NAME = "whetstone"
 GSI_NAMES = ("GSI1",)
 STATE_MACHINE_NAME = "whetstone-jobs"
 ARTIFACTS_BUCKET_PREFIX = "whetstone-artifacts"
+
+# Compute (EKS). Without CTX_CLUSTER_NAME the compute stack creates a cluster named
+# DEFAULT_CLUSTER_NAME; with it, it imports that existing cluster by name.
+KUBERNETES_VERSION = "1.35"  # with the kubectl v1.35 layer; Karpenter 1.11 supports 1.29-1.35
+KARPENTER_VERSION = "1.11.1"
+KARPENTER_CHART = "oci://public.ecr.aws/karpenter/karpenter"
+KARPENTER_NAMESPACE = "kube-system"
+KARPENTER_SERVICE_ACCOUNT = "karpenter"
+CTX_NODE_CLASS = "whetstone:node_class"  # an imported cluster's EC2NodeClass
+NODE_CLASS_NAME = "whetstone-gpu"
+GPU_NODE_DISK_GB = 200  # root volume of a GPU node: image layers and the pod's scratch space
+GPU_NODE_POOL_LIMIT = 64  # GPUs one node pool may hold at once (a runaway guard)
+GPU_NODE_EMPTY_AFTER = "5m"  # an empty GPU node is removed after this
+CLUSTER_AZS = 2
+SYSTEM_NODE_TYPE = "t3.medium"  # Karpenter, CoreDNS, the CloudWatch agent; no GPU pods
+SYSTEM_NODES = 2
+CLUSTER_LOG_ADDON = "amazon-cloudwatch-observability"
+CLUSTER_LOG_NAMESPACE = "amazon-cloudwatch"
+CLUSTER_LOG_SERVICE_ACCOUNT = "cloudwatch-agent"
+POD_IDENTITY_ADDON = "eks-pod-identity-agent"
+# Kubernetes groups the Lambdas' access entries map to; infra.constructs.cluster_rbac binds
+# each to its ClusterRole.
+WORKFLOW_K8S_GROUP = "whetstone-workflow"
+API_K8S_GROUP = "whetstone-api"
+# The trainer pods' role (EKS Pod Identity). IAM names are global: the region keeps two
+# deployments of one account apart.
+TRAINER_ROLE_PREFIX = "whetstone-trainer"
+
+# Observability.
+API_NAME = "whetstone"
+DASHBOARD_NAME = "whetstone"
+METRICS_NAMESPACE = "Whetstone"
+ALARM_TOPIC_NAME = "whetstone-alarms"
+CLUSTER_LOG_RETENTION = logs.RetentionDays.ONE_MONTH

@@ -6,10 +6,12 @@ export of the data stack and each wildcard cdk-nag reports has an id known in ad
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Acknowledgment, ArnFormat, Aws, Stack, Validations
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
-from constructs import IConstruct
+from constructs import Construct, IConstruct
 
 from infra.constants import (
     ARTIFACTS_BUCKET_PREFIX,
@@ -17,7 +19,9 @@ from infra.constants import (
     JOB_LOG_GROUP,
     STATE_MACHINE_NAME,
     TABLE_NAME,
+    TRAINER_ROLE_PREFIX,
 )
+from infra.constructs.cluster_access_entry import ClusterAccessEntry
 
 # The calls of whetstone.adapters.aws.dynamodb_jobs.DynamoDBJobStore.
 _TABLE_ACTIONS = (
@@ -186,9 +190,11 @@ def grant_build_logs(role: iam.Role, project_name: str) -> None:
     )
 
 
-def grant_cluster_access(role: iam.Role, cluster_name: str) -> None:
-    """KubernetesApi: DescribeCluster (endpoint, CA); Kubernetes RBAC comes from an access
-    entry of the cluster."""
+def grant_cluster_access(role: iam.Role, cluster_name: str, group: str) -> None:
+    """KubernetesApi: DescribeCluster (endpoint, CA), and the cluster's access entry that
+    puts the role into the Kubernetes `group` (its RBAC: infra.constructs.cluster_rbac)."""
+    scope = cast(Construct, role.node.scope)  # the Lambda's construct
+    ClusterAccessEntry(scope, "ClusterAccess", role=role, cluster_name=cluster_name, group=group)
     role.add_to_policy(
         iam.PolicyStatement(
             actions=["eks:DescribeCluster"],
@@ -198,4 +204,52 @@ def grant_cluster_access(role: iam.Role, cluster_name: str) -> None:
                 )
             ],
         )
+    )
+
+
+def trainer_role_name() -> str:
+    """The trainer pods' role; IAM is global, so the region is part of the name."""
+    return f"{TRAINER_ROLE_PREFIX}-{Aws.REGION}"
+
+
+def trainer_role_arn() -> str:
+    return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{trainer_role_name()}"
+
+
+def grant_pod_identity(role: iam.Role, cluster_name: str) -> None:
+    """PodIdentity: associate a job's service account with the trainer role, and undo it."""
+    stack = Stack.of(role)
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["eks:CreatePodIdentityAssociation", "eks:ListPodIdentityAssociations"],
+            resources=[
+                stack.format_arn(service="eks", resource="cluster", resource_name=cluster_name)
+            ],
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["eks:DeletePodIdentityAssociation"],
+            resources=[
+                stack.format_arn(
+                    service="eks",
+                    resource="podidentityassociation",
+                    resource_name=f"{cluster_name}/*",
+                )
+            ],
+        )
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["iam:PassRole"],
+            resources=[trainer_role_arn()],
+            conditions={"StringEquals": {"iam:PassedToService": "pods.eks.amazonaws.com"}},
+        )
+    )
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:eks:<AWS::Region>:<AWS::AccountId>"
+        f":podidentityassociation/{cluster_name}/*]",
+        "Pod Identity associations get ids at run time (one per job); the step deletes the "
+        "ones of the job's service account in this cluster only.",
     )

@@ -8,6 +8,8 @@ from aws_cdk import Annotations
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.lambda_code import LAMBDA_RUNTIME
+
 
 class DependenciesLayer(Construct):
     """From a folder the deploy step fills with `pip install -t <dir>/python` (docs/infra.md).
@@ -25,7 +27,7 @@ class DependenciesLayer(Construct):
                     self,
                     "Layer",
                     code=lambda_.Code.from_asset(layer_dir),
-                    compatible_runtimes=[lambda_.Runtime.PYTHON_3_11],
+                    compatible_runtimes=[LAMBDA_RUNTIME],
                     compatible_architectures=[lambda_.Architecture.X86_64],
                     description="Whetstone Lambda dependencies (pip install -t)",
                 )

@@ -17,6 +17,7 @@ from infra.constants import (
     STATE_MACHINE_NAME,
     STEP_FUNCTIONS,
     STEP_TIMEOUT,
+    WORKFLOW_K8S_GROUP,
     WORKFLOW_LOG_RETENTION,
     WORKFLOW_TIMEOUT,
 )
@@ -27,6 +28,7 @@ from infra.grants import (
     grant_cluster_access,
     grant_ecr_lookup,
     grant_job_data,
+    grant_pod_identity,
     job_environment,
 )
 
@@ -66,7 +68,9 @@ class JobWorkflow(Construct):
             if "build_logs" in step.needs:
                 grant_build_logs(function.role, BUILD_PROJECT_NAME)
             if "eks" in step.needs:
-                grant_cluster_access(function.role, cluster_name)
+                grant_cluster_access(function.role, cluster_name, WORKFLOW_K8S_GROUP)
+            if "pod_identity" in step.needs:
+                grant_pod_identity(function.role, cluster_name)
             self.steps[step.placeholder] = function
 
         self.log_group = logs.LogGroup(

@@ -12,6 +12,8 @@ from constructs import Construct
 from infra.constants import (
     ACCESS_LOG_RETENTION,
     API_HANDLER,
+    API_K8S_GROUP,
+    API_NAME,
     API_STAGE,
     API_THROTTLE_BURST,
     API_THROTTLE_RATE,
@@ -23,10 +25,13 @@ from infra.constants import (
 from infra.constructs.python_function import PythonFunction
 from infra.grants import (
     acknowledge,
+    grant_cluster_access,
     grant_job_data,
+    grant_pod_identity,
     grant_start_workflow,
     job_environment,
     state_machine_arn,
+    trainer_role_arn,
 )
 
 
@@ -37,6 +42,7 @@ class JobsApi(Construct):
         construct_id: str,
         *,
         layers: list[lambda_.ILayerVersion],
+        cluster_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
         # Users are created by an administrator, who sets their organization; users cannot
@@ -82,6 +88,9 @@ class JobsApi(Construct):
             environment={
                 **job_environment(),
                 "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
+                # Deployments (vLLM) run in the organizations' namespaces of the cluster.
+                "WHETSTONE_CLUSTER_NAME": cluster_name,
+                "WHETSTONE_TRAINER_ROLE_ARN": trainer_role_arn(),
             },
             timeout=LAMBDA_TIMEOUT,
             layers=layers,
@@ -89,6 +98,9 @@ class JobsApi(Construct):
         )
         grant_job_data(self.handler.role)
         grant_start_workflow(self.handler.role)
+        grant_cluster_access(self.handler.role, cluster_name, API_K8S_GROUP)
+        # vLLM pods run under the job's service account with the trainer role (S3 model).
+        grant_pod_identity(self.handler.role, cluster_name)
 
         self.access_logs = logs.LogGroup(
             self,
@@ -103,6 +115,7 @@ class JobsApi(Construct):
             self,
             "Api",
             handler=self.handler.function,
+            rest_api_name=API_NAME,
             proxy=True,
             binary_media_types=list(BINARY_MEDIA_TYPES),
             cloud_watch_role=False,

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from infra.constants import FUNCTION_LOG_RETENTION, LAMBDA_MEMORY_MB
 from infra.grants import acknowledge
-from infra.lambda_code import function_code
+from infra.lambda_code import LAMBDA_RUNTIME, function_code
 
 
 class PythonFunction(Construct):
@@ -47,7 +47,7 @@ class PythonFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
-            runtime=lambda_.Runtime.PYTHON_3_11,
+            runtime=LAMBDA_RUNTIME,
             architecture=lambda_.Architecture.X86_64,
             handler=handler,
             code=function_code(),

@@ -8,12 +8,18 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.constants import RECONCILE_EVERY, RECONCILE_TIMEOUT, RECONCILER_HANDLER
+from infra.constants import (
+    RECONCILE_EVERY,
+    RECONCILE_TIMEOUT,
+    RECONCILER_HANDLER,
+    WORKFLOW_K8S_GROUP,
+)
 from infra.constructs.python_function import PythonFunction
 from infra.grants import (
     grant_cluster_access,
     grant_job_data,
     grant_manage_workflow,
+    grant_pod_identity,
     job_environment,
     state_machine_arn,
 )
@@ -45,7 +51,8 @@ class ReconcilerSchedule(Construct):
         )
         role = self.reconciler.role
         grant_job_data(role)
-        grant_cluster_access(role, cluster_name)
+        grant_cluster_access(role, cluster_name, WORKFLOW_K8S_GROUP)
+        grant_pod_identity(role, cluster_name)
         grant_manage_workflow(role)
         self.rule = events.Rule(
             self,

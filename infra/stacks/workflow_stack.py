@@ -15,6 +15,7 @@ from infra.constructs.job_workflow import JobWorkflow
 from infra.constructs.reconciler_schedule import ReconcilerSchedule
 from infra.constructs.s3_drop_trigger import S3DropTrigger
 from infra.constructs.trainer_events import TrainerEvents
+from infra.grants import trainer_role_arn
 
 
 class WorkflowStack(Stack):
@@ -42,6 +43,7 @@ class WorkflowStack(Stack):
             "WHETSTONE_CLUSTER_NAME": cluster_name,
             "WHETSTONE_ECR_REPOSITORY_URI": repository.repository_uri,
             "WHETSTONE_BUILD_PROJECT": BUILD_PROJECT_NAME,
+            "WHETSTONE_TRAINER_ROLE_ARN": trainer_role_arn(),
         }
         self.workflow = JobWorkflow(
             self,

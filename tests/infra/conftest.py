@@ -18,7 +18,14 @@ if importlib.util.find_spec("aws_cdk") is None or importlib.util.find_spec("cdk_
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
 
-STACKS = ("WhetstoneData", "WhetstoneBuild", "WhetstoneWorkflow", "WhetstoneApi")
+STACKS = (
+    "WhetstoneData",
+    "WhetstoneBuild",
+    "WhetstoneCompute",
+    "WhetstoneWorkflow",
+    "WhetstoneApi",
+    "WhetstoneObservability",
+)
 
 
 @dataclass(frozen=True)

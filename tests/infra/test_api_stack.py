@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.constants import API_THROTTLE_BURST, API_THROTTLE_RATE
+from infra.constants import (
+    API_K8S_GROUP,
+    API_NAME,
+    API_THROTTLE_BURST,
+    API_THROTTLE_RATE,
+    DEFAULT_CLUSTER_NAME,
+)
 
 STACK = "WhetstoneApi"
 
@@ -70,3 +77,42 @@ def test_users_carry_an_organization_they_cannot_change(synthesized: Any) -> Non
     (client,) = synthesized.resources(STACK, "AWS::Cognito::UserPoolClient").values()
     assert "custom:organization" in client["Properties"]["ReadAttributes"]
     assert "custom:organization" not in client["Properties"]["WriteAttributes"]
+
+
+def test_api_lambda_reaches_the_cluster_through_the_api_group(template: Template) -> None:
+    template.resource_count_is("AWS::EKS::AccessEntry", 1)
+    template.has_resource_properties(
+        "AWS::EKS::AccessEntry",
+        {
+            "ClusterName": DEFAULT_CLUSTER_NAME,
+            "KubernetesGroups": [API_K8S_GROUP],
+            "PrincipalArn": Match.any_value(),
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "WHETSTONE_CLUSTER_NAME": DEFAULT_CLUSTER_NAME,
+                        "WHETSTONE_TRAINER_ROLE_ARN": Match.any_value(),
+                    }
+                )
+            }
+        },
+    )
+
+
+def test_rest_api_has_the_name_the_dashboard_reads(template: Template) -> None:
+    template.has_resource_properties("AWS::ApiGateway::RestApi", {"Name": API_NAME})
+
+
+def test_api_lambda_may_pass_only_the_trainer_role_to_pod_identity(synthesized: Any) -> None:
+    (policy,) = synthesized.resources(STACK, "AWS::IAM::Policy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert "role/whetstone-trainer-" in json.dumps(pass_role["Resource"])
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "pods.eks.amazonaws.com"}
+    }

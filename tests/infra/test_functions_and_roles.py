@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from infra.constants import JOB_LOG_GROUP, TABLE_NAME
+from infra.lambda_code import LAMBDA_RUNTIME, staged_sources
 
 
 def _functions(synthesized: Any) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for stack in synthesized.templates:
         for name, function in synthesized.resources(stack, "AWS::Lambda::Function").items():
-            if not name.startswith("BucketNotificationsHandler"):  # CDK's own
+            # Ours run functions/; CDK's own (bucket notifications, kubectl) run their code.
+            if function["Properties"]["Handler"].startswith("functions."):
                 found[f"{stack}/{name}"] = function
     return found
 
@@ -23,6 +31,13 @@ def test_every_handler_path_exists_in_the_repository(synthesized: Any) -> None:
     for function in functions.values():
         module, _, attribute = function["Properties"]["Handler"].rpartition(".")
         assert callable(getattr(importlib.import_module(module), attribute))
+
+
+def _function_roles(synthesized: Any) -> list[tuple[str, str]]:
+    return [
+        (key.split("/")[0], f["Properties"]["Role"]["Fn::GetAtt"][0])
+        for key, f in _functions(synthesized).items()
+    ]
 
 
 def test_every_function_has_its_own_role(synthesized: Any) -> None:
@@ -42,10 +57,35 @@ def test_functions_run_in_the_aws_runtime_with_tracing(synthesized: Any) -> None
         assert len(props["Layers"]) == 1
 
 
-def test_no_role_of_ours_uses_an_aws_managed_policy(synthesized: Any) -> None:
-    for stack in synthesized.templates:
+def test_no_function_role_uses_an_aws_managed_policy(synthesized: Any) -> None:
+    for stack, name in _function_roles(synthesized):
+        role = synthesized.templates[stack]["Resources"][name]
+        assert "ManagedPolicyArns" not in role["Properties"], name
+
+
+def test_aws_managed_policies_only_where_aws_maintains_the_role_kind(synthesized: Any) -> None:
+    # Given the compute stack's roles: the cluster, its nodes, the log agent, CDK's kubectl
+    managed = {
+        arn["Fn::Join"][1][-1].removeprefix(":iam::aws:policy/")
+        for role in synthesized.resources("WhetstoneCompute", "AWS::IAM::Role").values()
+        for arn in role["Properties"].get("ManagedPolicyArns", [])
+        if "Fn::Join" in arn
+    }
+    # Then each is a policy AWS publishes for exactly that kind of principal
+    assert managed == {
+        "AmazonEKSClusterPolicy",
+        "AmazonEKSWorkerNodePolicy",
+        "AmazonEKS_CNI_Policy",
+        "AmazonEC2ContainerRegistryReadOnly",
+        "AmazonEC2ContainerRegistryPullOnly",
+        "AmazonSSMManagedInstanceCore",
+        "CloudWatchAgentServerPolicy",
+        "service-role/AWSLambdaBasicExecutionRole",
+        "service-role/AWSLambdaVPCAccessExecutionRole",
+    }
+    for stack in ("WhetstoneData", "WhetstoneBuild", "WhetstoneWorkflow", "WhetstoneApi"):
         for name, role in synthesized.resources(stack, "AWS::IAM::Role").items():
-            if not name.startswith("BucketNotificationsHandler"):
+            if not name.startswith("BucketNotificationsHandler"):  # CDK's own
                 assert "ManagedPolicyArns" not in role["Properties"], name
 
 
@@ -77,3 +117,20 @@ def test_only_steps_that_talk_to_the_cluster_may_describe_it(synthesized: Any) -
         if "eks:DescribeCluster" in statement["Action"]
     )
     assert describers == ["Cancel", "Fail", "Launch", "Poll", "Reconciler"]
+
+
+def test_the_code_asset_ships_bytecode_that_imports_without_its_sources(tmp_path: Path) -> None:
+    staged = staged_sources()
+    if LAMBDA_RUNTIME.name != f"python{sys.version_info.major}.{sys.version_info.minor}":
+        pytest.skip(f"bytecode is compiled only by the Lambda's Python ({LAMBDA_RUNTIME.name})")
+    assert list(staged.rglob("*.pyc"))
+    copy = tmp_path / "asset"
+    shutil.copytree(staged, copy)
+    for source in copy.rglob("*.py"):
+        source.write_text("raise ImportError('the source was read, not the bytecode')\n")
+
+    imported = subprocess.run(
+        [sys.executable, "-c", "import functions.api"], cwd=copy, capture_output=True, text=True
+    )
+
+    assert imported.returncode == 0, imported.stderr

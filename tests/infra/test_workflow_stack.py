@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from infra.constants import BUILD_PROJECT_NAME, EVENT_BUS_NAME, REPO_ROOT, STEP_FUNCTIONS
+from infra.constants import (
+    BUILD_PROJECT_NAME,
+    DEFAULT_CLUSTER_NAME,
+    EVENT_BUS_NAME,
+    RECONCILER_HANDLER,
+    REPO_ROOT,
+    STEP_FUNCTIONS,
+    WORKFLOW_K8S_GROUP,
+)
 from whetstone.adapters.aws.sfn_orchestrator import DEFINITION_PLACEHOLDERS, render_definition
 from whetstone.service.images import trainer_image_tag
 
@@ -29,7 +37,7 @@ def _state_machine(synthesized: Any) -> dict[str, Any]:
 def _function_of(synthesized: Any, handler: str) -> str:
     functions = synthesized.resources(STACK, "AWS::Lambda::Function")
     (name,) = [n for n, f in functions.items() if f["Properties"].get("Handler") == handler]
-    return name
+    return str(name)
 
 
 def test_resource_counts(template: Template) -> None:
@@ -124,3 +132,50 @@ def test_s3_drop_listens_to_incoming_only(synthesized: Any) -> None:
     ]
     assert config["Events"] == ["s3:ObjectCreated:*"]
     assert config["Filter"]["Key"]["FilterRules"] == [{"Name": "prefix", "Value": "incoming/"}]
+
+
+def _role_of(synthesized: Any, handler: str) -> str:
+    function = synthesized.resources(STACK, "AWS::Lambda::Function")[
+        _function_of(synthesized, handler)
+    ]
+    return str(function["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def test_lambdas_that_talk_to_the_cluster_get_an_access_entry_into_the_workflow_group(
+    synthesized: Any,
+) -> None:
+    entries = synthesized.resources(STACK, "AWS::EKS::AccessEntry").values()
+    principals = {e["Properties"]["PrincipalArn"]["Fn::GetAtt"][0] for e in entries}
+    talkers = [s.handler for s in STEP_FUNCTIONS if "eks" in s.needs] + [RECONCILER_HANDLER]
+    assert principals == {_role_of(synthesized, handler) for handler in talkers}
+    for entry in entries:
+        props = entry["Properties"]
+        assert props["ClusterName"] == DEFAULT_CLUSTER_NAME
+        assert props["KubernetesGroups"] == [WORKFLOW_K8S_GROUP]
+        assert "AccessPolicies" not in props  # RBAC comes from the group's ClusterRole
+
+
+def test_only_launch_and_stop_paths_may_manage_pod_identity(synthesized: Any) -> None:
+    policies = synthesized.resources(STACK, "AWS::IAM::Policy")
+    passers = sorted(
+        name.removeprefix("JobWorkflow").split("Role")[0]
+        for name, policy in policies.items()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Action"] == "iam:PassRole"
+    )
+    assert passers == ["Cancel", "Fail", "Launch", "Reconciler"]
+    for policy in policies.values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Action"] == "iam:PassRole":
+                assert "role/whetstone-trainer-" in json.dumps(statement["Resource"])
+                assert statement["Condition"] == {
+                    "StringEquals": {"iam:PassedToService": "pods.eks.amazonaws.com"}
+                }
+
+
+def test_workflow_lambdas_know_the_trainer_role(synthesized: Any) -> None:
+    function = synthesized.resources(STACK, "AWS::Lambda::Function")[
+        _function_of(synthesized, "functions.workflow.launch")
+    ]
+    role_arn = function["Properties"]["Environment"]["Variables"]["WHETSTONE_TRAINER_ROLE_ARN"]
+    assert ":role/whetstone-trainer-" in json.dumps(role_arn)
