@@ -19,7 +19,7 @@ from support.serving import build_base, completed_job, write_adapter
 
 from whetstone.adapters.local.process_deployer import ProcessDeployer
 from whetstone.cli.server import make_server
-from whetstone.cli.tokens import create_token, load_tokens
+from whetstone.cli.tokens import TokenFile, create_token
 from whetstone.core.job import Caller
 from whetstone.runtime import get_platform
 from whetstone.settings import get_settings
@@ -47,7 +47,7 @@ def api() -> Iterator[tuple[str, str]]:
     """(base URL, alice's token) of a `whet serve` on a free port."""
     home = get_settings().home
     token = create_token(home, ALICE)
-    server = make_server("127.0.0.1", 0, load_tokens(home))
+    server = make_server("127.0.0.1", 0, TokenFile(home))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}{API}", token
     server.shutdown()

@@ -9,7 +9,7 @@ import pytest
 from support.jobs import RecordingOrchestrator
 
 from whetstone.cli.server import make_server
-from whetstone.cli.tokens import create_token, load_tokens
+from whetstone.cli.tokens import TokenFile, create_token
 from whetstone.core.job import Caller
 from whetstone.runtime import get_platform
 from whetstone.settings import get_settings
@@ -26,7 +26,7 @@ def tokens() -> dict[str, str]:
 
 @pytest.fixture
 def server_url(tokens: dict[str, str]) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, load_tokens(get_settings().home))
+    server = make_server("127.0.0.1", 0, TokenFile(get_settings().home))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"

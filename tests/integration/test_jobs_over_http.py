@@ -12,7 +12,10 @@ import pytest
 from support.apigw import multipart
 
 from whetstone.cli.server import DEFAULT_MAX_BODY_BYTES, make_server
+from whetstone.cli.tokens import TokenFile, create_token, tokens_path
+from whetstone.core.job import Caller
 from whetstone.runtime import get_platform
+from whetstone.settings import get_settings
 
 API = "/api/v1/fine-tuning"
 
@@ -112,7 +115,38 @@ def test_an_oversized_body_is_refused_before_it_is_read(server_url: str) -> None
 
 def test_serving_beyond_localhost_needs_a_token() -> None:
     with pytest.raises(ValueError, match="create an API token"):
-        make_server("0.0.0.0", 0, {})
+        make_server("0.0.0.0", 0, None)
+
+
+def test_a_token_created_while_the_server_runs_works_at_once(server_url: str) -> None:
+    carol = create_token(get_settings().home, Caller(user_id="carol", org_id="initech"))
+
+    status, job = create(server_url, carol)
+
+    assert status == 201
+    assert job["org_id"] == "initech"
+
+
+def test_a_damaged_token_file_refuses_tokens_and_keeps_the_server_up(
+    server_url: str, tokens: dict[str, str]
+) -> None:
+    tokens_path(get_settings().home).write_text("{not json")
+
+    refused, body = request("GET", f"{server_url}{API}/jobs", token=tokens["alice"])
+    local, _ = request("GET", f"{server_url}{API}/jobs")
+
+    assert refused == 401
+    assert body["code"] == "unauthenticated"
+    assert local == 200
+
+
+def test_a_damaged_token_file_stops_the_server_from_starting() -> None:
+    home = get_settings().home
+    home.mkdir(parents=True, exist_ok=True)
+    tokens_path(home).write_text('{"whet_x": "not a caller"}')
+
+    with pytest.raises(ValueError, match="is not a token file"):
+        make_server("0.0.0.0", 0, TokenFile(home))
 
 
 def test_concurrent_requests_of_two_organizations_never_mix(

@@ -21,12 +21,12 @@ from whetstone.settings import get_settings
 
 def _serve(args: argparse.Namespace) -> int:
     from whetstone.cli.server import make_server
-    from whetstone.cli.tokens import load_tokens
+    from whetstone.cli.tokens import TokenFile
 
     home = get_settings().home
     home.mkdir(parents=True, exist_ok=True)
     try:
-        server = make_server(args.host, args.port, load_tokens(home))
+        server = make_server(args.host, args.port, TokenFile(home))
     except ValueError as error:
         print(f"whet serve: {error}", file=sys.stderr)
         return 2

@@ -20,8 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from whetstone.api.app import handler
 from whetstone.api.identity import claims_for
-from whetstone.cli.tokens import DEFAULT_CALLER, caller_for_token
-from whetstone.core.job import Caller
+from whetstone.cli.tokens import DEFAULT_CALLER, TokenFile
 from whetstone.observability import logger
 
 _RESOLVER_LOCK = threading.Lock()
@@ -76,13 +75,14 @@ def _is_loopback(address: str) -> bool:
 class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "whetstone"
     max_body_bytes = DEFAULT_MAX_BODY_BYTES
-    tokens: dict[str, Caller] = {}
+    tokens: TokenFile | None = None
 
     def _claims(self, headers: dict[str, str]) -> dict[str, str] | None:
         """A valid bearer token's user; without a token, the local user for this machine."""
         authorization = headers.get("authorization", "")
         if authorization.lower().startswith("bearer "):
-            caller = caller_for_token(self.tokens, authorization[7:].strip())
+            token = authorization[7:].strip()
+            caller = self.tokens.caller(token) if self.tokens else None
             return claims_for(caller) if caller else None
         if _is_loopback(self.client_address[0]):
             return claims_for(DEFAULT_CALLER)
@@ -140,12 +140,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
         logger.debug("http request", line=format % args)
 
 
-def make_server(
-    host: str, port: int, tokens: dict[str, Caller] | None = None
-) -> ThreadingHTTPServer:
-    """A server for `host:port`. Beyond localhost every request needs one of `tokens`."""
-    tokens = tokens or {}
-    if not tokens and not _is_loopback(socket.gethostbyname(host)):
+def make_server(host: str, port: int, tokens: TokenFile | None = None) -> ThreadingHTTPServer:
+    """A server for `host:port`. Beyond localhost every request needs one of `tokens`.
+    ValueError says why it cannot start (a damaged token file, no token beyond localhost)."""
+    if tokens:
+        tokens.check()
+    if not (tokens and tokens.current()) and not _is_loopback(socket.gethostbyname(host)):
         raise ValueError(
             f"listening on {host} exposes the API beyond this machine; create an API token "
             "first (whet token create --user NAME --org ORG)"
