@@ -1,21 +1,31 @@
-"""Configuration from the environment, parsed once."""
+"""Configuration from the environment, parsed once.
+
+Read by hand rather than with pydantic-settings, whose import alone cost every Lambda's
+cold start about 50 ms (bench/api_latency.py).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import typing
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 from whetstone.core.serving import DEFAULT_MAX_LORA_RANK, MAX_LORA_RANK_LIMIT
 
+ENV_PREFIX = "WHETSTONE_"
+# Settings that also answer to a variable the platform sets (the Lambda runtime's region).
+_FALLBACK_VARIABLES = {"aws_region": "AWS_REGION"}
 
-class Settings(BaseSettings):
-    """Every setting Whetstone reads from the environment (prefix `WHETSTONE_`)."""
 
-    model_config = SettingsConfigDict(env_prefix="WHETSTONE_", extra="ignore")
+class Settings(BaseModel):
+    """Every setting Whetstone reads from the environment: `WHETSTONE_<NAME>`, in any case;
+    list settings as JSON."""
 
     runtime: Annotated[
         Literal["local", "aws"], Field(description="Which adapters back the services.")
@@ -74,8 +84,8 @@ class Settings(BaseSettings):
     aws_region: Annotated[
         str,
         Field(
-            validation_alias=AliasChoices("WHETSTONE_AWS_REGION", "AWS_REGION"),
-            description="AWS region of the deployment (the Lambda runtime sets AWS_REGION).",
+            description="AWS region of the deployment; without WHETSTONE_AWS_REGION, "
+            "AWS_REGION (which the Lambda runtime sets)."
         ),
     ] = "us-east-1"
     state_machine_arn: Annotated[
@@ -136,7 +146,32 @@ class Settings(BaseSettings):
         Field(ge=60, description="Seconds a pending job may wait for its workflow to start."),
     ] = 300
 
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings `environ` (the process environment by default) sets; the others keep
+        their defaults. A bad value raises ValueError (pydantic's ValidationError is one)."""
+        environ = os.environ if environ is None else environ
+        variables = {name.upper(): value for name, value in environ.items()}
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            names = [ENV_PREFIX + name.upper()]
+            if name in _FALLBACK_VARIABLES:
+                names.append(_FALLBACK_VARIABLES[name])
+            found = next((variable for variable in names if variable in variables), None)
+            if found:
+                values[name] = _parsed(variables[found], field.annotation, found)
+        return cls.model_validate(values)
+
+
+def _parsed(value: str, annotation: Any, variable: str) -> Any:
+    if typing.get_origin(annotation) is not list:
+        return value  # pydantic converts numbers, paths and literals from their text
+    try:
+        return json.loads(value)
+    except ValueError as error:
+        raise ValueError(f'{variable} must be a JSON list, e.g. ["/data"]: {error}') from error
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return Settings.from_environment()
