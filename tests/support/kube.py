@@ -29,7 +29,8 @@ class FakeKube:
     deleted: list[Key] = field(default_factory=list)
     reject_jobs: Exception | None = None
     serving_pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    served_answers: dict[str, str] = field(default_factory=dict)  # Service name -> answer
+    # Service name -> the model server's answer, or the error its request raises.
+    served_answers: dict[str, str | Exception] = field(default_factory=dict)
     proxied: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
 
     @staticmethod
@@ -103,6 +104,8 @@ class FakeKube:
             raise LookupError(f"no Service {namespace}/{service}")
         self.proxied.append((namespace, service, path, copy.deepcopy(body)))
         content = self.served_answers[service]
+        if isinstance(content, Exception):
+            raise content
         return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
 
     # --- what the cluster does on its own, driven by the test ---

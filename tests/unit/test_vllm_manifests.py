@@ -306,6 +306,21 @@ def test_given_the_server_answers_otherwise_when_status_is_read_then_it_failed_a
     assert "Deployment" not in kube.kinds() and "Service" not in kube.kinds()
 
 
+def test_given_the_server_refuses_the_golden_request_then_it_failed_saying_why(
+    kube: FakeKube, clock: Clock
+) -> None:
+    subject, job = started(kube, clock)
+    available(kube, job)
+    refusal = "the model server answered 404: The model `x` does not exist."
+    kube.served_answers[deployment_name(job)] = ValueError(refusal)
+
+    deployment = subject.status(job)
+
+    assert deployment.status == "failed"
+    assert deployment.message is not None and refusal in deployment.message
+    assert "Deployment" not in kube.kinds()
+
+
 def test_given_no_recorded_golden_answer_when_the_server_answers_then_ready_with_a_warning(
     kube: FakeKube, clock: Clock
 ) -> None:

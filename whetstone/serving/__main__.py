@@ -7,7 +7,8 @@ import signal
 import threading
 from types import FrameType
 
-from whetstone.serving.generation import ChatModel
+from trainer.generation import ChatModel
+
 from whetstone.serving.server import ModelServer
 
 

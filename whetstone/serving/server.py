@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
+from trainer.generation import ChatModel, Generation
 
 from whetstone.serving.api import ChatCompletionRequest, CompletionRequest, Usage, _Request
-from whetstone.serving.generation import ChatModel, Generation
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _R = TypeVar("_R", bound=_Request)

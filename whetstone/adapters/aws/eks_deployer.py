@@ -592,8 +592,11 @@ class KubernetesServingApi(KubernetesApi):
         )
         response = api.call_api(method, url, headers, payload, post_params, _request_timeout=120)
         data = response.read()
-        if response.status >= 400:
-            raise ApiException(status=response.status, reason=data.decode(errors="replace"))
+        text = data.decode(errors="replace")
+        if response.status >= 500:  # the proxy or the server is not there yet: try again later
+            raise ApiException(status=response.status, reason=text)
+        if response.status >= 400:  # the server refused the request: the deployment is wrong
+            raise ValueError(f"the model server answered {response.status}: {_clip(text)}")
         answer: Manifest = json.loads(data)
         return answer
 

@@ -34,11 +34,10 @@ _LOG_TAIL_CHARS = 2000
 
 def saved_model_answer(model_dir: str, base_model: str | None) -> str:
     """The golden prompt answered greedily by the saved model, loaded in this process."""
-    from whetstone.serving.generation import ChatModel
+    from trainer.generation import ChatModel, golden_answer
 
-    model = ChatModel.load(model_dir, base_model)
-    prompt = model.chat_prompt(list(GOLDEN_MESSAGES))
-    return model.generate(prompt, max_tokens=GOLDEN_MAX_TOKENS).text
+    answer: str = golden_answer(ChatModel.load(model_dir, base_model))
+    return answer
 
 
 def free_port(host: str) -> int:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES
+
 # Tokens that end an assistant turn besides the tokenizer's eos (ChatML, Llama 3, Gemma).
 _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
 
@@ -87,3 +89,9 @@ class ChatModel:
             if marker and cut >= 0:
                 text, finish = text[:cut], "stop"
         return Generation(text, prompt_tokens, completion_tokens, finish)
+
+
+def golden_answer(model: ChatModel) -> str:
+    """The model's greedy answer to the golden prompt, which a deployment must repeat."""
+    prompt = model.chat_prompt(list(GOLDEN_MESSAGES))
+    return model.generate(prompt, max_tokens=GOLDEN_MAX_TOKENS).text
