@@ -6,11 +6,15 @@ One model (Llama architecture, >= 10M parameters) and one dataset are built on t
 examples short, a long tail up to the cutoff. Every contender trains LoRA (all-linear, r 16)
 on the same examples with the same batch size, learning rate and number of steps, each in its
 own process so peak RSS is its own:
-- whetstone: `trainer.recipe.run_plan` (length-grouped batches on CPU, packing with
-  flash-attention on a GPU);
+- whetstone: `trainer.recipe.run_plan` with `batching: auto` (on a CPU: each batch packed into
+  one row, attention run per example; on a GPU: packing with flash-attention when installed);
 - baseline (a): HF Trainer + PEFT, every batch padded to the cutoff;
 - baseline (b): HF Trainer + PEFT, dynamic padding per batch (random batches).
 Printed: useful (non-padding) tokens/s, ratios, peak RSS, and the held-out loss each reaches.
+Every contender's clock is the same: from the Trainer's `on_train_begin` (model loaded, data
+encoded, optimizer built) to its last logged step; loading, evaluation and saving are outside.
+`--repeats N` runs the three N times, interleaved, and prints every round and the median, so a
+burst of load from other work on the machine lands on one round instead of one contender.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import math
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +53,9 @@ def _example(rng: random.Random, words: int) -> dict[str, Any]:
 
 
 def _lengths(rng: random.Random, n: int, cutoff: int) -> list[int]:
-    """Words per answer: log-normal body (median ~40 tokens), 15% tail up to the cutoff."""
+    """Words per answer: a log-normal body (median 20 words), and a 15% tail of cutoff/4 to
+    cutoff words. A word is 3-4 tokens of the tiny tokenizer, so the body's median example is
+    ~90 tokens and most of the tail is cut at the cutoff (~13% of examples end there)."""
     out = []
     for _ in range(n):
         if rng.random() < 0.15:
@@ -170,7 +177,13 @@ def run_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> dict[s
     from trainer.recipe import run_plan
 
     run_plan(plan, emitter=EventEmitter("bench", sink), workdir=workdir, stop=StopRequest())
+    # tokens_per_second: non-padding tokens since on_train_begin over the time since then
     last = [e.detail for e in sink.events if e.detail_type == "metrics"][-1]
+    runtime = next(
+        e.detail.fields
+        for e in sink.events
+        if e.detail_type == "log" and e.detail.message == "runtime decided"
+    )
     peak = _peak_rss_mb()
     adapted, tokenizer = load_trained_model(workdir / "out" / "model", base_model=str(model))
     return {
@@ -180,7 +193,33 @@ def run_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> dict[s
             adapted, _encoded(model, data, "test", cutoff), tokenizer.pad_token_id
         ),
         "steps": last.step,
+        "setup": f"{runtime['batching']}, {runtime['attention']}",
     }
+
+
+class _TrainClock:
+    """Non-padding tokens over the time from on_train_begin to the last logged step: the same
+    clock as Whetstone's metrics events."""
+
+    def __init__(self) -> None:
+        from transformers import TrainerCallback
+
+        clock = self
+
+        class Callback(TrainerCallback):  # type: ignore[misc]
+            def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+                clock.start = time.monotonic()
+
+            def on_log(
+                self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any
+            ) -> None:
+                if "loss" not in (logs or {}):  # the end-of-training summary, as ours skips
+                    return
+                clock.tokens_per_s = state.num_input_tokens_seen / (time.monotonic() - clock.start)
+
+        self.start = 0.0
+        self.tokens_per_s = 0.0
+        self.callback = Callback()
 
 
 def run_baseline(model: Path, data: Path, cutoff: int, workdir: Path, pad: str) -> dict[str, Any]:
@@ -227,17 +266,23 @@ def run_baseline(model: Path, data: Path, cutoff: int, workdir: Path, pad: str) 
         include_num_input_tokens_seen="non_padding",
         seed=42,
     )
-    trainer = Trainer(model=peft_model, args=args, train_dataset=train, data_collator=collator)
-    start = time.monotonic()
+    clock = _TrainClock()
+    trainer = Trainer(
+        model=peft_model,
+        args=args,
+        train_dataset=train,
+        data_collator=collator,
+        callbacks=[clock.callback],
+    )
     trainer.train()
-    elapsed = time.monotonic() - start
     return {
-        "useful_tokens_per_s": trainer.state.num_input_tokens_seen / elapsed,
+        "useful_tokens_per_s": clock.tokens_per_s,
         "peak_rss_mb": _peak_rss_mb(),
         "heldout_loss": heldout_loss(
             peft_model, _encoded(model, data, "test", cutoff), tokenizer.pad_token_id
         ),
         "steps": trainer.state.global_step,
+        "setup": f"padded to {'the cutoff' if pad == 'cutoff' else 'the batch'}, sdpa",
     }
 
 
@@ -258,6 +303,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", type=int, default=384)
     parser.add_argument("--cutoff", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=1, help="rounds of all three, interleaved")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -275,46 +321,63 @@ def main() -> None:
         lengths = sorted(len(r["input_ids"]) for r in rows)
         print(
             f"model: {params / 1e6:.1f}M parameters; {len(rows)} examples, tokens per example "
-            f"median {lengths[len(lengths) // 2]}, p90 {lengths[int(len(lengths) * 0.9)]}, "
-            f"max {lengths[-1]}, cutoff {args.cutoff}; batch {BATCH}, LoRA r16 all-linear"
+            f"mean {sum(lengths) / len(lengths):.0f}, median {lengths[len(lengths) // 2]}, "
+            f"p90 {lengths[int(len(lengths) * 0.9)]}, max {lengths[-1]}, cutoff {args.cutoff}; "
+            f"batch {BATCH}, LoRA r16 all-linear",
+            flush=True,
         )
-        results: dict[str, dict[str, Any]] = {}
-        for kind in ("whetstone", "baseline-cutoff", "baseline-longest"):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--worker",
-                    kind,
-                    "--model",
-                    str(model),
-                    "--data",
-                    str(data),
-                    "--cutoff",
-                    str(args.cutoff),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-            results[kind] = json.loads(line.removeprefix("RESULT "))
-        ours = results["whetstone"]["useful_tokens_per_s"]
-        names = {
-            "whetstone": "whetstone (length-grouped)",
-            "baseline-cutoff": "(a) HF+PEFT pad to cutoff",
-            "baseline-longest": "(b) HF+PEFT dynamic padding",
-        }
+        rounds = []
+        for number in range(1, args.repeats + 1):
+            rounds.append(_run_round(model, data, args.cutoff))
+            if args.repeats > 1:
+                print(f"round {number}")
+            _print_table(rounds[-1])
+    if args.repeats > 1:
+        print(f"median of {args.repeats} rounds")
+        _print_table(
+            {
+                kind: {
+                    key: statistics.median(r[kind][key] for r in rounds)
+                    if isinstance(rounds[0][kind][key], float | int)
+                    else rounds[0][kind][key]
+                    for key in rounds[0][kind]
+                }
+                for kind in CONTENDERS
+            }
+        )
+
+
+CONTENDERS = {
+    "whetstone": "whetstone",
+    "baseline-cutoff": "(a) HF+PEFT pad to cutoff",
+    "baseline-longest": "(b) HF+PEFT dynamic padding",
+}
+
+
+def _run_round(model: Path, data: Path, cutoff: int) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    for kind in CONTENDERS:
+        command = [sys.executable, __file__, "--worker", kind, "--model", str(model)]
+        command += ["--data", str(data), "--cutoff", str(cutoff)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+        results[kind] = json.loads(line.removeprefix("RESULT "))
+    return results
+
+
+def _print_table(results: dict[str, dict[str, Any]]) -> None:
+    ours = results["whetstone"]["useful_tokens_per_s"]
+    print(
+        f"{'contender':28} {'useful tok/s':>12} {'ours/this':>9} {'peak RSS MB':>11} "
+        f"{'held-out loss':>13} {'steps':>5}  batches"
+    )
+    for kind, r in results.items():
         print(
-            f"{'contender':32} {'useful tok/s':>12} {'ours/this':>9} {'peak RSS MB':>11} "
-            f"{'held-out loss':>13} {'steps':>5}"
+            f"{CONTENDERS[kind]:28} {r['useful_tokens_per_s']:12.0f} "
+            f"{ours / r['useful_tokens_per_s']:9.2f} {r['peak_rss_mb']:11.0f} "
+            f"{r['heldout_loss']:13.3f} {r['steps']:5d}  {r['setup']}",
+            flush=True,
         )
-        for kind, r in results.items():
-            print(
-                f"{names[kind]:32} {r['useful_tokens_per_s']:12.0f} "
-                f"{ours / r['useful_tokens_per_s']:9.2f} {r['peak_rss_mb']:11.0f} "
-                f"{r['heldout_loss']:13.3f} {r['steps']:5d}"
-            )
 
 
 if __name__ == "__main__":

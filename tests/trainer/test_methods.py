@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from whetstone.core.events import TrainerPhase
+from whetstone.core.serving import GOLDEN_FILE, GoldenRecord
 
 METHODS: dict[str, dict[str, Any]] = {
     "lora-q-v": {"method": "lora", "lora": {"target_modules": ["q_proj", "v_proj"]}},
@@ -51,6 +52,7 @@ def test_method_trains_and_its_artifacts_load_back_and_generate(
 ) -> None:
     # Given a plan for this method
     from trainer.artifacts import load_trained_model
+    from trainer.generation import ChatModel, golden_answer
 
     plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out", **METHODS[name])
 
@@ -80,6 +82,9 @@ def test_method_trains_and_its_artifacts_load_back_and_generate(
     )
     out = model.generate(**prompt, max_new_tokens=4, do_sample=False)
     assert out.shape[-1] == prompt["input_ids"].shape[-1] + 4
+    # and recorded the greedy answer to the golden prompt that a deployment must repeat
+    golden = GoldenRecord.model_validate_json((tmp_path / "out" / GOLDEN_FILE).read_text())
+    assert golden.answer == golden_answer(ChatModel(model, tokenizer))
 
 
 def test_lora_merged_model_matches_the_adapter(

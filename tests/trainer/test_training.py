@@ -196,5 +196,8 @@ def test_results_metrics_history_and_run_manifest_are_written(
     assert {"torch", "transformers", "peft"} <= manifest["libraries"].keys()
     assert len(manifest["dataset"]["file_sha256"]["train"]) == 64
     assert manifest["runtime"]["precision"] == "fp32"
+    # on a CPU, batches are packed and attention runs per example
+    assert manifest["runtime"]["batching"] == "packed"
+    assert manifest["runtime"]["attention"] == "whetstone_packed_sdpa"
     assert [row["step"] for row in history] == [1, 2, 3]
     assert results["artifact_kind"] == "adapter" and "test_loss" in results

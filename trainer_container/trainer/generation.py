@@ -61,6 +61,7 @@ class ChatModel:
         import torch
 
         encoded = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
+        encoded = encoded.to(self.model.device)
         prompt_tokens = int(encoded["input_ids"].shape[1])
         sampling: dict[str, Any] = (
             {"do_sample": True, "temperature": temperature, "top_p": top_p}

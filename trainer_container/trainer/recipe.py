@@ -4,6 +4,7 @@ evaluate → save.
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import json
 import math
@@ -18,11 +19,14 @@ from typing import Any, Literal
 import torch
 
 from whetstone.core.catalog.base_models import get_base_model
+from whetstone.core.datasets.records import SplitManifest
 from whetstone.core.estimates import resolve_optimizer
 from whetstone.core.events import TrainerPhase
 from whetstone.core.plan import TrainerPlan
+from whetstone.core.serving import GOLDEN_FILE, GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES, GoldenRecord
 from whetstone.core.spec import JobSpec, Method, resolve_precision
 
+from .attention import PACKED_SDPA, register_packed_attention
 from .callbacks import CheckpointCallback, MetricsCallback, StopOnSignalCallback
 from .checkpoints import CheckpointStore, StopRequest, checkpoint_step
 from .data import (
@@ -37,10 +41,17 @@ from .data import (
     read_split,
 )
 from .events import EventEmitter
+from .generation import ChatModel, golden_answer
 from .loop import WhetstoneTrainer
-from .methods import LoadContext, ModelLoadError, merge_adapter, strategy_for
+from .methods import (
+    LoadContext,
+    MethodStrategy,
+    ModelLoadError,
+    merge_adapter,
+    strategy_for,
+)
 from .resources import ResourceMonitor
-from .storage import open_location
+from .storage import Location, open_location
 
 MODEL_DIR = "model"
 MERGED_DIR = "merged"
@@ -101,8 +112,16 @@ def detect_runtime(plan: TrainerPlan) -> Runtime:
     flash = on_gpu and _has_flash_attention()
     batching = plan.options.batching
     if batching == "auto":
-        packable = flash and spec.method is not Method.PROMPT_TUNING
+        # Packing wastes no compute on padding. It needs attention that keeps examples apart:
+        # flash-attention's varlen kernel on a GPU, per-example SDPA (trainer.attention) on a
+        # CPU. A GPU without flash-attention groups by length instead: one padded SDPA call per
+        # batch keeps it busier than a call per example.
+        packable = (flash or not on_gpu) and spec.method is not Method.PROMPT_TUNING
         batching = "packed" if packable else "length_grouped"
+    if flash:
+        attention = "flash_attention_2"
+    else:
+        attention = PACKED_SDPA if batching == "packed" else "sdpa"
     optimizer = _OPTIMIZERS[resolve_optimizer(spec)]
     return Runtime(
         on_gpu=on_gpu,
@@ -110,7 +129,7 @@ def detect_runtime(plan: TrainerPlan) -> Runtime:
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
         precision=precision,
         batching=batching,
-        attn_implementation="flash_attention_2" if flash else "sdpa",
+        attn_implementation=attention,
         optimizer=optimizer,
     )
 
@@ -230,21 +249,99 @@ def _library_versions() -> dict[str, str]:
     return versions
 
 
+@dataclass
+class LoadedData:
+    """The splits of a job, encoded, and what the run manifest records about them."""
+
+    manifest: SplitManifest
+    train: TokenizedSplit | StreamedSplit
+    validation: TokenizedSplit
+    test: TokenizedSplit
+    train_examples: int
+    hashes: dict[str, str]
+    group_lengths: list[int] | None
+
+
 def run_plan(
     plan: TrainerPlan, *, emitter: EventEmitter, workdir: Path, stop: StopRequest
 ) -> RunResult:
     """Run one training job end to end; raises on failure (the caller reports it)."""
-    from transformers import AutoTokenizer, EarlyStoppingCallback, set_seed
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    spec = plan.spec
     started = datetime.now(UTC)
-    is_main = int(os.environ.get("RANK", "0")) == 0
     workdir.mkdir(parents=True, exist_ok=True)
     emitter.status(TrainerPhase.LOADING, "loading model and data")
 
-    # config
     runtime = detect_runtime(plan)
+    _report_runtime(runtime, emitter)
+    output = open_location(plan.output)
+    source = open_location(plan.data)
+    model_path, revision, model_name = resolve_model_source(plan.resolved_model_source, workdir)
+    tokenizer = _load_tokenizer(model_path, revision, emitter)
+    data = _load_data(plan, runtime, source, tokenizer, emitter)
+    strategy, model = _load_model(plan, runtime, model_path, revision, emitter)
+    store = CheckpointStore(output, workdir)
+    trainer, metrics, use_fsdp = _build_trainer(
+        plan, runtime, model, tokenizer, data, store, stop, emitter
+    )
+
+    with ResourceMonitor(emitter, plan.events.resources_interval_s):
+        _train(trainer, store, stop, emitter)
+        if stop.requested:
+            emitter.status(
+                TrainerPhase.INTERRUPTED,
+                "stopped by SIGTERM after saving a checkpoint",
+                step=trainer.state.global_step,
+            )
+            return RunResult("interrupted", trainer.state.global_step, {})
+        results = _evaluate(trainer, data.test, emitter)
+        model_dir = _save_model(trainer, workdir, emitter)
+
+    step = trainer.state.global_step
+    if int(os.environ.get("RANK", "0")) == 0:
+        _write_artifacts(
+            plan,
+            output=output,
+            workdir=workdir,
+            model_dir=model_dir,
+            model_name=model_name,
+            model_path=model_path,
+            revision=revision,
+            trains_adapter=strategy.trains_adapter,
+            history=metrics.history,
+            results=results,
+            manifest_extra=_manifest_extra(started, data, runtime, use_fsdp, model, revision),
+            emitter=emitter,
+        )
+        del trainer, model  # the golden answer loads the saved model afresh
+        _record_golden(output, model_dir, model_path, runtime, emitter)
+    emitter.status(TrainerPhase.DONE, "training complete", step=step)
+    return RunResult("done", step, results)
+
+
+def _record_golden(
+    output: Location, model_dir: Path, model_path: str, runtime: Runtime, emitter: EventEmitter
+) -> None:
+    """Record the saved model's greedy answer to the golden prompt (GOLDEN_FILE), which a
+    deployment must repeat. The model is loaded back as a server loads it (the base in its
+    own dtype with the adapter, or the full model); one that cannot be loaded here records
+    nothing, and its deployments say that their answers went unchecked."""
+    gc.collect()
+    if runtime.on_gpu:
+        torch.cuda.empty_cache()
+    try:
+        chat = ChatModel.load(model_dir, base_model=model_path)
+        if runtime.on_gpu:
+            chat.model.to("cuda")
+        answer = golden_answer(chat)
+    except (RuntimeError, OSError, ValueError) as error:  # CUDA out of memory: RuntimeError
+        emitter.log("warning", f"no golden answer recorded, deployments will not check it: {error}")
+        return
+    record = GoldenRecord(
+        messages=list(GOLDEN_MESSAGES), max_tokens=GOLDEN_MAX_TOKENS, answer=answer
+    )
+    output.write_bytes(GOLDEN_FILE, record.model_dump_json(indent=2).encode())
+
+
+def _report_runtime(runtime: Runtime, emitter: EventEmitter) -> None:
     emitter.log(
         "info",
         "runtime decided",
@@ -256,19 +353,26 @@ def run_plan(
         attention=runtime.attn_implementation,
         optimizer=runtime.optimizer,
     )
-    output = open_location(plan.output)
-    data = open_location(plan.data)
 
-    # tokenizer
-    model_path, revision, model_name = resolve_model_source(plan.resolved_model_source, workdir)
+
+def _load_tokenizer(model_path: str, revision: str | None, emitter: EventEmitter) -> Any:
+    """The model's tokenizer, given a chat template and a pad token when it lacks them."""
+    from transformers import AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot load the tokenizer from {model_path}: {exc}") from exc
     for change in ensure_chat_ready(tokenizer):
         emitter.log("warning", change)
+    return tokenizer
 
-    # data
+
+def _load_data(
+    plan: TrainerPlan, runtime: Runtime, data: Location, tokenizer: Any, emitter: EventEmitter
+) -> LoadedData:
+    """Encode the splits (the train split streamed when the spec asks) and report them."""
+    spec = plan.spec
     manifest = read_manifest(data)
     encoder = ExampleEncoder(tokenizer, spec.sequence_length, plan.options.loss_on)
     hashes: dict[str, str] = {}
@@ -305,10 +409,25 @@ def run_plan(
         streaming=spec.dataset.streaming,
         cutoff=spec.sequence_length,
     )
+    return LoadedData(manifest, train, validation, test, train_examples, hashes, group_lengths)
 
-    # model + method, initialised from the job's seed (LoRA A matrices, soft prompts)
+
+def _load_model(
+    plan: TrainerPlan,
+    runtime: Runtime,
+    model_path: str,
+    revision: str | None,
+    emitter: EventEmitter,
+) -> tuple[MethodStrategy, Any]:
+    """The base model with the method applied, initialised from the job's seed (LoRA A
+    matrices, soft prompts)."""
+    from transformers import set_seed
+
+    spec = plan.spec
     set_seed(spec.advanced.seed)
     strategy = strategy_for(spec.method)
+    if runtime.attn_implementation == PACKED_SDPA:
+        register_packed_attention()
     ctx = LoadContext(
         model_path=model_path,
         revision=revision,
@@ -325,17 +444,32 @@ def run_plan(
     _base_config(model).use_cache = False
     for note in ctx.notes:
         emitter.log("info", note)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     emitter.log(
         "info",
         "model ready",
         method=spec.method.value,
-        trainable_parameters=trainable,
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         total_parameters=sum(p.numel() for p in model.parameters()),
     )
+    return strategy, model
 
-    # trainer
-    steps_per_epoch = _steps_per_epoch(train_examples, spec, runtime.world_size)
+
+def _build_trainer(
+    plan: TrainerPlan,
+    runtime: Runtime,
+    model: Any,
+    tokenizer: Any,
+    data: LoadedData,
+    store: CheckpointStore,
+    stop: StopRequest,
+    emitter: EventEmitter,
+) -> tuple[WhetstoneTrainer, MetricsCallback, bool]:
+    """The Trainer with its arguments, collator and callbacks; also whether it uses FSDP."""
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    spec = plan.spec
+    steps_per_epoch = _steps_per_epoch(data.train_examples, spec, runtime.world_size)
     max_steps = plan.options.max_steps or (
         steps_per_epoch * spec.training.epochs if spec.dataset.streaming else -1
     )
@@ -344,16 +478,15 @@ def run_plan(
     if use_fsdp and runtime.optimizer == "adamw_bnb_8bit":
         runtime.optimizer = "adamw_torch"
         emitter.log("info", "fsdp shards optimizer states; using adamw_torch")
-    store = CheckpointStore(output, workdir)
     args = _training_arguments(
         plan,
         runtime,
         store.local_dir,
-        has_validation=len(validation) > 0,
+        has_validation=len(data.validation) > 0,
         max_steps=max_steps,
         fsdp_layers=fsdp_layers if use_fsdp else None,
     )
-    if len(validation) == 0 and spec.advanced.early_stopping:
+    if len(data.validation) == 0 and spec.advanced.early_stopping:
         emitter.log("warning", "no validation split: evaluation and early stopping are off")
     metrics = MetricsCallback(
         emitter,
@@ -365,106 +498,111 @@ def run_plan(
     collator = (
         PackingCollator()
         if runtime.batching == "packed"
-        else PaddingCollator(pad_id=int(tokenizer.pad_token_id))
+        else PaddingCollator(
+            pad_id=int(tokenizer.pad_token_id), multiple_of=8 if runtime.on_gpu else 1
+        )
     )
     trainer = WhetstoneTrainer(
         model=model,
         args=args,
-        train_dataset=train,
-        eval_dataset=validation.sorted_by_length() if len(validation) else None,
+        train_dataset=data.train,
+        eval_dataset=data.validation.sorted_by_length() if len(data.validation) else None,
         data_collator=collator,
         processing_class=tokenizer,
         callbacks=callbacks,
-        group_lengths=group_lengths,
+        group_lengths=data.group_lengths,
     )
     trainer.remove_callback(PrinterCallback)  # both print to stdout, the event stream
     trainer.remove_callback(ProgressCallback)
+    return trainer, metrics, use_fsdp
 
-    # train
+
+def _train(
+    trainer: WhetstoneTrainer, store: CheckpointStore, stop: StopRequest, emitter: EventEmitter
+) -> None:
+    """Train, resuming from the latest checkpoint at the output; SIGTERM ends it early."""
     resume = store.restore_latest()
     if resume is not None:
         emitter.log("info", "resuming from checkpoint", checkpoint=resume.name)
     emitter.status(TrainerPhase.TRAINING, step=checkpoint_step(resume.name) if resume else 0)
-    with ResourceMonitor(emitter, plan.events.resources_interval_s):
-        stop.training = True
-        try:
-            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        finally:
-            stop.training = False
-        if stop.requested:
-            emitter.status(
-                TrainerPhase.INTERRUPTED,
-                "stopped by SIGTERM after saving a checkpoint",
-                step=trainer.state.global_step,
-            )
-            return RunResult("interrupted", trainer.state.global_step, {})
+    stop.training = True
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        stop.training = False
 
-        # evaluate
-        results: dict[str, Any] = {
-            "global_step": trainer.state.global_step,
-            "epoch": trainer.state.epoch,
-            "best_eval_loss": trainer.state.best_metric,
-            "best_checkpoint": Path(trainer.state.best_model_checkpoint).name
-            if trainer.state.best_model_checkpoint
-            else None,
-            "stopped_early": trainer.state.global_step < trainer.state.max_steps,
-        }
-        trainer.remove_callback(EarlyStoppingCallback)  # it would read the test metrics
-        if len(test):
-            emitter.status(TrainerPhase.EVALUATING, "final evaluation on the test split")
-            test_metrics = trainer.evaluate(test.sorted_by_length(), metric_key_prefix="test")
-            results["test_loss"] = test_metrics["test_loss"]
-            results["test_perplexity"] = math.exp(min(test_metrics["test_loss"], 50.0))
-            emitter.log(
-                "info",
-                "test evaluation",
-                loss=results["test_loss"],
-                perplexity=results["test_perplexity"],
-            )
 
-        # save
-        emitter.status(TrainerPhase.SAVING, "writing artifacts")
-        model_dir = workdir / MODEL_DIR
-        # A workdir reused by a resumed run may hold an earlier save (an adapter beside a
-        # full model would make loaders pick the wrong one): start the folder afresh.
-        shutil.rmtree(model_dir, ignore_errors=True)
-        _base_config(trainer.model).use_cache = True  # saved for inference
-        trainer.save_model(str(model_dir))
-    if is_main:
-        _write_artifacts(
-            plan,
-            output=output,
-            workdir=workdir,
-            model_dir=model_dir,
-            model_name=model_name,
-            model_path=model_path,
-            revision=revision,
-            trains_adapter=strategy.trains_adapter,
-            history=metrics.history,
-            results=results,
-            manifest_extra={
-                "started_at": started.isoformat(),
-                "dataset": {
-                    "source_sha256": manifest.sha256,
-                    "split_seed": manifest.seed,
-                    "counts": manifest.counts,
-                    "file_sha256": hashes,
-                },
-                "runtime": {
-                    "precision": runtime.precision,
-                    "batching": runtime.batching,
-                    "attention": runtime.attn_implementation,
-                    "optimizer": runtime.optimizer,
-                    "world_size": runtime.world_size,
-                    "fsdp": use_fsdp,
-                    "device": torch.cuda.get_device_name(0) if runtime.on_gpu else "cpu",
-                },
-                "model_revision": getattr(model.config, "_commit_hash", None) or revision,
-            },
-            emitter=emitter,
+def _evaluate(
+    trainer: WhetstoneTrainer, test: TokenizedSplit, emitter: EventEmitter
+) -> dict[str, Any]:
+    """The results of the run: its training state, then the loss on the test split."""
+    from transformers import EarlyStoppingCallback
+
+    state = trainer.state
+    results: dict[str, Any] = {
+        "global_step": state.global_step,
+        "epoch": state.epoch,
+        "best_eval_loss": state.best_metric,
+        "best_checkpoint": Path(state.best_model_checkpoint).name
+        if state.best_model_checkpoint
+        else None,
+        "stopped_early": state.global_step < state.max_steps,
+    }
+    trainer.remove_callback(EarlyStoppingCallback)  # it would read the test metrics
+    if len(test):
+        emitter.status(TrainerPhase.EVALUATING, "final evaluation on the test split")
+        test_metrics = trainer.evaluate(test.sorted_by_length(), metric_key_prefix="test")
+        results["test_loss"] = test_metrics["test_loss"]
+        results["test_perplexity"] = math.exp(min(test_metrics["test_loss"], 50.0))
+        emitter.log(
+            "info",
+            "test evaluation",
+            loss=results["test_loss"],
+            perplexity=results["test_perplexity"],
         )
-    emitter.status(TrainerPhase.DONE, "training complete", step=trainer.state.global_step)
-    return RunResult("done", trainer.state.global_step, results)
+    return results
+
+
+def _save_model(trainer: WhetstoneTrainer, workdir: Path, emitter: EventEmitter) -> Path:
+    """Save the trained model (or adapter) and tokenizer locally; returns the folder."""
+    emitter.status(TrainerPhase.SAVING, "writing artifacts")
+    model_dir = workdir / MODEL_DIR
+    # A workdir reused by a resumed run may hold an earlier save (an adapter beside a
+    # full model would make loaders pick the wrong one): start the folder afresh.
+    shutil.rmtree(model_dir, ignore_errors=True)
+    _base_config(trainer.model).use_cache = True  # saved for inference
+    trainer.save_model(str(model_dir))
+    return model_dir
+
+
+def _manifest_extra(
+    started: datetime,
+    data: LoadedData,
+    runtime: Runtime,
+    use_fsdp: bool,
+    model: Any,
+    revision: str | None,
+) -> dict[str, Any]:
+    """What the run manifest records beyond the plan: data hashes, runtime, revision."""
+    return {
+        "started_at": started.isoformat(),
+        "dataset": {
+            "source_sha256": data.manifest.sha256,
+            "split_seed": data.manifest.seed,
+            "counts": data.manifest.counts,
+            "file_sha256": data.hashes,
+        },
+        "runtime": {
+            "precision": runtime.precision,
+            "batching": runtime.batching,
+            "attention": runtime.attn_implementation,
+            "optimizer": runtime.optimizer,
+            "world_size": runtime.world_size,
+            "fsdp": use_fsdp,
+            "device": torch.cuda.get_device_name(0) if runtime.on_gpu else "cpu",
+        },
+        "model_revision": getattr(model.config, "_commit_hash", None) or revision,
+    }
 
 
 def _write_artifacts(

@@ -55,7 +55,8 @@ class TrainerOptions(_Section):
             "'packed': each batch flattened into one row with sequence boundaries kept "
             "(needs an attention kernel that honours them; not for prompt tuning); "
             "'padded': padding per batch in random order; 'auto': packed with "
-            "flash-attention on a GPU, length_grouped otherwise."
+            "flash-attention on a GPU that has it, with per-example SDPA on a CPU, "
+            "length_grouped otherwise (and for prompt tuning)."
         ),
     ] = "auto"
     loss_on: Annotated[
