@@ -1,8 +1,9 @@
-"""Job counts by outcome, from the job log group: one metric filter per workflow log line.
+"""Job metrics from the job log group: metric filters on the workflow's log lines.
 
 The workflow (whetstone.service.workflow) writes each LogEntry as JSON; the lines below mark
-a job reaching a status, so counting them gives jobs by status without publishing metrics
-from the Lambdas.
+a job reaching a status, so counting them gives jobs by status, and the line it writes when
+a job ends carries the GPU hours and dollars the job used, so summing those gives usage and
+spend; no Lambda publishes metrics.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constants import JOB_LOG_GROUP, METRICS_NAMESPACE
+from whetstone.service.workflow import JOB_ENDED_LINE
 
 # metric name → the workflow's log message when a job gets there.
 JOB_STATUS_LINES = {
@@ -21,6 +23,11 @@ JOB_STATUS_LINES = {
     "JobsStopped": "compute released after stop",
 }
 FAILURE_LINE = JOB_STATUS_LINES["JobsFailed"]
+# metric name → the field of the job-ended line it sums, and its label.
+JOB_USAGE_FIELDS = {
+    "JobGpuHours": ("gpu_hours", "GPU hours used by ended jobs"),
+    "JobSpendUsd": ("cost_usd", "USD spent by ended jobs"),
+}
 
 
 class JobMetrics(Construct):
@@ -41,3 +48,16 @@ class JobMetrics(Construct):
                 unit=cloudwatch.Unit.COUNT,
             )
             self.metrics[name] = log_filter.metric(statistic="Sum", label=name.removeprefix("Jobs"))
+        self.usage: dict[str, cloudwatch.Metric] = {}
+        for name, (field, label) in JOB_USAGE_FIELDS.items():
+            log_filter = logs.MetricFilter(
+                self,
+                name,
+                log_group=log_group,
+                filter_pattern=logs.FilterPattern.string_value("$.message", "=", JOB_ENDED_LINE),
+                metric_namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                metric_value=f"$.fields.{field}",
+                unit=cloudwatch.Unit.NONE,
+            )
+            self.usage[name] = log_filter.metric(statistic="Sum", label=label)

@@ -65,6 +65,7 @@ class OperationsDashboard(Construct):
         *,
         cluster_name: str,
         job_metrics: dict[str, cloudwatch.Metric],
+        job_usage: dict[str, cloudwatch.Metric],
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -113,16 +114,17 @@ class OperationsDashboard(Construct):
                         height=HEIGHT,
                     ),
                     cloudwatch.GraphWidget(
-                        title="GPU hours per hour",
-                        left=[gpu_hours],
+                        title="GPU hours per hour: used by ended jobs, held by nodes",
+                        left=[job_usage["JobGpuHours"].with_(period=HOUR), gpu_hours],
                         width=WIDTH,
                         height=HEIGHT,
                     ),
                 ],
                 [
                     cloudwatch.GraphWidget(
-                        title="Spend: estimated charges this month (USD)",
-                        left=[
+                        title="Spend (USD): ended jobs per day; the account's charges this month",
+                        left=[job_usage["JobSpendUsd"].with_(period=Duration.days(1))],
+                        right=[
                             cloudwatch.Metric(
                                 namespace="AWS/Billing",
                                 metric_name="EstimatedCharges",

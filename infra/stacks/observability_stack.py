@@ -19,7 +19,11 @@ class ObservabilityStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.job_metrics = JobMetrics(self, "JobMetrics")
         self.dashboard = OperationsDashboard(
-            self, "Dashboard", cluster_name=cluster_name, job_metrics=self.job_metrics.metrics
+            self,
+            "Dashboard",
+            cluster_name=cluster_name,
+            job_metrics=self.job_metrics.metrics,
+            job_usage=self.job_metrics.usage,
         )
         self.alarms = OperationsAlarms(
             self,

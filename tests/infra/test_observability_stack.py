@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.constants import ALARM_TOPIC_NAME, API_NAME, DASHBOARD_NAME, JOB_LOG_GROUP
-from infra.constructs.job_metrics import JOB_STATUS_LINES
+from infra.constructs.job_metrics import JOB_STATUS_LINES, JOB_USAGE_FIELDS
 from whetstone.service import workflow
 
 STACK = "WhetstoneObservability"
@@ -30,7 +30,7 @@ def dashboard_body(synthesized: Any) -> str:
 def test_resource_counts(template: Template) -> None:
     for kind, count in {
         "AWS::CloudWatch::Dashboard": 1,
-        "AWS::Logs::MetricFilter": len(JOB_STATUS_LINES),
+        "AWS::Logs::MetricFilter": len(JOB_STATUS_LINES) + len(JOB_USAGE_FIELDS),
         "AWS::CloudWatch::Alarm": 7,
         "AWS::SNS::Topic": 1,
     }.items():
@@ -55,6 +55,22 @@ def test_job_metrics_count_the_lines_the_workflow_writes(template: Template) -> 
         )
 
 
+def test_gpu_hours_and_spend_sum_the_line_the_workflow_writes_when_a_job_ends(
+    template: Template,
+) -> None:
+    for name, (field, _) in JOB_USAGE_FIELDS.items():
+        template.has_resource_properties(
+            "AWS::Logs::MetricFilter",
+            {
+                "LogGroupName": JOB_LOG_GROUP,
+                "FilterPattern": f'{{ $.message = "{workflow.JOB_ENDED_LINE}" }}',
+                "MetricTransformations": [
+                    Match.object_like({"MetricName": name, "MetricValue": f"$.fields.{field}"})
+                ],
+            },
+        )
+
+
 def test_dashboard_shows_every_area_the_issue_asks_for(
     template: Template, dashboard_body: str
 ) -> None:
@@ -73,7 +89,14 @@ def test_dashboard_shows_every_area_the_issue_asks_for(
         "Workflow executions",
     ):
         assert title in dashboard_body, title
-    for metric in ("JobsFailed", "pod_status_pending", "node_gpu_limit", "EstimatedCharges"):
+    for metric in (
+        "JobsFailed",
+        "pod_status_pending",
+        "JobGpuHours",
+        "node_gpu_limit",
+        "JobSpendUsd",
+        "EstimatedCharges",
+    ):
         assert metric in dashboard_body, metric
     assert API_NAME in dashboard_body
     assert "whetstone-jobs" in dashboard_body  # the state machine, by its fixed name

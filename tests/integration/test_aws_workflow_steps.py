@@ -28,6 +28,7 @@ from whetstone.core.events import MetricsDetail, make_event
 from whetstone.core.job import JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
 from whetstone.ports import ComputeState
+from whetstone.service import workflow
 from whetstone.service.jobs import update_job
 from whetstone.service.platform import Platform
 
@@ -134,6 +135,43 @@ def test_given_a_metrics_event_when_ingested_then_the_job_has_metrics_and_live_c
     assert stored.cost.current_usd > 0 and stored.progress.step == 10
     points = platform.jobs.query_metrics(job.job_id, names=["loss"], min_step=None, max_step=None)
     assert [p.value for p in points] == [1.25]
+
+
+def test_given_a_job_that_trained_an_hour_when_it_fails_then_its_cost_is_final_and_logged(
+    platform: Platform, job: JobRecord
+) -> None:
+    with_status(platform, job, JobStatus.PREPARING, 0)
+    update_job(
+        platform,
+        job.job_id,
+        lambda j: j.with_status(JobStatus.DEPLOYING).model_copy(
+            update={"training_started_at": utcnow() - timedelta(hours=1)}
+        ),
+    )
+    compute = runtime.get_aws_workflow_ports().compute
+
+    workflow.fail(platform, job.job_id, compute, "trainer_crashed", "exit 1", "Poll")
+    workflow.fail(platform, job.job_id, compute, "trainer_crashed", "exit 1", "Poll")
+
+    failed = platform.jobs.get(job.job_id)
+    assert failed is not None and failed.status is JobStatus.FAILED
+    assert failed.cost.compute_hours == pytest.approx(1.0, abs=0.01)
+    assert failed.cost.current_usd == pytest.approx(failed.cost.hourly_rate_usd, rel=0.01)
+    entries, _ = platform.logs.query(
+        job.job_id,
+        source="deployment",
+        min_level="debug",
+        start=None,
+        end=None,
+        limit=100,
+        cursor=None,
+    )
+    (ended,) = [e for e in entries if e.message == workflow.JOB_ENDED_LINE]  # logged once
+    assert ended.fields == {
+        "status": "failed",
+        "gpu_hours": failed.cost.compute_hours,
+        "cost_usd": failed.cost.current_usd,
+    }
 
 
 def s3_event(key: str) -> dict[str, object]:

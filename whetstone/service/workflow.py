@@ -92,11 +92,28 @@ class ArtifactsMissing(WorkflowError):
     step = "finalize"
 
 
+# Written once per job that ends, with what it used: the infra's metric filters sum these
+# lines into GPU hours and spend (infra/constructs/job_metrics.py).
+JOB_ENDED_LINE = "job ended"
+
+
 def log(platform: Platform, job_id: str, source: LogSource, message: str, **fields: object) -> None:
     """One line in the job's build, deployment or training log."""
     level = "error" if fields.pop("error", False) else "info"
     entry = LogEntry(time=utcnow(), source=source, level=level, message=message, fields=fields)
     platform.logs.append(job_id, [entry])
+
+
+def _log_ended(platform: Platform, job: JobRecord) -> None:
+    log(
+        platform,
+        job.job_id,
+        "deployment",
+        JOB_ENDED_LINE,
+        status=job.status.value,
+        gpu_hours=job.cost.compute_hours,
+        cost_usd=job.cost.current_usd,
+    )
 
 
 def _job(platform: Platform, job_id: str) -> JobRecord:
@@ -344,7 +361,9 @@ def finalize(platform: Platform, job_id: str) -> JobRecord:
         )
         return done
 
-    return update_job(platform, job_id, complete)
+    completed = update_job(platform, job_id, complete)
+    _log_ended(platform, completed)
+    return completed
 
 
 def fail(
@@ -357,16 +376,22 @@ def fail(
     compute.stop(job)
     log(platform, job_id, "deployment", "job failed", code=code, step=step, error=True)
 
+    ended_here = False  # set by the last (retried) call of `failed`
+
     def failed(current: JobRecord) -> JobRecord:
-        if is_terminal(current.status):
+        nonlocal ended_here
+        ended_here = not is_terminal(current.status)
+        if not ended_here:
             return current
         if current.status is JobStatus.STOPPING:
-            return current.with_status(JobStatus.CANCELLED, "stopped")
+            return _with_final_cost(current.with_status(JobStatus.CANCELLED, "stopped"))
         error = current.error or JobError(code=code, message=message, step=step)
         moved = current.with_status(JobStatus.FAILED, message)
-        return moved.model_copy(update={"error": error})
+        return _with_final_cost(moved.model_copy(update={"error": error}))
 
-    update_job(platform, job_id, failed)
+    ended = update_job(platform, job_id, failed)
+    if ended_here:
+        _log_ended(platform, ended)
 
 
 def cancel(platform: Platform, job_id: str, compute: Compute) -> None:
@@ -377,11 +402,22 @@ def cancel(platform: Platform, job_id: str, compute: Compute) -> None:
     compute.stop(job)
     log(platform, job_id, "deployment", "compute released after stop")
 
+    ended_here = False  # set by the last (retried) call of `cancelled`
+
     def cancelled(current: JobRecord) -> JobRecord:
-        if is_terminal(current.status):
+        nonlocal ended_here
+        ended_here = not is_terminal(current.status)
+        if not ended_here:
             return current
         if current.status is not JobStatus.STOPPING:
             current = current.with_status(JobStatus.STOPPING, "stop requested")
-        return current.with_status(JobStatus.CANCELLED, "stopped by the user")
+        return _with_final_cost(current.with_status(JobStatus.CANCELLED, "stopped by the user"))
 
-    update_job(platform, job_id, cancelled)
+    ended = update_job(platform, job_id, cancelled)
+    if ended_here:
+        _log_ended(platform, ended)
+
+
+def _with_final_cost(ended: JobRecord) -> JobRecord:
+    """What the compute cost until the job ended: failed and stopped jobs are billed too."""
+    return ended.model_copy(update={"cost": live_cost(ended, ended.updated_at)})
