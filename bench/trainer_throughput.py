@@ -15,6 +15,11 @@ Every contender's clock is the same: from the Trainer's `on_train_begin` (model 
 encoded, optimizer built) to its last logged step; loading, evaluation and saving are outside.
 `--repeats N` runs the three N times, interleaved, and prints every round and the median, so a
 burst of load from other work on the machine lands on one round instead of one contender.
+
+On a CUDA GPU it then trains a ~1.0B-parameter Llama (TinyLlama's width and depth) with the
+same recipe and prints its model FLOPs utilization: (4 x base parameters + 6 x adapter
+parameters) x useful tokens/s over the GPU's dense bf16 peak. A frozen base needs no weight
+gradients, hence 4 rather than 6; attention FLOPs are left out, so the figure is a floor.
 """
 
 from __future__ import annotations
@@ -126,8 +131,8 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> dict[str, Any]:
-    from trainer.artifacts import load_trained_model
+def train_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> tuple[Any, Any]:
+    """Our recipe on the bench's LoRA spec: (the last metrics event, the runtime chosen)."""
     from trainer.checkpoints import StopRequest
     from trainer.events import EventEmitter
 
@@ -184,6 +189,13 @@ def run_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> dict[s
         for e in sink.events
         if e.detail_type == "log" and e.detail.message == "runtime decided"
     )
+    return last, runtime
+
+
+def run_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> dict[str, Any]:
+    from trainer.artifacts import load_trained_model
+
+    last, runtime = train_whetstone(model, data, cutoff, workdir)
     peak = _peak_rss_mb()
     adapted, tokenizer = load_trained_model(workdir / "out" / "model", base_model=str(model))
     return {
@@ -286,13 +298,70 @@ def run_baseline(model: Path, data: Path, cutoff: int, workdir: Path, pad: str) 
     }
 
 
+# Dense bf16 tensor-core peaks (FLOP/s) from NVIDIA's data sheets, by a name fragment of
+# torch.cuda.get_device_name().
+PEAK_BF16_FLOPS = {
+    "H200": 989e12,
+    "H100": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10G": 125e12,
+    "L4": 121e12,
+    "T4": 65e12,  # fp16: a T4 has no bf16
+}
+
+
+def run_mfu(data: Path, cutoff: int, workdir: Path) -> dict[str, Any]:
+    """Our recipe on a ~1.0B-parameter model on this GPU: useful tokens/s and MFU."""
+    import torch
+    from trainer.tiny import build_tiny_model
+    from transformers import AutoConfig
+
+    model = build_tiny_model(
+        workdir / "model-1b", hidden=2048, layers=22, heads=32, intermediate=5632
+    )
+    config = AutoConfig.from_pretrained(model)
+    last, runtime = train_whetstone(model, data, cutoff, workdir / "run")
+    base = _llama_parameters(config)
+    adapter = _lora_parameters(config, rank=16)
+    flops = (4 * base + 6 * adapter) * last.tokens_per_second
+    device = torch.cuda.get_device_name(0)
+    peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in device), None)
+    return {
+        "device": device,
+        "parameters": base,
+        "useful_tokens_per_s": last.tokens_per_second,
+        "model_tflops": flops / 1e12,
+        "mfu": flops / peak if peak else None,
+        "setup": f"{runtime['batching']}, {runtime['attention']}, {runtime['precision']}",
+    }
+
+
+def _llama_parameters(config: Any) -> int:
+    hidden, inter, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    kv = config.num_key_value_heads * (hidden // config.num_attention_heads)
+    per_layer = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * inter + 2 * hidden
+    return int(layers * per_layer + 2 * config.vocab_size * hidden + hidden)
+
+
+def _lora_parameters(config: Any, rank: int) -> int:
+    """LoRA on every linear layer of the blocks: r x (in + out) per layer."""
+    hidden, inter = config.hidden_size, config.intermediate_size
+    kv = config.num_key_value_heads * (hidden // config.num_attention_heads)
+    shapes = [(hidden, hidden), (hidden, kv), (hidden, kv), (hidden, hidden)]
+    shapes += [(hidden, inter), (hidden, inter), (inter, hidden)]
+    return int(config.num_hidden_layers * sum(rank * (a + b) for a, b in shapes))
+
+
 def worker(kind: str, model: Path, data: Path, cutoff: int) -> None:
     import torch
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
-        if kind == "whetstone":
+        if kind == "mfu":
+            result = run_mfu(data, cutoff, workdir)
+        elif kind == "whetstone":
             result = run_whetstone(model, data, cutoff, workdir)
         else:
             result = run_baseline(model, data, cutoff, workdir, pad=kind.split("-")[1])
@@ -332,6 +401,7 @@ def main() -> None:
             if args.repeats > 1:
                 print(f"round {number}")
             _print_table(rounds[-1])
+        mfu = _run_worker("mfu", model, data, args.cutoff) if _has_gpu() else None
     if args.repeats > 1:
         print(f"median of {args.repeats} rounds")
         _print_table(
@@ -345,6 +415,15 @@ def main() -> None:
                 for kind in CONTENDERS
             }
         )
+    if mfu is None:
+        print("MFU: no CUDA GPU here; on one, a ~1.0B-parameter model's MFU is printed here")
+    else:
+        share = f"{mfu['mfu']:.1%}" if mfu["mfu"] is not None else "unknown peak for this GPU"
+        print(
+            f"MFU on {mfu['device']}: {mfu['parameters'] / 1e9:.2f}B parameters, LoRA r16 "
+            f"all-linear, {mfu['setup']}: {mfu['useful_tokens_per_s']:.0f} useful tok/s, "
+            f"{mfu['model_tflops']:.1f} model TFLOP/s, MFU {share}"
+        )
 
 
 CONTENDERS = {
@@ -355,14 +434,23 @@ CONTENDERS = {
 
 
 def _run_round(model: Path, data: Path, cutoff: int) -> dict[str, dict[str, Any]]:
-    results: dict[str, dict[str, Any]] = {}
-    for kind in CONTENDERS:
-        command = [sys.executable, __file__, "--worker", kind, "--model", str(model)]
-        command += ["--data", str(data), "--cutoff", str(cutoff)]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-        results[kind] = json.loads(line.removeprefix("RESULT "))
-    return results
+    return {kind: _run_worker(kind, model, data, cutoff) for kind in CONTENDERS}
+
+
+def _run_worker(kind: str, model: Path, data: Path, cutoff: int) -> dict[str, Any]:
+    """One contender in its own process, so that its peak RSS is its own."""
+    command = [sys.executable, __file__, "--worker", kind, "--model", str(model)]
+    command += ["--data", str(data), "--cutoff", str(cutoff)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _print_table(results: dict[str, dict[str, Any]]) -> None:
