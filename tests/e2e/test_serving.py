@@ -21,7 +21,9 @@ from whetstone.adapters.local.process_deployer import ProcessDeployer
 from whetstone.cli.server import make_server
 from whetstone.cli.tokens import TokenFile, create_token
 from whetstone.core.job import Caller
+from whetstone.core.serving import GOLDEN_FILE, GOLDEN_MAX_TOKENS
 from whetstone.runtime import get_platform
+from whetstone.service.jobs import OUTPUT_DIR, job_prefix
 from whetstone.settings import get_settings
 
 pytest.importorskip("torch")
@@ -123,6 +125,26 @@ def test_a_deployed_adapter_answers_the_openai_client_until_its_deployment_is_de
     assert not is_running(deployment["pid"])
     status, after = call("GET", f"{url}/jobs/{job.job_id}/deployment", token)
     assert status == 200 and after["status"] == "deleted" and after["endpoint"] is None
+
+
+def test_a_server_that_answers_unlike_the_trainers_record_is_refused(
+    api: tuple[str, str], adapter: Path
+) -> None:
+    url, token = api
+    platform = get_platform()
+    job = completed_job(platform, ALICE.org_id, adapter)
+    record = {"messages": [], "max_tokens": GOLDEN_MAX_TOKENS, "answer": "not what it says"}
+    output = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR
+    platform.blobs.put(output + GOLDEN_FILE, json.dumps(record).encode())
+
+    status, started = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
+    assert status == 202, started
+    deployment = wait_until_settled(f"{url}/jobs/{job.job_id}/deployment", token)
+
+    assert deployment["status"] == "failed", deployment
+    assert [p["code"] for p in deployment["problems"]] == ["golden_mismatch"]
+    assert "not what it says" in deployment["message"]
+    assert not is_running(started["pid"])
 
 
 def test_deleting_a_job_stops_its_model_server(api: tuple[str, str], adapter: Path) -> None:

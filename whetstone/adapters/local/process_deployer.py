@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from whetstone.core.job import Deployment, JobRecord, utcnow
-from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES, check_golden
+from whetstone.core.serving import (
+    GOLDEN_FILE,
+    GOLDEN_MAX_TOKENS,
+    GOLDEN_MESSAGES,
+    GoldenRecord,
+    check_golden,
+)
 from whetstone.observability import logger
 
 # (model_dir, base_model) -> the saved model's greedy answer to the golden prompt.
@@ -33,7 +39,11 @@ _LOG_TAIL_CHARS = 2000
 
 
 def saved_model_answer(model_dir: str, base_model: str | None) -> str:
-    """The golden prompt answered greedily by the saved model, loaded in this process."""
+    """The saved model's greedy answer to the golden prompt: the one the trainer recorded
+    beside the model (GOLDEN_FILE), or else computed by loading the model in this process."""
+    recorded = Path(model_dir).parent / GOLDEN_FILE
+    if recorded.is_file():
+        return GoldenRecord.model_validate_json(recorded.read_text()).answer
     from trainer.generation import ChatModel, golden_answer
 
     answer: str = golden_answer(ChatModel.load(model_dir, base_model))
