@@ -8,6 +8,8 @@ from pathlib import Path
 from aws_cdk import Duration
 from aws_cdk import aws_logs as logs
 
+from whetstone.core.spec import MAX_STORAGE_GB
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATE_MACHINE_FILE = REPO_ROOT / "state_machine" / "workflow.asl.json"
 BUILDSPEC_FILE = REPO_ROOT / "trainer_container" / "buildspec.yml"
@@ -130,7 +132,9 @@ KARPENTER_NAMESPACE = "kube-system"
 KARPENTER_SERVICE_ACCOUNT = "karpenter"
 CTX_NODE_CLASS = "whetstone:node_class"  # an imported cluster's EC2NodeClass
 NODE_CLASS_NAME = "whetstone-gpu"
-GPU_NODE_DISK_GB = 200  # root volume of a GPU node: image layers and the pod's scratch space
+# A GPU node's data volume (image layers, the pod's scratch space): room for the largest
+# `hardware.storage_gb` a job may ask for, plus the images and the kubelet's reserve.
+GPU_NODE_DISK_GB = MAX_STORAGE_GB + 100
 GPU_NODE_POOL_LIMIT = 64  # GPUs one node pool may hold at once (a runaway guard)
 GPU_NODE_EMPTY_AFTER = "5m"  # an empty GPU node is removed after this
 CLUSTER_AZS = 2

@@ -603,8 +603,8 @@ class WhetstoneClient:
         name: <job_id>.tar.gz for the model, <job_id>-checkpoint-<step>.tar.gz ...)."""
         link = self.download_link(job_id, artifact=artifact, step=step)
         target = Path(path)
-        if target.is_dir():
-            target = target / link.filename
+        if target.is_dir():  # the server names the file; only its last part is taken
+            target = target / Path(link.filename).name
         if link.url is None:
             raise WhetstoneAPIError(200, "no_download_url", "the server returned no download URL")
         server_relative = link.url.startswith("/")

@@ -88,7 +88,8 @@ def namespace_policy_manifest(prefix: str = NAMESPACE_PREFIX) -> Manifest:
                         "apiGroups": ["", "apps", "batch"],
                         "apiVersions": ["*"],
                         "operations": ["CREATE", "UPDATE", "DELETE", "CONNECT"],
-                        "resources": ["*"],
+                        # "*" alone leaves out subresources such as services/proxy (CONNECT)
+                        "resources": ["*", "*/*"],
                     }
                 ]
             },

@@ -41,7 +41,7 @@ from whetstone.core.catalog.hardware import GPU_NAME_LABEL, GPU_TAINT_KEY, GPUS,
 from whetstone.core.estimates import estimate_cost, estimate_memory
 from whetstone.core.job import CostInfo, DatasetInfo, JobRecord, new_job_id
 from whetstone.core.lifecycle import JobStatus
-from whetstone.core.spec import HardwareParams, JobSpec
+from whetstone.core.spec import MAX_STORAGE_GB, HardwareParams, JobSpec
 
 STACK = "WhetstoneCompute"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
@@ -226,6 +226,13 @@ def test_gpu_nodes_keep_imds_from_pods_and_encrypt_their_disks() -> None:
     assert spec["amiSelectorTerms"][0]["alias"].startswith("bottlerocket@")
 
 
+def test_gpu_nodes_have_disk_for_the_largest_storage_a_job_may_ask() -> None:
+    spec = node_class_manifest("whetstone", "node-role", "sg-1")["spec"]
+    (data,) = [d for d in spec["blockDeviceMappings"] if d["deviceName"] == "/dev/xvdb"]
+
+    assert int(data["ebs"]["volumeSize"].removesuffix("Gi")) > MAX_STORAGE_GB
+
+
 def test_karpenter_writes_only_to_resources_its_cluster_owns(synthesized: Any) -> None:
     owned = f"kubernetes.io/cluster/{DEFAULT_CLUSTER_NAME}"
     # Reads, and launching into the shared subnets, security group and AWS AMIs, need no tag
@@ -384,6 +391,28 @@ def test_lambda_groups_write_only_in_whetstone_namespaces() -> None:
     assert f"'{API_K8S_GROUP}' in request.userInfo.groups" in condition
     assert "startsWith('whetstone-')" in spec["validations"][0]["expression"]
     assert namespace_policy_binding_manifest()["spec"]["validationActions"] == ["Deny"]
+
+
+def _admission_matches(rules: list[dict[str, Any]], group: str, resource: str) -> bool:
+    """Kubernetes' matching of resourceRules: '*' is every resource, '*/*' every
+    subresource, 'r/*' every subresource of r."""
+    for rule in rules:
+        if group not in rule["apiGroups"] and "*" not in rule["apiGroups"]:
+            continue
+        name, _, sub = resource.partition("/")
+        for pattern in rule["resources"]:
+            wanted, _, wanted_sub = pattern.partition("/")
+            if (wanted in ("*", name)) and (wanted_sub in ("*", sub) if sub else not wanted_sub):
+                return True
+    return False
+
+
+def test_the_namespace_policy_sees_every_write_the_lambda_groups_may_make() -> None:
+    rules = namespace_policy_manifest("whetstone-")["spec"]["matchConstraints"]["resourceRules"]
+    for group_rules in GROUP_RULES.values():
+        for rule in group_rules:
+            for resource in rule["resources"]:
+                assert _admission_matches(rules, rule["apiGroups"][0], resource), resource
 
 
 def test_imported_cluster_gets_pools_rbac_and_trainer_role_but_no_new_cluster(

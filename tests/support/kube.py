@@ -28,6 +28,8 @@ class FakeKube:
     events: list[dict[str, Any]] = field(default_factory=list)
     deleted: list[Key] = field(default_factory=list)
     reject_jobs: Exception | None = None
+    # kind -> the error applying a manifest of that kind raises (any kind but Job)
+    reject_kinds: dict[str, Exception] = field(default_factory=dict)
     serving_pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Service name -> the model server's answer, or the error its request raises.
     served_answers: dict[str, str | Exception] = field(default_factory=dict)
@@ -43,6 +45,8 @@ class FakeKube:
         validate(manifest)
         if manifest["kind"] == "Job" and self.reject_jobs is not None:
             raise self.reject_jobs
+        if manifest["kind"] in self.reject_kinds:
+            raise self.reject_kinds[manifest["kind"]]
         self.objects.setdefault(self._key(manifest), copy.deepcopy(manifest))
 
     def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:

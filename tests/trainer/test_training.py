@@ -201,3 +201,29 @@ def test_results_metrics_history_and_run_manifest_are_written(
     assert manifest["runtime"]["attention"] == "whetstone_packed_sdpa"
     assert [row["step"] for row in history] == [1, 2, 3]
     assert results["artifact_kind"] == "adapter" and "test_loss" in results
+
+
+def test_a_golden_answer_that_cannot_be_computed_leaves_the_run_done_with_a_warning(
+    tiny_model_dir: Path,
+    counting_data: Path,
+    tmp_path: Path,
+    make_plan: Any,
+    run_job: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trainer import recipe
+
+    def out_of_memory(*args: Any, **kwargs: Any) -> Any:
+        raise MemoryError("the base model does not fit")
+
+    monkeypatch.setattr(recipe.ChatModel, "load", out_of_memory)
+    plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out", method="lora")
+
+    result, sink = run_job(plan, tmp_path / "work")
+
+    assert result.outcome == "done"
+    assert sink.of("status")[-1].phase is TrainerPhase.DONE
+    warnings = [log.message for log in sink.of("log") if log.level == "warning"]
+    assert any("no golden answer recorded" in m and "MemoryError" in m for m in warnings)
+    assert not (tmp_path / "out" / "golden.json").exists()
+    assert (tmp_path / "out" / "model" / "adapter_config.json").exists()

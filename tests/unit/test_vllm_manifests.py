@@ -13,7 +13,12 @@ from support.aws_workflow import aws_workflow
 from support.jobs import make_job
 from support.kube import FakeKube, container_status, validate
 
-from whetstone.adapters.aws.eks_compute import GPU_RESOURCE, LABEL_JOB, JobSettings
+from whetstone.adapters.aws.eks_compute import (
+    GPU_RESOURCE,
+    LABEL_JOB,
+    JobSettings,
+    KubernetesUnavailable,
+)
 from whetstone.adapters.aws.eks_deployer import (
     FETCH_CONTAINER,
     SERVER_CONTAINER,
@@ -371,6 +376,24 @@ def test_given_the_model_fetch_crash_loops_when_status_is_read_then_its_error_is
     assert "fetching the model from S3" in message and "AccessDenied" in message
 
 
+def test_given_a_first_crash_of_the_fetch_when_status_is_read_then_it_is_still_starting(
+    kube: FakeKube, clock: Clock
+) -> None:
+    subject, job = started(kube, clock)
+    fetch = container_status(
+        FETCH_CONTAINER,
+        state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}},
+        last_terminated={"exitCode": 1, "message": "connection reset by S3"},
+        restarts=1,
+    )
+    kube.serving_pod(job.job_id, {"phase": "Pending", "initContainerStatuses": [fetch]})
+
+    deployment = subject.status(job)
+
+    assert deployment.status == "starting"
+    assert "Deployment" in kube.kinds()
+
+
 def test_given_a_pod_unschedulable_past_the_grace_when_status_is_read_then_it_failed(
     kube: FakeKube, clock: Clock
 ) -> None:
@@ -491,3 +514,36 @@ def test_given_the_aws_runtime_when_a_prompt_tuning_job_is_deployed_then_vllm_re
     assert refused.status == 422 and refused.body["code"] == "not_servable"
     assert "adapter_type_unsupported" in json.dumps(refused.body["details"])
     assert "Deployment" not in kube.kinds()
+
+
+def test_given_the_cluster_fails_half_way_through_a_deploy_then_503_and_nothing_is_left(
+    aws_platform: Platform, kube: FakeKube
+) -> None:
+    job = completed_job(aws_platform)
+    kube.reject_kinds["Deployment"] = KubernetesUnavailable("the Kubernetes API answered 503")
+
+    refused = call_api("POST", f"/api/v1/fine-tuning/jobs/{job.job_id}/deploy")
+
+    assert refused.status == 503 and refused.body["code"] == "unavailable"
+    assert refused.headers["retry-after"] == "5"
+    assert {"Deployment", "Service"}.isdisjoint(kube.kinds())
+    stored = aws_platform.jobs.get(job.job_id)
+    assert stored is not None and stored.deployment is None
+
+
+def test_given_a_damaged_golden_record_when_the_server_answers_then_ready_unchecked(
+    aws_platform: Platform, kube: FakeKube
+) -> None:
+    job = completed_job(aws_platform)
+    output = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR
+    aws_platform.blobs.put(output + GOLDEN_FILE, b'{"answer": ')
+    base = f"/api/v1/fine-tuning/jobs/{job.job_id}"
+
+    call_api("POST", f"{base}/deploy")
+    kube.served_answers[deployment_name(job)] = "Paris."
+    available(kube, job)
+    ready = call_api("GET", f"{base}/deployment")
+    again = call_api("GET", f"{base}/deployment")
+
+    assert ready.status == 200 and ready.body["status"] == "ready"
+    assert [p["code"] for p in again.body["problems"]] == ["golden_unchecked"]  # listed once

@@ -17,6 +17,7 @@ from whetstone.core.errors import (
     InvalidInputError,
     NotFoundError,
     QuotaExceededError,
+    TransientError,
     UnauthenticatedError,
     WhetstoneError,
 )
@@ -99,6 +100,16 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
                 message="the server failed to handle the request; it has been logged",
             ),
         )
+
+    @app.exception_handler(TransientError)
+    def _dependency_unavailable(error: TransientError) -> Response[str]:
+        logger.warning("dependency unavailable", error=str(error))
+        response = _response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            ErrorBody(code="unavailable", message=f"{error}; try again shortly"),
+        )
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.exception_handler(WhetstoneError)
     def _domain_error(error: WhetstoneError) -> Response[str]:

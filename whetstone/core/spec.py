@@ -36,6 +36,7 @@ class Method(StrEnum):
 
 LORA_METHODS = frozenset({Method.LORA, Method.QLORA})  # the methods `lora` settings apply to
 ALL_LINEAR = "all-linear"
+MAX_STORAGE_GB = 1000  # hardware.storage_gb's upper bound (GPU nodes' disks are sized for it)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -328,7 +329,9 @@ class HardwareParams(_Section):
         GpuType.T4
     )
     gpu_count: Annotated[int, Field(ge=1, le=8, description="Number of GPUs.")] = 1
-    storage_gb: Annotated[int, Field(ge=50, le=1000, description="Ephemeral storage in GB.")] = 100
+    storage_gb: Annotated[
+        int, Field(ge=50, le=MAX_STORAGE_GB, description="Ephemeral storage in GB.")
+    ] = 100
     instance_type: Annotated[
         str | None,
         Field(

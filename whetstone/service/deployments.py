@@ -23,6 +23,7 @@ from whetstone.core.serving import (
     check_servable,
     vllm_limits,
 )
+from whetstone.observability import logger
 from whetstone.ports import Deployer
 from whetstone.service.jobs import MODEL_DIR, OUTPUT_DIR, get_job, job_prefix, update_job
 from whetstone.service.platform import Platform
@@ -89,8 +90,13 @@ def model_facts(platform: Platform, job: JobRecord) -> ModelFacts:
 def saved_golden_answer(platform: Platform, job: JobRecord) -> str | None:
     """The saved model's greedy answer to the golden prompt, as the trainer recorded it
     (GOLDEN_FILE beside the model); None when the trainer recorded none."""
-    data = _read_json(platform, job_prefix(job.org_id, job.job_id) + OUTPUT_DIR + GOLDEN_FILE)
-    return GoldenRecord.model_validate(data).answer if data is not None else None
+    key = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR + GOLDEN_FILE
+    try:
+        data = _read_json(platform, key)
+        return GoldenRecord.model_validate(data).answer if data is not None else None
+    except ValueError as error:  # a damaged record checks nothing, like a missing one
+        logger.warning("golden record unreadable", job_id=job.job_id, error=str(error))
+        return None
 
 
 def _save(platform: Platform, job_id: str, deployment: Deployment) -> JobRecord:
@@ -132,12 +138,16 @@ def deploy(
             code="not_servable",
             details=[p.model_dump() for p in problems],
         )
-    started = deployer.start(
-        job,
-        platform.blobs.uri(_model_key(job)),
-        base_model=None,
-        max_lora_rank=limits.max_lora_rank,
-    )
+    try:
+        started = deployer.start(
+            job,
+            platform.blobs.uri(_model_key(job)),
+            base_model=None,
+            max_lora_rank=limits.max_lora_rank,
+        )
+    except Exception:
+        deployer.stop(job)  # what a start that failed half-way created must not hold a GPU
+        raise
     started = started.model_copy(update={"problems": problems})
 
     def record(current: JobRecord) -> JobRecord:
@@ -147,7 +157,7 @@ def deploy(
 
     try:
         update_job(platform, job_id, record)
-    except (ConflictError, NotFoundError):
+    except Exception:  # no record would point at the server: nothing could ever stop it
         deployer.stop(job.model_copy(update={"deployment": started}))
         raise
     return started
@@ -166,7 +176,8 @@ def get_deployment(platform: Platform, caller: Caller, job_id: str) -> Deploymen
     if not recorded.is_live:
         return recorded
     current = _deployer(platform).status(job)
-    current = current.model_copy(update={"problems": recorded.problems + current.problems})
+    new = [p for p in current.problems if p not in recorded.problems]  # once, not per check
+    current = current.model_copy(update={"problems": recorded.problems + new})
     if current.status != recorded.status or current.message != recorded.message:
         _save(platform, job_id, current)
     return current

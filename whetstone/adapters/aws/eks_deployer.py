@@ -93,6 +93,9 @@ _FAILED_WAITING = {
     "CreateContainerError": "the container could not be created",
     "CrashLoopBackOff": "it keeps exiting",
 }
+# Restarts after which a crash loop is the deployment's fault rather than bad luck (a
+# transient S3 error in the fetch, one crash of a ready server).
+CRASH_LOOP_RESTARTS = 3
 _MESSAGE_CHARS = 1500
 
 
@@ -359,13 +362,14 @@ def serving_manifests(
     settings: ServingSettings,
 ) -> list[Manifest]:
     """Everything a deploy applies, in order (the namespace, quota and service account
-    exist since training; applying them again is a no-op)."""
+    exist since training; applying them again is a no-op). The Deployment, which takes a
+    GPU node, comes last: a deploy that fails before it leaves nothing costly behind."""
     return [
         namespace_manifest(job.org_id, settings.cluster),
         resource_quota_manifest(job.org_id, settings.cluster),
         service_account_manifest(job, settings.cluster),
-        deployment_manifest(job, model_uri, hardware, max_lora_rank, settings),
         service_manifest(job, settings),
+        deployment_manifest(job, model_uri, hardware, max_lora_rank, settings),
     ]
 
 
@@ -402,6 +406,9 @@ def _container_failure(pod: Mapping[str, Any]) -> str | None:
         waiting = (container.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
         if reason not in _FAILED_WAITING:
+            continue
+        restarts = int(container.get("restartCount") or 0)
+        if reason == "CrashLoopBackOff" and restarts < CRASH_LOOP_RESTARTS:
             continue
         name = container.get("name", "")
         what = "fetching the model from S3" if name == FETCH_CONTAINER else f"container {name}"
@@ -593,7 +600,7 @@ class KubernetesServingApi(KubernetesApi):
         response = api.call_api(method, url, headers, payload, post_params, _request_timeout=120)
         data = response.read()
         text = data.decode(errors="replace")
-        if response.status >= 500:  # the proxy or the server is not there yet: try again later
+        if response.status >= 500 or response.status == 429:  # not there yet, or throttled
             raise ApiException(status=response.status, reason=text)
         if response.status >= 400:  # the server refused the request: the deployment is wrong
             raise ValueError(f"the model server answered {response.status}: {_clip(text)}")
