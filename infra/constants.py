@@ -58,6 +58,9 @@ TOKEN_VALIDITY = Duration.hours(1)
 LAMBDA_MEMORY_MB = 1024
 LAMBDA_TIMEOUT = Duration.seconds(29)  # API Gateway's integration limit
 STEP_TIMEOUT = Duration.minutes(5)
+# Finalize streams every archive (model, merged model, checkpoints) through the Lambda:
+# Lambda's longest run.
+ARCHIVE_STEP_TIMEOUT = Duration.minutes(15)
 INGEST_TIMEOUT = Duration.seconds(60)
 RECONCILE_TIMEOUT = Duration.minutes(5)
 RECONCILE_EVERY = Duration.minutes(10)
@@ -82,6 +85,7 @@ class StepFunction:
     placeholder: str
     handler: str
     needs: frozenset[str] = field(default_factory=frozenset)
+    timeout: Duration = STEP_TIMEOUT
 
 
 # Every step Lambda reads and writes the job (table, blobs, job logs); these are the extras.
@@ -99,7 +103,9 @@ STEP_FUNCTIONS = (
         "LaunchFunctionArn", "functions.workflow.launch", frozenset({"eks", "pod_identity"})
     ),
     StepFunction("PollFunctionArn", "functions.workflow.poll", frozenset({"eks"})),
-    StepFunction("FinalizeFunctionArn", "functions.workflow.finalize"),
+    StepFunction(
+        "FinalizeFunctionArn", "functions.workflow.finalize", timeout=ARCHIVE_STEP_TIMEOUT
+    ),
     StepFunction(
         "FailFunctionArn",
         "functions.workflow.fail",

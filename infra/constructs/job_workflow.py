@@ -16,7 +16,6 @@ from infra.constants import (
     STATE_MACHINE_FILE,
     STATE_MACHINE_NAME,
     STEP_FUNCTIONS,
-    STEP_TIMEOUT,
     WORKFLOW_K8S_GROUP,
     WORKFLOW_LOG_RETENTION,
     WORKFLOW_TIMEOUT,
@@ -58,7 +57,7 @@ class JobWorkflow(Construct):
                 name,
                 handler=step.handler,
                 environment={**job_environment(), **environment},
-                timeout=STEP_TIMEOUT,
+                timeout=step.timeout,
                 layers=layers,
                 description=f"Whetstone workflow step {name}",
             )

@@ -11,11 +11,13 @@ catches by name; `fail` records the code, the message and the step.
 
 from __future__ import annotations
 
+import gzip
+import os
 import re
 import tarfile
-import tempfile
+import threading
 from enum import StrEnum
-from typing import Annotated, BinaryIO, cast
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -54,7 +56,6 @@ from whetstone.service.platform import Platform
 
 _CHECKPOINT_FOLDER = re.compile(r"checkpoint-(\d+)")
 _RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state")
-_SPOOL_BYTES = 64 * 1024 * 1024
 
 
 class WorkflowError(WhetstoneError):
@@ -302,18 +303,41 @@ def _complete_checkpoints(files: dict[str, int]) -> dict[int, dict[str, int]]:
 
 
 def _write_archive(platform: Platform, source: str, files: dict[str, int], key: str) -> None:
-    """A tar.gz of `files` (names under `source`), streamed through a spool file rather than
-    held in memory, then stored at `key`."""
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-        # Weights barely compress: the fastest level keeps large models within the step's time.
-        with tarfile.open(fileobj=spool, mode="w:gz", compresslevel=1) as tar:
-            for name in sorted(files):
-                info = tarfile.TarInfo(name)
-                info.size = files[name]
-                with platform.blobs.open(source + name) as stream:
-                    tar.addfile(info, stream)
-        spool.seek(0)
-        platform.blobs.put(key, cast(BinaryIO, spool))
+    """A tar.gz of `files` (names under `source`), stored at `key` as it is made.
+
+    A thread writes the archive into a pipe that the store reads from, so neither memory
+    nor the Lambda's small /tmp ever holds a whole model; an archive that fails half-way
+    is removed rather than left truncated.
+    """
+    read_end, write_end = os.pipe()
+    failures: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            # Weights barely compress: the fastest level keeps large models in the step's time.
+            with (
+                os.fdopen(write_end, "wb") as sink,
+                gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=1) as zipped,
+                tarfile.open(fileobj=zipped, mode="w|") as tar,
+            ):
+                for name in sorted(files):
+                    info = tarfile.TarInfo(name)
+                    info.size = files[name]
+                    with platform.blobs.open(source + name) as stream:
+                        tar.addfile(info, stream)
+        except BaseException as error:  # reported by the caller, after the store has read
+            failures.append(error)
+
+    producer = threading.Thread(target=produce, name=f"archive {key}", daemon=True)
+    producer.start()
+    try:
+        with os.fdopen(read_end, "rb") as archive:
+            platform.blobs.put(key, archive)
+    finally:
+        producer.join()
+    if failures:
+        platform.blobs.delete_prefix(key)
+        raise failures[0]
 
 
 def finalize(platform: Platform, job_id: str) -> JobRecord:
