@@ -58,7 +58,8 @@ def cold_starts(statements: dict[str, str], runs: int) -> dict[str, float]:
 
 
 def first_request_statement() -> str:
-    """Import the API module and answer one authenticated `GET /jobs`, as a cold Lambda does."""
+    """Import the API module and answer one authenticated `GET /jobs` (local runtime stores:
+    SQLite and folders, not the DynamoDB and S3 clients a cold Lambda also builds)."""
     from whetstone.api.identity import claims_for
     from whetstone.cli.server import build_proxy_event
     from whetstone.cli.tokens import DEFAULT_CALLER
