@@ -25,7 +25,7 @@ from whetstone import runtime
 from whetstone.adapters.aws.eks_compute import namespace_name
 from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 from whetstone.core.events import MetricsDetail, make_event
-from whetstone.core.job import JobRecord, utcnow
+from whetstone.core.job import Deployment, JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
 from whetstone.ports import ComputeState
 from whetstone.service import workflow
@@ -278,6 +278,26 @@ def test_given_a_lost_pending_job_when_reconciled_then_its_workflow_starts(
 
     assert repairs["restarted"] == [job.job_id]
     assert list(orchestrator.running()) == [job.job_id]
+
+
+def test_given_a_deployed_job_whose_trainer_job_lingers_when_reconciled_then_its_account_stays(
+    platform: Platform, job: JobRecord, kube: FakeKube, orchestrator: StepFunctionsOrchestrator
+) -> None:
+    runtime.get_aws_workflow_ports().compute.launch(job, PLAN, IMAGE)
+    now = utcnow()
+    serving = Deployment(
+        status="ready", model=job.job_id, max_lora_rank=16, created_at=now, updated_at=now
+    )
+    update_job(
+        platform,
+        job.job_id,
+        lambda j: j.with_status(JobStatus.COMPLETED).model_copy(update={"deployment": serving}),
+    )
+
+    repairs = reconciler.handler({})
+
+    assert repairs["deleted"] == []
+    assert "ServiceAccount" in kube.kinds()  # the vLLM pod's identity
 
 
 def test_given_an_ended_job_with_a_running_execution_when_reconciled_then_it_is_aborted(

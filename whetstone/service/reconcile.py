@@ -97,6 +97,10 @@ def reconcile(
         record = platform.jobs.get(job_id)
         if record is not None and not record.is_terminal:
             continue
+        if record is not None and record.deployment is not None and record.deployment.is_live:
+            # Its model server runs under the job's service account: leave the finished
+            # trainer Job to the cluster's TTL rather than take the account away.
+            continue
         if record is not None:
             cluster.stop(record)
             repairs.deleted.append(job_id)
