@@ -62,6 +62,18 @@ def with_status(platform: Platform, job: JobRecord, status: JobStatus, age_s: in
     return update_job(platform, job.job_id, change)
 
 
+def deployed_an_hour_ago(platform: Platform, job: JobRecord) -> None:
+    """The job's trainer started an hour ago: it has compute hours and cost to account."""
+    with_status(platform, job, JobStatus.PREPARING, 0)
+    update_job(
+        platform,
+        job.job_id,
+        lambda j: j.with_status(JobStatus.DEPLOYING).model_copy(
+            update={"training_started_at": utcnow() - timedelta(hours=1)}
+        ),
+    )
+
+
 def deployment_log(platform: Platform, job_id: str) -> list[str]:
     entries, _ = platform.logs.query(
         job_id, source="deployment", min_level="debug", start=None, end=None, limit=100, cursor=None
@@ -118,14 +130,7 @@ def test_given_a_running_job_when_stopped_then_its_job_and_service_account_go(
 def test_given_a_metrics_event_when_ingested_then_the_job_has_metrics_and_live_cost(
     platform: Platform, job: JobRecord
 ) -> None:
-    with_status(platform, job, JobStatus.PREPARING, 0)
-    update_job(
-        platform,
-        job.job_id,
-        lambda j: j.with_status(JobStatus.DEPLOYING).model_copy(
-            update={"training_started_at": utcnow() - timedelta(hours=1)}
-        ),
-    )
+    deployed_an_hour_ago(platform, job)
     detail = MetricsDetail(step=10, max_steps=100, epoch=0.3, progress=0.1, loss=1.25)
 
     ingest.handler(eventbridge_event(make_event(job.job_id, detail)))
@@ -140,14 +145,7 @@ def test_given_a_metrics_event_when_ingested_then_the_job_has_metrics_and_live_c
 def test_given_a_job_that_trained_an_hour_when_it_fails_then_its_cost_is_final_and_logged(
     platform: Platform, job: JobRecord
 ) -> None:
-    with_status(platform, job, JobStatus.PREPARING, 0)
-    update_job(
-        platform,
-        job.job_id,
-        lambda j: j.with_status(JobStatus.DEPLOYING).model_copy(
-            update={"training_started_at": utcnow() - timedelta(hours=1)}
-        ),
-    )
+    deployed_an_hour_ago(platform, job)
     compute = runtime.get_aws_workflow_ports().compute
 
     workflow.fail(platform, job.job_id, compute, "trainer_crashed", "exit 1", "Poll")

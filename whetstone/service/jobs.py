@@ -484,10 +484,11 @@ def _archive(
     prefix = job_prefix(job.org_id, job.job_id)
     if artifact is ArtifactKind.CHECKPOINT:
         if step is None:
+            steps = checkpoint_steps(platform, job)
             raise InvalidInputError(
-                f"artifact=checkpoint needs step=N; {_steps_text(checkpoint_steps(platform, job))}",
+                f"artifact=checkpoint needs step=N; {_steps_text(steps)}",
                 code="step_required",
-                details={"available_steps": checkpoint_steps(platform, job)},
+                details={"available_steps": steps},
             )
     elif step is not None:
         raise InvalidInputError(

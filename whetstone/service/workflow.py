@@ -16,6 +16,7 @@ import os
 import re
 import tarfile
 import threading
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -400,22 +401,14 @@ def fail(
     compute.stop(job)
     log(platform, job_id, "deployment", "job failed", code=code, step=step, error=True)
 
-    ended_here = False  # set by the last (retried) call of `failed`
-
     def failed(current: JobRecord) -> JobRecord:
-        nonlocal ended_here
-        ended_here = not is_terminal(current.status)
-        if not ended_here:
-            return current
         if current.status is JobStatus.STOPPING:
-            return _with_final_cost(current.with_status(JobStatus.CANCELLED, "stopped"))
+            return current.with_status(JobStatus.CANCELLED, "stopped")
         error = current.error or JobError(code=code, message=message, step=step)
         moved = current.with_status(JobStatus.FAILED, message)
-        return _with_final_cost(moved.model_copy(update={"error": error}))
+        return moved.model_copy(update={"error": error})
 
-    ended = update_job(platform, job_id, failed)
-    if ended_here:
-        _log_ended(platform, ended)
+    _end(platform, job_id, failed)
 
 
 def cancel(platform: Platform, job_id: str, compute: Compute) -> None:
@@ -426,22 +419,28 @@ def cancel(platform: Platform, job_id: str, compute: Compute) -> None:
     compute.stop(job)
     log(platform, job_id, "deployment", "compute released after stop")
 
-    ended_here = False  # set by the last (retried) call of `cancelled`
-
     def cancelled(current: JobRecord) -> JobRecord:
+        if current.status is not JobStatus.STOPPING:
+            current = current.with_status(JobStatus.STOPPING, "stop requested")
+        return current.with_status(JobStatus.CANCELLED, "stopped by the user")
+
+    _end(platform, job_id, cancelled)
+
+
+def _end(platform: Platform, job_id: str, end: Callable[[JobRecord], JobRecord]) -> None:
+    """Move an unfinished job to the terminal status `end` gives it, with its final cost
+    (failed and stopped jobs are billed too), and write its `job ended` line once: not
+    when the job had ended meanwhile."""
+    ended_here = False  # set by the last (retried) call of `change`
+
+    def change(current: JobRecord) -> JobRecord:
         nonlocal ended_here
         ended_here = not is_terminal(current.status)
         if not ended_here:
             return current
-        if current.status is not JobStatus.STOPPING:
-            current = current.with_status(JobStatus.STOPPING, "stop requested")
-        return _with_final_cost(current.with_status(JobStatus.CANCELLED, "stopped by the user"))
+        ended = end(current)
+        return ended.model_copy(update={"cost": live_cost(ended, ended.updated_at)})
 
-    ended = update_job(platform, job_id, cancelled)
+    ended = update_job(platform, job_id, change)
     if ended_here:
         _log_ended(platform, ended)
-
-
-def _with_final_cost(ended: JobRecord) -> JobRecord:
-    """What the compute cost until the job ended: failed and stopped jobs are billed too."""
-    return ended.model_copy(update={"cost": live_cost(ended, ended.updated_at)})
