@@ -34,6 +34,7 @@ from typing import IO, Any, TypeVar
 import yaml
 from pydantic import BaseModel
 
+from whetstone.api.paths import API_PREFIX
 from whetstone.api.planning_models import (
     BaseModelsResponse,
     EstimateCostResponse,
@@ -52,9 +53,10 @@ from whetstone.core.job import (
     MetricPoint,
 )
 from whetstone.core.lifecycle import TERMINAL_STATUSES
-from whetstone.service.jobs import ArtifactKind, DownloadLink, Upload, UserStats
+from whetstone.service.artifacts import ArtifactKind, DownloadLink
+from whetstone.service.stats import UserStats
+from whetstone.service.uploads import Upload
 
-API_PREFIX = "/api/v1/fine-tuning"
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_CONFIG_PATH = Path("~/.config/whetstone/config.json")

@@ -21,9 +21,9 @@ from whetstone.adapters.local.process_deployer import ProcessDeployer
 from whetstone.cli.server import make_server
 from whetstone.cli.tokens import TokenFile, create_token
 from whetstone.core.job import Caller
-from whetstone.core.serving import GOLDEN_FILE, GOLDEN_MAX_TOKENS
+from whetstone.core.layout import JobLayout
+from whetstone.core.serving import GOLDEN_MAX_TOKENS
 from whetstone.runtime import get_platform
-from whetstone.service.jobs import OUTPUT_DIR, job_prefix
 from whetstone.settings import get_settings
 
 pytest.importorskip("torch")
@@ -134,8 +134,7 @@ def test_a_server_that_answers_unlike_the_trainers_record_is_refused(
     platform = get_platform()
     job = completed_job(platform, ALICE.org_id, adapter)
     record = {"messages": [], "max_tokens": GOLDEN_MAX_TOKENS, "answer": "not what it says"}
-    output = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR
-    platform.blobs.put(output + GOLDEN_FILE, json.dumps(record).encode())
+    platform.blobs.put(JobLayout.of(job).golden, json.dumps(record).encode())
 
     status, started = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
     assert status == 202, started

@@ -7,11 +7,13 @@ import tarfile
 
 import pytest
 
+from whetstone.core.layout import JobLayout
 from whetstone.runtime import get_platform
-from whetstone.service.workflow import _write_archive
+from whetstone.service.artifacts import _write_archive
 
-SOURCE = "jobs/acme/ftjob-1/output/model/"
-KEY = "jobs/acme/ftjob-1/model.tar.gz"
+LAYOUT = JobLayout("acme", "ftjob-1")
+SOURCE = LAYOUT.model
+KEY = LAYOUT.model_archive
 
 
 def test_an_archive_holds_every_file_under_its_name() -> None:

@@ -17,10 +17,11 @@ from support.jobs import make_job
 from whetstone.cli.main import main
 from whetstone.client import Job, WhetstoneAPIError, WhetstoneClient
 from whetstone.core.job import Deployment, JobRecord, utcnow
+from whetstone.core.layout import CHECKPOINT_COMPLETE_MARKER, JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
 from whetstone.service import workflow
-from whetstone.service.jobs import OUTPUT_DIR, job_prefix, transition
+from whetstone.service.records import transition
 
 OUTPUT = {
     "model/adapter_config.json": b'{"r": 8, "target_modules": ["q_proj", "v_proj"]}',
@@ -29,7 +30,7 @@ OUTPUT = {
     "merged/config.json": b"{}",
     "merged/model.safetensors": b"merged",
     "checkpoints/checkpoint-3/adapter_model.safetensors": b"weights at 3",
-    "checkpoints/checkpoint-3/whetstone-complete": b"",
+    f"checkpoints/checkpoint-3/{CHECKPOINT_COMPLETE_MARKER}": b"",
 }
 
 
@@ -114,7 +115,7 @@ def job_id() -> str:
     job = make_job("local")
     platform.jobs.create(job)
     for name, data in OUTPUT.items():
-        platform.blobs.put(job_prefix("local", job.job_id) + OUTPUT_DIR + name, data)
+        platform.blobs.put(JobLayout.of(job).output + name, data)
     for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
         transition(platform, job.job_id, status)
     return workflow.finalize(platform, job.job_id).job_id

@@ -29,8 +29,8 @@ from whetstone.core.job import Deployment, JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
 from whetstone.ports import ComputeState
 from whetstone.service import workflow
-from whetstone.service.jobs import update_job
 from whetstone.service.platform import Platform
+from whetstone.service.records import update_job
 
 PLAN = "s3://whetstone-artifacts/plan.json"
 WAIT_A_WHILE = {"Type": "Wait", "Seconds": 300, "End": True}  # an execution that stays running

@@ -16,9 +16,10 @@ from whetstone.cli.main import main
 from whetstone.cli.tokens import load_tokens
 from whetstone.client import MULTIPART_LIMIT_BYTES, Job
 from whetstone.core.job import JobError, JobRecord, LogEntry, MetricPoint
+from whetstone.core.layout import UPLOADS_ROOT, JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
-from whetstone.service.jobs import ARCHIVE_NAME, job_prefix, transition, update_job
+from whetstone.service.records import transition, update_job
 from whetstone.settings import get_settings
 
 MODEL = "qwen2.5-0.5b-instruct"
@@ -84,7 +85,7 @@ def start_training(job_id: str) -> None:
 def complete(job_id: str, archive: bytes = b"\x1f\x8bmodel") -> None:
     start_training(job_id)
     transition(get_platform(), job_id, JobStatus.COMPLETED)
-    get_platform().blobs.put(job_prefix("local", job_id) + ARCHIVE_NAME, archive)
+    get_platform().blobs.put(JobLayout("local", job_id).model_archive, archive)
 
 
 def fail(job_id: str) -> None:
@@ -248,7 +249,7 @@ def test_a_dataset_over_8_mb_takes_the_upload_flow(
 
     job = whet("jobs", "create", str(config), str(big), "--json").json()
 
-    assert job["dataset"]["blob_key"].startswith("uploads/")
+    assert job["dataset"]["blob_key"].startswith(UPLOADS_ROOT)
     assert job["dataset"]["num_examples"] == 2100
 
 

@@ -21,18 +21,19 @@ from support.kube import FakeKube
 from whetstone.adapters.local.process_deployer import ProcessDeployer
 from whetstone.cli.tokens import DEFAULT_CALLER
 from whetstone.core.job import Caller, LogEntry, MetricPoint
+from whetstone.core.layout import (
+    CHECKPOINT_COMPLETE_MARKER,
+    UPLOADS_ROOT,
+    JobLayout,
+    UploadLayout,
+)
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
 from whetstone.service import workflow
-from whetstone.service.jobs import (
-    OUTPUT_DIR,
-    NewJob,
-    create_job,
-    create_upload,
-    job_prefix,
-    transition,
-)
+from whetstone.service.jobs import NewJob, create_job
 from whetstone.service.platform import Platform
+from whetstone.service.records import transition
+from whetstone.service.uploads import create_upload
 from whetstone.settings import get_settings
 
 API = "/api/v1/fine-tuning"
@@ -49,7 +50,7 @@ TRAINER_OUTPUT = {
     "merged/model.safetensors": b"merged",
     "checkpoints/checkpoint-2/adapter_model.safetensors": b"weights at 2",
     "checkpoints/checkpoint-2/optimizer.pt": b"state",
-    "checkpoints/checkpoint-2/whetstone-complete": b"",
+    f"checkpoints/checkpoint-2/{CHECKPOINT_COMPLETE_MARKER}": b"",
     "metrics.jsonl": b"{}\n",
     "run_manifest.json": b"{}",
 }
@@ -63,7 +64,7 @@ def a_finished_job(platform: Platform, caller: Caller, *, via_upload: bool, key:
     new = NewJob.model_validate({"spec": spec})
     if via_upload:
         upload = create_upload(platform, caller)
-        platform.blobs.put(f"uploads/{caller.org_id}/{upload.upload_id}/data", DATASET)
+        platform.blobs.put(UploadLayout(caller.org_id, upload.upload_id).data, DATASET)
         new = NewJob.model_validate({"spec": {**spec, "dataset": {"source": upload.upload_id}}})
         job = create_job(platform, caller, new, idempotency_key=key)
     else:
@@ -71,11 +72,11 @@ def a_finished_job(platform: Platform, caller: Caller, *, via_upload: bool, key:
             platform, caller, new, dataset=DATASET, filename="train.jsonl", idempotency_key=key
         )
     job_id = job.job_id
-    prefix = job_prefix(caller.org_id, job_id)
-    platform.blobs.put(prefix + "plan.json", b"{}")
-    platform.blobs.put(prefix + "data/train.jsonl", b"{}\n")
+    layout = JobLayout(caller.org_id, job_id)
+    platform.blobs.put(layout.plan, b"{}")
+    platform.blobs.put(layout.split("train"), b"{}\n")
     for name, data in TRAINER_OUTPUT.items():
-        platform.blobs.put(prefix + OUTPUT_DIR + name, data)
+        platform.blobs.put(layout.output + name, data)
     platform.jobs.put_metrics(
         job_id,
         [
@@ -176,7 +177,7 @@ def test_given_two_jobs_when_one_is_deleted_then_no_local_store_keeps_anything_o
 def test_an_upload_another_job_still_names_is_kept(orchestrator: RecordingOrchestrator) -> None:
     platform = get_platform()
     upload = create_upload(platform, DEFAULT_CALLER)
-    key = f"uploads/{DEFAULT_CALLER.org_id}/{upload.upload_id}/data"
+    key = UploadLayout(DEFAULT_CALLER.org_id, upload.upload_id).data
     platform.blobs.put(key, DATASET)
     spec = {"base_model": MODEL, "method": "lora", "dataset": {"source": upload.upload_id}}
     first, second = (
@@ -238,13 +239,13 @@ def test_given_two_jobs_when_one_is_deleted_then_no_aws_store_keeps_anything_of_
         "streams": [s for s in log_streams() if s.startswith(kept)],
     }
     assert len(dynamodb_items_naming(gone)) > 60  # the job, its idempotency key, 60 points
-    assert any(k.startswith(f"uploads/{CALLER.org_id}/") for k in s3_keys())
+    assert any(k.startswith(f"{UPLOADS_ROOT}{CALLER.org_id}/") for k in s3_keys())
 
     response = call_api("DELETE", f"{API}/jobs/{gone}", caller=CALLER)
 
     assert response.status == 204
     assert dynamodb_items_naming(gone) == []
-    assert [k for k in s3_keys() if gone in k or k.startswith("uploads/")] == []
+    assert [k for k in s3_keys() if gone in k or k.startswith(UPLOADS_ROOT)] == []
     assert [s for s in log_streams() if gone in s] == []
     assert dynamodb_items_naming(kept) == kept_before["items"]
     assert [k for k in s3_keys() if kept in k] == kept_before["keys"]

@@ -10,7 +10,7 @@ import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,12 +21,13 @@ from support.kube import FakeKube
 
 from whetstone.cli.tokens import DEFAULT_CALLER
 from whetstone.core.job import Caller, JobRecord
+from whetstone.core.layout import CHECKPOINT_COMPLETE_MARKER, JobLayout, OutputNames
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import Method
 from whetstone.runtime import get_platform
 from whetstone.service import workflow
-from whetstone.service.jobs import OUTPUT_DIR, job_prefix, transition
 from whetstone.service.platform import Platform
+from whetstone.service.records import transition
 
 API = "/api/v1/fine-tuning"
 OTHER_ORG = Caller(user_id="mallory", org_id="other-org")
@@ -48,7 +49,7 @@ MERGED = {
 
 def checkpoint(step: int, *, complete: bool = True) -> dict[str, bytes]:
     """A checkpoint folder as the trainer publishes it, with its resume-only state."""
-    folder = f"checkpoints/checkpoint-{step}/"
+    folder = OutputNames.checkpoint(step) + "/"
     files = {
         folder + "adapter_model.safetensors": f"weights at {step}".encode(),
         folder + "trainer_state.json": json.dumps({"global_step": step}).encode(),
@@ -57,7 +58,7 @@ def checkpoint(step: int, *, complete: bool = True) -> dict[str, bytes]:
         folder + "rng_state.pth": b"rng state",
     }
     if complete:
-        files[folder + "whetstone-complete"] = b""
+        files[folder + CHECKPOINT_COMPLETE_MARKER] = b""
     return files
 
 
@@ -74,7 +75,7 @@ def trained_job(
 
 
 def finish(platform: Platform, job: JobRecord, output: dict[str, bytes]) -> JobRecord:
-    prefix = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR
+    prefix = JobLayout.of(job).output
     for name, data in output.items():
         platform.blobs.put(prefix + name, data)
     for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
@@ -121,7 +122,7 @@ def test_given_a_completed_job_when_no_artifact_is_named_then_the_final_model_is
 
     assert status == 200
     assert link["artifact"] == "model" and link["step"] is None
-    assert link["key"] == job_prefix("local", lora.job_id) + "model.tar.gz"
+    assert link["key"] == JobLayout.of(lora).model_archive
     assert link["filename"] == f"{lora.job_id}.tar.gz" and link["expires_in_s"] == 3600
     assert link["url"] == f"{API}/jobs/{lora.job_id}/download/file?artifact=model"
 
@@ -129,22 +130,22 @@ def test_given_a_completed_job_when_no_artifact_is_named_then_the_final_model_is
 @pytest.mark.parametrize(
     ("query", "key", "filename"),
     [
-        ("?artifact=adapter", "model.tar.gz", "{job}-adapter.tar.gz"),
-        ("?artifact=merged", "merged.tar.gz", "{job}-merged.tar.gz"),
+        ("?artifact=adapter", lambda layout: layout.model_archive, "{job}-adapter.tar.gz"),
+        ("?artifact=merged", lambda layout: layout.merged_archive, "{job}-merged.tar.gz"),
         (
             "?artifact=checkpoint&step=4",
-            "archives/checkpoints/checkpoint-4.tar.gz",
+            lambda layout: layout.checkpoint_archive(4),
             "{job}-checkpoint-4.tar.gz",
         ),
     ],
 )
 def test_given_a_completed_lora_job_when_an_artifact_is_named_then_its_archive_is_linked(
-    lora: JobRecord, query: str, key: str, filename: str
+    lora: JobRecord, query: str, key: Callable[[JobLayout], str], filename: str
 ) -> None:
     status, link = download(lora.job_id, query)
 
     assert status == 200, link
-    assert link["key"] == job_prefix("local", lora.job_id) + key
+    assert link["key"] == key(JobLayout.of(lora))
     assert link["filename"] == filename.format(job=lora.job_id)
     assert link["url"].startswith(f"{API}/jobs/{lora.job_id}/download/file?artifact=")
 

@@ -11,10 +11,11 @@ from support.apigw import ApiResponse, call_api, multipart
 from support.jobs import RecordingOrchestrator
 
 from whetstone.core.job import Caller, LogEntry, MetricPoint
+from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
-from whetstone.service.jobs import ARCHIVE_NAME, job_prefix, transition
 from whetstone.service.platform import Platform
+from whetstone.service.records import transition
 
 API = "/api/v1/fine-tuning"
 MODEL = "qwen2.5-0.5b-instruct"
@@ -254,7 +255,7 @@ def test_delete_removes_the_job_its_logs_metrics_and_files(platform: Platform) -
     now = datetime.now(UTC)
     platform.logs.append(job_id, [LogEntry(time=now, source="training", level="info", message="x")])
     platform.jobs.put_metrics(job_id, [MetricPoint(name="loss", step=1, value=1.0, time=now)])
-    platform.blobs.put(job_prefix("local", job_id) + ARCHIVE_NAME, b"model")
+    platform.blobs.put(JobLayout("local", job_id).model_archive, b"model")
     call_api("POST", f"{API}/jobs/{job_id}/stop")
 
     response = call_api("DELETE", f"{API}/jobs/{job_id}")
@@ -262,8 +263,8 @@ def test_delete_removes_the_job_its_logs_metrics_and_files(platform: Platform) -
     assert response.status == 204
     assert call_api("GET", f"{API}/jobs/{job_id}").status == 404
     assert platform.jobs.query_metrics(job_id, names=None, min_step=None, max_step=None) == []
-    assert platform.blobs.list(job_prefix("local", job_id)) == []
-    assert platform.blobs.list(f"datasets/local/{job_id}/") == []
+    assert platform.blobs.list(JobLayout("local", job_id).prefix) == []
+    assert platform.blobs.list(JobLayout("local", job_id).datasets) == []
     logs, _ = platform.logs.query(
         job_id, source=None, min_level="debug", start=None, end=None, limit=10, cursor=None
     )
@@ -327,7 +328,7 @@ def test_download_waits_for_completion_then_links_the_archive(platform: Platform
     for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
         transition(platform, job_id, status)
     transition(platform, job_id, JobStatus.COMPLETED)
-    platform.blobs.put(job_prefix("local", job_id) + ARCHIVE_NAME, b"\x1f\x8bmodel")
+    platform.blobs.put(JobLayout("local", job_id).model_archive, b"\x1f\x8bmodel")
 
     link = call_api("GET", f"{API}/jobs/{job_id}/download")
     archive = call_api("GET", link.body["url"])

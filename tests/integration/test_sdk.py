@@ -21,9 +21,10 @@ from whetstone.client import (
     resolve_connection,
 )
 from whetstone.core.job import JobRecord, LogEntry, MetricPoint
+from whetstone.core.layout import DATASETS_ROOT, UPLOADS_ROOT, JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
-from whetstone.service.jobs import ARCHIVE_NAME, job_prefix, transition, update_job
+from whetstone.service.records import transition, update_job
 
 MODEL = "qwen2.5-0.5b-instruct"
 SPEC = {"base_model": MODEL, "method": "lora"}
@@ -174,7 +175,7 @@ def test_create_job_uploads_a_small_dataset_in_one_request(
 
     assert isinstance(job.record, JobRecord) and job.record.status == "pending"
     assert job.record.name == "reverse" and job.record.dataset.num_examples == 120
-    assert job.record.dataset.blob_key and job.record.dataset.blob_key.startswith("datasets/")
+    assert job.record.dataset.blob_key and job.record.dataset.blob_key.startswith(DATASETS_ROOT)
     assert again.job_id == job.job_id
 
 
@@ -184,7 +185,7 @@ def test_a_dataset_over_8_mb_takes_the_upload_flow(client: WhetstoneClient, tmp_
 
     job = client.create_job(SPEC, big, name="big")
 
-    assert job.record.dataset.blob_key and job.record.dataset.blob_key.startswith("uploads/")
+    assert job.record.dataset.blob_key and job.record.dataset.blob_key.startswith(UPLOADS_ROOT)
     assert job.record.dataset.num_examples == 2100 and job.record.name == "big"
 
 
@@ -287,7 +288,7 @@ def test_download_streams_the_archive_into_a_folder(
     start_training(job.job_id)
     transition(get_platform(), job.job_id, JobStatus.COMPLETED)
     archive = b"\x1f\x8b" + bytes(range(256)) * 4096
-    get_platform().blobs.put(job_prefix("local", job.job_id) + ARCHIVE_NAME, archive)
+    get_platform().blobs.put(JobLayout.of(job).model_archive, archive)
 
     path = job.download(tmp_path)
 

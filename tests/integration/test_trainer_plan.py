@@ -7,10 +7,10 @@ import json
 import pytest
 from support.apigw import call_api, multipart
 
+from whetstone.core.layout import JobLayout
 from whetstone.core.plan import EventSinkSettings, TrainerPlan
 from whetstone.runtime import get_platform
 from whetstone.service import workflow
-from whetstone.service.jobs import PLAN_NAME, job_prefix
 
 API = "/api/v1/fine-tuning"
 ROWS = [{"prompt": f"Say {i}", "completion": str(i)} for i in range(120)]
@@ -26,7 +26,7 @@ def _plan_for(config: dict[str, object]) -> TrainerPlan:
     workflow.prepare(platform, job_id, EventSinkSettings(kind="stdout"))
     job = platform.jobs.get(job_id)
     assert job is not None
-    with platform.blobs.open(job_prefix(job.org_id, job_id) + PLAN_NAME) as stream:
+    with platform.blobs.open(JobLayout.of(job).plan) as stream:
         return TrainerPlan.model_validate_json(stream.read())
 
 

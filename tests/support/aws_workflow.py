@@ -22,8 +22,9 @@ from whetstone.adapters.aws.ecr_images import EcrImages
 from whetstone.adapters.aws.eks_compute import EksCompute, JobSettings
 from whetstone.core.events import StatusDetail, TrainerEvent, TrainerPhase, make_event
 from whetstone.core.job import Caller, JobRecord
+from whetstone.core.layout import JobLayout
 from whetstone.core.spec import JobSpec
-from whetstone.service.jobs import OUTPUT_DIR, NewJob, create_job, job_prefix
+from whetstone.service.jobs import NewJob, create_job
 from whetstone.service.platform import Platform
 
 REGION = "us-east-1"
@@ -137,9 +138,9 @@ def new_job(platform: Platform) -> JobRecord:
 
 def write_model(platform: Platform, job: JobRecord) -> None:
     """What the trainer leaves in S3 when it succeeds."""
-    output = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR
-    platform.blobs.put(output + "model/adapter_config.json", b'{"r": 16}')
-    platform.blobs.put(output + "model/adapter_model.safetensors", b"\0" * 64)
+    model = JobLayout.of(job).model
+    platform.blobs.put(model + "adapter_config.json", b'{"r": 16}')
+    platform.blobs.put(model + "adapter_model.safetensors", b"\0" * 64)
 
 
 def eventbridge_event(event: TrainerEvent) -> dict[str, Any]:

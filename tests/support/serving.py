@@ -6,9 +6,10 @@ from pathlib import Path
 
 from support.jobs import make_job
 from whetstone.core.job import JobRecord
+from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
-from whetstone.service.jobs import MODEL_DIR, OUTPUT_DIR, job_prefix, transition
 from whetstone.service.platform import Platform
+from whetstone.service.records import transition
 
 _TO_COMPLETED = (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING, JobStatus.COMPLETED)
 
@@ -43,7 +44,7 @@ def completed_job(platform: Platform, org_id: str, model_dir: Path | None) -> Jo
     job = make_job(org_id)
     platform.jobs.create(job.with_status(JobStatus.PENDING, "job created"))
     if model_dir is not None:
-        prefix = job_prefix(org_id, job.job_id) + OUTPUT_DIR + MODEL_DIR
+        prefix = JobLayout.of(job).model
         for path in sorted(model_dir.rglob("*")):
             if path.is_file():
                 platform.blobs.put(

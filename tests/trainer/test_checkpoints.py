@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from trainer.checkpoints import COMPLETE_MARKER, CheckpointStore
+from trainer.checkpoints import CheckpointStore
 from trainer.storage import S3Location
+
+from whetstone.core.layout import CHECKPOINT_COMPLETE_MARKER, OutputNames
 
 
 def _save_locally(store: CheckpointStore, step: int, best: int | None = None) -> None:
@@ -37,16 +39,17 @@ def test_s3_checkpoints_publish_rotate_and_restore_on_a_new_node(tmp_path: Path)
                     old.rmdir()
             location = node1.publish(f"checkpoint-{step}")
         # and a checkpoint 8 whose upload never finished (no marker)
-        client.put_object(Bucket="jobs", Key="job-1/checkpoints/checkpoint-8/weights.bin", Body=b"")
+        partial = f"job-1/{OutputNames.checkpoint(8)}/weights.bin"
+        client.put_object(Bucket="jobs", Key=partial, Body=b"")
 
         # When a new node restores
         node2 = CheckpointStore(output, tmp_path / "node-2")
         restored = node2.restore_latest()
 
         # Then it gets the latest complete checkpoint and the best one, never the partial one
-        assert location == "s3://jobs/job-1/checkpoints/checkpoint-6"
+        assert location == f"s3://jobs/job-1/{OutputNames.checkpoint(6)}"
         assert node2.complete_checkpoints() == ["checkpoint-4", "checkpoint-6"]
         assert restored == node2.local_dir / "checkpoint-6"
         assert (restored / "weights.bin").read_bytes() == bytes([6]) * 10
         assert (node2.local_dir / "checkpoint-4" / "weights.bin").exists()
-        assert (restored / COMPLETE_MARKER).exists()
+        assert (restored / CHECKPOINT_COMPLETE_MARKER).exists()

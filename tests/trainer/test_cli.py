@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from whetstone.core.events import TrainerEvent, TrainerPhase, parse_trainer_event
+from whetstone.core.layout import OutputNames
+from whetstone.core.trainer_exit import TrainerExit
 
 
 def _start(plan_file: Path, workdir: Path) -> subprocess.Popen[str]:
@@ -29,7 +31,7 @@ def test_unreadable_plan_fails_with_an_error_code(tmp_path: Path) -> None:
     process = _start(tmp_path / "missing.json", tmp_path)
     out, _ = process.communicate(timeout=120)
     events = [parse_trainer_event(line) for line in out.splitlines()]
-    assert process.returncode == 1
+    assert process.returncode == TrainerExit.FAILED
     assert events[-1].detail.phase is TrainerPhase.FAILED  # type: ignore[union-attr]
     assert events[-1].detail.error_code == "invalid_plan"  # type: ignore[union-attr]
 
@@ -59,7 +61,7 @@ def test_sigterm_saves_a_checkpoint_and_a_restart_resumes_to_completion(
     # Then it saved a checkpoint, said it was interrupted and exited with 143
     checkpoints = [e.detail for e in events if e.detail_type == "checkpoint"]
     statuses = [e.detail.phase for e in events if e.detail_type == "status"]  # type: ignore[union-attr]
-    assert first.returncode == 143
+    assert first.returncode == TrainerExit.INTERRUPTED
     assert statuses[:2] == [TrainerPhase.LOADING, TrainerPhase.TRAINING]
     assert statuses[-1] is TrainerPhase.INTERRUPTED and len(checkpoints) == 1
     saved_step = checkpoints[0].step  # type: ignore[union-attr]
@@ -72,8 +74,8 @@ def test_sigterm_saves_a_checkpoint_and_a_restart_resumes_to_completion(
 
     # Then it continues after the checkpoint and completes
     steps = [e.detail.step for e in resumed if e.detail_type == "metrics"]  # type: ignore[union-attr]
-    assert second.returncode == 0
+    assert second.returncode == TrainerExit.DONE
     assert steps[0] == saved_step + 1 and steps[-1] == 30
     assert resumed[-1].detail.phase is TrainerPhase.DONE  # type: ignore[union-attr]
-    assert (tmp_path / "out" / "model" / "adapter_model.safetensors").exists()
-    assert (tmp_path / "out" / "run_manifest.json").exists()
+    assert (tmp_path / "out" / OutputNames.MODEL / "adapter_model.safetensors").exists()
+    assert (tmp_path / "out" / OutputNames.RUN_MANIFEST).exists()

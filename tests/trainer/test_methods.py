@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from whetstone.core.events import TrainerPhase
-from whetstone.core.serving import GOLDEN_FILE, GoldenRecord
+from whetstone.core.layout import OutputNames
+from whetstone.core.serving import GoldenRecord
 
 METHODS: dict[str, dict[str, Any]] = {
     "lora-q-v": {"method": "lora", "lora": {"target_modules": ["q_proj", "v_proj"]}},
@@ -83,7 +84,7 @@ def test_method_trains_and_its_artifacts_load_back_and_generate(
     out = model.generate(**prompt, max_new_tokens=4, do_sample=False)
     assert out.shape[-1] == prompt["input_ids"].shape[-1] + 4
     # and recorded the greedy answer to the golden prompt that a deployment must repeat
-    golden = GoldenRecord.model_validate_json((tmp_path / "out" / GOLDEN_FILE).read_text())
+    golden = GoldenRecord.model_validate_json((tmp_path / "out" / OutputNames.GOLDEN).read_text())
     assert golden.answer == golden_answer(ChatModel(model, tokenizer))
 
 
@@ -107,7 +108,7 @@ def test_lora_merged_model_matches_the_adapter(
     # Then they give the same logits
     with torch.no_grad():
         torch.testing.assert_close(merged(ids).logits, adapted(ids).logits, atol=1e-4, rtol=1e-4)
-    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    results = json.loads((tmp_path / "out" / OutputNames.RESULTS).read_text())
     assert results["merged_model"].endswith("merged")
 
 

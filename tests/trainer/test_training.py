@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from whetstone.core.events import TrainerErrorCode, TrainerPhase
+from whetstone.core.layout import CHECKPOINT_COMPLETE_MARKER, OutputNames
 
 
 def test_model_learns_the_counting_task(
@@ -67,7 +68,7 @@ def test_early_stopping_ends_training_and_keeps_the_best_checkpoint(
     assert result.results["best_eval_loss"] == pytest.approx(best_loss)
     # and every checkpoint was reported where it lies
     for checkpoint in sink.of("checkpoint"):
-        assert Path(checkpoint.location, "whetstone-complete").exists() or checkpoint.step < (
+        assert Path(checkpoint.location, CHECKPOINT_COMPLETE_MARKER).exists() or checkpoint.step < (
             result.global_step - 2
         )
 
@@ -189,9 +190,9 @@ def test_results_metrics_history_and_run_manifest_are_written(
     plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out")
     run_job(plan, tmp_path / "work")
     out = tmp_path / "out"
-    manifest = json.loads((out / "run_manifest.json").read_text())
-    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    results = json.loads((out / "results.json").read_text())
+    manifest = json.loads((out / OutputNames.RUN_MANIFEST).read_text())
+    history = [json.loads(line) for line in (out / OutputNames.METRICS).read_text().splitlines()]
+    results = json.loads((out / OutputNames.RESULTS).read_text())
     assert manifest["spec"]["method"] == "lora" and manifest["seed"] == 42
     assert {"torch", "transformers", "peft"} <= manifest["libraries"].keys()
     assert len(manifest["dataset"]["file_sha256"]["train"]) == 64
@@ -225,5 +226,5 @@ def test_a_golden_answer_that_cannot_be_computed_leaves_the_run_done_with_a_warn
     assert sink.of("status")[-1].phase is TrainerPhase.DONE
     warnings = [log.message for log in sink.of("log") if log.level == "warning"]
     assert any("no golden answer recorded" in m and "MemoryError" in m for m in warnings)
-    assert not (tmp_path / "out" / "golden.json").exists()
-    assert (tmp_path / "out" / "model" / "adapter_config.json").exists()
+    assert not (tmp_path / "out" / OutputNames.GOLDEN).exists()
+    assert (tmp_path / "out" / OutputNames.MODEL / "adapter_config.json").exists()

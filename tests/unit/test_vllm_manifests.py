@@ -36,12 +36,12 @@ from whetstone.cli.tokens import DEFAULT_CALLER
 from whetstone.core.catalog.base_models import get_base_model
 from whetstone.core.catalog.hardware import GPU_TAINT_KEY, GpuType, get_gpu
 from whetstone.core.job import Deployment, JobRecord
+from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
-from whetstone.core.serving import GOLDEN_FILE, GOLDEN_MAX_TOKENS
+from whetstone.core.serving import GOLDEN_MAX_TOKENS
 from whetstone.core.serving_hardware import choose_serving_hardware
 from whetstone.core.spec import Method
 from whetstone.service.deployments import saved_golden_answer
-from whetstone.service.jobs import MODEL_DIR, OUTPUT_DIR, job_prefix
 from whetstone.service.platform import Platform
 
 SETTINGS = ServingSettings(cluster=JobSettings(region="us-east-1"))
@@ -460,15 +460,15 @@ def test_given_a_deployment_when_it_is_stopped_twice_then_everything_is_gone_and
 def completed_job(platform: Platform, method: Method = Method.LORA) -> JobRecord:
     job = make_job(DEFAULT_CALLER.org_id, method=method, status=JobStatus.COMPLETED)
     platform.jobs.create(job)
-    output = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR
+    layout = JobLayout.of(job)
     if method is Method.PROMPT_TUNING:
         config = {"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 20}
     else:
         config = {"peft_type": "LORA", "r": 16, "target_modules": ["q_proj", "v_proj"]}
-    platform.blobs.put(output + MODEL_DIR + "adapter_config.json", json.dumps(config).encode())
-    platform.blobs.put(output + MODEL_DIR + "chat_template.jinja", b"{{ messages }}")
+    platform.blobs.put(layout.model + "adapter_config.json", json.dumps(config).encode())
+    platform.blobs.put(layout.model + "chat_template.jinja", b"{{ messages }}")
     golden = {"messages": [], "max_tokens": GOLDEN_MAX_TOKENS, "answer": "Paris."}
-    platform.blobs.put(output + GOLDEN_FILE, json.dumps(golden).encode())
+    platform.blobs.put(layout.golden, json.dumps(golden).encode())
     return job
 
 
@@ -535,8 +535,7 @@ def test_given_a_damaged_golden_record_when_the_server_answers_then_ready_unchec
     aws_platform: Platform, kube: FakeKube
 ) -> None:
     job = completed_job(aws_platform)
-    output = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR
-    aws_platform.blobs.put(output + GOLDEN_FILE, b'{"answer": ')
+    aws_platform.blobs.put(JobLayout.of(job).golden, b'{"answer": ')
     base = f"/api/v1/fine-tuning/jobs/{job.job_id}"
 
     call_api("POST", f"{base}/deploy")

@@ -1,7 +1,8 @@
 """`python -m trainer --spec <plan.json | s3://...>`: run one fine-tuning job.
 
-Exit codes: 0 done, 1 failed (a `failed` status event says why), 143 stopped by SIGTERM
-after saving a checkpoint (a restart with the same output resumes from it).
+Exit codes (whetstone.core.trainer_exit): 0 done, 1 failed (a `failed` status event says
+why), 143 stopped by SIGTERM after saving a checkpoint (a restart with the same output
+resumes from it).
 """
 
 from __future__ import annotations
@@ -19,10 +20,7 @@ from pydantic import ValidationError
 
 from whetstone.core.events import TrainerErrorCode, TrainerPhase
 from whetstone.core.plan import TrainerPlan
-
-EXIT_DONE = 0
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 143  # 128 + SIGTERM: a pod that exits so is failed, hence retried
+from whetstone.core.trainer_exit import TrainerExit
 
 
 def read_uri(uri: str) -> bytes:
@@ -124,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         emitter.status(
             TrainerPhase.FAILED, f"unreadable plan: {exc}", error_code=TrainerErrorCode.INVALID_PLAN
         )
-        return EXIT_FAILED
+        return TrainerExit.FAILED
     _relaunch_distributed(plan, raw_argv)
 
     rank = int(os.environ.get("RANK", "0"))
@@ -144,15 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         result = run_plan(plan, emitter=emitter, workdir=workdir, stop=stop)
     except Interrupted:
         emitter.status(TrainerPhase.INTERRUPTED, "stopped by SIGTERM before training started")
-        return EXIT_INTERRUPTED
+        return TrainerExit.INTERRUPTED
     except Exception as exc:
         code, message = classify_error(exc)
         emitter.log("error", "training failed", traceback=traceback.format_exc(limit=20))
         emitter.status(TrainerPhase.FAILED, message, error_code=code)
-        return EXIT_FAILED
+        return TrainerExit.FAILED
     finally:
         emitter.close()
-    return EXIT_DONE if result.outcome == "done" else EXIT_INTERRUPTED
+    return TrainerExit.DONE if result.outcome == "done" else TrainerExit.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -11,21 +11,13 @@ scheduler, RNG and data position from it.
 from __future__ import annotations
 
 import json
-import re
 import signal
 from pathlib import Path
 from types import FrameType
 
+from whetstone.core.layout import CHECKPOINT_COMPLETE_MARKER, OutputNames, checkpoint_step
+
 from .storage import Location
-
-CHECKPOINTS_DIR = "checkpoints"
-COMPLETE_MARKER = "whetstone-complete"
-_NAME = re.compile(r"^checkpoint-(\d+)$")
-
-
-def checkpoint_step(name: str) -> int | None:
-    match = _NAME.match(name)
-    return int(match.group(1)) if match else None
 
 
 class CheckpointStore:
@@ -33,34 +25,34 @@ class CheckpointStore:
 
     def __init__(self, output: Location, workdir: Path) -> None:
         self.output = output
-        in_place = output.local_path(CHECKPOINTS_DIR)
+        in_place = output.local_path(OutputNames.CHECKPOINTS)
         self.remote = in_place is None
-        self.local_dir = in_place if in_place is not None else workdir / CHECKPOINTS_DIR
+        self.local_dir = in_place if in_place is not None else workdir / OutputNames.CHECKPOINTS
         self.local_dir.mkdir(parents=True, exist_ok=True)
 
     def _rel(self, name: str) -> str:
-        return f"{CHECKPOINTS_DIR}/{name}"
+        return OutputNames.checkpoint(name)
 
     def publish(self, name: str) -> str:
         """Mark a saved checkpoint complete at the output; return where it lies."""
         local = self.local_dir / name
         if self.remote:
             self.output.upload_dir(local, self._rel(name))
-            self.output.write_bytes(f"{self._rel(name)}/{COMPLETE_MARKER}", b"")
+            self.output.write_bytes(f"{self._rel(name)}/{CHECKPOINT_COMPLETE_MARKER}", b"")
             kept = {p.name for p in self.local_dir.iterdir() if p.is_dir()}
-            for remote_name in self.output.list_dirs(CHECKPOINTS_DIR):
+            for remote_name in self.output.list_dirs(OutputNames.CHECKPOINTS):
                 if checkpoint_step(remote_name) is not None and remote_name not in kept:
                     self.output.delete_dir(self._rel(remote_name))
         else:
-            (local / COMPLETE_MARKER).write_bytes(b"")
+            (local / CHECKPOINT_COMPLETE_MARKER).write_bytes(b"")
         return self.output.child_uri(self._rel(name))
 
     def complete_checkpoints(self) -> list[str]:
         names = [
             name
-            for name in self.output.list_dirs(CHECKPOINTS_DIR)
+            for name in self.output.list_dirs(OutputNames.CHECKPOINTS)
             if checkpoint_step(name) is not None
-            and self.output.exists(f"{self._rel(name)}/{COMPLETE_MARKER}")
+            and self.output.exists(f"{self._rel(name)}/{CHECKPOINT_COMPLETE_MARKER}")
         ]
         return sorted(names, key=lambda n: checkpoint_step(n) or 0)
 

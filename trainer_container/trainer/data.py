@@ -20,7 +20,13 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, IterableDataset, Sampler, get_worker_info
 
-from whetstone.core.datasets.records import MANIFEST_NAME, Example, ExampleKind, SplitManifest
+from whetstone.core.datasets.records import (
+    MANIFEST_NAME,
+    Example,
+    ExampleKind,
+    SplitManifest,
+    split_file,
+)
 from whetstone.core.plan import LossOn
 
 from .storage import Location
@@ -183,9 +189,9 @@ def read_split(
     data: Location, name: str, encoder: ExampleEncoder, *, limit: int | None = None
 ) -> tuple[TokenizedSplit, str]:
     """Encode a whole split file; returns it with the file's sha256."""
-    if not data.exists(f"{name}.jsonl"):
+    if not data.exists(split_file(name)):
         return TokenizedSplit([]), ""
-    raw = data.read_bytes(f"{name}.jsonl")
+    raw = data.read_bytes(split_file(name))
     rows: list[Features] = []
     for number, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
@@ -195,7 +201,7 @@ def read_split(
         try:
             example = Example.model_validate_json(line)
         except ValueError as exc:
-            raise DataError(f"{name}.jsonl line {number} is not an Example: {exc}") from exc
+            raise DataError(f"{split_file(name)} line {number} is not an Example: {exc}") from exc
         features = encoder.encode(example)
         if features is not None:
             rows.append(features)

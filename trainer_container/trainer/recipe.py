@@ -19,16 +19,17 @@ from typing import Any, Literal
 import torch
 
 from whetstone.core.catalog.base_models import get_base_model
-from whetstone.core.datasets.records import SplitManifest
+from whetstone.core.datasets.records import SplitManifest, split_file
 from whetstone.core.estimates import resolve_optimizer
 from whetstone.core.events import TrainerPhase
+from whetstone.core.layout import OutputNames, checkpoint_step
 from whetstone.core.plan import TrainerPlan
-from whetstone.core.serving import GOLDEN_FILE, GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES, GoldenRecord
+from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES, GoldenRecord
 from whetstone.core.spec import JobSpec, Method, resolve_precision
 
 from .attention import PACKED_SDPA, register_packed_attention
 from .callbacks import CheckpointCallback, MetricsCallback, StopOnSignalCallback
-from .checkpoints import CheckpointStore, StopRequest, checkpoint_step
+from .checkpoints import CheckpointStore, StopRequest
 from .data import (
     DataError,
     ExampleEncoder,
@@ -53,11 +54,6 @@ from .methods import (
 from .resources import ResourceMonitor
 from .storage import Location, open_location
 
-MODEL_DIR = "model"
-MERGED_DIR = "merged"
-METRICS_FILE = "metrics.jsonl"
-RESULTS_FILE = "results.json"
-RUN_MANIFEST_FILE = "run_manifest.json"
 _OPTIMIZERS = {
     "adamw_torch": "adamw_torch",
     "adamw_8bit": "adamw_bnb_8bit",
@@ -320,7 +316,7 @@ def run_plan(
 def _record_golden(
     output: Location, model_dir: Path, model_path: str, runtime: Runtime, emitter: EventEmitter
 ) -> None:
-    """Record the saved model's greedy answer to the golden prompt (GOLDEN_FILE), which a
+    """Record the saved model's greedy answer to the golden prompt (OutputNames.GOLDEN), which a
     deployment must repeat. The model is loaded back as a server loads it (the base in its
     own dtype with the adapter, or the full model); one that cannot be loaded here records
     nothing, and its deployments say that their answers went unchecked."""
@@ -334,7 +330,7 @@ def _record_golden(
         record = GoldenRecord(
             messages=list(GOLDEN_MESSAGES), max_tokens=GOLDEN_MAX_TOKENS, answer=golden_answer(chat)
         )
-        output.write_bytes(GOLDEN_FILE, record.model_dump_json(indent=2).encode())
+        output.write_bytes(OutputNames.GOLDEN, record.model_dump_json(indent=2).encode())
     # The model is trained and saved: whatever goes wrong here (out of memory, a template
     # that fails, storage) must not fail the run, only leave its deployments unchecked.
     except Exception as error:
@@ -389,7 +385,7 @@ def _load_data(
         train_examples = min(train_examples, spec.dataset.max_samples)
     if spec.dataset.streaming:
         train = StreamedSplit(
-            lambda: data.iter_lines("train.jsonl"),
+            lambda: data.iter_lines(split_file("train")),
             encoder,
             seed=spec.advanced.seed,
             buffer=plan.options.stream_buffer,
@@ -570,7 +566,7 @@ def _evaluate(
 def _save_model(trainer: WhetstoneTrainer, workdir: Path, emitter: EventEmitter) -> Path:
     """Save the trained model (or adapter) and tokenizer locally; returns the folder."""
     emitter.status(TrainerPhase.SAVING, "writing artifacts")
-    model_dir = workdir / MODEL_DIR
+    model_dir = workdir / OutputNames.MODEL
     # A workdir reused by a resumed run may hold an earlier save (an adapter beside a
     # full model would make loaders pick the wrong one): start the folder afresh.
     shutil.rmtree(model_dir, ignore_errors=True)
@@ -631,22 +627,24 @@ def _write_artifacts(
         adapter_config.write_text(json.dumps(config, indent=2))
     for stale in ("training_args.bin",):
         (model_dir / stale).unlink(missing_ok=True)
-    output.upload_dir(model_dir, MODEL_DIR)
+    output.upload_dir(model_dir, OutputNames.MODEL)
     if plan.options.merge_adapter:
         if plan.spec.method in (Method.LORA, Method.QLORA):
-            merged_dir = workdir / MERGED_DIR
+            merged_dir = workdir / OutputNames.MERGED
             merge_adapter(model_dir, model_path, revision, merged_dir)
             from transformers import AutoTokenizer
 
             AutoTokenizer.from_pretrained(model_dir).save_pretrained(merged_dir)
-            output.upload_dir(merged_dir, MERGED_DIR)
-            results["merged_model"] = output.child_uri(MERGED_DIR)
+            output.upload_dir(merged_dir, OutputNames.MERGED)
+            results["merged_model"] = output.child_uri(OutputNames.MERGED)
         else:
             emitter.log("warning", "merge_adapter applies to lora and qlora only; skipped")
-    results["model"] = output.child_uri(MODEL_DIR)
+    results["model"] = output.child_uri(OutputNames.MODEL)
     results["artifact_kind"] = "adapter" if trains_adapter else "full_model"
-    output.write_bytes(METRICS_FILE, "".join(json.dumps(row) + "\n" for row in history).encode())
-    output.write_bytes(RESULTS_FILE, json.dumps(results, indent=2, default=str).encode())
+    output.write_bytes(
+        OutputNames.METRICS, "".join(json.dumps(row) + "\n" for row in history).encode()
+    )
+    output.write_bytes(OutputNames.RESULTS, json.dumps(results, indent=2, default=str).encode())
     manifest = {
         "job_id": plan.job_id,
         "spec": plan.spec.model_dump(mode="json"),
@@ -659,4 +657,6 @@ def _write_artifacts(
         "finished_at": datetime.now(UTC).isoformat(),
         **manifest_extra,
     }
-    output.write_bytes(RUN_MANIFEST_FILE, json.dumps(manifest, indent=2, default=str).encode())
+    output.write_bytes(
+        OutputNames.RUN_MANIFEST, json.dumps(manifest, indent=2, default=str).encode()
+    )

@@ -9,9 +9,9 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whetstone.api.errors import register_error_handlers
+from whetstone.api.paths import API_PREFIX
 from whetstone.api.routes import datasets, deployments, jobs, planning
 
-API_PREFIX = "/api/v1/fine-tuning"
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
 TITLE = "Whetstone fine-tuning API"

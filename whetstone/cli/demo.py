@@ -24,8 +24,8 @@ from whetstone.cli.output import progress_line
 from whetstone.cli.server import make_server
 from whetstone.client import WhetstoneClient
 from whetstone.core.job import JobRecord
+from whetstone.core.layout import JobLayout
 from whetstone.runtime import get_platform
-from whetstone.service.jobs import job_prefix
 from whetstone.settings import get_settings
 
 # The sample task: repeat a list of words back in order. A tiny random model
@@ -84,7 +84,7 @@ def tiny_model(folder: Path) -> Path:
 def held_out_examples(job: JobRecord, count: int) -> list[dict[str, Any]]:
     """Examples of the job's test split: never trained on."""
     blobs = get_platform().blobs
-    key = job_prefix(job.org_id, job.job_id) + "data/test.jsonl"
+    key = JobLayout.of(job).split("test")
     with blobs.open(key) as stream:
         rows = [json.loads(line) for line in stream.read().decode().splitlines() if line]
     return rows[:count]

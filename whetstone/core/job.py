@@ -173,6 +173,11 @@ class JobRecord(DeferredModel):
     def is_terminal(self) -> bool:
         return is_terminal(self.status)
 
+    @property
+    def is_stop_requested(self) -> bool:
+        """A stop was asked for: the flag, or the stopping status a stop request sets."""
+        return self.stop_requested or self.status is JobStatus.STOPPING
+
     def with_status(self, status: JobStatus, message: str | None = None) -> JobRecord:
         """A copy in `status`, with the change recorded (the caller checks the transition)."""
         now = utcnow()

@@ -42,9 +42,6 @@ GOLDEN_MESSAGES: tuple[dict[str, str], ...] = (
     {"role": "user", "content": "What is the capital of France?"},
 )
 GOLDEN_MAX_TOKENS = 16
-# Where the trainer records its saved model's greedy answer to the golden prompt, under the
-# job's output (the aws runtime cannot load the model to compute it: no torch there).
-GOLDEN_FILE = "golden.json"
 
 
 class ServingLimits(DeferredModel):
@@ -76,7 +73,9 @@ def vllm_lora_rank(max_lora_rank: int) -> int:
 
 
 class GoldenRecord(DeferredModel):
-    """The saved model's greedy answer to the golden prompt (GOLDEN_FILE)."""
+    """The saved model's greedy answer to the golden prompt, which the trainer records under
+    its output (core.layout's OutputNames.GOLDEN): the aws runtime cannot load the model to
+    compute it, having no torch."""
 
     messages: Annotated[list[dict[str, str]], Field(description="The prompt asked.")]
     max_tokens: Annotated[int, Field(ge=1, description="Tokens generated at most.")]

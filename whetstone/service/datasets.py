@@ -21,7 +21,12 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 from pydantic import Field
 
 from whetstone.core.datasets.options import ColumnMapping, ValidationOptions
-from whetstone.core.datasets.records import MANIFEST_NAME, SPLIT_NAMES, SplitManifest
+from whetstone.core.datasets.records import (
+    MANIFEST_NAME,
+    SPLIT_NAMES,
+    SplitManifest,
+    split_file,
+)
 from whetstone.core.datasets.report import ValidationReport
 from whetstone.core.datasets.splitter import SplitPlanner
 from whetstone.core.datasets.tokens import ExactTokenCounter
@@ -308,7 +313,7 @@ def split_local_copy(
         raise _invalid(report)
     assert report.format is not None and report.kind is not None  # a valid report has both
     with tempfile.TemporaryDirectory(prefix="whetstone-split-") as tmp:
-        paths = {name: Path(tmp) / f"{name}.jsonl" for name in SPLIT_NAMES}
+        paths = {name: Path(tmp) / split_file(name) for name in SPLIT_NAMES}
         outputs: dict[str, Any] = {name: path.open("wb") for name, path in paths.items()}
         try:
             with copy.path.open("rb") as stream:
@@ -326,7 +331,7 @@ def split_local_copy(
         )
         for name, path in paths.items():
             with path.open("rb") as data:
-                blobs.put(f"{prefix}{name}.jsonl", data)
+                blobs.put(prefix + split_file(name), data)
     blobs.put(f"{prefix}{MANIFEST_NAME}", manifest.model_dump_json(indent=2).encode())
     return PreparedDataset(manifest=manifest, report=report, prefix=prefix)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
 from whetstone.core.job import Caller, Deployment, JobRecord, utcnow
+from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.serving import (
-    GOLDEN_FILE,
     GoldenRecord,
     ModelFacts,
     ServingLimits,
@@ -25,8 +25,9 @@ from whetstone.core.serving import (
 )
 from whetstone.observability import logger
 from whetstone.ports import Deployer
-from whetstone.service.jobs import MODEL_DIR, OUTPUT_DIR, get_job, job_prefix, update_job
+from whetstone.service.jobs import get_job
 from whetstone.service.platform import Platform
+from whetstone.service.records import update_job
 
 _TEMPLATE_FILE = "chat_template.jinja"
 _TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -43,7 +44,7 @@ def _deployer(platform: Platform) -> Deployer:
 
 
 def _model_key(job: JobRecord) -> str:
-    return job_prefix(job.org_id, job.job_id) + OUTPUT_DIR + MODEL_DIR
+    return JobLayout.of(job).model
 
 
 def _read_json(platform: Platform, key: str) -> dict[str, Any] | None:
@@ -89,8 +90,8 @@ def model_facts(platform: Platform, job: JobRecord) -> ModelFacts:
 
 def saved_golden_answer(platform: Platform, job: JobRecord) -> str | None:
     """The saved model's greedy answer to the golden prompt, as the trainer recorded it
-    (GOLDEN_FILE beside the model); None when the trainer recorded none."""
-    key = job_prefix(job.org_id, job.job_id) + OUTPUT_DIR + GOLDEN_FILE
+    (beside the model); None when the trainer recorded none."""
+    key = JobLayout.of(job).golden
     try:
         data = _read_json(platform, key)
         return GoldenRecord.model_validate(data).answer if data is not None else None

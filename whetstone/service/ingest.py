@@ -20,8 +20,8 @@ from whetstone.core.events import (
 )
 from whetstone.core.job import Checkpoint, JobError, JobRecord, LogEntry, MetricPoint, live_cost
 from whetstone.core.lifecycle import JobStatus, can_transition
-from whetstone.service.jobs import update_job
 from whetstone.service.platform import Platform
+from whetstone.service.records import update_job
 
 METRIC_FIELDS = (
     "loss",

@@ -1,4 +1,4 @@
-"""Job use cases: create, read, list, stop, delete, logs, metrics, download, stats.
+"""Job use cases: create, read, list, stop, delete, and read a job's logs and metrics.
 
 Every read and write is scoped to the caller's organization: another
 organization's job answers exactly like a missing one.
@@ -7,11 +7,7 @@ organization's job answers exactly like a missing one.
 from __future__ import annotations
 
 import io
-import re
-from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, BinaryIO
 
 from pydantic import Field
@@ -25,7 +21,6 @@ from whetstone.core.errors import (
     InvalidInputError,
     NotFoundError,
     QuotaExceededError,
-    StaleWriteError,
 )
 from whetstone.core.estimates import FitReport, check_fit, estimate_cost
 from whetstone.core.job import (
@@ -41,49 +36,13 @@ from whetstone.core.job import (
     new_job_id,
     utcnow,
 )
+from whetstone.core.layout import JobLayout, UploadLayout
 from whetstone.core.lifecycle import ACTIVE_STATUSES, JobStatus, check_transition
-from whetstone.core.spec import JobSpec, Method
+from whetstone.core.spec import JobSpec
 from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
-
-DOWNLOAD_EXPIRY_S = 3600
-UPLOAD_EXPIRY_S = 3600
-MAX_SAVE_ATTEMPTS = 5
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def dataset_key(org_id: str, job_id: str, filename: str) -> str:
-    return f"datasets/{org_id}/{job_id}/{_SAFE_NAME.sub('_', filename) or 'dataset'}"
-
-
-def upload_key(org_id: str, upload_id: str) -> str:
-    return f"uploads/{org_id}/{upload_id}/data"
-
-
-# A job's keys under job_prefix: the trainer plan, the normalized splits, the
-# trainer's output (the model under output/model/, a merged model under output/merged/,
-# checkpoints under output/checkpoints/checkpoint-<step>/) and the archives downloads
-# serve, built by the workflow's finalize step.
-PLAN_NAME = "plan.json"
-DATA_DIR = "data/"
-OUTPUT_DIR = "output/"
-MODEL_DIR = "model/"
-MERGED_DIR = "merged/"
-CHECKPOINTS_DIR = "checkpoints/"
-CHECKPOINT_COMPLETE_MARKER = "whetstone-complete"
-ARCHIVE_NAME = "model.tar.gz"
-MERGED_ARCHIVE_NAME = "merged.tar.gz"
-CHECKPOINT_ARCHIVES_DIR = "archives/checkpoints/"
-_CHECKPOINT_ARCHIVE = re.compile(r"^checkpoint-(\d+)\.tar\.gz$")
-
-
-def job_prefix(org_id: str, job_id: str) -> str:
-    return f"jobs/{org_id}/{job_id}/"
-
-
-def checkpoint_archive_name(step: int) -> str:
-    """The checkpoint archive's key under job_prefix."""
-    return f"{CHECKPOINT_ARCHIVES_DIR}checkpoint-{step}.tar.gz"
+from whetstone.service.records import transition, update_job
+from whetstone.service.uploads import UPLOAD_ID_PREFIX
 
 
 class NewJob(DeferredModel):
@@ -100,38 +59,11 @@ def get_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
     return job
 
 
-def update_job(
-    platform: Platform, job_id: str, change: Callable[[JobRecord], JobRecord]
-) -> JobRecord:
-    """Read, change and conditionally write a job, again when another writer came first."""
-    for _ in range(MAX_SAVE_ATTEMPTS):
-        job = platform.jobs.get(job_id)
-        if job is None:
-            raise NotFoundError(f"no job {job_id!r}", code="job_not_found")
-        try:
-            return platform.jobs.save(change(job), expected_version=job.version)
-        except StaleWriteError:
-            continue
-    raise ConflictError(f"job {job_id} kept changing; try again", code="busy")
-
-
-def transition(
-    platform: Platform, job_id: str, target: JobStatus, message: str | None = None
-) -> JobRecord:
-    """Move a job to `target`; ConflictError (illegal_transition) when its status forbids it."""
-
-    def change(job: JobRecord) -> JobRecord:
-        check_transition(job.status, target)
-        return job.with_status(target, message)
-
-    return update_job(platform, job_id, change)
-
-
 def _check_quotas(platform: Platform, caller: Caller, spec: JobSpec) -> None:
     active = [
         job
         for status in ACTIVE_STATUSES
-        for job in _all_jobs(platform, caller, JobFilter(status=status))
+        for job in all_jobs(platform, caller, JobFilter(status=status))
     ]
     settings = platform.settings
     if len(active) >= settings.max_active_jobs:
@@ -200,11 +132,11 @@ def create_job(
     blob_key: str | None = None
     if dataset is not None:
         report = _validate_dataset(spec, io.BytesIO(dataset), filename)
-        blob_key = dataset_key(caller.org_id, job_id, filename or "dataset")
+        blob_key = JobLayout(caller.org_id, job_id).dataset(filename or "dataset")
         platform.blobs.put(blob_key, dataset)
         source = platform.blobs.uri(blob_key)
-    elif spec.dataset.source and spec.dataset.source.startswith("upload-"):
-        blob_key = upload_key(caller.org_id, spec.dataset.source)
+    elif spec.dataset.source and spec.dataset.source.startswith(UPLOAD_ID_PREFIX):
+        blob_key = UploadLayout(caller.org_id, spec.dataset.source).data
         if not platform.blobs.exists(blob_key):
             raise InvalidInputError(
                 f"upload {spec.dataset.source} has no data; PUT the file to its upload URL first",
@@ -287,7 +219,8 @@ def _does_not_fit_message(fit: FitReport) -> str:
     return message
 
 
-def _all_jobs(platform: Platform, caller: Caller, filters: JobFilter) -> list[JobRecord]:
+def all_jobs(platform: Platform, caller: Caller, filters: JobFilter) -> list[JobRecord]:
+    """Every job of the caller's organization that `filters` admits, all pages read."""
     jobs: list[JobRecord] = []
     cursor: str | None = None
     while True:
@@ -336,8 +269,9 @@ def delete_job(platform: Platform, caller: Caller, job_id: str) -> None:
         )
     if job.deployment is not None and platform.deployer is not None:
         platform.deployer.stop(job)  # the server reads the artifacts about to go
-    platform.blobs.delete_prefix(job_prefix(job.org_id, job_id))
-    platform.blobs.delete_prefix(f"datasets/{job.org_id}/{job_id}/")
+    layout = JobLayout.of(job)
+    platform.blobs.delete_prefix(layout.prefix)
+    platform.blobs.delete_prefix(layout.datasets)
     upload = _upload_only_this_job_uses(platform, caller, job)
     if upload is not None:
         platform.blobs.delete_prefix(upload)
@@ -348,16 +282,17 @@ def delete_job(platform: Platform, caller: Caller, job_id: str) -> None:
 def _upload_only_this_job_uses(platform: Platform, caller: Caller, job: JobRecord) -> str | None:
     """The prefix of the upload holding the job's dataset, unless another job names it too."""
     key = job.dataset.blob_key
-    if key is None or not key.startswith(f"uploads/{job.org_id}/"):
+    upload = UploadLayout.of_key(job.org_id, key) if key is not None else None
+    if upload is None:
         return None
     others = (
         other
-        for other in _all_jobs(platform, caller, JobFilter())
+        for other in all_jobs(platform, caller, JobFilter())
         if other.job_id != job.job_id and other.dataset.blob_key == key
     )
     if next(others, None) is not None:
         return None
-    return key.rsplit("/", 1)[0] + "/"
+    return upload.prefix
 
 
 def job_logs(
@@ -414,184 +349,3 @@ def job_metrics(
     ):
         series.setdefault(point.name, []).append(point)
     return {name: downsample(points, max_points) for name, points in series.items()}
-
-
-class ArtifactKind(StrEnum):
-    """What a download holds."""
-
-    MODEL = "model"  # the final model as trained: the adapter, or full weights for full
-    ADAPTER = "adapter"  # LoRA, QLoRA and prompt tuning: the adapter (same files as model)
-    MERGED = "merged"  # LoRA and QLoRA saved with the adapter merged into the base
-    CHECKPOINT = "checkpoint"  # one of the checkpoints kept at the end of training
-
-
-class DownloadLink(DeferredModel):
-    url: Annotated[str | None, Field(description="Presigned URL (aws).")] = None
-    key: Annotated[str, Field(description="Storage key of the artifact archive.")]
-    expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
-    size_bytes: Annotated[int, Field(description="Size of the archive.")]
-    artifact: Annotated[
-        ArtifactKind,
-        Field(description="What the archive holds: model, adapter, merged, checkpoint."),
-    ] = ArtifactKind.MODEL
-    step: Annotated[int | None, Field(description="The checkpoint's step (checkpoint only).")] = (
-        None
-    )
-    filename: Annotated[str, Field(description="A file name for the archive.")] = "model.tar.gz"
-
-
-def checkpoint_steps(platform: Platform, job: JobRecord) -> list[int]:
-    """Steps of the checkpoints that can be downloaded, ascending."""
-    prefix = job_prefix(job.org_id, job.job_id) + CHECKPOINT_ARCHIVES_DIR
-    matches = (
-        _CHECKPOINT_ARCHIVE.match(key.removeprefix(prefix)) for key in platform.blobs.list(prefix)
-    )
-    return sorted(int(match.group(1)) for match in matches if match)
-
-
-def _steps_text(steps: list[int]) -> str:
-    if not steps:
-        return "it kept no checkpoints"
-    if len(steps) == 1:
-        return f"its only checkpoint is at step {steps[0]}"
-    return "its checkpoints are at steps " + ", ".join(str(step) for step in steps)
-
-
-def _no_merged_message(job: JobRecord) -> str:
-    method = job.spec.method
-    if method is Method.FULL:
-        return (
-            f"job {job.job_id} was trained with full fine-tuning: its model (artifact=model) "
-            "already holds every weight, there is no adapter to merge"
-        )
-    if method is Method.PROMPT_TUNING:
-        return (
-            f"job {job.job_id} was trained with prompt tuning, whose soft prompt cannot be "
-            "merged into the weights; download artifact=adapter and load it on the base model "
-            "with peft"
-        )
-    return (
-        f"job {job.job_id} saved no merged model: set lora.save_merged to true when creating "
-        "a job, or download artifact=adapter and merge it with peft: "
-        "PeftModel.from_pretrained(base, folder).merge_and_unload()"
-    )
-
-
-def _archive(
-    platform: Platform, job: JobRecord, artifact: ArtifactKind, step: int | None
-) -> tuple[str, str]:
-    """(storage key, file name) of the archive asked for; the 4xx that says why not."""
-    prefix = job_prefix(job.org_id, job.job_id)
-    if artifact is ArtifactKind.CHECKPOINT:
-        if step is None:
-            steps = checkpoint_steps(platform, job)
-            raise InvalidInputError(
-                f"artifact=checkpoint needs step=N; {_steps_text(steps)}",
-                code="step_required",
-                details={"available_steps": steps},
-            )
-    elif step is not None:
-        raise InvalidInputError(
-            "step picks a checkpoint: ask for artifact=checkpoint&step=N, or drop step",
-            code="step_not_allowed",
-        )
-    model_key = prefix + ARCHIVE_NAME
-    if job.status is not JobStatus.COMPLETED or not platform.blobs.exists(model_key):
-        raise ConflictError(
-            f"job {job.job_id} is {job.status}; its model can be downloaded once it is completed",
-            code="no_artifacts",
-        )
-    if artifact is ArtifactKind.MODEL:
-        return model_key, f"{job.job_id}.tar.gz"
-    if artifact is ArtifactKind.ADAPTER:
-        if job.spec.method is Method.FULL:
-            raise ConflictError(
-                f"job {job.job_id} was trained with full fine-tuning and has no adapter; "
-                "download artifact=model for its full weights",
-                code="no_adapter",
-            )
-        return model_key, f"{job.job_id}-adapter.tar.gz"
-    if artifact is ArtifactKind.MERGED:
-        if not platform.blobs.exists(prefix + MERGED_ARCHIVE_NAME):
-            raise ConflictError(_no_merged_message(job), code="no_merged_model")
-        return prefix + MERGED_ARCHIVE_NAME, f"{job.job_id}-merged.tar.gz"
-    steps = checkpoint_steps(platform, job)
-    if step not in steps:
-        raise NotFoundError(
-            f"job {job.job_id} has no checkpoint at step {step}; {_steps_text(steps)}",
-            code="checkpoint_not_found",
-            details={"available_steps": steps},
-        )
-    return prefix + checkpoint_archive_name(step), f"{job.job_id}-checkpoint-{step}.tar.gz"
-
-
-def download_link(
-    platform: Platform,
-    caller: Caller,
-    job_id: str,
-    *,
-    artifact: ArtifactKind = ArtifactKind.MODEL,
-    step: int | None = None,
-) -> DownloadLink:
-    """A link to one archive of a completed job: its model, adapter, merged model or a
-    checkpoint; presigned (one hour) where the store can."""
-    job = get_job(platform, caller, job_id)
-    key, filename = _archive(platform, job, artifact, step)
-    return DownloadLink(
-        url=platform.blobs.presign_get(key, DOWNLOAD_EXPIRY_S),
-        key=key,
-        expires_in_s=DOWNLOAD_EXPIRY_S,
-        size_bytes=platform.blobs.size(key),
-        artifact=artifact,
-        step=step,
-        filename=filename,
-    )
-
-
-class Upload(DeferredModel):
-    upload_id: Annotated[str, Field(description="Name it as dataset.source in jobs/json.")]
-    url: Annotated[
-        str | None, Field(description="Presigned PUT URL (aws); null: PUT to `path` instead.")
-    ]
-    path: Annotated[str, Field(description="API path that accepts the PUT in every runtime.")]
-    expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
-
-
-def create_upload(platform: Platform, caller: Caller) -> Upload:
-    upload_id = "upload-" + new_job_id().removeprefix("ftjob-")
-    return Upload(
-        upload_id=upload_id,
-        url=platform.blobs.presign_put(upload_key(caller.org_id, upload_id), UPLOAD_EXPIRY_S),
-        path=f"/api/v1/fine-tuning/uploads/{upload_id}",
-        expires_in_s=UPLOAD_EXPIRY_S,
-    )
-
-
-def put_upload(platform: Platform, caller: Caller, upload_id: str, data: bytes) -> int:
-    if not re.fullmatch(r"upload-[0-9a-z]{20}", upload_id):
-        raise NotFoundError(f"no upload {upload_id!r}", code="upload_not_found")
-    platform.blobs.put(upload_key(caller.org_id, upload_id), data)
-    return len(data)
-
-
-class UserStats(DeferredModel):
-    total_jobs: int
-    jobs_by_status: dict[str, int]
-    gpu_hours: float
-    spend_usd: float
-    success_rate: Annotated[
-        float | None, Field(description="completed / ended jobs; null before any ended.")
-    ]
-
-
-def user_stats(platform: Platform, caller: Caller) -> UserStats:
-    jobs = [j for j in _all_jobs(platform, caller, JobFilter()) if j.user_id == caller.user_id]
-    by_status = Counter(job.status.value for job in jobs)
-    ended = sum(1 for job in jobs if job.is_terminal)
-    return UserStats(
-        total_jobs=len(jobs),
-        jobs_by_status=dict(by_status),
-        gpu_hours=round(sum(job.cost.compute_hours for job in jobs), 4),
-        spend_usd=round(sum(job.cost.current_usd for job in jobs), 2),
-        success_rate=round(by_status["completed"] / ended, 4) if ended else None,
-    )

@@ -20,8 +20,8 @@ from whetstone.core.job import JobError, LogEntry
 from whetstone.core.lifecycle import JobStatus
 from whetstone.ports import Compute, ImageBuilder
 from whetstone.service import workflow
-from whetstone.service.jobs import transition
 from whetstone.service.platform import Platform
+from whetstone.service.records import transition
 
 NAMED_ERRORS: dict[str, type[workflow.WorkflowError]] = {
     cls.__name__: cls
@@ -52,7 +52,7 @@ def _check_stop(platform: Platform, job_id: str, where: str) -> None:
     job = platform.jobs.get(job_id)
     if job is None or job.is_terminal:
         raise workflow.JobStopped(f"job {job_id} ended before {where}")
-    if job.stop_requested or job.status is JobStatus.STOPPING:
+    if job.is_stop_requested:
         raise workflow.JobStopped(f"stop requested before {where}")
 
 

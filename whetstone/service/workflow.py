@@ -11,14 +11,9 @@ catches by name; `fail` records the code, the message and the step.
 
 from __future__ import annotations
 
-import gzip
-import os
-import re
-import tarfile
-import threading
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -33,30 +28,20 @@ from whetstone.core.job import (
     live_cost,
     utcnow,
 )
+from whetstone.core.layout import JobLayout, OutputNames
 from whetstone.core.lifecycle import JobStatus, check_transition, is_terminal
 from whetstone.core.plan import EventSinkSettings, TrainerOptions, TrainerPlan
 from whetstone.core.spec import LORA_METHODS
 from whetstone.ports import Compute, ComputeState, ImageBuilder
-from whetstone.service.datasets import prepare_splits
-from whetstone.service.jobs import (
-    ARCHIVE_NAME,
-    CHECKPOINT_COMPLETE_MARKER,
-    CHECKPOINTS_DIR,
-    DATA_DIR,
-    MERGED_ARCHIVE_NAME,
-    MERGED_DIR,
-    MODEL_DIR,
-    OUTPUT_DIR,
-    PLAN_NAME,
-    checkpoint_archive_name,
-    job_prefix,
-    transition,
-    update_job,
+from whetstone.service.artifacts import (
+    archive_outputs,
+    files_under,
+    holds_loadable_model,
+    output_files,
 )
+from whetstone.service.datasets import prepare_splits
 from whetstone.service.platform import Platform
-
-_CHECKPOINT_FOLDER = re.compile(r"checkpoint-(\d+)")
-_RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state")
+from whetstone.service.records import transition, update_job
 
 
 class WorkflowError(WhetstoneError):
@@ -64,34 +49,37 @@ class WorkflowError(WhetstoneError):
 
     step = "workflow"
 
-
-class JobStopped(WorkflowError):
-    code = "stopped"
-
-
-class DatasetInvalid(WorkflowError):
-    code = "dataset_invalid"
-    step = "prepare"
-
-
-class ImageBuildFailed(WorkflowError):
-    code = "image_build_failed"
-    step = "build"
+    # Each failure is a name, a code and a step: given in the class line, so the list below
+    # reads as the table it is.
+    def __init_subclass__(cls, *, code: str, step: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.code = code
+        if step is not None:
+            cls.step = step
 
 
-class LaunchFailed(WorkflowError):
-    code = "launch_failed"
-    step = "launch"
+class JobStopped(WorkflowError, code="stopped"):
+    """A stop was asked for, or the job no longer exists."""
 
 
-class TrainingFailed(WorkflowError):
-    code = "training_failed"
-    step = "train"
+class DatasetInvalid(WorkflowError, code="dataset_invalid", step="prepare"):
+    """The dataset could not be read, validated or split."""
 
 
-class ArtifactsMissing(WorkflowError):
-    code = "artifacts_missing"
-    step = "finalize"
+class ImageBuildFailed(WorkflowError, code="image_build_failed", step="build"):
+    """The trainer image could not be built."""
+
+
+class LaunchFailed(WorkflowError, code="launch_failed", step="launch"):
+    """The trainer could not be started."""
+
+
+class TrainingFailed(WorkflowError, code="training_failed", step="train"):
+    """The trainer failed or ended without finishing."""
+
+
+class ArtifactsMissing(WorkflowError, code="artifacts_missing", step="finalize"):
+    """The trainer left no loadable model."""
 
 
 # Written once per job that ends, with what it used: the infra's metric filters sum these
@@ -126,8 +114,7 @@ def _job(platform: Platform, job_id: str) -> JobRecord:
 
 
 def _stop_requested(platform: Platform, job_id: str) -> bool:
-    job = _job(platform, job_id)
-    return job.stop_requested or job.status is JobStatus.STOPPING
+    return _job(platform, job_id).is_stop_requested
 
 
 def begin(platform: Platform, job_id: str) -> None:
@@ -151,7 +138,7 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
     """Validate and split the dataset, write the normalized splits and the trainer plan."""
     job = _job(platform, job_id)
     spec = job.spec
-    prefix = job_prefix(job.org_id, job_id)
+    layout = JobLayout.of(job)
     log(platform, job_id, "build", "preparing dataset", dataset=job.dataset.source)
     source: str | bytes = job.dataset.source
     if job.dataset.blob_key is not None:
@@ -164,7 +151,7 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
             cutoff_length=spec.sequence_length,
             seed=spec.advanced.seed,
             blobs=platform.blobs,
-            prefix=prefix + DATA_DIR,
+            prefix=layout.data,
             settings=platform.settings,
             filename=job.dataset.filename,
         )
@@ -188,15 +175,15 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
     plan = TrainerPlan(
         job_id=job_id,
         spec=spec,
-        data=platform.blobs.uri(prefix + DATA_DIR),
+        data=platform.blobs.uri(layout.data),
         model_source=trainer_model_source(spec.base_model),
-        output=platform.blobs.uri(prefix + OUTPUT_DIR),
+        output=platform.blobs.uri(layout.output),
         events=events,
         options=TrainerOptions(merge_adapter=spec.method in LORA_METHODS and spec.lora.save_merged),
     )
-    platform.blobs.put(prefix + PLAN_NAME, plan.model_dump_json(indent=2).encode())
+    platform.blobs.put(layout.plan, plan.model_dump_json(indent=2).encode())
     log(platform, job_id, "build", "trainer plan written", model=plan.model_source)
-    return Prepared(plan_uri=platform.blobs.uri(prefix + PLAN_NAME))
+    return Prepared(plan_uri=platform.blobs.uri(layout.plan))
 
 
 class ImageChoice(BaseModel):
@@ -260,7 +247,7 @@ class Poll(BaseModel):
 def poll(platform: Platform, job_id: str, compute: Compute) -> Poll:
     """Where the trainer is. Raises TrainingFailed when it failed."""
     job = _job(platform, job_id)
-    if job.stop_requested or job.status is JobStatus.STOPPING:
+    if job.is_stop_requested:
         return Poll(state=PollState.STOP)
     status = compute.status(job)
     if status.state in (ComputeState.PENDING, ComputeState.RUNNING):
@@ -271,76 +258,6 @@ def poll(platform: Platform, job_id: str, compute: Compute) -> Poll:
     raise TrainingFailed(reason, code=job.error.code if job.error else "training_failed")
 
 
-def _model_files(platform: Platform, prefix: str) -> dict[str, int]:
-    return {
-        key.removeprefix(prefix): platform.blobs.size(key) for key in platform.blobs.list(prefix)
-    }
-
-
-def _under(files: dict[str, int], folder: str) -> dict[str, int]:
-    return {
-        name.removeprefix(folder): size for name, size in files.items() if name.startswith(folder)
-    }
-
-
-def _complete_checkpoints(files: dict[str, int]) -> dict[int, dict[str, int]]:
-    """The files of each checkpoint the trainer marked complete, by step; the state only a
-    resume needs (optimizer, scheduler, RNG) is left out of what users download."""
-    folders: dict[int, dict[str, int]] = {}
-    for name, size in _under(files, CHECKPOINTS_DIR).items():
-        folder, _, rest = name.partition("/")
-        step = _CHECKPOINT_FOLDER.fullmatch(folder)
-        if step and rest:
-            folders.setdefault(int(step.group(1)), {})[rest] = size
-    return {
-        step: {
-            name: size
-            for name, size in contents.items()
-            if name != CHECKPOINT_COMPLETE_MARKER and not name.startswith(_RESUME_ONLY)
-        }
-        for step, contents in folders.items()
-        if CHECKPOINT_COMPLETE_MARKER in contents
-    }
-
-
-def _write_archive(platform: Platform, source: str, files: dict[str, int], key: str) -> None:
-    """A tar.gz of `files` (names under `source`), stored at `key` as it is made.
-
-    A thread writes the archive into a pipe that the store reads from, so neither memory
-    nor the Lambda's small /tmp ever holds a whole model; an archive that fails half-way
-    is removed rather than left truncated.
-    """
-    read_end, write_end = os.pipe()
-    failures: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            # Weights barely compress: the fastest level keeps large models in the step's time.
-            with (
-                os.fdopen(write_end, "wb") as sink,
-                gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=1) as zipped,
-                tarfile.open(fileobj=zipped, mode="w|") as tar,
-            ):
-                for name in sorted(files):
-                    info = tarfile.TarInfo(name)
-                    info.size = files[name]
-                    with platform.blobs.open(source + name) as stream:
-                        tar.addfile(info, stream)
-        except BaseException as error:  # reported by the caller, after the store has read
-            failures.append(error)
-
-    producer = threading.Thread(target=produce, name=f"archive {key}", daemon=True)
-    producer.start()
-    try:
-        with os.fdopen(read_end, "rb") as archive:
-            platform.blobs.put(key, archive)
-    finally:
-        producer.join()
-    if failures:
-        platform.blobs.delete_prefix(key)
-        raise failures[0]
-
-
 def finalize(platform: Platform, job_id: str) -> JobRecord:
     """Verify the artifacts, archive them for download, write the final cost → completed.
 
@@ -348,38 +265,22 @@ def finalize(platform: Platform, job_id: str) -> JobRecord:
     complete checkpoint (GET .../download?artifact=... serves them).
     """
     job = _job(platform, job_id)
-    prefix = job_prefix(job.org_id, job_id)
-    output = prefix + OUTPUT_DIR
-    files = _model_files(platform, output)
-    model = _under(files, MODEL_DIR)
-    has_config = any(
-        name.rsplit("/", 1)[-1] in ("config.json", "adapter_config.json") for name in model
-    )
-    has_weights = any(name.endswith(".safetensors") for name in model)
-    if not (has_config and has_weights):
+    layout = JobLayout.of(job)
+    files = output_files(platform, layout)
+    model = files_under(files, OutputNames.MODEL)
+    if not holds_loadable_model(model):
         raise ArtifactsMissing(
-            f"the trainer wrote no loadable model under {output}{MODEL_DIR} (found "
+            f"the trainer wrote no loadable model under {layout.model} (found "
             f"{len(model)} files); see the training log"
         )
-    _write_archive(platform, output + MODEL_DIR, model, prefix + ARCHIVE_NAME)
-    archives = [ARCHIVE_NAME]
-    merged = _under(files, MERGED_DIR)
-    if merged:
-        _write_archive(platform, output + MERGED_DIR, merged, prefix + MERGED_ARCHIVE_NAME)
-        archives.append(MERGED_ARCHIVE_NAME)
-    for step, contents in sorted(_complete_checkpoints(files).items()):
-        name = checkpoint_archive_name(step)
-        _write_archive(
-            platform, f"{output}{CHECKPOINTS_DIR}checkpoint-{step}/", contents, prefix + name
-        )
-        archives.append(name)
+    archives = archive_outputs(platform, layout, files)
     log(platform, job_id, "deployment", "artifacts verified", files=len(files), archives=archives)
 
     def complete(current: JobRecord) -> JobRecord:
         done = current.with_status(JobStatus.COMPLETED, "training finished")
         done = done.model_copy(
             update={
-                "artifacts": Artifacts(location=platform.blobs.uri(output), files=files),
+                "artifacts": Artifacts(location=platform.blobs.uri(layout.output), files=files),
                 "cost": live_cost(done, done.updated_at),
                 "progress": done.progress.model_copy(update={"fraction": 1.0}),
             }

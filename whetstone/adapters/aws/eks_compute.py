@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from whetstone.core.catalog.hardware import GPU_TAINT_KEY, get_gpu
 from whetstone.core.errors import TransientError
 from whetstone.core.job import JobRecord, LogEntry, LogLevelName
+from whetstone.core.trainer_exit import TrainerExit
 from whetstone.ports import ComputeState, ComputeStatus, LogStore
 
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ LABEL_ORG = "whetstone.dev/org-id"
 EVENTS_SEEN_ANNOTATION = "whetstone.dev/events-copied-until"
 GPU_RESOURCE = "nvidia.com/gpu"
 TRAINER_UID = 1000  # the `trainer` user of trainer_container/Dockerfile
-EXIT_FAILED = 1  # the trainer's exit code for a failure retrying cannot fix
 BACKOFF_LIMIT = 3
 SHM_SIZE = "16Gi"
 CPU_REQUEST = "2"
@@ -246,7 +246,7 @@ def job_manifest(job: JobRecord, plan_uri: str, image: str, settings: JobSetting
                         "onExitCodes": {
                             "containerName": CONTAINER_NAME,
                             "operator": "In",
-                            "values": [EXIT_FAILED],
+                            "values": [TrainerExit.FAILED.value],
                         },
                     },
                 ]

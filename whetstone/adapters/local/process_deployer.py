@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from whetstone.core.job import Deployment, JobRecord, utcnow
+from whetstone.core.layout import OutputNames
 from whetstone.core.serving import (
-    GOLDEN_FILE,
     GOLDEN_MAX_TOKENS,
     GOLDEN_MESSAGES,
     GoldenRecord,
@@ -40,8 +40,8 @@ _LOG_TAIL_CHARS = 2000
 
 def saved_model_answer(model_dir: str, base_model: str | None) -> str:
     """The saved model's greedy answer to the golden prompt: the one the trainer recorded
-    beside the model (GOLDEN_FILE), or else computed by loading the model in this process."""
-    recorded = Path(model_dir).parent / GOLDEN_FILE
+    beside the model, or else computed by loading the model in this process."""
+    recorded = Path(model_dir).parent / OutputNames.GOLDEN
     if recorded.is_file():
         return GoldenRecord.model_validate_json(recorded.read_text()).answer
     from trainer.generation import ChatModel, golden_answer

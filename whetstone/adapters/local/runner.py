@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
 from whetstone.core.job import JobRecord
+from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.plan import EventSinkSettings
 from whetstone.observability import logger
 from whetstone.ports import Compute, ImageBuilder
 from whetstone.service import workflow
-from whetstone.service.jobs import PLAN_NAME, job_prefix
 from whetstone.service.platform import Platform
 
 LOCAL_IMAGE_TAG = "local"
@@ -82,7 +82,7 @@ class LocalRunner:
                 job = platform.jobs.get(job_id)
                 if job is None:
                     return
-                plan_uri = platform.blobs.uri(job_prefix(job.org_id, job_id) + PLAN_NAME)
+                plan_uri = platform.blobs.uri(JobLayout.of(job).plan)
                 compute.stop(job)  # a trainer the previous server left behind
                 workflow.log(platform, job_id, "deployment", "resuming after a restart")
                 image = self._images.find(LOCAL_IMAGE_TAG) or ""

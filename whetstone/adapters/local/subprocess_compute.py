@@ -20,6 +20,7 @@ from typing import IO
 
 from whetstone.core.events import TrainerEvent, parse_trainer_event
 from whetstone.core.job import JobRecord, LogEntry, LogLevelName, utcnow
+from whetstone.core.trainer_exit import TrainerExit
 from whetstone.observability import logger
 from whetstone.ports import ComputeState, ComputeStatus, LogStore
 
@@ -104,7 +105,7 @@ class SubprocessCompute:
             return ComputeStatus(state=ComputeState.RUNNING)
         for reader in run.readers:  # every event is ingested before the verdict
             reader.join()
-        if code == 0:
+        if code == TrainerExit.DONE:
             return ComputeStatus(state=ComputeState.SUCCEEDED)
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return ComputeStatus(state=ComputeState.FAILED, message=f"the trainer {how}")

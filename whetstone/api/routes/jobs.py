@@ -7,7 +7,6 @@ import json
 from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated
-from urllib.parse import urlencode
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -22,14 +21,18 @@ from aws_lambda_powertools.event_handler.openapi.params import (
 from pydantic import Field, ValidationError
 
 from whetstone.api.identity import current_caller
+from whetstone.api.paths import download_file_path, upload_path
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.job import JobFilter, JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import JobSpec, Method
 from whetstone.runtime import get_platform
-from whetstone.service import jobs
-from whetstone.service.jobs import ArtifactKind, DownloadLink, NewJob, Upload, UserStats
+from whetstone.service import artifacts, jobs, uploads
+from whetstone.service.artifacts import ArtifactKind, DownloadLink
+from whetstone.service.jobs import NewJob
+from whetstone.service.stats import UserStats, user_stats
+from whetstone.service.uploads import Upload
 
 router = Router()
 
@@ -255,16 +258,11 @@ CheckpointStep = Annotated[
 def download(
     job_id: JobId, artifact: ArtifactChoice = ArtifactKind.MODEL, step: CheckpointStep = None
 ) -> DownloadLink:
-    link = jobs.download_link(
+    link = artifacts.download_link(
         get_platform(), current_caller(router), job_id, artifact=artifact, step=step
     )
     if link.url is None:  # a folder store: this server hands the file out itself
-        query = urlencode(
-            {"artifact": artifact.value, **({"step": step} if step is not None else {})}
-        )
-        link = link.model_copy(
-            update={"url": f"/api/v1/fine-tuning/jobs/{job_id}/download/file?{query}"}
-        )
+        link = link.model_copy(update={"url": download_file_path(job_id, artifact.value, step)})
     return link
 
 
@@ -274,7 +272,7 @@ def download_file(  # type: ignore[no-untyped-def]
     job_id: JobId, artifact: ArtifactChoice = ArtifactKind.MODEL, step: CheckpointStep = None
 ):
     platform = get_platform()
-    link = jobs.download_link(
+    link = artifacts.download_link(
         platform, current_caller(router), job_id, artifact=artifact, step=step
     )
     with platform.blobs.open(link.key) as stream:
@@ -289,12 +287,13 @@ def download_file(  # type: ignore[no-untyped-def]
 
 @router.get("/stats", summary="Get user statistics")
 def stats() -> UserStats:
-    return jobs.user_stats(get_platform(), current_caller(router))
+    return user_stats(get_platform(), current_caller(router))
 
 
 @router.post("/uploads", summary="Start a large dataset upload")
 def create_upload() -> Upload:
-    return jobs.create_upload(get_platform(), current_caller(router))
+    slot = uploads.create_upload(get_platform(), current_caller(router))
+    return Upload(**slot.model_dump(), path=upload_path(slot.upload_id))
 
 
 @router.put("/uploads/<upload_id>", summary="Upload a dataset's bytes (local runtime)")
@@ -302,5 +301,5 @@ def put_upload(upload_id: Annotated[str, Path(max_length=64)]) -> UploadReceipt:
     event = router.current_event
     body = event.body or ""
     data = base64.b64decode(body) if event.is_base64_encoded else body.encode()
-    size = jobs.put_upload(get_platform(), current_caller(router), upload_id, data)
+    size = uploads.put_upload(get_platform(), current_caller(router), upload_id, data)
     return UploadReceipt(upload_id=upload_id, size_bytes=size)

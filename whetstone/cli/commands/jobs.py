@@ -23,7 +23,7 @@ from whetstone.client import Job, load_job_config
 from whetstone.core.job import LOG_LEVELS, Deployment, JobRecord, LogEntry, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import Method
-from whetstone.service.jobs import ArtifactKind
+from whetstone.service.artifacts import ArtifactKind
 
 DEFAULT_POLL_S = 2.0
 PLOTTED_SERIES = ("loss", "eval_loss", "learning_rate")

@@ -17,6 +17,11 @@ SPLIT_NAMES = ("train", "validation", "test")
 MANIFEST_NAME = "manifest.json"
 
 
+def split_file(split: str) -> str:
+    """The file name of one split (train, validation or test)."""
+    return f"{split}.jsonl"
+
+
 class ExampleKind(StrEnum):
     CHAT = "chat"
     COMPLETION = "completion"

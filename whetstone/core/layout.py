@@ -1,0 +1,215 @@
+"""Where a job's files lie: every key and folder the platform and the trainer share.
+
+A job's files lie under one prefix, `jobs/<org>/<job>/`:
+
+    plan.json                               the trainer plan
+    data/                                   the normalized splits: train.jsonl,
+                                            validation.jsonl, test.jsonl, manifest.json
+                                            (their format: core.datasets.records)
+    output/                                 the trainer's output location (`plan.output`):
+        model/                              the model as trained (adapter or full weights)
+        merged/                             LoRA/QLoRA merged into the base, when asked
+        checkpoints/checkpoint-<step>/      kept checkpoints; complete once they hold the
+                                            marker file `whetstone-complete`
+        golden.json results.json run_manifest.json metrics.jsonl
+    model.tar.gz merged.tar.gz              the archives downloads serve
+    archives/checkpoints/checkpoint-<step>.tar.gz
+
+Datasets lie apart, so a job's dataset outlives nothing it should not:
+`datasets/<org>/<job>/<file>` (sent with the job) and `uploads/<org>/<upload_id>/data`
+(the upload flow).
+
+`JobLayout` gives each name relative to the job (a blob key under the job's prefix, or a
+path under a local folder that mirrors it) and as a full key. The trainer sees only its
+output and data locations, so the names under the output folder are also given relative
+to it (`OutputNames`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from whetstone.core.datasets.records import split_file
+
+JOBS_ROOT = "jobs/"
+DATASETS_ROOT = "datasets/"
+UPLOADS_ROOT = "uploads/"
+CHECKPOINT_COMPLETE_MARKER = "whetstone-complete"
+_CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+_CHECKPOINT_ARCHIVE_NAME = re.compile(r"checkpoint-(\d+)\.tar\.gz")
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def checkpoint_name(step: int) -> str:
+    """The folder name of the checkpoint saved at `step`."""
+    return f"checkpoint-{step}"
+
+
+def checkpoint_step(name: str) -> int | None:
+    """The step of a checkpoint folder's name; None for any other name."""
+    match = _CHECKPOINT_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+class OutputNames:
+    """Names under the trainer's output location, as the trainer writes them."""
+
+    MODEL = "model"
+    MERGED = "merged"
+    CHECKPOINTS = "checkpoints"
+    GOLDEN = "golden.json"
+    RESULTS = "results.json"
+    RUN_MANIFEST = "run_manifest.json"
+    METRICS = "metrics.jsonl"
+
+    @staticmethod
+    def checkpoint(step_or_name: int | str) -> str:
+        """A checkpoint's folder: by its step, or by its folder name."""
+        name = step_or_name if isinstance(step_or_name, str) else checkpoint_name(step_or_name)
+        return f"{OutputNames.CHECKPOINTS}/{name}"
+
+
+class _HasJobIds(Protocol):
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def job_id(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class JobLayout:
+    """The keys of one job's files. Upper-case names are relative to the job's prefix;
+    the properties and methods give full keys (folders end with '/')."""
+
+    org_id: str
+    job_id: str
+
+    PLAN: ClassVar[str] = "plan.json"
+    DATA: ClassVar[str] = "data/"
+    OUTPUT: ClassVar[str] = "output/"
+    MODEL: ClassVar[str] = f"{OUTPUT}{OutputNames.MODEL}/"
+    MERGED: ClassVar[str] = f"{OUTPUT}{OutputNames.MERGED}/"
+    CHECKPOINTS: ClassVar[str] = f"{OUTPUT}{OutputNames.CHECKPOINTS}/"
+    GOLDEN: ClassVar[str] = OUTPUT + OutputNames.GOLDEN
+    RESULTS: ClassVar[str] = OUTPUT + OutputNames.RESULTS
+    RUN_MANIFEST: ClassVar[str] = OUTPUT + OutputNames.RUN_MANIFEST
+    MODEL_ARCHIVE: ClassVar[str] = "model.tar.gz"
+    MERGED_ARCHIVE: ClassVar[str] = "merged.tar.gz"
+    CHECKPOINT_ARCHIVES: ClassVar[str] = "archives/checkpoints/"
+
+    @classmethod
+    def of(cls, job: _HasJobIds) -> JobLayout:
+        """The layout of a job record (anything with org_id and job_id)."""
+        return cls(job.org_id, job.job_id)
+
+    @property
+    def prefix(self) -> str:
+        """Every file of the job lies under this prefix; deleting it deletes them."""
+        return f"{JOBS_ROOT}{self.org_id}/{self.job_id}/"
+
+    def key(self, name: str) -> str:
+        """The full key of a name relative to the job."""
+        return self.prefix + name
+
+    @property
+    def plan(self) -> str:
+        return self.key(self.PLAN)
+
+    @property
+    def data(self) -> str:
+        return self.key(self.DATA)
+
+    def split(self, split: str) -> str:
+        return self.data + split_file(split)
+
+    @property
+    def output(self) -> str:
+        return self.key(self.OUTPUT)
+
+    @property
+    def model(self) -> str:
+        return self.key(self.MODEL)
+
+    @property
+    def merged(self) -> str:
+        return self.key(self.MERGED)
+
+    @property
+    def checkpoints(self) -> str:
+        return self.key(self.CHECKPOINTS)
+
+    def checkpoint(self, step: int) -> str:
+        return self.output + OutputNames.checkpoint(step) + "/"
+
+    @property
+    def golden(self) -> str:
+        return self.key(self.GOLDEN)
+
+    @property
+    def results(self) -> str:
+        return self.key(self.RESULTS)
+
+    @property
+    def run_manifest(self) -> str:
+        return self.key(self.RUN_MANIFEST)
+
+    @property
+    def model_archive(self) -> str:
+        return self.key(self.MODEL_ARCHIVE)
+
+    @property
+    def merged_archive(self) -> str:
+        return self.key(self.MERGED_ARCHIVE)
+
+    @property
+    def checkpoint_archives(self) -> str:
+        return self.key(self.CHECKPOINT_ARCHIVES)
+
+    def checkpoint_archive(self, step: int) -> str:
+        return f"{self.checkpoint_archives}{checkpoint_name(step)}.tar.gz"
+
+    def checkpoint_archive_step(self, key: str) -> int | None:
+        """The step of a checkpoint archive's key; None for any other key."""
+        if not key.startswith(self.checkpoint_archives):
+            return None
+        match = _CHECKPOINT_ARCHIVE_NAME.fullmatch(key.removeprefix(self.checkpoint_archives))
+        return int(match.group(1)) if match else None
+
+    @property
+    def datasets(self) -> str:
+        """The folder of the dataset sent with the job (outside the job's prefix)."""
+        return f"{DATASETS_ROOT}{self.org_id}/{self.job_id}/"
+
+    def dataset(self, filename: str) -> str:
+        """Where a dataset sent with the job is kept, under a file name safe as a key."""
+        return self.datasets + (_UNSAFE_FILENAME.sub("_", filename) or "dataset")
+
+
+@dataclass(frozen=True)
+class UploadLayout:
+    """The keys of one dataset upload: `uploads/<org>/<upload_id>/data`."""
+
+    org_id: str
+    upload_id: str
+
+    DATA: ClassVar[str] = "data"
+
+    @classmethod
+    def of_key(cls, org_id: str, key: str) -> UploadLayout | None:
+        """The upload an organization's key lies in; None when it lies in none."""
+        root = f"{UPLOADS_ROOT}{org_id}/"
+        upload_id, _, rest = key.removeprefix(root).partition("/")
+        if not key.startswith(root) or not upload_id or not rest:
+            return None
+        return cls(org_id, upload_id)
+
+    @property
+    def prefix(self) -> str:
+        return f"{UPLOADS_ROOT}{self.org_id}/{self.upload_id}/"
+
+    @property
+    def data(self) -> str:
+        """The uploaded bytes."""
+        return self.prefix + self.DATA

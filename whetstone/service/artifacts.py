@@ -1,0 +1,272 @@
+"""A job's artifacts: the archives the workflow makes of the trainer's output, and which
+archive a download gets.
+
+Every archive lies at the key `JobLayout` names for it: the model, the merged model when
+the trainer saved one, and one per complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tarfile
+import threading
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from whetstone.core.deferred import DeferredModel
+from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
+from whetstone.core.job import Caller, JobRecord
+from whetstone.core.layout import (
+    CHECKPOINT_COMPLETE_MARKER,
+    JobLayout,
+    OutputNames,
+    checkpoint_step,
+)
+from whetstone.core.lifecycle import JobStatus
+from whetstone.core.spec import Method
+from whetstone.service.jobs import get_job
+from whetstone.service.platform import Platform
+
+DOWNLOAD_EXPIRY_S = 3600
+# Checkpoint state only a resume needs: left out of what users download.
+_RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state")
+
+
+class ArtifactKind(StrEnum):
+    """What a download holds."""
+
+    MODEL = "model"  # the final model as trained: the adapter, or full weights for full
+    ADAPTER = "adapter"  # LoRA, QLoRA and prompt tuning: the adapter (same files as model)
+    MERGED = "merged"  # LoRA and QLoRA saved with the adapter merged into the base
+    CHECKPOINT = "checkpoint"  # one of the checkpoints kept at the end of training
+
+
+class DownloadLink(DeferredModel):
+    url: Annotated[str | None, Field(description="Presigned URL (aws).")] = None
+    key: Annotated[str, Field(description="Storage key of the artifact archive.")]
+    expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
+    size_bytes: Annotated[int, Field(description="Size of the archive.")]
+    artifact: Annotated[
+        ArtifactKind,
+        Field(description="What the archive holds: model, adapter, merged, checkpoint."),
+    ] = ArtifactKind.MODEL
+    step: Annotated[int | None, Field(description="The checkpoint's step (checkpoint only).")] = (
+        None
+    )
+    filename: Annotated[str, Field(description="A file name for the archive.")] = "model.tar.gz"
+
+
+# -- archiving the trainer's output ------------------------------------------------------
+
+
+def output_files(platform: Platform, layout: JobLayout) -> dict[str, int]:
+    """The size of each file under the job's output, by its name relative to the output."""
+    prefix = layout.output
+    return {
+        key.removeprefix(prefix): platform.blobs.size(key) for key in platform.blobs.list(prefix)
+    }
+
+
+def files_under(files: dict[str, int], folder: str) -> dict[str, int]:
+    """The files in `folder` (a name under the output), by their names relative to it."""
+    inside = folder + "/"
+    return {
+        name.removeprefix(inside): size for name, size in files.items() if name.startswith(inside)
+    }
+
+
+def holds_loadable_model(model: dict[str, int]) -> bool:
+    """Whether a model folder's files include a config and weights."""
+    has_config = any(
+        name.rsplit("/", 1)[-1] in ("config.json", "adapter_config.json") for name in model
+    )
+    return has_config and any(name.endswith(".safetensors") for name in model)
+
+
+def _complete_checkpoints(files: dict[str, int]) -> dict[int, dict[str, int]]:
+    """The files of each checkpoint the trainer marked complete, by step, less the state
+    only a resume needs."""
+    folders: dict[int, dict[str, int]] = {}
+    for name, size in files_under(files, OutputNames.CHECKPOINTS).items():
+        folder, _, rest = name.partition("/")
+        step = checkpoint_step(folder)
+        if step is not None and rest:
+            folders.setdefault(step, {})[rest] = size
+    return {
+        step: {
+            name: size
+            for name, size in contents.items()
+            if name != CHECKPOINT_COMPLETE_MARKER and not name.startswith(_RESUME_ONLY)
+        }
+        for step, contents in folders.items()
+        if CHECKPOINT_COMPLETE_MARKER in contents
+    }
+
+
+def _write_archive(platform: Platform, source: str, files: dict[str, int], key: str) -> None:
+    """A tar.gz of `files` (names under `source`), stored at `key` as it is made.
+
+    A thread writes the archive into a pipe that the store reads from, so neither memory
+    nor the Lambda's small /tmp ever holds a whole model; an archive that fails half-way
+    is removed rather than left truncated.
+    """
+    read_end, write_end = os.pipe()
+    failures: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            # Weights barely compress: the fastest level keeps large models in the step's time.
+            with (
+                os.fdopen(write_end, "wb") as sink,
+                gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=1) as zipped,
+                tarfile.open(fileobj=zipped, mode="w|") as tar,
+            ):
+                for name in sorted(files):
+                    info = tarfile.TarInfo(name)
+                    info.size = files[name]
+                    with platform.blobs.open(source + name) as stream:
+                        tar.addfile(info, stream)
+        except BaseException as error:  # reported by the caller, after the store has read
+            failures.append(error)
+
+    producer = threading.Thread(target=produce, name=f"archive {key}", daemon=True)
+    producer.start()
+    try:
+        with os.fdopen(read_end, "rb") as archive:
+            platform.blobs.put(key, archive)
+    finally:
+        producer.join()
+    if failures:
+        platform.blobs.delete_prefix(key)
+        raise failures[0]
+
+
+def archive_outputs(platform: Platform, layout: JobLayout, files: dict[str, int]) -> list[str]:
+    """Archive the model, the merged model if any and every complete checkpoint of the
+    output `files` (from `output_files`); returns the archives' names under the job."""
+    _write_archive(
+        platform, layout.model, files_under(files, OutputNames.MODEL), layout.model_archive
+    )
+    archives = [JobLayout.MODEL_ARCHIVE]
+    merged = files_under(files, OutputNames.MERGED)
+    if merged:
+        _write_archive(platform, layout.merged, merged, layout.merged_archive)
+        archives.append(JobLayout.MERGED_ARCHIVE)
+    for step, contents in sorted(_complete_checkpoints(files).items()):
+        key = layout.checkpoint_archive(step)
+        _write_archive(platform, layout.checkpoint(step), contents, key)
+        archives.append(key.removeprefix(layout.prefix))
+    return archives
+
+
+# -- downloads ---------------------------------------------------------------------------
+
+
+def checkpoint_steps(platform: Platform, job: JobRecord) -> list[int]:
+    """Steps of the checkpoints that can be downloaded, ascending."""
+    layout = JobLayout.of(job)
+    keys = platform.blobs.list(layout.checkpoint_archives)
+    steps = (layout.checkpoint_archive_step(key) for key in keys)
+    return sorted(step for step in steps if step is not None)
+
+
+def _steps_text(steps: list[int]) -> str:
+    if not steps:
+        return "it kept no checkpoints"
+    if len(steps) == 1:
+        return f"its only checkpoint is at step {steps[0]}"
+    return "its checkpoints are at steps " + ", ".join(str(step) for step in steps)
+
+
+def _no_merged_message(job: JobRecord) -> str:
+    method = job.spec.method
+    if method is Method.FULL:
+        return (
+            f"job {job.job_id} was trained with full fine-tuning: its model (artifact=model) "
+            "already holds every weight, there is no adapter to merge"
+        )
+    if method is Method.PROMPT_TUNING:
+        return (
+            f"job {job.job_id} was trained with prompt tuning, whose soft prompt cannot be "
+            "merged into the weights; download artifact=adapter and load it on the base model "
+            "with peft"
+        )
+    return (
+        f"job {job.job_id} saved no merged model: set lora.save_merged to true when creating "
+        "a job, or download artifact=adapter and merge it with peft: "
+        "PeftModel.from_pretrained(base, folder).merge_and_unload()"
+    )
+
+
+def _archive(
+    platform: Platform, job: JobRecord, artifact: ArtifactKind, step: int | None
+) -> tuple[str, str]:
+    """(storage key, file name) of the archive asked for; the 4xx that says why not."""
+    layout = JobLayout.of(job)
+    if artifact is ArtifactKind.CHECKPOINT:
+        if step is None:
+            steps = checkpoint_steps(platform, job)
+            raise InvalidInputError(
+                f"artifact=checkpoint needs step=N; {_steps_text(steps)}",
+                code="step_required",
+                details={"available_steps": steps},
+            )
+    elif step is not None:
+        raise InvalidInputError(
+            "step picks a checkpoint: ask for artifact=checkpoint&step=N, or drop step",
+            code="step_not_allowed",
+        )
+    model_key = layout.model_archive
+    if job.status is not JobStatus.COMPLETED or not platform.blobs.exists(model_key):
+        raise ConflictError(
+            f"job {job.job_id} is {job.status}; its model can be downloaded once it is completed",
+            code="no_artifacts",
+        )
+    if artifact is ArtifactKind.MODEL:
+        return model_key, f"{job.job_id}.tar.gz"
+    if artifact is ArtifactKind.ADAPTER:
+        if job.spec.method is Method.FULL:
+            raise ConflictError(
+                f"job {job.job_id} was trained with full fine-tuning and has no adapter; "
+                "download artifact=model for its full weights",
+                code="no_adapter",
+            )
+        return model_key, f"{job.job_id}-adapter.tar.gz"
+    if artifact is ArtifactKind.MERGED:
+        if not platform.blobs.exists(layout.merged_archive):
+            raise ConflictError(_no_merged_message(job), code="no_merged_model")
+        return layout.merged_archive, f"{job.job_id}-merged.tar.gz"
+    steps = checkpoint_steps(platform, job)
+    if step not in steps:
+        raise NotFoundError(
+            f"job {job.job_id} has no checkpoint at step {step}; {_steps_text(steps)}",
+            code="checkpoint_not_found",
+            details={"available_steps": steps},
+        )
+    return layout.checkpoint_archive(step), f"{job.job_id}-checkpoint-{step}.tar.gz"
+
+
+def download_link(
+    platform: Platform,
+    caller: Caller,
+    job_id: str,
+    *,
+    artifact: ArtifactKind = ArtifactKind.MODEL,
+    step: int | None = None,
+) -> DownloadLink:
+    """A link to one archive of a completed job: its model, adapter, merged model or a
+    checkpoint; presigned (one hour) where the store can."""
+    job = get_job(platform, caller, job_id)
+    key, filename = _archive(platform, job, artifact, step)
+    return DownloadLink(
+        url=platform.blobs.presign_get(key, DOWNLOAD_EXPIRY_S),
+        key=key,
+        expires_in_s=DOWNLOAD_EXPIRY_S,
+        size_bytes=platform.blobs.size(key),
+        artifact=artifact,
+        step=step,
+        filename=filename,
+    )
