@@ -288,7 +288,7 @@ def test_download_streams_the_archive_into_a_folder(
     start_training(job.job_id)
     transition(get_platform(), job.job_id, JobStatus.COMPLETED)
     archive = b"\x1f\x8b" + bytes(range(256)) * 4096
-    get_platform().blobs.put(JobLayout.of(job).model_archive, archive)
+    get_platform().blobs.put(JobLayout("local", job.job_id).model_archive, archive)
 
     path = job.download(tmp_path)
 
