@@ -10,6 +10,7 @@ import pytest
 
 from whetstone.core.layout import (
     CHECKPOINT_COMPLETE_MARKER,
+    JOBS_ROOT,
     JobLayout,
     OutputNames,
     UploadLayout,
@@ -19,6 +20,10 @@ from whetstone.core.layout import (
 from whetstone.core.trainer_exit import TrainerExit
 
 LAYOUT = JobLayout("acme", "ftjob-1")
+NAMES = (
+    "plan data output model merged checkpoints golden results run_manifest model_archive "
+    "merged_archive checkpoint_archives"
+).split()
 
 
 def test_every_key_of_a_job_lies_under_its_prefix() -> None:
@@ -45,24 +50,12 @@ def test_every_key_of_a_job_lies_under_its_prefix() -> None:
 
 
 def test_names_relative_to_the_job_are_its_keys_less_the_prefix() -> None:
-    # Given the relative names (a local folder mirroring the job uses them as paths)
-    pairs = [
-        (JobLayout.PLAN, LAYOUT.plan),
-        (JobLayout.DATA, LAYOUT.data),
-        (JobLayout.OUTPUT, LAYOUT.output),
-        (JobLayout.MODEL, LAYOUT.model),
-        (JobLayout.MERGED, LAYOUT.merged),
-        (JobLayout.CHECKPOINTS, LAYOUT.checkpoints),
-        (JobLayout.GOLDEN, LAYOUT.golden),
-        (JobLayout.RESULTS, LAYOUT.results),
-        (JobLayout.RUN_MANIFEST, LAYOUT.run_manifest),
-        (JobLayout.MODEL_ARCHIVE, LAYOUT.model_archive),
-        (JobLayout.MERGED_ARCHIVE, LAYOUT.merged_archive),
-        (JobLayout.CHECKPOINT_ARCHIVES, LAYOUT.checkpoint_archives),
-    ]
-    # Then each full key is the prefix and the name
-    for name, key in pairs:
-        assert LAYOUT.key(name) == key
+    # Given each name read on the class (relative to the job, as a local folder mirroring
+    # the job uses it) and on a layout (the full key)
+    for attribute in NAMES:
+        relative, full = getattr(JobLayout, attribute), getattr(LAYOUT, attribute)
+        # Then the full key is the prefix and the relative name
+        assert not relative.startswith(JOBS_ROOT) and full == LAYOUT.key(relative)
 
 
 def test_the_trainer_writes_the_names_the_platform_reads_under_the_output() -> None:

@@ -19,17 +19,17 @@ Datasets lie apart, so a job's dataset outlives nothing it should not:
 `datasets/<org>/<job>/<file>` (sent with the job) and `uploads/<org>/<upload_id>/data`
 (the upload flow).
 
-`JobLayout` gives each name relative to the job (a blob key under the job's prefix, or a
-path under a local folder that mirrors it) and as a full key. The trainer sees only its
-output and data locations, so the names under the output folder are also given relative
-to it (`OutputNames`).
+`JobLayout` gives each name relative to the job (`JobLayout.model`: a blob key under the
+job's prefix, or a path under a local folder that mirrors it) and as a full key
+(`JobLayout(org, job).model`). The trainer sees only its output and data locations, so the
+names under the output folder are also given relative to it (`OutputNames`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 from whetstone.core.datasets.records import split_file
 
@@ -78,26 +78,40 @@ class _HasJobIds(Protocol):
     def job_id(self) -> str: ...
 
 
+class _JobName:
+    """A name relative to the job. Read on the class (`JobLayout.model`), the name itself:
+    a blob key under the job's prefix, or a path under a local folder that mirrors it.
+    Read on a layout (`layout.model`), its full key."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, layout: JobLayout | None, owner: type[JobLayout]) -> str:
+        return self.name if layout is None else layout.key(self.name)
+
+
+_OUTPUT = "output/"
+
+
 @dataclass(frozen=True)
 class JobLayout:
-    """The keys of one job's files. Upper-case names are relative to the job's prefix;
-    the properties and methods give full keys (folders end with '/')."""
+    """The keys of one job's files (folders end with '/')."""
 
     org_id: str
     job_id: str
 
-    PLAN: ClassVar[str] = "plan.json"
-    DATA: ClassVar[str] = "data/"
-    OUTPUT: ClassVar[str] = "output/"
-    MODEL: ClassVar[str] = f"{OUTPUT}{OutputNames.MODEL}/"
-    MERGED: ClassVar[str] = f"{OUTPUT}{OutputNames.MERGED}/"
-    CHECKPOINTS: ClassVar[str] = f"{OUTPUT}{OutputNames.CHECKPOINTS}/"
-    GOLDEN: ClassVar[str] = OUTPUT + OutputNames.GOLDEN
-    RESULTS: ClassVar[str] = OUTPUT + OutputNames.RESULTS
-    RUN_MANIFEST: ClassVar[str] = OUTPUT + OutputNames.RUN_MANIFEST
-    MODEL_ARCHIVE: ClassVar[str] = "model.tar.gz"
-    MERGED_ARCHIVE: ClassVar[str] = "merged.tar.gz"
-    CHECKPOINT_ARCHIVES: ClassVar[str] = "archives/checkpoints/"
+    plan = _JobName("plan.json")
+    data = _JobName("data/")
+    output = _JobName(_OUTPUT)
+    model = _JobName(f"{_OUTPUT}{OutputNames.MODEL}/")
+    merged = _JobName(f"{_OUTPUT}{OutputNames.MERGED}/")
+    checkpoints = _JobName(f"{_OUTPUT}{OutputNames.CHECKPOINTS}/")
+    golden = _JobName(_OUTPUT + OutputNames.GOLDEN)
+    results = _JobName(_OUTPUT + OutputNames.RESULTS)
+    run_manifest = _JobName(_OUTPUT + OutputNames.RUN_MANIFEST)
+    model_archive = _JobName("model.tar.gz")
+    merged_archive = _JobName("merged.tar.gz")
+    checkpoint_archives = _JobName("archives/checkpoints/")
 
     @classmethod
     def of(cls, job: _HasJobIds) -> JobLayout:
@@ -113,61 +127,16 @@ class JobLayout:
         """The full key of a name relative to the job."""
         return self.prefix + name
 
-    @property
-    def plan(self) -> str:
-        return self.key(self.PLAN)
-
-    @property
-    def data(self) -> str:
-        return self.key(self.DATA)
-
     def split(self, split: str) -> str:
+        """The key of one split's file (train, validation or test)."""
         return self.data + split_file(split)
 
-    @property
-    def output(self) -> str:
-        return self.key(self.OUTPUT)
-
-    @property
-    def model(self) -> str:
-        return self.key(self.MODEL)
-
-    @property
-    def merged(self) -> str:
-        return self.key(self.MERGED)
-
-    @property
-    def checkpoints(self) -> str:
-        return self.key(self.CHECKPOINTS)
-
     def checkpoint(self, step: int) -> str:
+        """The folder of the checkpoint saved at `step`."""
         return self.output + OutputNames.checkpoint(step) + "/"
 
-    @property
-    def golden(self) -> str:
-        return self.key(self.GOLDEN)
-
-    @property
-    def results(self) -> str:
-        return self.key(self.RESULTS)
-
-    @property
-    def run_manifest(self) -> str:
-        return self.key(self.RUN_MANIFEST)
-
-    @property
-    def model_archive(self) -> str:
-        return self.key(self.MODEL_ARCHIVE)
-
-    @property
-    def merged_archive(self) -> str:
-        return self.key(self.MERGED_ARCHIVE)
-
-    @property
-    def checkpoint_archives(self) -> str:
-        return self.key(self.CHECKPOINT_ARCHIVES)
-
     def checkpoint_archive(self, step: int) -> str:
+        """The download archive of the checkpoint saved at `step`."""
         return f"{self.checkpoint_archives}{checkpoint_name(step)}.tar.gz"
 
     def checkpoint_archive_step(self, key: str) -> int | None:
@@ -194,8 +163,6 @@ class UploadLayout:
     org_id: str
     upload_id: str
 
-    DATA: ClassVar[str] = "data"
-
     @classmethod
     def of_key(cls, org_id: str, key: str) -> UploadLayout | None:
         """The upload an organization's key lies in; None when it lies in none."""
@@ -212,4 +179,4 @@ class UploadLayout:
     @property
     def data(self) -> str:
         """The uploaded bytes."""
-        return self.prefix + self.DATA
+        return self.prefix + "data"

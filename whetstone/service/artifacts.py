@@ -150,11 +150,11 @@ def archive_outputs(platform: Platform, layout: JobLayout, files: dict[str, int]
     _write_archive(
         platform, layout.model, files_under(files, OutputNames.MODEL), layout.model_archive
     )
-    archives = [JobLayout.MODEL_ARCHIVE]
+    archives = [JobLayout.model_archive]
     merged = files_under(files, OutputNames.MERGED)
     if merged:
         _write_archive(platform, layout.merged, merged, layout.merged_archive)
-        archives.append(JobLayout.MERGED_ARCHIVE)
+        archives.append(JobLayout.merged_archive)
     for step, contents in sorted(_complete_checkpoints(files).items()):
         key = layout.checkpoint_archive(step)
         _write_archive(platform, layout.checkpoint(step), contents, key)

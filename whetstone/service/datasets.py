@@ -280,6 +280,17 @@ def validate_source(
         )
 
 
+def require_valid_dataset(
+    stream: IO[bytes], check: DatasetCheck, filename: str | None, settings: Settings
+) -> ValidationReport:
+    """The validation report of a dataset that must be valid: InvalidInputError (code
+    `dataset_invalid`, details = the report) when it has errors."""
+    report = validate_dataset(stream, _options(check, filename, settings))
+    if not report.valid:
+        raise _invalid(report)
+    return report
+
+
 def _invalid(report: ValidationReport) -> InvalidInputError:
     first = report.errors[0]
     where = f" (line {first.line})" if first.line else f" (row {first.row})" if first.row else ""

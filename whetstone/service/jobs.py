@@ -12,9 +12,7 @@ from typing import Annotated, BinaryIO
 
 from pydantic import Field
 
-from whetstone.core.datasets.options import ValidationOptions
 from whetstone.core.datasets.report import ValidationReport
-from whetstone.core.datasets.validator import validate_dataset
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
     ConflictError,
@@ -39,6 +37,7 @@ from whetstone.core.job import (
 from whetstone.core.layout import JobLayout, UploadLayout
 from whetstone.core.lifecycle import ACTIVE_STATUSES, JobStatus, check_transition
 from whetstone.core.spec import JobSpec
+from whetstone.service.datasets import check_from_params, require_valid_dataset
 from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
@@ -81,22 +80,11 @@ def _check_quotas(platform: Platform, caller: Caller, spec: JobSpec) -> None:
         )
 
 
-def _validate_dataset(spec: JobSpec, stream: BinaryIO, filename: str | None) -> ValidationReport:
-    options = ValidationOptions(
-        format=spec.dataset.format,
-        columns=spec.dataset.columns,
-        filename=filename,
-        cutoff_length=spec.sequence_length,
-        max_samples=spec.dataset.max_samples,
-    )
-    report = validate_dataset(stream, options)
-    if not report.valid:
-        raise InvalidInputError(
-            f"the dataset has {len(report.errors)} error(s); the first: {report.errors[0].message}",
-            code="dataset_invalid",
-            details=report,
-        )
-    return report
+def _validate_dataset(
+    platform: Platform, spec: JobSpec, stream: BinaryIO, filename: str | None
+) -> ValidationReport:
+    check = check_from_params(spec.dataset, spec.sequence_length)
+    return require_valid_dataset(stream, check, filename, platform.settings)
 
 
 def create_job(
@@ -131,7 +119,7 @@ def create_job(
     report: ValidationReport | None = None
     blob_key: str | None = None
     if dataset is not None:
-        report = _validate_dataset(spec, io.BytesIO(dataset), filename)
+        report = _validate_dataset(platform, spec, io.BytesIO(dataset), filename)
         blob_key = JobLayout(caller.org_id, job_id).dataset(filename or "dataset")
         platform.blobs.put(blob_key, dataset)
         source = platform.blobs.uri(blob_key)
@@ -143,7 +131,7 @@ def create_job(
                 code="upload_missing",
             )
         with platform.blobs.open(blob_key) as stream:
-            report = _validate_dataset(spec, stream, filename)
+            report = _validate_dataset(platform, spec, stream, filename)
         source = platform.blobs.uri(blob_key)
     elif spec.dataset.source:
         source = spec.dataset.source  # validated by the preparing step
