@@ -8,6 +8,7 @@ from pathlib import Path
 from aws_cdk import Duration
 from aws_cdk import aws_logs as logs
 
+from whetstone.core.layout import JOBS_ROOT
 from whetstone.core.spec import MAX_STORAGE_GB
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +39,10 @@ WORKFLOW_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 # Artifacts bucket prefixes and their lifecycle.
 INCOMING_PREFIX = "incoming/"
 INCOMING_EXPIRY = Duration.days(30)
-# Checkpoints and models lie at jobs/<org>/<job>/{checkpoints,model,...}/: a lifecycle filter
+# Checkpoints and models lie under jobs/<org>/<job>/ (whetstone.core.layout): a lifecycle filter
 # matches prefixes only, so the whole jobs/ tree moves to Intelligent-Tiering (large, rarely
 # read files after training); expiry stays the user's decision (DELETE /jobs/{id}).
-JOBS_PREFIX = "jobs/"
+JOBS_PREFIX = JOBS_ROOT
 JOBS_TIERING_AFTER = Duration.days(30)
 ABORTED_UPLOAD_EXPIRY = Duration.days(7)
 NONCURRENT_VERSION_EXPIRY = Duration.days(30)

@@ -9,6 +9,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from whetstone.core.events import MetricsDetail
+from whetstone.core.layout import checkpoint_name
 
 from .checkpoints import CheckpointStore, StopRequest
 from .events import EventEmitter
@@ -117,7 +118,7 @@ class CheckpointCallback(TrainerCallback):
     ) -> None:
         if not state.is_world_process_zero:
             return
-        location = self.store.publish(f"checkpoint-{state.global_step}")
+        location = self.store.publish(checkpoint_name(state.global_step))
         eval_loss = next(
             (
                 entry["eval_loss"]
