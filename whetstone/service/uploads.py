@@ -19,6 +19,8 @@ _UPLOAD_ID = re.compile(UPLOAD_ID_PREFIX + r"[0-9a-z]{20}")
 
 
 class UploadSlot(DeferredModel):
+    """A new upload: its id and where to PUT the bytes."""
+
     upload_id: Annotated[str, Field(description="Name it as dataset.source in jobs/json.")]
     url: Annotated[
         str | None, Field(description="Presigned PUT URL (aws); null: PUT to `path` instead.")
@@ -27,6 +29,9 @@ class UploadSlot(DeferredModel):
 
 
 class Upload(UploadSlot):
+    """A new upload as the API answers it, with the API path that takes the PUT (the API
+    layer adds it: services build no URLs)."""
+
     path: Annotated[str, Field(description="API path that accepts the PUT in every runtime.")]
 
 
