@@ -25,6 +25,7 @@ from whetstone.core.events import TrainerPhase
 from whetstone.core.plan import TrainerPlan
 from whetstone.core.serving import GOLDEN_FILE, GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES, GoldenRecord
 from whetstone.core.spec import JobSpec, Method, resolve_precision
+from whetstone.inference.generation import ChatModel, golden_answer
 
 from .attention import PACKED_SDPA, register_packed_attention
 from .callbacks import CheckpointCallback, MetricsCallback, StopOnSignalCallback
@@ -41,7 +42,6 @@ from .data import (
     read_split,
 )
 from .events import EventEmitter
-from .generation import ChatModel, golden_answer
 from .loop import WhetstoneTrainer
 from .methods import (
     LoadContext,
