@@ -1,9 +1,9 @@
 """The content-addressed tag of the trainer image.
 
-The image is built from the trainer sources, the platform's contract
-(whetstone.core), the generation it shares with the platform (whetstone.inference)
-and the dependency lock file; the tag is a hash of exactly those, so an unchanged
-trainer is never built twice and a changed one always is.
+The image is built from the trainer sources, the whetstone modules it copies (the
+platform's contract, whetstone.core, and the generation it shares with the platform,
+whetstone.inference) and the dependency lock file; the tag is a hash of exactly those,
+so an unchanged trainer is never built twice and a changed one always is.
 """
 
 from __future__ import annotations
