@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -71,28 +73,18 @@ def _lengths(rng: random.Random, n: int, cutoff: int) -> list[int]:
 
 
 def prepare(root: Path, examples: int, cutoff: int) -> tuple[Path, Path]:
-    from trainer.tiny import build_tiny_model
+    from support.tiny_run import write_chat_splits
+
+    from whetstone.inference.tiny import build_tiny_model
 
     model = build_tiny_model(root / "model", hidden=384, layers=6, heads=6, intermediate=1024)
     rng = random.Random(0)
-    data = root / "data"
-    data.mkdir()
     splits = {
         "train": [_example(rng, w) for w in _lengths(rng, examples, cutoff)],
         "validation": [],
         "test": [_example(rng, w) for w in _lengths(rng, 64, cutoff)],
     }
-    for name, rows in splits.items():
-        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    manifest = {
-        "format": "openai",
-        "kind": "chat",
-        "counts": {k: len(v) for k, v in splits.items()},
-        "sha256": "0" * 64,
-        "seed": 0,
-    }
-    (data / "manifest.json").write_text(json.dumps(manifest))
-    return model, data
+    return model, write_chat_splits(root / "data", splits, seed=0)
 
 
 def _encoded(model: Path, data: Path, split: str, cutoff: int) -> list[dict[str, list[int]]]:
@@ -133,6 +125,7 @@ def _peak_rss_mb() -> float:
 
 def train_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> tuple[Any, Any]:
     """Our recipe on the bench's LoRA spec: (the last metrics event, the runtime chosen)."""
+    from support.tiny_run import short_lora_spec
     from trainer.checkpoints import StopRequest
     from trainer.events import EventEmitter
 
@@ -153,29 +146,13 @@ def train_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> tupl
             "job_id": "bench",
             "data": str(data),
             "output": str(workdir / "out"),
-            "spec": {
-                "base_model": str(model),
-                "method": "lora",
-                "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": ["all-linear"]},
-                "dataset": {"cutoff_length": cutoff},
-                "training": {
-                    "learning_rate": LEARNING_RATE,
-                    "batch_size": BATCH,
-                    "epochs": 1,
-                    "gradient_accumulation_steps": 1,
-                    "warmup_steps": 0,
-                    "max_sequence_length": cutoff,
-                },
-                "advanced": {
-                    "early_stopping": False,
-                    "eval_strategy": "no",
-                    "save_strategy": "no",
-                    "logging_steps": 1,
-                    "dataloader_workers": 0,
-                    "gradient_checkpointing": False,
-                },
-                "hardware": {"gpu_type": "nvidia-l4"},
-            },
+            "spec": short_lora_spec(
+                model,
+                rank=16,
+                learning_rate=LEARNING_RATE,
+                batch_size=BATCH,
+                sequence_length=cutoff,
+            ),
         }
     )
     sink = Keep()
@@ -193,7 +170,7 @@ def train_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> tupl
 
 
 def run_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> dict[str, Any]:
-    from trainer.artifacts import load_trained_model
+    from whetstone.inference.loading import load_trained_model
 
     last, runtime = train_whetstone(model, data, cutoff, workdir)
     peak = _peak_rss_mb()
@@ -314,8 +291,9 @@ PEAK_BF16_FLOPS = {
 def run_mfu(data: Path, cutoff: int, workdir: Path) -> dict[str, Any]:
     """Our recipe on a ~1.0B-parameter model on this GPU: useful tokens/s and MFU."""
     import torch
-    from trainer.tiny import build_tiny_model
     from transformers import AutoConfig
+
+    from whetstone.inference.tiny import build_tiny_model
 
     model = build_tiny_model(
         workdir / "model-1b", hidden=2048, layers=22, heads=32, intermediate=5632

@@ -38,7 +38,7 @@ WAIT_S = 420
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny") / "model"
-    subprocess.run([sys.executable, "-m", "trainer.tiny", str(folder)], check=True)
+    subprocess.run([sys.executable, "-m", "whetstone.inference.tiny", str(folder)], check=True)
     return folder
 
 

@@ -15,7 +15,7 @@ _TO_COMPLETED = (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING, J
 
 
 def build_base(folder: Path) -> Path:
-    from trainer.tiny import build_tiny_model
+    from whetstone.inference.tiny import build_tiny_model
 
     return build_tiny_model(folder, hidden=32, layers=1, heads=2)
 

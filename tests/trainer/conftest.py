@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import random
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ os.environ.setdefault("HF_HOME", str(_SCRATCH / "hf-home"))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(_SCRATCH / "inductor"))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from whetstone.core.datasets.records import MANIFEST_NAME  # noqa: E402
+from support.tiny_run import short_lora_spec, write_chat_splits  # noqa: E402
+
 from whetstone.core.events import TrainerEvent  # noqa: E402
 from whetstone.core.plan import TrainerPlan  # noqa: E402
 
@@ -39,24 +40,12 @@ def _counting_example(start: int) -> dict[str, Any]:
     }
 
 
-def _write_splits(folder: Path, splits: dict[str, list[dict[str, Any]]]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in splits.items():
-        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    manifest = {
-        "format": "openai",
-        "kind": "chat",
-        "counts": {name: len(rows) for name, rows in splits.items()},
-        "sha256": "0" * 64,
-        "seed": 42,
-    }
-    (folder / MANIFEST_NAME).write_text(json.dumps(manifest))
-    return folder
+_write_splits = partial(write_chat_splits, seed=42)
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from trainer.tiny import build_tiny_model
+    from whetstone.inference.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), hidden=64, layers=2)
 
@@ -80,29 +69,7 @@ def _make_plan(
     model_dir: Path, data_dir: Path, output: Path, job_id: str = "job-test", **spec: Any
 ) -> TrainerPlan:
     """A small plan: defaults sized for a CPU test, overridable per section."""
-    sections: dict[str, Any] = {
-        "base_model": str(model_dir),
-        "method": "lora",
-        "lora": {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["all-linear"]},
-        "dataset": {"cutoff_length": 128},
-        "training": {
-            "learning_rate": 1e-3,
-            "batch_size": 8,
-            "epochs": 1,
-            "gradient_accumulation_steps": 1,
-            "warmup_steps": 0,
-            "max_sequence_length": 128,
-        },
-        "advanced": {
-            "early_stopping": False,
-            "eval_strategy": "no",
-            "save_strategy": "no",
-            "logging_steps": 1,
-            "dataloader_workers": 0,
-            "gradient_checkpointing": False,
-        },
-        "hardware": {"gpu_type": "nvidia-l4"},
-    }
+    sections = short_lora_spec(model_dir)
     options = spec.pop("options", {})
     for key, value in spec.items():
         if isinstance(value, dict) and isinstance(sections.get(key), dict):

@@ -52,8 +52,8 @@ def test_method_trains_and_its_artifacts_load_back_and_generate(
     run_job: Any,
 ) -> None:
     # Given a plan for this method
-    from trainer.artifacts import load_trained_model
-    from trainer.generation import ChatModel, golden_answer
+    from whetstone.inference.generation import ChatModel, golden_answer
+    from whetstone.inference.loading import load_trained_model
 
     plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out", **METHODS[name])
 
@@ -92,8 +92,9 @@ def test_lora_merged_model_matches_the_adapter(
     tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
 ) -> None:
     # Given a LoRA run asked to merge its adapter
-    from trainer.artifacts import load_trained_model
     from transformers import AutoModelForCausalLM
+
+    from whetstone.inference.loading import load_trained_model
 
     plan = make_plan(
         tiny_model_dir, counting_data, tmp_path / "out", options={"merge_adapter": True}

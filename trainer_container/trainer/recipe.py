@@ -26,6 +26,7 @@ from whetstone.core.layout import OutputNames, checkpoint_step
 from whetstone.core.plan import TrainerPlan
 from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES, GoldenRecord
 from whetstone.core.spec import JobSpec, Method, resolve_precision
+from whetstone.inference.generation import ChatModel, golden_answer
 
 from .attention import PACKED_SDPA, register_packed_attention
 from .callbacks import CheckpointCallback, MetricsCallback, StopOnSignalCallback
@@ -42,7 +43,6 @@ from .data import (
     read_split,
 )
 from .events import EventEmitter
-from .generation import ChatModel, golden_answer
 from .loop import WhetstoneTrainer
 from .methods import (
     LoadContext,

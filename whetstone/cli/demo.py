@@ -74,7 +74,7 @@ def sample_dataset(path: Path, seed: int = 0) -> None:
 
 def tiny_model(folder: Path) -> Path:
     if not (folder / "config.json").exists():
-        from trainer.tiny import build_tiny_model
+        from whetstone.inference.tiny import build_tiny_model
 
         print(f"building a tiny model in {folder}")
         build_tiny_model(folder, hidden=128, layers=4, heads=4)
@@ -104,8 +104,9 @@ def _messages(example: dict[str, Any]) -> tuple[list[dict[str, str]], str]:
 
 
 def compare_answers(base_dir: Path, adapter_dir: Path, examples: list[dict[str, Any]]) -> None:
-    from trainer.artifacts import load_trained_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from whetstone.inference.loading import load_trained_model
 
     tokenizer: Any = AutoTokenizer.from_pretrained(adapter_dir)
     base: Any = AutoModelForCausalLM.from_pretrained(base_dir)

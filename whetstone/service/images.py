@@ -1,8 +1,9 @@
 """The content-addressed tag of the trainer image.
 
-The image is built from the trainer sources, the platform's contract
-(whetstone.core) and the dependency lock file; the tag is a hash of exactly
-those, so an unchanged trainer is never built twice and a changed one always is.
+The image is built from the trainer sources, the whetstone modules it copies (the
+platform's contract, whetstone.core, and the generation it shares with the platform,
+whetstone.inference) and the dependency lock file; the tag is a hash of exactly those,
+so an unchanged trainer is never built twice and a changed one always is.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import hashlib
 from pathlib import Path
 
 # What the image is built from, relative to the repository root.
-IMAGE_SOURCES = ("trainer_container", "whetstone/core", "constraints.txt")
+IMAGE_SOURCES = (
+    "trainer_container",
+    "whetstone/__init__.py",
+    "whetstone/core",
+    "whetstone/inference",
+    "constraints.txt",
+)
 _SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 TAG_LENGTH = 16
 

@@ -7,8 +7,7 @@ import signal
 import threading
 from types import FrameType
 
-from trainer.generation import ChatModel
-
+from whetstone.inference.generation import ChatModel
 from whetstone.serving.server import ModelServer
 
 

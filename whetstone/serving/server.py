@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from trainer.generation import ChatModel, Generation
 
+from whetstone.inference.generation import ChatModel, Generation
 from whetstone.serving.api import ChatCompletionRequest, CompletionRequest, Usage, _Request
 
 MAX_BODY_BYTES = 4 * 1024 * 1024

@@ -44,10 +44,9 @@ def saved_model_answer(model_dir: str, base_model: str | None) -> str:
     recorded = Path(model_dir).parent / OutputNames.GOLDEN
     if recorded.is_file():
         return GoldenRecord.model_validate_json(recorded.read_text()).answer
-    from trainer.generation import ChatModel, golden_answer
+    from whetstone.inference.generation import ChatModel, golden_answer
 
-    answer: str = golden_answer(ChatModel.load(model_dir, base_model))
-    return answer
+    return golden_answer(ChatModel.load(model_dir, base_model))
 
 
 def free_port(host: str) -> int:

@@ -6,9 +6,14 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from whetstone.inference.loading import CausalLM
 
 # Tokens that end an assistant turn besides the tokenizer's eos (ChatML, Llama 3, Gemma).
 _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
@@ -25,7 +30,7 @@ class Generation:
 class ChatModel:
     """A model and its tokenizer; one generation at a time."""
 
-    def __init__(self, model: Any, tokenizer: Any) -> None:
+    def __init__(self, model: CausalLM, tokenizer: PreTrainedTokenizerBase) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self._lock = threading.Lock()
@@ -36,16 +41,16 @@ class ChatModel:
 
     @classmethod
     def load(cls, model_dir: str | Path, base_model: str | None = None) -> ChatModel:
-        from trainer.artifacts import load_trained_model
+        from whetstone.inference.loading import load_trained_model
 
         model, tokenizer = load_trained_model(model_dir, base_model=base_model)
         return cls(model, tokenizer)
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
-        text: str = self.tokenizer.apply_chat_template(
+        text = self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
         )
-        return text
+        return cast(str, text)  # untokenized: the template's text
 
     def generate(
         self,
@@ -84,7 +89,8 @@ class ChatModel:
         if new_ids and new_ids[-1] in self.stop_ids:
             new_ids = new_ids[:-1]
             finish = "stop"
-        text: str = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        # One sequence of ids decodes to one string.
+        text = cast(str, self.tokenizer.decode(new_ids, skip_special_tokens=True))
         for marker in stop or []:
             cut = text.find(marker)
             if marker and cut >= 0:

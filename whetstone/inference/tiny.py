@@ -1,6 +1,6 @@
 """A tiny causal LM built on the spot: for tests, the demo and benchmarks, with no hub.
 
-`python -m trainer.tiny <out_dir> [--hidden 64 --layers 2]` writes a Llama-architecture
+`python -m whetstone.inference.tiny <out_dir> [--hidden 64 --layers 2]` writes a Llama-architecture
 model with a byte-level BPE tokenizer (pad/eos tokens and a ChatML chat template) that
 `from_pretrained` reloads offline.
 """
@@ -10,6 +10,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -32,7 +36,9 @@ _CORPUS = [
 ]
 
 
-def build_tokenizer(vocab_size: int = 512, corpus: Iterable[str] | None = None) -> object:
+def build_tokenizer(
+    vocab_size: int = 512, corpus: Iterable[str] | None = None
+) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained in milliseconds, wrapped for transformers."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -47,7 +53,7 @@ def build_tokenizer(vocab_size: int = 512, corpus: Iterable[str] | None = None) 
         show_progress=False,
     )
     raw.train_from_iterator(list(corpus or _CORPUS) * 20, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=raw,
         pad_token="<|pad|>",
         eos_token="<|endoftext|>",
@@ -76,44 +82,37 @@ def build_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(vocab_size)
     config = LlamaConfig(
-        vocab_size=len(tokenizer),  # type: ignore[arg-type]
+        vocab_size=len(tokenizer),
         hidden_size=hidden,
         intermediate_size=intermediate or hidden * 2,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         num_key_value_heads=max(1, heads // 2),
         max_position_embeddings=4096,
-        pad_token_id=tokenizer.pad_token_id,  # type: ignore[attr-defined]
-        eos_token_id=tokenizer.eos_token_id,  # type: ignore[attr-defined]
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
         tie_word_embeddings=False,
     )
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id  # type: ignore[attr-defined]
-    model.generation_config.eos_token_id = tokenizer.eos_token_id  # type: ignore[attr-defined]
+    model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(out)
-    tokenizer.save_pretrained(out)  # type: ignore[attr-defined]
+    tokenizer.save_pretrained(out)
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m trainer.tiny", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m whetstone.inference.tiny", description=__doc__)
     parser.add_argument("out_dir", help="folder to write the model and tokenizer to")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--intermediate", type=int, default=None)
     parser.add_argument("--vocab-size", type=int, default=512)
-    args = parser.parse_args(argv)
-    build_tiny_model(
-        args.out_dir,
-        hidden=args.hidden,
-        layers=args.layers,
-        heads=args.heads,
-        intermediate=args.intermediate,
-        vocab_size=args.vocab_size,
-    )
+    options = vars(parser.parse_args(argv))
+    build_tiny_model(options.pop("out_dir"), **options)
 
 
 if __name__ == "__main__":
