@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
+from whetstone.core.batches import split_batches
 from whetstone.core.events import (
     EVENT_SOURCE,
     CheckpointDetail,
@@ -78,21 +79,12 @@ def eventbridge_entry(event: TrainerEvent, bus_name: str) -> dict[str, Any]:
 
 def batch_entries(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Split entries into PutEvents calls within the count and size limits."""
-    batches: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    size = 0
-    for entry in entries:
-        entry_size = len(entry["Detail"]) + len(entry["DetailType"]) + len(entry["Source"])
-        if current and (
-            len(current) == MAX_ENTRIES_PER_PUT or size + entry_size > MAX_BYTES_PER_PUT
-        ):
-            batches.append(current)
-            current, size = [], 0
-        current.append(entry)
-        size += entry_size
-    if current:
-        batches.append(current)
-    return batches
+    return split_batches(
+        entries,
+        size=lambda e: len(e["Detail"]) + len(e["DetailType"]) + len(e["Source"]),
+        max_count=MAX_ENTRIES_PER_PUT,
+        max_bytes=MAX_BYTES_PER_PUT,
+    )
 
 
 class EventBridgeSink:
