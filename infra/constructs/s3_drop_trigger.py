@@ -23,11 +23,7 @@ class S3DropTrigger(Construct):
     resource), so the data stack does not depend on this one."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        layers: list[lambda_.ILayerVersion],
+        self, scope: Construct, construct_id: str, *, layers: list[lambda_.ILayerVersion]
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = PythonFunction(

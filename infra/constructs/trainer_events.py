@@ -13,11 +13,7 @@ from infra.constructs.python_function import PythonFunction
 
 class TrainerEvents(Construct):
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        layers: list[lambda_.ILayerVersion],
+        self, scope: Construct, construct_id: str, *, layers: list[lambda_.ILayerVersion]
     ) -> None:
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(self, "Bus", event_bus_name=EVENT_BUS_NAME)
