@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import IO, Any, Protocol
 
 from whetstone.core.batches import split_batches
@@ -87,6 +88,7 @@ def batch_entries(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     )
 
 
+@dataclass(eq=False)
 class EventBridgeSink:
     """Buffers events and sends them with batched PutEvents, retrying failed entries.
 
@@ -95,35 +97,28 @@ class EventBridgeSink:
     metrics point must never stop training.
     """
 
-    def __init__(
-        self,
-        bus_name: str,
-        client: Any,
-        *,
-        flush_interval_s: float = 1.0,
-        max_attempts: int = 5,
-        base_delay_s: float = 0.2,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._bus = bus_name
-        self._client = client
-        self._interval = flush_interval_s
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay_s
-        self._sleep = sleep
-        self._buffer: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
-        self._stopped = threading.Event()
+    bus_name: str
+    client: Any
+    _: KW_ONLY
+    flush_interval_s: float = 1.0
+    max_attempts: int = 5
+    base_delay_s: float = 0.2
+    sleep: Callable[[float], None] = time.sleep
+    _buffer: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _send_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
+    def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self._run, name="eventbridge-flush", daemon=True)
         self._thread.start()
 
     def send(self, event: TrainerEvent) -> None:
         with self._lock:
-            self._buffer.append(eventbridge_entry(event, self._bus))
+            self._buffer.append(eventbridge_entry(event, self.bus_name))
 
     def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
+        while not self._stopped.wait(self.flush_interval_s):
             self.flush()
 
     def flush(self) -> None:
@@ -135,9 +130,9 @@ class EventBridgeSink:
 
     def _put(self, entries: list[dict[str, Any]]) -> None:
         pending = entries
-        for attempt in range(self._max_attempts):
+        for attempt in range(self.max_attempts):
             try:
-                response = self._client.put_events(Entries=pending)
+                response = self.client.put_events(Entries=pending)
             except Exception as exc:  # throttling, network: retry the whole batch
                 error: str = type(exc).__name__
             else:
@@ -146,8 +141,8 @@ class EventBridgeSink:
                 if not pending:
                     return
                 error = str(results[0].get("ErrorCode")) if results else "unknown"
-            if attempt + 1 < self._max_attempts:
-                self._sleep(self._base_delay * 2**attempt * (0.5 + random.random()))
+            if attempt + 1 < self.max_attempts:
+                self.sleep(self.base_delay_s * 2**attempt * (0.5 + random.random()))
         sys.stderr.write(f"dropped {len(pending)} events after retries: {error}\n")
 
     def close(self) -> None:
