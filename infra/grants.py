@@ -82,6 +82,38 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=f"AwsSolutions::{finding}", reason=reason))
 
 
+def _allow_named_at_run_time(
+    role: iam.Role,
+    actions: tuple[str, ...],
+    *,
+    service: str,
+    resource: str,
+    name: str,
+    reason: str,
+) -> None:
+    """Allow `actions` on the ARN `service:…:resource:name`, whose wildcard stands for names
+    given at run time, and acknowledge the finding cdk-nag reports for that wildcard."""
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=list(actions),
+            resources=[
+                Stack.of(role).format_arn(
+                    service=service,
+                    resource=resource,
+                    resource_name=name,
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+    )
+    acknowledge(
+        role,
+        f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:{service}:<AWS::Region>:"
+        f"<AWS::AccountId>:{resource}:{name}]",
+        reason,
+    )
+
+
 def grant_job_data(role: iam.Role) -> None:
     """The table (and its GSIs), the artifacts bucket's objects, the job log group."""
     stack = Stack.of(role)
@@ -97,30 +129,20 @@ def grant_job_data(role: iam.Role) -> None:
     role.add_to_policy(
         iam.PolicyStatement(actions=list(_OBJECT_ACTIONS), resources=[f"{bucket}/*"])
     )
-    role.add_to_policy(
-        iam.PolicyStatement(
-            actions=list(_JOB_LOG_ACTIONS),
-            resources=[
-                stack.format_arn(
-                    service="logs",
-                    resource="log-group",
-                    resource_name=f"{JOB_LOG_GROUP}:*",
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-        )
-    )
     acknowledge(
         role,
         f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{artifacts_bucket_name_for_nag()}/*]",
         "Job objects are keyed jobs/<org>/<job>/... and the organization is known per "
         "request only; the service layer scopes every key to the caller's organization.",
     )
-    acknowledge(
+    _allow_named_at_run_time(
         role,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>"
-        f":log-group:{JOB_LOG_GROUP}:*]",
-        "Log streams are created per job and source at run time inside the one job log group.",
+        _JOB_LOG_ACTIONS,
+        service="logs",
+        resource="log-group",
+        name=f"{JOB_LOG_GROUP}:*",
+        reason="Log streams are created per job and source at run time inside the one job "
+        "log group.",
     )
 
 
@@ -134,29 +156,19 @@ def grant_start_workflow(role: iam.Role) -> None:
 
 def grant_manage_workflow(role: iam.Role) -> None:
     """StepFunctionsOrchestrator as the reconciler uses it: start, list, describe, stop."""
-    stack = Stack.of(role)
     grant_start_workflow(role)
     role.add_to_policy(
-        iam.PolicyStatement(actions=["states:ListExecutions"], resources=[state_machine_arn(stack)])
-    )
-    role.add_to_policy(
         iam.PolicyStatement(
-            actions=["states:DescribeExecution", "states:StopExecution"],
-            resources=[
-                stack.format_arn(
-                    service="states",
-                    resource="execution",
-                    resource_name=f"{STATE_MACHINE_NAME}:*",
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
+            actions=["states:ListExecutions"], resources=[state_machine_arn(Stack.of(role))]
         )
     )
-    acknowledge(
+    _allow_named_at_run_time(
         role,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>"
-        f":execution:{STATE_MACHINE_NAME}:*]",
-        "Executions are named after jobs at run time; the reconciler stops any of this "
+        ("states:DescribeExecution", "states:StopExecution"),
+        service="states",
+        resource="execution",
+        name=f"{STATE_MACHINE_NAME}:*",
+        reason="Executions are named after jobs at run time; the reconciler stops any of this "
         "state machine's executions whose job ended.",
     )
 
@@ -168,25 +180,14 @@ def grant_ecr_lookup(role: iam.Role, repository: ecr.IRepository) -> None:
 
 def grant_build_logs(role: iam.Role, project_name: str) -> None:
     """CodeBuildLogs: GetLogEvents on the build project's log group."""
-    group = f"/aws/codebuild/{project_name}"
-    role.add_to_policy(
-        iam.PolicyStatement(
-            actions=["logs:GetLogEvents"],
-            resources=[
-                Stack.of(role).format_arn(
-                    service="logs",
-                    resource="log-group",
-                    resource_name=f"{group}:log-stream:*",
-                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-        )
-    )
-    acknowledge(
+    _allow_named_at_run_time(
         role,
-        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>"
-        f":log-group:{group}:log-stream:*]",
-        "Each build writes its own log stream; the step copies the stream of the job's build.",
+        ("logs:GetLogEvents",),
+        service="logs",
+        resource="log-group",
+        name=f"/aws/codebuild/{project_name}:log-stream:*",
+        reason="Each build writes its own log stream; the step copies the stream of the job's "
+        "build.",
     )
 
 

@@ -33,31 +33,38 @@ JOB_USAGE_FIELDS = {
 class JobMetrics(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        log_group = logs.LogGroup.from_log_group_name(self, "JobLogs", JOB_LOG_GROUP)
-        self.metrics: dict[str, cloudwatch.Metric] = {}
-        for name, message in JOB_STATUS_LINES.items():
-            log_filter = logs.MetricFilter(
-                self,
-                name,
-                log_group=log_group,
-                filter_pattern=logs.FilterPattern.string_value("$.message", "=", message),
-                metric_namespace=METRICS_NAMESPACE,
-                metric_name=name,
-                metric_value="1",
-                default_value=0,
-                unit=cloudwatch.Unit.COUNT,
-            )
-            self.metrics[name] = log_filter.metric(statistic="Sum", label=name.removeprefix("Jobs"))
-        self.usage: dict[str, cloudwatch.Metric] = {}
-        for name, (field, label) in JOB_USAGE_FIELDS.items():
-            log_filter = logs.MetricFilter(
-                self,
-                name,
-                log_group=log_group,
-                filter_pattern=logs.FilterPattern.string_value("$.message", "=", JOB_ENDED_LINE),
-                metric_namespace=METRICS_NAMESPACE,
-                metric_name=name,
-                metric_value=f"$.fields.{field}",
-                unit=cloudwatch.Unit.NONE,
-            )
-            self.usage[name] = log_filter.metric(statistic="Sum", label=label)
+        self._log_group = logs.LogGroup.from_log_group_name(self, "JobLogs", JOB_LOG_GROUP)
+        self.metrics: dict[str, cloudwatch.Metric] = {
+            name: self._filter(
+                name, message, value="1", unit=cloudwatch.Unit.COUNT, default_value=0
+            ).metric(statistic="Sum", label=name.removeprefix("Jobs"))
+            for name, message in JOB_STATUS_LINES.items()
+        }
+        self.usage: dict[str, cloudwatch.Metric] = {
+            name: self._filter(
+                name, JOB_ENDED_LINE, value=f"$.fields.{field}", unit=cloudwatch.Unit.NONE
+            ).metric(statistic="Sum", label=label)
+            for name, (field, label) in JOB_USAGE_FIELDS.items()
+        }
+
+    def _filter(
+        self,
+        name: str,
+        message: str,
+        *,
+        value: str,
+        unit: cloudwatch.Unit,
+        default_value: int | None = None,
+    ) -> logs.MetricFilter:
+        """The metric `name`: `value` of each job log line whose message is `message`."""
+        return logs.MetricFilter(
+            self,
+            name,
+            log_group=self._log_group,
+            filter_pattern=logs.FilterPattern.string_value("$.message", "=", message),
+            metric_namespace=METRICS_NAMESPACE,
+            metric_name=name,
+            metric_value=value,
+            default_value=default_value,
+            unit=unit,
+        )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -20,15 +19,14 @@ from infra.constants import (
     WORKFLOW_LOG_RETENTION,
     WORKFLOW_TIMEOUT,
 )
+from infra.constructs.log_groups import service_log_group
 from infra.constructs.python_function import PythonFunction
 from infra.grants import (
     acknowledge,
     grant_build_logs,
     grant_cluster_access,
     grant_ecr_lookup,
-    grant_job_data,
     grant_pod_identity,
-    job_environment,
 )
 
 
@@ -56,12 +54,11 @@ class JobWorkflow(Construct):
                 self,
                 name,
                 handler=step.handler,
-                environment={**job_environment(), **environment},
+                environment=environment,
                 timeout=step.timeout,
                 layers=layers,
                 description=f"Whetstone workflow step {name}",
             )
-            grant_job_data(function.role)
             if "ecr" in step.needs:
                 grant_ecr_lookup(function.role, repository)
             if "build_logs" in step.needs:
@@ -72,12 +69,11 @@ class JobWorkflow(Construct):
                 grant_pod_identity(function.role, cluster_name)
             self.steps[step.placeholder] = function
 
-        self.log_group = logs.LogGroup(
+        self.log_group = service_log_group(
             self,
             "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{stack.stack_name}-jobs",
-            retention=WORKFLOW_LOG_RETENTION,
-            removal_policy=RemovalPolicy.DESTROY,
+            WORKFLOW_LOG_RETENTION,
+            name=f"/aws/vendedlogs/states/{stack.stack_name}-jobs",
         )
         substitutions = {p: f.function.function_arn for p, f in self.steps.items()}
         substitutions["BuildProjectName"] = BUILD_PROJECT_NAME

@@ -6,7 +6,6 @@ from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constants import (
@@ -22,14 +21,13 @@ from infra.constants import (
     TOKEN_VALIDITY,
     USER_ORG_ATTRIBUTE,
 )
+from infra.constructs.log_groups import service_log_group
 from infra.constructs.python_function import PythonFunction
 from infra.grants import (
     acknowledge,
     grant_cluster_access,
-    grant_job_data,
     grant_pod_identity,
     grant_start_workflow,
-    job_environment,
     state_machine_arn,
     trainer_role_arn,
 )
@@ -86,7 +84,6 @@ class JobsApi(Construct):
             "Handler",
             handler=API_HANDLER,
             environment={
-                **job_environment(),
                 "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
                 # Deployments (vLLM) run in the organizations' namespaces of the cluster.
                 "WHETSTONE_CLUSTER_NAME": cluster_name,
@@ -96,18 +93,12 @@ class JobsApi(Construct):
             layers=layers,
             description="Whetstone REST API",
         )
-        grant_job_data(self.handler.role)
         grant_start_workflow(self.handler.role)
         grant_cluster_access(self.handler.role, cluster_name, API_K8S_GROUP)
         # vLLM pods run under the job's service account with the trainer role (S3 model).
         grant_pod_identity(self.handler.role, cluster_name)
 
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=ACCESS_LOG_RETENTION,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.access_logs = service_log_group(self, "AccessLogs", ACCESS_LOG_RETENTION)
         authorizer = apigw.CognitoUserPoolsAuthorizer(
             self, "Authorizer", cognito_user_pools=[self.user_pool]
         )

@@ -1,22 +1,24 @@
-"""A Whetstone Lambda: its own role and log group, X-Ray tracing, the shared code asset."""
+"""A Whetstone Lambda: its own role and log group, X-Ray tracing, the shared code asset, and
+access to the jobs' table, blobs and logs."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constants import FUNCTION_LOG_RETENTION, LAMBDA_MEMORY_MB
-from infra.grants import acknowledge
+from infra.constructs.log_groups import service_log_group
+from infra.grants import acknowledge, grant_job_data, job_environment
 from infra.lambda_code import LAMBDA_RUNTIME, function_code
 
 
 class PythonFunction(Construct):
-    """One handler of functions/, with a role that starts empty: callers grant what it needs."""
+    """One handler of functions/, with a role that may touch the job data only: callers grant
+    what else it needs."""
 
     def __init__(
         self,
@@ -30,12 +32,7 @@ class PythonFunction(Construct):
         description: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=FUNCTION_LOG_RETENTION,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.log_group = service_log_group(self, "Logs", FUNCTION_LOG_RETENTION)
         # No AWSLambdaBasicExecutionRole: the role may write to this log group only.
         self.role = iam.Role(
             self,
@@ -58,8 +55,9 @@ class PythonFunction(Construct):
             timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
             description=description,
-            environment={"WHETSTONE_RUNTIME": "aws", **environment},
+            environment={"WHETSTONE_RUNTIME": "aws", **job_environment(), **environment},
         )
+        grant_job_data(self.role)
         acknowledge(
             self,
             "AwsSolutions-L1",

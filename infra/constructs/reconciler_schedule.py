@@ -17,10 +17,8 @@ from infra.constants import (
 from infra.constructs.python_function import PythonFunction
 from infra.grants import (
     grant_cluster_access,
-    grant_job_data,
     grant_manage_workflow,
     grant_pod_identity,
-    job_environment,
     state_machine_arn,
 )
 
@@ -41,7 +39,6 @@ class ReconcilerSchedule(Construct):
             "Reconciler",
             handler=RECONCILER_HANDLER,
             environment={
-                **job_environment(),
                 **environment,
                 "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
             },
@@ -50,7 +47,6 @@ class ReconcilerSchedule(Construct):
             description="Whetstone reconciler of lost workflows and Kubernetes Jobs",
         )
         role = self.reconciler.role
-        grant_job_data(role)
         grant_cluster_access(role, cluster_name, WORKFLOW_K8S_GROUP)
         grant_pod_identity(role, cluster_name)
         grant_manage_workflow(role)

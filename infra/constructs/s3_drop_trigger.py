@@ -13,9 +13,7 @@ from infra.constructs.python_function import PythonFunction
 from infra.grants import (
     acknowledge,
     artifacts_bucket_name,
-    grant_job_data,
     grant_start_workflow,
-    job_environment,
     state_machine_arn,
 )
 
@@ -25,26 +23,18 @@ class S3DropTrigger(Construct):
     resource), so the data stack does not depend on this one."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        layers: list[lambda_.ILayerVersion],
+        self, scope: Construct, construct_id: str, *, layers: list[lambda_.ILayerVersion]
     ) -> None:
         super().__init__(scope, construct_id)
         self.function = PythonFunction(
             self,
             "Function",
             handler=S3_TRIGGER_HANDLER,
-            environment={
-                **job_environment(),
-                "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
-            },
+            environment={"WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self))},
             timeout=INGEST_TIMEOUT,
             layers=layers,
             description="Whetstone S3 drop (incoming/) into jobs",
         )
-        grant_job_data(self.function.role)
         grant_start_workflow(self.function.role)
         bucket = s3.Bucket.from_bucket_name(self, "Bucket", artifacts_bucket_name())
         bucket.add_event_notification(

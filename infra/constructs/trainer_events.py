@@ -9,16 +9,11 @@ from constructs import Construct
 
 from infra.constants import EVENT_BUS_NAME, INGEST_HANDLER, INGEST_TIMEOUT, TRAINER_EVENT_SOURCE
 from infra.constructs.python_function import PythonFunction
-from infra.grants import grant_job_data, job_environment
 
 
 class TrainerEvents(Construct):
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        layers: list[lambda_.ILayerVersion],
+        self, scope: Construct, construct_id: str, *, layers: list[lambda_.ILayerVersion]
     ) -> None:
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(self, "Bus", event_bus_name=EVENT_BUS_NAME)
@@ -26,12 +21,11 @@ class TrainerEvents(Construct):
             self,
             "Ingest",
             handler=INGEST_HANDLER,
-            environment={**job_environment(), "WHETSTONE_EVENT_BUS_NAME": EVENT_BUS_NAME},
+            environment={"WHETSTONE_EVENT_BUS_NAME": EVENT_BUS_NAME},
             timeout=INGEST_TIMEOUT,
             layers=layers,
             description="Whetstone trainer events into jobs",
         )
-        grant_job_data(self.ingest.role)
         self.rule = events.Rule(
             self,
             "Rule",

@@ -6,7 +6,6 @@ from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -16,6 +15,7 @@ from infra.constants import (
     BUILDSPEC_FILE,
     FUNCTION_LOG_RETENTION,
 )
+from infra.constructs.log_groups import service_log_group
 from infra.grants import acknowledge, artifacts_bucket_name, artifacts_bucket_name_for_nag
 
 
@@ -38,12 +38,8 @@ class TrainerImageBuild(Construct):
             description="Whetstone trainer image build artifacts",
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/codebuild/{BUILD_PROJECT_NAME}",
-            retention=FUNCTION_LOG_RETENTION,
-            removal_policy=RemovalPolicy.DESTROY,
+        self.log_group = service_log_group(
+            self, "Logs", FUNCTION_LOG_RETENTION, name=f"/aws/codebuild/{BUILD_PROJECT_NAME}"
         )
         self.project = codebuild.Project(
             self,

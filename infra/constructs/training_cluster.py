@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import Aws, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_eks_v2 as eks
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk.lambda_layer_kubectl_v35 import KubectlV35Layer
 from constructs import Construct, IConstruct
 
@@ -20,6 +19,7 @@ from infra.constants import (
     SYSTEM_NODE_TYPE,
     SYSTEM_NODES,
 )
+from infra.constructs.log_groups import service_log_group
 from infra.grants import acknowledge
 
 # Karpenter finds the subnets of GPU nodes by this tag (the EC2NodeClass selects on it).
@@ -57,12 +57,7 @@ class TrainingCluster(Construct):
                 ),
             ],
         )
-        flow_logs = logs.LogGroup(
-            self,
-            "FlowLogs",
-            retention=CLUSTER_LOG_RETENTION,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        flow_logs = service_log_group(self, "FlowLogs", CLUSTER_LOG_RETENTION)
         self.vpc.add_flow_log(
             "FlowLog",
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
@@ -71,12 +66,11 @@ class TrainingCluster(Construct):
         for subnet in self.vpc.private_subnets:
             subnet.node.default_child.tags.set_tag(DISCOVERY_TAG, cluster_name)  # type: ignore[union-attr]
         # EKS writes control plane logs to this group; made first, it gets a retention.
-        control_plane_logs = logs.LogGroup(
+        control_plane_logs = service_log_group(
             self,
             "ControlPlaneLogs",
-            log_group_name=f"/aws/eks/{cluster_name}/cluster",
-            retention=CLUSTER_LOG_RETENTION,
-            removal_policy=RemovalPolicy.DESTROY,
+            CLUSTER_LOG_RETENTION,
+            name=f"/aws/eks/{cluster_name}/cluster",
         )
         cluster = eks.Cluster(
             self,

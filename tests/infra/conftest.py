@@ -7,9 +7,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
 
 # Without the `infra` extra (aws-cdk-lib, cdk-nag, cfn-lint) these tests are not collected.
 if importlib.util.find_spec("aws_cdk") is None or importlib.util.find_spec("cdk_nag") is None:
@@ -60,3 +63,11 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     }
     report = json.loads((outdir / "validation-report.json").read_text())
     return Synthesized(outdir=outdir, templates=templates, report=report)
+
+
+@pytest.fixture(scope="module")
+def template(synthesized: Synthesized, request: pytest.FixtureRequest) -> Template:
+    """The assertions' view of the stack the test module names in its STACK."""
+    from aws_cdk.assertions import Template
+
+    return Template.from_json(synthesized.templates[request.module.STACK])

@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.constants import INCOMING_PREFIX, JOB_LOG_GROUP, TABLE_NAME
 from whetstone.adapters.aws.dynamodb_jobs import table_definition
 
-
-@pytest.fixture(scope="module")
-def template(synthesized: Any) -> Template:
-    return Template.from_json(synthesized.templates["WhetstoneData"])
-
-
-def test_resource_counts(template: Template) -> None:
-    for kind, count in {
-        "AWS::DynamoDB::GlobalTable": 1,
-        "AWS::S3::Bucket": 1,
-        "AWS::S3::BucketPolicy": 1,
-        "AWS::Logs::LogGroup": 1,
-    }.items():
-        template.resource_count_is(kind, count)
+STACK = "WhetstoneData"
 
 
 def test_table_keys_and_indexes_equal_the_adapters_table_definition(synthesized: Any) -> None:

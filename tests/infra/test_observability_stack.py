@@ -17,24 +17,9 @@ STACK = "WhetstoneObservability"
 
 
 @pytest.fixture(scope="module")
-def template(synthesized: Any) -> Template:
-    return Template.from_json(synthesized.templates[STACK])
-
-
-@pytest.fixture(scope="module")
 def dashboard_body(synthesized: Any) -> str:
     (dashboard,) = synthesized.resources(STACK, "AWS::CloudWatch::Dashboard").values()
     return json.dumps(dashboard["Properties"]["DashboardBody"])
-
-
-def test_resource_counts(template: Template) -> None:
-    for kind, count in {
-        "AWS::CloudWatch::Dashboard": 1,
-        "AWS::Logs::MetricFilter": len(JOB_STATUS_LINES) + len(JOB_USAGE_FIELDS),
-        "AWS::CloudWatch::Alarm": 7,
-        "AWS::SNS::Topic": 1,
-    }.items():
-        template.resource_count_is(kind, count)
 
 
 def test_job_metrics_count_the_lines_the_workflow_writes(template: Template) -> None:

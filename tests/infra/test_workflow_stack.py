@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
 from aws_cdk.assertions import Template
 
 from infra.constants import (
@@ -23,11 +22,6 @@ from whetstone.service.images import trainer_image_tag
 STACK = "WhetstoneWorkflow"
 
 
-@pytest.fixture(scope="module")
-def template(synthesized: Any) -> Template:
-    return Template.from_json(synthesized.templates[STACK])
-
-
 def _state_machine(synthesized: Any) -> dict[str, Any]:
     (machine,) = synthesized.resources(STACK, "AWS::StepFunctions::StateMachine").values()
     props: dict[str, Any] = machine["Properties"]
@@ -38,19 +32,6 @@ def _function_of(synthesized: Any, handler: str) -> str:
     functions = synthesized.resources(STACK, "AWS::Lambda::Function")
     (name,) = [n for n, f in functions.items() if f["Properties"].get("Handler") == handler]
     return str(name)
-
-
-def test_resource_counts(template: Template) -> None:
-    for kind, count in {
-        "AWS::StepFunctions::StateMachine": 1,
-        "AWS::Events::EventBus": 1,
-        "AWS::Events::Rule": 2,  # trainer events, reconciler schedule
-        # 10 steps + ingest + reconciler + S3 drop + CDK's bucket notifications handler
-        "AWS::Lambda::Function": 14,
-        "AWS::Lambda::LayerVersion": 1,
-        "Custom::S3BucketNotifications": 1,
-    }.items():
-        template.resource_count_is(kind, count)
 
 
 def test_every_placeholder_has_a_substitution(synthesized: Any) -> None:

@@ -128,15 +128,15 @@ def make_plan() -> Any:
 
 
 @pytest.fixture
+def counting_plan(tiny_model_dir: Path, counting_data: Path, tmp_path: Path) -> Any:
+    """make_plan for the tiny model on the counting data, writing to `output` (tmp_path/out)."""
+
+    def plan(output: Path | None = None, **spec: Any) -> TrainerPlan:
+        return _make_plan(tiny_model_dir, counting_data, output or tmp_path / "out", **spec)
+
+    return plan
+
+
+@pytest.fixture
 def run_job() -> Any:
     return _run_job
-
-
-@pytest.fixture
-def counting_example() -> Any:
-    return _counting_example
-
-
-@pytest.fixture
-def write_splits() -> Any:
-    return _write_splits

@@ -38,10 +38,10 @@ def test_unreadable_plan_fails_with_an_error_code(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_a_restart_resumes_to_completion(
-    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any
+    counting_plan: Any, tmp_path: Path
 ) -> None:
     # Given a job long enough to be interrupted
-    plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out", options={"max_steps": 30})
+    plan = counting_plan(options={"max_steps": 30})
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(plan.model_dump_json())
 

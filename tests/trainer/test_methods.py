@@ -44,18 +44,13 @@ METHODS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_method_trains_and_its_artifacts_load_back_and_generate(
-    name: str,
-    tiny_model_dir: Path,
-    counting_data: Path,
-    tmp_path: Path,
-    make_plan: Any,
-    run_job: Any,
+    name: str, counting_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
     # Given a plan for this method
     from whetstone.inference.generation import ChatModel, golden_answer
     from whetstone.inference.loading import load_trained_model
 
-    plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out", **METHODS[name])
+    plan = counting_plan(**METHODS[name])
 
     # When it runs
     result, sink = run_job(plan, tmp_path / "work")
@@ -89,16 +84,14 @@ def test_method_trains_and_its_artifacts_load_back_and_generate(
 
 
 def test_lora_merged_model_matches_the_adapter(
-    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+    counting_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
     # Given a LoRA run asked to merge its adapter
     from transformers import AutoModelForCausalLM
 
     from whetstone.inference.loading import load_trained_model
 
-    plan = make_plan(
-        tiny_model_dir, counting_data, tmp_path / "out", options={"merge_adapter": True}
-    )
+    plan = counting_plan(options={"merge_adapter": True})
     run_job(plan, tmp_path / "work")
 
     # When the merged model and base+adapter read the same input
@@ -119,17 +112,12 @@ GPU_METHODS = ["lora-all-linear", "qlora-nf4-double-quant", "qlora-int4", "full"
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", GPU_METHODS)
 def test_method_trains_on_gpu_in_half_precision(
-    name: str,
-    tiny_model_dir: Path,
-    counting_data: Path,
-    tmp_path: Path,
-    make_plan: Any,
-    run_job: Any,
+    name: str, counting_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     # Given a GPU run (hardware L4: bf16 when the GPU has it, fp16 otherwise)
-    plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out", **METHODS[name])
+    plan = counting_plan(**METHODS[name])
     # When it trains
     result, sink = run_job(plan, tmp_path / "work")
     # Then precision followed the hardware, losses stayed finite and GPU memory was reported

@@ -14,14 +14,9 @@ from whetstone.core.events import TrainerErrorCode, TrainerPhase
 from whetstone.core.layout import CHECKPOINT_COMPLETE_MARKER, OutputNames
 
 
-def test_model_learns_the_counting_task(
-    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
-) -> None:
+def test_model_learns_the_counting_task(counting_plan: Any, run_job: Any, tmp_path: Path) -> None:
     # Given a full fine-tune for one epoch, evaluated before the first step and every 10
-    plan = make_plan(
-        tiny_model_dir,
-        counting_data,
-        tmp_path / "out",
+    plan = counting_plan(
         method="full",
         training={"learning_rate": 5e-3, "warmup_steps": 2},
         advanced={"eval_strategy": "steps", "eval_steps": 10, "logging_steps": 5},
@@ -38,13 +33,10 @@ def test_model_learns_the_counting_task(
 
 
 def test_early_stopping_ends_training_and_keeps_the_best_checkpoint(
-    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+    counting_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
     # Given a learning rate high enough that validation loss soon stops improving
-    plan = make_plan(
-        tiny_model_dir,
-        counting_data,
-        tmp_path / "out",
+    plan = counting_plan(
         method="full",
         training={"learning_rate": 1e-2},
         advanced={
@@ -89,13 +81,11 @@ class StopAtStep:
 
 
 def test_interrupted_run_resumes_with_the_same_step_optimizer_and_data_order(
-    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+    counting_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
     # Given the same plan run straight through, and run to an interruption at step 3
     def plan(output: Path) -> Any:
-        return make_plan(
-            tiny_model_dir,
-            counting_data,
+        return counting_plan(
             output,
             training={"warmup_steps": 2},
             options={"max_steps": 8},
@@ -145,13 +135,10 @@ def test_nan_loss_stops_the_job_with_a_clear_error(
 
 
 def test_streamed_split_trains_for_the_steps_the_manifest_implies(
-    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+    counting_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
     # Given a streamed train split of 200 examples, batch 8, accumulation 2
-    plan = make_plan(
-        tiny_model_dir,
-        counting_data,
-        tmp_path / "out",
+    plan = counting_plan(
         dataset={"streaming": True},
         training={"gradient_accumulation_steps": 2},
         options={"max_steps": None, "stream_buffer": 64},
@@ -164,14 +151,12 @@ def test_streamed_split_trains_for_the_steps_the_manifest_implies(
 
 
 def test_packed_batches_train_like_padded_ones(
-    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+    counting_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
     # Given the same batches, once padded and once packed into one row each
     runs = {}
     for batching in ("padded", "packed"):
-        plan = make_plan(
-            tiny_model_dir,
-            counting_data,
+        plan = counting_plan(
             tmp_path / batching,
             options={"batching": batching, "max_steps": 2},
         )
@@ -185,9 +170,9 @@ def test_packed_batches_train_like_padded_ones(
 
 
 def test_results_metrics_history_and_run_manifest_are_written(
-    tiny_model_dir: Path, counting_data: Path, tmp_path: Path, make_plan: Any, run_job: Any
+    counting_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
-    plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out")
+    plan = counting_plan()
     run_job(plan, tmp_path / "work")
     out = tmp_path / "out"
     manifest = json.loads((out / OutputNames.RUN_MANIFEST).read_text())
@@ -205,12 +190,7 @@ def test_results_metrics_history_and_run_manifest_are_written(
 
 
 def test_a_golden_answer_that_cannot_be_computed_leaves_the_run_done_with_a_warning(
-    tiny_model_dir: Path,
-    counting_data: Path,
-    tmp_path: Path,
-    make_plan: Any,
-    run_job: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    counting_plan: Any, run_job: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from trainer import recipe
 
@@ -218,7 +198,7 @@ def test_a_golden_answer_that_cannot_be_computed_leaves_the_run_done_with_a_warn
         raise MemoryError("the base model does not fit")
 
     monkeypatch.setattr(recipe.ChatModel, "load", out_of_memory)
-    plan = make_plan(tiny_model_dir, counting_data, tmp_path / "out", method="lora")
+    plan = counting_plan(method="lora")
 
     result, sink = run_job(plan, tmp_path / "work")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import torch
@@ -230,6 +230,7 @@ def _grouped_order(
     return [i for b in perm for i in batches[b]]
 
 
+@dataclass(eq=False)
 class LengthGroupedSampler(Sampler[int]):
     """Batches of similar lengths in an order fixed by (seed, epoch), so resume replays it.
 
@@ -239,12 +240,11 @@ class LengthGroupedSampler(Sampler[int]):
     random order.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, mega: int = 50):
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.mega = mega
-        self.epoch = 0
+    lengths: Sequence[int]
+    batch_size: int
+    seed: int
+    mega: int = 50
+    epoch: int = field(default=0, init=False)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -257,6 +257,7 @@ class LengthGroupedSampler(Sampler[int]):
         return iter(_grouped_order(self.lengths, self.batch_size, generator, self.mega))
 
 
+@dataclass(eq=False)
 class StreamedSplit(IterableDataset[Features]):
     """A split read line by line from storage, never held whole in memory.
 
@@ -265,23 +266,14 @@ class StreamedSplit(IterableDataset[Features]):
     every n-th line so no example is read twice.
     """
 
-    def __init__(
-        self,
-        open_lines: Callable[[], Iterator[bytes]],
-        encoder: ExampleEncoder,
-        *,
-        seed: int,
-        buffer: int,
-        group_batch: int | None,
-        limit: int | None = None,
-    ) -> None:
-        self.open_lines = open_lines
-        self.encoder = encoder
-        self.seed = seed
-        self.buffer = buffer
-        self.group_batch = group_batch
-        self.limit = limit
-        self.epoch = 0
+    open_lines: Callable[[], Iterator[bytes]]
+    encoder: ExampleEncoder
+    _: KW_ONLY
+    seed: int
+    buffer: int
+    group_batch: int | None
+    limit: int | None = None
+    epoch: int = field(default=0, init=False)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -9,8 +9,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import IO, Any, Protocol
 
+from whetstone.core.batches import split_batches
 from whetstone.core.events import (
     EVENT_SOURCE,
     CheckpointDetail,
@@ -78,23 +80,15 @@ def eventbridge_entry(event: TrainerEvent, bus_name: str) -> dict[str, Any]:
 
 def batch_entries(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Split entries into PutEvents calls within the count and size limits."""
-    batches: list[list[dict[str, Any]]] = []
-    current: list[dict[str, Any]] = []
-    size = 0
-    for entry in entries:
-        entry_size = len(entry["Detail"]) + len(entry["DetailType"]) + len(entry["Source"])
-        if current and (
-            len(current) == MAX_ENTRIES_PER_PUT or size + entry_size > MAX_BYTES_PER_PUT
-        ):
-            batches.append(current)
-            current, size = [], 0
-        current.append(entry)
-        size += entry_size
-    if current:
-        batches.append(current)
-    return batches
+    return split_batches(
+        entries,
+        size=lambda e: len(e["Detail"]) + len(e["DetailType"]) + len(e["Source"]),
+        max_count=MAX_ENTRIES_PER_PUT,
+        max_bytes=MAX_BYTES_PER_PUT,
+    )
 
 
+@dataclass(eq=False)
 class EventBridgeSink:
     """Buffers events and sends them with batched PutEvents, retrying failed entries.
 
@@ -103,35 +97,28 @@ class EventBridgeSink:
     metrics point must never stop training.
     """
 
-    def __init__(
-        self,
-        bus_name: str,
-        client: Any,
-        *,
-        flush_interval_s: float = 1.0,
-        max_attempts: int = 5,
-        base_delay_s: float = 0.2,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._bus = bus_name
-        self._client = client
-        self._interval = flush_interval_s
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay_s
-        self._sleep = sleep
-        self._buffer: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._send_lock = threading.Lock()
-        self._stopped = threading.Event()
+    bus_name: str
+    client: Any
+    _: KW_ONLY
+    flush_interval_s: float = 1.0
+    max_attempts: int = 5
+    base_delay_s: float = 0.2
+    sleep: Callable[[float], None] = time.sleep
+    _buffer: list[dict[str, Any]] = field(default_factory=list, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _send_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
+    def __post_init__(self) -> None:
         self._thread = threading.Thread(target=self._run, name="eventbridge-flush", daemon=True)
         self._thread.start()
 
     def send(self, event: TrainerEvent) -> None:
         with self._lock:
-            self._buffer.append(eventbridge_entry(event, self._bus))
+            self._buffer.append(eventbridge_entry(event, self.bus_name))
 
     def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
+        while not self._stopped.wait(self.flush_interval_s):
             self.flush()
 
     def flush(self) -> None:
@@ -143,9 +130,9 @@ class EventBridgeSink:
 
     def _put(self, entries: list[dict[str, Any]]) -> None:
         pending = entries
-        for attempt in range(self._max_attempts):
+        for attempt in range(self.max_attempts):
             try:
-                response = self._client.put_events(Entries=pending)
+                response = self.client.put_events(Entries=pending)
             except Exception as exc:  # throttling, network: retry the whole batch
                 error: str = type(exc).__name__
             else:
@@ -154,8 +141,8 @@ class EventBridgeSink:
                 if not pending:
                     return
                 error = str(results[0].get("ErrorCode")) if results else "unknown"
-            if attempt + 1 < self._max_attempts:
-                self._sleep(self._base_delay * 2**attempt * (0.5 + random.random()))
+            if attempt + 1 < self.max_attempts:
+                self.sleep(self.base_delay_s * 2**attempt * (0.5 + random.random()))
         sys.stderr.write(f"dropped {len(pending)} events after retries: {error}\n")
 
     def close(self) -> None:

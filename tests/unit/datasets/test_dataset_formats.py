@@ -69,25 +69,27 @@ def test_given_a_good_file_when_validated_then_format_and_kind_are_detected(
     assert (report.format, report.kind, report.num_examples) == (fmt, kind, 120)
 
 
-def test_given_sharegpt_when_normalized_then_roles_are_mapped_and_system_first() -> None:
-    [example] = _examples(jsonl([SHAREGPT]))
+@pytest.mark.parametrize(
+    ("record", "turns"),
+    [
+        pytest.param(
+            SHAREGPT,
+            [("system", "be kind"), ("user", "hi"), ("assistant", "hello")],
+            id="sharegpt-roles-mapped-system-first",
+        ),
+        pytest.param(
+            ALPACA,
+            [("user", "q"), ("assistant", "a"), ("user", "add\n\n1+1"), ("assistant", "2")],
+            id="alpaca-history-before-the-instruction",
+        ),
+    ],
+)
+def test_given_a_conversation_record_when_normalized_then_its_turns_are_in_chat_order(
+    record: dict[str, Any], turns: list[tuple[str, str]]
+) -> None:
+    [example] = _examples(jsonl([record]))
 
-    assert [(t.role, t.content) for t in example.messages or []] == [
-        ("system", "be kind"),
-        ("user", "hi"),
-        ("assistant", "hello"),
-    ]
-
-
-def test_given_alpaca_with_history_when_normalized_then_history_precedes_the_instruction() -> None:
-    [example] = _examples(jsonl([ALPACA]))
-
-    assert [(t.role, t.content) for t in example.messages or []] == [
-        ("user", "q"),
-        ("assistant", "a"),
-        ("user", "add\n\n1+1"),
-        ("assistant", "2"),
-    ]
+    assert [(t.role, t.content) for t in example.messages or []] == turns
 
 
 def test_given_openai_weights_and_text_parts_when_normalized_then_kept() -> None:

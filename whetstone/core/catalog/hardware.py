@@ -88,87 +88,48 @@ class GpuInfo(BaseModel):
         return {GPU_NAME_LABEL: self.karpenter_gpu_name, INSTANCE_FAMILY_LABEL: family}
 
 
-def _instances(*rows: tuple[str, int, float]) -> tuple[InstanceOption, ...]:
-    return tuple(InstanceOption(instance_type=t, gpus=g, hourly_usd=p) for t, g, p in rows)
+# The columns of a row of the table below, after which come the GPU's instance sizes.
+_GPU_COLUMNS = (
+    "gpu_type",
+    "name",
+    "vram_gb",
+    "memory_gib",
+    "bf16",
+    "peak_tflops",
+    "karpenter_gpu_name",
+    "best_for",
+)
 
 
-GPUS: dict[GpuType, GpuInfo] = {
-    gpu.gpu_type: gpu
-    for gpu in (
-        GpuInfo(
-            gpu_type=GpuType.T4,
-            name="NVIDIA T4",
-            vram_gb=16,
-            memory_gib=15.0,
-            bf16=False,
-            peak_tflops=65.0,
-            karpenter_gpu_name="t4",
-            instances=_instances(
-                ("g4dn.xlarge", 1, 0.526), ("g4dn.12xlarge", 4, 3.912), ("g4dn.metal", 8, 7.824)
-            ),
-            best_for="LoRA/QLoRA on 7B models",
-        ),
-        GpuInfo(
-            gpu_type=GpuType.L4,
-            name="NVIDIA L4",
-            vram_gb=24,
-            memory_gib=22.5,
-            bf16=True,
-            peak_tflops=121.0,
-            karpenter_gpu_name="l4",
-            instances=_instances(
-                ("g6.xlarge", 1, 0.8048), ("g6.12xlarge", 4, 4.6016), ("g6.48xlarge", 8, 13.3504)
-            ),
-            best_for="LoRA on 13B models",
-        ),
-        GpuInfo(
-            gpu_type=GpuType.A10G,
-            name="NVIDIA A10G",
-            vram_gb=24,
-            memory_gib=22.5,
-            bf16=True,
-            peak_tflops=70.0,
-            karpenter_gpu_name="a10g",
-            instances=_instances(
-                ("g5.xlarge", 1, 1.006), ("g5.12xlarge", 4, 5.672), ("g5.48xlarge", 8, 16.288)
-            ),
-            best_for="LoRA/Full on 7-13B models",
-        ),
-        GpuInfo(
-            gpu_type=GpuType.A100_40GB,
-            name="NVIDIA A100 40GB",
-            vram_gb=40,
-            memory_gib=40.0,
-            bf16=True,
-            peak_tflops=312.0,
-            karpenter_gpu_name="a100",
-            instances=_instances(("p4d.24xlarge", 8, 21.96)),
-            best_for="Full fine-tuning 13B+, LoRA 70B",
-        ),
-        GpuInfo(
-            gpu_type=GpuType.A100_80GB,
-            name="NVIDIA A100 80GB",
-            vram_gb=80,
-            memory_gib=80.0,
-            bf16=True,
-            peak_tflops=312.0,
-            karpenter_gpu_name="a100",
-            instances=_instances(("p4de.24xlarge", 8, 27.447)),
-            best_for="Full fine-tuning 70B",
-        ),
-        GpuInfo(
-            gpu_type=GpuType.H100,
-            name="NVIDIA H100",
-            vram_gb=80,
-            memory_gib=79.6,
-            bf16=True,
-            peak_tflops=989.0,
-            karpenter_gpu_name="h100",
-            instances=_instances(("p5.4xlarge", 1, 6.88), ("p5.48xlarge", 8, 55.04)),
-            best_for="Maximum performance",
-        ),
+def _gpu(row: tuple[object, ...], *instances: tuple[str, int, float]) -> GpuInfo:
+    """A GPU from its row; each instance size is (EC2 type, GPUs, USD per hour)."""
+    sizes = [InstanceOption(instance_type=t, gpus=g, hourly_usd=p) for t, g, p in instances]
+    return GpuInfo.model_validate(
+        {**dict(zip(_GPU_COLUMNS, row, strict=True)), "instances": tuple(sizes)}
     )
-}
+
+
+# The table below is laid out by hand; keep the formatter away from it.
+# fmt: off
+
+GPUS: dict[GpuType, GpuInfo] = {gpu.gpu_type: gpu for gpu in (
+    _gpu((GpuType.T4, "NVIDIA T4", 16, 15.0, False, 65.0, "t4", "LoRA/QLoRA on 7B models"),
+         ("g4dn.xlarge", 1, 0.526), ("g4dn.12xlarge", 4, 3.912), ("g4dn.metal", 8, 7.824)),
+    _gpu((GpuType.L4, "NVIDIA L4", 24, 22.5, True, 121.0, "l4", "LoRA on 13B models"),
+         ("g6.xlarge", 1, 0.8048), ("g6.12xlarge", 4, 4.6016), ("g6.48xlarge", 8, 13.3504)),
+    _gpu((GpuType.A10G, "NVIDIA A10G", 24, 22.5, True, 70.0, "a10g", "LoRA/Full on 7-13B models"),
+         ("g5.xlarge", 1, 1.006), ("g5.12xlarge", 4, 5.672), ("g5.48xlarge", 8, 16.288)),
+    _gpu((GpuType.A100_40GB, "NVIDIA A100 40GB", 40, 40.0, True, 312.0, "a100",
+          "Full fine-tuning 13B+, LoRA 70B"),
+         ("p4d.24xlarge", 8, 21.96)),
+    _gpu((GpuType.A100_80GB, "NVIDIA A100 80GB", 80, 80.0, True, 312.0, "a100",
+          "Full fine-tuning 70B"),
+         ("p4de.24xlarge", 8, 27.447)),
+    _gpu((GpuType.H100, "NVIDIA H100", 80, 79.6, True, 989.0, "h100", "Maximum performance"),
+         ("p5.4xlarge", 1, 6.88), ("p5.48xlarge", 8, 55.04)),
+)}
+
+# fmt: on
 
 
 def get_gpu(gpu_type: GpuType | str) -> GpuInfo:

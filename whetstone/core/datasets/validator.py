@@ -334,25 +334,33 @@ def _judge_duplicates(
 ) -> None:
     if stats.exact_share > DUPLICATE_WARNING_SHARE:
         issues.add(
-            Issue(
-                code=IssueCode.DUPLICATES,
-                message=f"{stats.exact_share:.0%} of the examples ({stats.exact}) repeat an "
+            _located_at(
+                first_exact,
+                IssueCode.DUPLICATES,
+                f"{stats.exact_share:.0%} of the examples ({stats.exact}) repeat an "
                 f"earlier one{_where(first_exact)}; remove the duplicates",
-                line=first_exact.line if first_exact else None,
-                row=first_exact.row if first_exact else None,
             )
         )
     elif stats.near_share > DUPLICATE_WARNING_SHARE:
         issues.add(
-            Issue(
-                code=IssueCode.NEAR_DUPLICATES,
-                message=f"{stats.near_share:.0%} of the examples ({stats.near}) differ from an "
+            _located_at(
+                first_near,
+                IssueCode.NEAR_DUPLICATES,
+                f"{stats.near_share:.0%} of the examples ({stats.near}) differ from an "
                 f"earlier one only in case, spacing or punctuation{_where(first_near)}; "
                 "remove the near-duplicates",
-                line=first_near.line if first_near else None,
-                row=first_near.row if first_near else None,
             )
         )
+
+
+def _located_at(first: Issue | None, code: IssueCode, message: str) -> Issue:
+    """A file-wide issue placed where its first occurrence is, when there is one."""
+    return Issue(
+        code=code,
+        message=message,
+        line=first.line if first else None,
+        row=first.row if first else None,
+    )
 
 
 def _percentile(fine: list[int], count: int, share: float) -> int:

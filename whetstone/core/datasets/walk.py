@@ -6,8 +6,8 @@ on which examples exist and how each one normalizes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import IO
+from collections.abc import Iterator, Mapping
+from typing import IO, Any
 
 from whetstone.core.datasets.normalize import (
     NORMALIZERS,
@@ -83,7 +83,6 @@ class DatasetWalk:
             return
         if declared_record_format is not None:
             normalizer: Normalizer = NORMALIZERS[declared_record_format]
-        kind = None
         locked: DatasetFormat | None = declared_record_format
         for item in reader:
             if not isinstance(item, tuple):
@@ -124,24 +123,12 @@ class DatasetWalk:
                         line=line,
                     )
                     continue
-            try:
-                normalized = normalizer(record, columns)
-            except RecordError as error:
-                yield Issue(code=error.code, message=error.message, line=line, field=error.field)
-                continue
-            if normalized.kind is not kind:
-                if kind is None:
-                    kind = self.kind = normalized.kind
-                else:
-                    yield _mixed_kinds(normalized.kind, kind, line, None)
-                    continue
-            yield (line, row, normalized)
+            yield self._normalized(normalizer, columns, line, row, record)
 
     def _walk_table(
         self, reader: CsvReader | ParquetReader, columns: ColumnMapping
     ) -> Iterator[Walked]:
         normalizer: Normalizer | None = None
-        kind = None
         for item in reader:
             if not isinstance(item, tuple):
                 yield item
@@ -153,20 +140,29 @@ class DatasetWalk:
                     return
                 normalizer = chosen
             line, row, record = item
-            try:
-                normalized = normalizer(record, columns)
-            except RecordError as error:
-                yield Issue(
-                    code=error.code, message=error.message, line=line, row=row, field=error.field
-                )
-                continue
-            if normalized.kind is not kind:
-                if kind is None:
-                    kind = self.kind = normalized.kind
-                else:
-                    yield _mixed_kinds(normalized.kind, kind, line, row)
-                    continue
-            yield (line, row, normalized)
+            yield self._normalized(normalizer, columns, line, row, record)
+
+    def _normalized(
+        self,
+        normalizer: Normalizer,
+        columns: ColumnMapping,
+        line: int | None,
+        row: int | None,
+        record: Mapping[str, Any],
+    ) -> Walked:
+        """The record as an example, or the issue that rejects it; the first example sets
+        the kind every later one must have."""
+        try:
+            normalized = normalizer(record, columns)
+        except RecordError as error:
+            return Issue(
+                code=error.code, message=error.message, line=line, row=row, field=error.field
+            )
+        if self.kind is None:
+            self.kind = normalized.kind
+        elif normalized.kind is not self.kind:
+            return _mixed_kinds(normalized.kind, self.kind, line, row)
+        return (line, row, normalized)
 
     def _table_normalizer(self, names: list[str], columns: ColumnMapping) -> Normalizer | Issue:
         for field, name in columns.model_dump(exclude_none=True).items():
