@@ -35,7 +35,8 @@ from infra.constructs.cluster_rbac import (
 )
 from infra.constructs.gpu_node_pools import gpu_node_pool_manifests, node_pool_name
 from infra.constructs.karpenter import node_class_manifest
-from whetstone.adapters.aws.eks_compute import JobSettings, job_manifest
+from whetstone.adapters.aws.kube.shared_manifests import JobSettings
+from whetstone.adapters.aws.kube.training_manifests import job_manifest
 from whetstone.core.catalog.base_models import get_base_model
 from whetstone.core.catalog.hardware import GPU_NAME_LABEL, GPU_TAINT_KEY, GPUS, GpuType
 from whetstone.core.estimates import estimate_cost, estimate_memory

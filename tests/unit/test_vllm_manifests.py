@@ -13,32 +13,27 @@ from support.aws_workflow import aws_workflow
 from support.jobs import make_job
 from support.kube import FakeKube, container_status, validate
 
-from whetstone.adapters.aws.eks_compute import (
-    GPU_RESOURCE,
-    LABEL_JOB,
-    JobSettings,
-    KubernetesUnavailable,
-)
-from whetstone.adapters.aws.eks_deployer import (
+from whetstone.adapters.aws.eks_deployer import EksDeployer
+from whetstone.adapters.aws.kube.client import KubernetesUnavailable
+from whetstone.adapters.aws.kube.serving_manifests import (
     FETCH_CONTAINER,
     SERVER_CONTAINER,
-    ClusterAccess,
-    EksDeployer,
     ServingSettings,
     deployment_manifest,
     deployment_name,
     service_manifest,
-    serving_hardware,
     serving_manifests,
     vllm_args,
 )
+from whetstone.adapters.aws.kube.shared_manifests import GPU_RESOURCE, LABEL_JOB, JobSettings
+from whetstone.adapters.aws.kube.workload_identity import ClusterAccess
 from whetstone.cli.tokens import DEFAULT_CALLER
 from whetstone.core.catalog.base_models import get_base_model
 from whetstone.core.catalog.hardware import GPU_TAINT_KEY, GpuType, get_gpu
 from whetstone.core.job import Deployment, JobRecord
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.serving import GOLDEN_FILE, GOLDEN_MAX_TOKENS
-from whetstone.core.serving_hardware import choose_serving_hardware
+from whetstone.core.serving_hardware import choose_serving_hardware, job_serving_hardware
 from whetstone.core.spec import Method
 from whetstone.service.deployments import saved_golden_answer
 from whetstone.service.jobs import MODEL_DIR, OUTPUT_DIR, job_prefix
@@ -78,7 +73,7 @@ def test_given_a_completed_job_when_its_serving_manifests_are_built_then_all_fit
     base: str, method: Method
 ) -> None:
     job = adapter_job(base, method)
-    hardware = serving_hardware(job, 16)
+    hardware = job_serving_hardware(job.spec, 16)
 
     for manifest in serving_manifests(job, MODEL_URI, hardware, 16, SETTINGS):
         validate(manifest)
@@ -89,7 +84,7 @@ def test_given_a_lora_job_when_its_server_is_built_then_the_base_serves_the_adap
 ):
     job = adapter_job()
 
-    args = vllm_args(job, serving_hardware(job, 16), 16)
+    args = vllm_args(job, job_serving_hardware(job.spec, 16), 16)
 
     assert args[0] == "meta-llama/Llama-3.1-8B-Instruct"
     assert "--enable-lora" in args
@@ -102,7 +97,7 @@ def test_given_a_lora_job_when_its_server_is_built_then_the_base_serves_the_adap
 def test_given_a_rank_vllm_does_not_offer_when_the_server_is_built_then_it_rounds_up() -> None:
     job = adapter_job()
 
-    args = vllm_args(job, serving_hardware(job, 24), 24)
+    args = vllm_args(job, job_serving_hardware(job.spec, 24), 24)
 
     assert args[args.index("--max-lora-rank") + 1] == "32"
 
@@ -112,7 +107,7 @@ def test_given_a_full_fine_tune_when_its_server_is_built_then_the_folder_is_serv
 ):
     job = adapter_job("mistral-7b-instruct-v0.3", Method.FULL)
 
-    args = vllm_args(job, serving_hardware(job, 16), 16)
+    args = vllm_args(job, job_serving_hardware(job.spec, 16), 16)
 
     assert args[0] == "/models/model"
     assert args[args.index("--served-model-name") + 1] == job.job_id
@@ -123,7 +118,7 @@ def test_given_a_job_when_its_deployment_is_built_then_s3_is_fetched_into_the_se
     None
 ):
     job = adapter_job()
-    manifest = deployment_manifest(job, MODEL_URI, serving_hardware(job, 16), 16, SETTINGS)
+    manifest = deployment_manifest(job, MODEL_URI, job_serving_hardware(job.spec, 16), 16, SETTINGS)
 
     fetch = container(manifest, FETCH_CONTAINER)
     assert fetch["command"][-2:] == [MODEL_URI, "/models/adapter"]
@@ -137,7 +132,7 @@ def test_given_a_job_when_its_deployment_is_built_then_gpus_node_and_taint_follo
     None
 ):
     job = adapter_job("llama-3.1-70b-instruct")
-    hardware = serving_hardware(job, 16)
+    hardware = job_serving_hardware(job.spec, 16)
     manifest = deployment_manifest(job, MODEL_URI, hardware, 16, SETTINGS)
 
     pod = pod_of(manifest)
@@ -156,7 +151,7 @@ def test_given_a_job_when_its_deployment_is_built_then_gpus_node_and_taint_follo
 
 def test_given_a_job_when_its_deployment_is_built_then_health_probes_and_labels_link_it() -> None:
     job = adapter_job()
-    manifest = deployment_manifest(job, MODEL_URI, serving_hardware(job, 16), 16, SETTINGS)
+    manifest = deployment_manifest(job, MODEL_URI, job_serving_hardware(job.spec, 16), 16, SETTINGS)
     service = service_manifest(job, SETTINGS)
 
     server = container(manifest, SERVER_CONTAINER)

@@ -1,0 +1,145 @@
+"""The trainer's Kubernetes Job: one per fine-tuning job, on a GPU node Karpenter provides.
+
+The pod asks for the job's GPU type by Karpenter's node labels, tolerates the GPU taint,
+keeps its node to itself, and runs as a non-root user on a read-only root filesystem with
+scratch space from ephemeral storage. Pure functions returning dicts.
+"""
+
+from __future__ import annotations
+
+import math
+
+from whetstone.adapters.aws.kube.client import Manifest
+from whetstone.adapters.aws.kube.shared_manifests import (
+    DO_NOT_DISRUPT,
+    GPU_RESOURCE,
+    LABEL_APP,
+    TRAINER_APP,
+    JobSettings,
+    gpu_pod_spec,
+    job_labels,
+    job_namespace,
+    org_manifests,
+    restricted_container,
+    shm_volume,
+)
+from whetstone.core.job import JobRecord
+
+CONTAINER_NAME = "trainer"
+EXIT_FAILED = 1  # the trainer's exit code for a failure retrying cannot fix
+BACKOFF_LIMIT = 3
+SHM_SIZE = "16Gi"
+CPU_REQUEST = "2"
+MEMORY_REQUEST = "8Gi"
+
+
+def active_deadline_s(job: JobRecord, settings: JobSettings) -> int:
+    """The estimate with a margin: past it Kubernetes kills the trainer (a runaway job
+    never bills forever)."""
+    estimated = job.estimate.estimated_hours * 3600
+    return int(math.ceil(estimated * settings.deadline_factor)) + settings.deadline_floor_s
+
+
+def job_manifest(job: JobRecord, plan_uri: str, image: str, settings: JobSettings) -> Manifest:
+    """The Kubernetes Job that runs `python -m trainer --spec <plan_uri>` for `job`."""
+    hardware = job.spec.hardware
+    labels = job_labels(job, TRAINER_APP)
+    storage = f"{hardware.storage_gb}Gi"
+    gpus = str(hardware.gpu_count)
+    container = {
+        "name": CONTAINER_NAME,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["--spec", plan_uri],
+        "env": [
+            {"name": "AWS_REGION", "value": settings.region},
+            {"name": "AWS_DEFAULT_REGION", "value": settings.region},
+            {"name": "WHETSTONE_JOB_ID", "value": job.job_id},
+            {"name": "WHETSTONE_EVENT_BUS", "value": settings.event_bus_name},
+            {"name": "WHETSTONE_WORKDIR", "value": "/scratch"},
+            {"name": "HF_HOME", "value": "/scratch/huggingface"},
+            {"name": "TMPDIR", "value": "/tmp"},
+        ],
+        "resources": {
+            "requests": {
+                GPU_RESOURCE: gpus,
+                "cpu": CPU_REQUEST,
+                "memory": MEMORY_REQUEST,
+                "ephemeral-storage": storage,
+            },
+            "limits": {GPU_RESOURCE: gpus, "ephemeral-storage": storage},
+        },
+        "securityContext": {**restricted_container(), "readOnlyRootFilesystem": True},
+        "volumeMounts": [
+            {"name": "scratch", "mountPath": "/scratch"},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
+    }
+    pod_spec = {
+        **gpu_pod_spec(job, hardware.gpu_type, hardware.gpu_count),
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": settings.grace_s,
+        # The node is the job's alone: no other trainer shares its GPUs, PCIe or disk.
+        "affinity": {
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": {LABEL_APP: TRAINER_APP}},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        },
+        "containers": [container],
+        "volumes": [
+            {"name": "scratch", "emptyDir": {"sizeLimit": storage}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "10Gi"}},
+            shm_volume(SHM_SIZE),
+        ],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job.job_id,
+            "namespace": job_namespace(job, settings),
+            "labels": labels,
+        },
+        "spec": {
+            "backoffLimit": BACKOFF_LIMIT,
+            "activeDeadlineSeconds": active_deadline_s(job, settings),
+            "ttlSecondsAfterFinished": settings.ttl_s,
+            # A node taken away (spot reclaim, consolidation, upgrade) is not the trainer's
+            # fault: the retry resumes from the last checkpoint and does not count. A
+            # trainer that exits with its failure code failed for good.
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "Ignore",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    },
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": CONTAINER_NAME,
+                            "operator": "In",
+                            "values": [EXIT_FAILED],
+                        },
+                    },
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels, "annotations": dict(DO_NOT_DISRUPT)},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def manifests_for(
+    job: JobRecord, plan_uri: str, image: str, settings: JobSettings
+) -> list[Manifest]:
+    """Everything a launch applies, in order."""
+    return [*org_manifests(job, settings), job_manifest(job, plan_uri, image, settings)]
