@@ -75,20 +75,14 @@ class EksConnection:
 
 
 class KubernetesApi(KubeClient):
-    """The Kubernetes API of an EKS cluster, authenticated with a fresh EKS token per call."""
+    """The Kubernetes API of an EKS cluster, authenticated with a fresh EKS token per call
+    (a KubeClient over an EksConnection, whose AWS clients tests may inject)."""
 
-    def __init__(
-        self,
-        cluster_name: str,
-        region: str | None = None,
-        *,
-        eks: EKSClient | None = None,
-        sts: STSClient | None = None,
-    ) -> None:
+    def __init__(self, cluster_name: str, region: str | None = None) -> None:
         import boto3
 
-        eks = eks or boto3.client("eks", region_name=region)
-        sts = sts or boto3.client(
+        eks = boto3.client("eks", region_name=region)
+        sts = boto3.client(
             "sts",
             region_name=region,
             endpoint_url=f"https://sts.{region}.amazonaws.com" if region else None,

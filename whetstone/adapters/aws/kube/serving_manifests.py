@@ -15,18 +15,15 @@ import math
 from dataclasses import dataclass, field
 
 from whetstone.adapters.aws.kube.client import Manifest
+from whetstone.adapters.aws.kube.gpu_pods import gpu_pod_template, shm_volume
 from whetstone.adapters.aws.kube.shared_manifests import (
-    DO_NOT_DISRUPT,
     GPU_RESOURCE,
     LABEL_APP,
     LABEL_JOB,
     JobSettings,
-    gpu_pod_spec,
     job_labels,
     job_namespace,
     org_manifests,
-    restricted_container,
-    shm_volume,
 )
 from whetstone.core.catalog.hardware import get_gpu
 from whetstone.core.job import JobRecord
@@ -146,7 +143,6 @@ def deployment_manifest(
     settings: ServingSettings,
 ) -> Manifest:
     """The vLLM Deployment serving the job's model from `model_uri` (s3://.../model/)."""
-    labels = job_labels(job, SERVING_APP)
     gpus = str(hardware.gpu_count)
     # The base's weights download into the cache; a full model's copy lies in /models.
     weights_gib = math.ceil(hardware.weights_gib * 1.1) + 10
@@ -158,7 +154,6 @@ def deployment_manifest(
         "command": copy,
         "env": [*home, {"name": "AWS_REGION", "value": settings.cluster.region}],
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
-        "securityContext": restricted_container(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": "models", "mountPath": MODELS_DIR},
@@ -197,7 +192,6 @@ def deployment_manifest(
         "startupProbe": _health_probe(10, max(1, settings.ready_timeout_s // 10)),
         "readinessProbe": _health_probe(5, 3),
         "livenessProbe": _health_probe(15, 4),
-        "securityContext": restricted_container(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": "models", "mountPath": MODELS_DIR, "readOnly": True},
@@ -206,7 +200,6 @@ def deployment_manifest(
         ],
     }
     pod_spec = {
-        **gpu_pod_spec(job, hardware.gpu_type, hardware.gpu_count),
         "initContainers": [fetch],
         "containers": [server],
         "volumes": [
@@ -221,7 +214,7 @@ def deployment_manifest(
         "metadata": {
             "name": deployment_name(job),
             "namespace": job_namespace(job, settings.cluster),
-            "labels": labels,
+            "labels": job_labels(job, SERVING_APP),
         },
         "spec": {
             "replicas": 1,
@@ -230,10 +223,10 @@ def deployment_manifest(
             "strategy": {"type": "Recreate"},
             "progressDeadlineSeconds": settings.ready_timeout_s,
             "selector": {"matchLabels": server_selector(job)},
-            "template": {
-                "metadata": {"labels": labels, "annotations": dict(DO_NOT_DISRUPT)},
-                "spec": pod_spec,
-            },
+            # A consolidation would restart the only replica: gpu_pod_template keeps the node.
+            "template": gpu_pod_template(
+                job, SERVING_APP, hardware.gpu_type, hardware.gpu_count, pod_spec
+            ),
         },
     }
 

@@ -1,27 +1,21 @@
 """What training and serving manifests share: the organization's namespace and quota, the
-job's ServiceAccount, the labels, and a pod's place on a GPU node under the restricted Pod
-Security Standard. Pure functions returning dicts."""
+job's ServiceAccount, the labels and names. Pure functions returning dicts."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from whetstone.adapters.aws.kube.client import Manifest
-from whetstone.core.catalog.hardware import GPU_TAINT_KEY, GpuType, get_gpu
 from whetstone.core.job import JobRecord
 
+_DNS_LABEL = re.compile(r"[^a-z0-9-]+")
 LABEL_APP = "app.kubernetes.io/name"
 LABEL_JOB = "whetstone.dev/job-id"
 LABEL_ORG = "whetstone.dev/org-id"
 # A job's ServiceAccount is the trainer's; its server runs under the same one.
 TRAINER_APP = "whetstone-trainer"
 GPU_RESOURCE = "nvidia.com/gpu"
-TRAINER_UID = 1000  # the `trainer` user of trainer_container/Dockerfile
-# Consolidation would take the node of a running trainer or of the only serving replica.
-DO_NOT_DISRUPT = {"karpenter.sh/do-not-disrupt": "true"}
-_DNS_LABEL = re.compile(r"[^a-z0-9-]+")
 
 
 @dataclass(frozen=True)
@@ -118,39 +112,3 @@ def org_manifests(job: JobRecord, settings: JobSettings) -> list[Manifest]:
         resource_quota_manifest(job.org_id, settings),
         service_account_manifest(job, settings),
     ]
-
-
-def gpu_pod_spec(job: JobRecord, gpu_type: GpuType, gpu_count: int) -> dict[str, Any]:
-    """The pod spec's common part: the job's ServiceAccount, a node with the GPUs (by the
-    labels and taint of the GPU node pools, on-demand), and the restricted pod security."""
-    return {
-        "serviceAccountName": job.job_id,
-        "nodeSelector": {
-            **get_gpu(gpu_type).node_selector(gpu_count),
-            "kubernetes.io/arch": "amd64",
-            "karpenter.sh/capacity-type": "on-demand",
-        },
-        "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": TRAINER_UID,
-            "runAsGroup": TRAINER_UID,
-            "fsGroup": TRAINER_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }
-
-
-def restricted_container() -> dict[str, Any]:
-    """A container's security context under the restricted Pod Security Standard."""
-    return {
-        "allowPrivilegeEscalation": False,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def shm_volume(size: str) -> dict[str, Any]:
-    """A memory-backed /dev/shm (data loaders, NCCL between GPUs)."""
-    return {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": size}}

@@ -2,7 +2,8 @@
 
 The pod asks for the job's GPU type by Karpenter's node labels, tolerates the GPU taint,
 keeps its node to itself, and runs as a non-root user on a read-only root filesystem with
-scratch space from ephemeral storage. Pure functions returning dicts.
+scratch space from ephemeral storage (gpu_pods.py holds what the server's pod shares).
+Pure functions returning dicts.
 """
 
 from __future__ import annotations
@@ -10,18 +11,15 @@ from __future__ import annotations
 import math
 
 from whetstone.adapters.aws.kube.client import Manifest
+from whetstone.adapters.aws.kube.gpu_pods import gpu_pod_template, shm_volume
 from whetstone.adapters.aws.kube.shared_manifests import (
-    DO_NOT_DISRUPT,
     GPU_RESOURCE,
     LABEL_APP,
     TRAINER_APP,
     JobSettings,
-    gpu_pod_spec,
     job_labels,
     job_namespace,
     org_manifests,
-    restricted_container,
-    shm_volume,
 )
 from whetstone.core.job import JobRecord
 
@@ -43,7 +41,6 @@ def active_deadline_s(job: JobRecord, settings: JobSettings) -> int:
 def job_manifest(job: JobRecord, plan_uri: str, image: str, settings: JobSettings) -> Manifest:
     """The Kubernetes Job that runs `python -m trainer --spec <plan_uri>` for `job`."""
     hardware = job.spec.hardware
-    labels = job_labels(job, TRAINER_APP)
     storage = f"{hardware.storage_gb}Gi"
     gpus = str(hardware.gpu_count)
     container = {
@@ -69,7 +66,7 @@ def job_manifest(job: JobRecord, plan_uri: str, image: str, settings: JobSetting
             },
             "limits": {GPU_RESOURCE: gpus, "ephemeral-storage": storage},
         },
-        "securityContext": {**restricted_container(), "readOnlyRootFilesystem": True},
+        "securityContext": {"readOnlyRootFilesystem": True},
         "volumeMounts": [
             {"name": "scratch", "mountPath": "/scratch"},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -77,7 +74,6 @@ def job_manifest(job: JobRecord, plan_uri: str, image: str, settings: JobSetting
         ],
     }
     pod_spec = {
-        **gpu_pod_spec(job, hardware.gpu_type, hardware.gpu_count),
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": settings.grace_s,
@@ -105,7 +101,7 @@ def job_manifest(job: JobRecord, plan_uri: str, image: str, settings: JobSetting
         "metadata": {
             "name": job.job_id,
             "namespace": job_namespace(job, settings),
-            "labels": labels,
+            "labels": job_labels(job, TRAINER_APP),
         },
         "spec": {
             "backoffLimit": BACKOFF_LIMIT,
@@ -130,10 +126,9 @@ def job_manifest(job: JobRecord, plan_uri: str, image: str, settings: JobSetting
                     },
                 ]
             },
-            "template": {
-                "metadata": {"labels": labels, "annotations": dict(DO_NOT_DISRUPT)},
-                "spec": pod_spec,
-            },
+            "template": gpu_pod_template(
+                job, TRAINER_APP, hardware.gpu_type, hardware.gpu_count, pod_spec
+            ),
         },
     }
 
