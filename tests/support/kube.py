@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import kubernetes_validate
@@ -191,3 +192,15 @@ def container_status(
     if last_terminated is not None:
         status["lastState"] = {"terminated": last_terminated}
     return status
+
+
+def condition(
+    kind: str, status: str, reason: str, message: str = "", *, since: datetime | None = None
+) -> dict[str, str]:
+    """One entry of an object's status.conditions, true or not `since`."""
+    found = {"type": kind, "status": status, "reason": reason}
+    if message:
+        found["message"] = message
+    if since is not None:
+        found["lastTransitionTime"] = since.isoformat().replace("+00:00", "Z")
+    return found
