@@ -341,8 +341,8 @@ def test_workflow_group_may_do_what_the_eks_compute_adapter_calls() -> None:
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    # KubernetesApi: apply, read_job, list_pods, list_events, annotate_job, delete_job,
-    # delete_service_account, list_trainer_jobs
+    # EksCompute: apply, read the Job, list its pods and events, annotate and delete the Job,
+    # delete the service account, list the trainer Jobs
     needed = {
         ("", "namespaces", "create"),
         ("", "resourcequotas", "create"),
@@ -367,8 +367,8 @@ def test_api_group_may_do_what_the_eks_deployer_calls() -> None:
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
-    # apply (namespace, quota, service account, Deployment, Service), read_deployment,
-    # list_serving_pods, post_to_service, delete_service, delete_deployment
+    # EksDeployer: apply (namespace, quota, service account, Deployment, Service), read the
+    # Deployment, list its pods, post_to_service, delete the Service and Deployment
     needed = {
         ("", "namespaces", "create"),
         ("", "resourcequotas", "create"),
