@@ -13,6 +13,7 @@ from typing import Any
 import kubernetes_validate
 
 from whetstone.adapters.aws.kube.shared_manifests import LABEL_JOB
+from whetstone.adapters.aws.kube.training_manifests import JOB_NAME_LABEL
 
 KUBERNETES_VERSION = "1.33.0"
 Key = tuple[str, str, str]  # kind, namespace, name
@@ -129,7 +130,7 @@ class FakeKube:
 
     def start_pod(self, job_id: str, phase: str = "Running") -> None:
         job = self.job(job_id)
-        labels = {"batch.kubernetes.io/job-name": job_id}
+        labels = {JOB_NAME_LABEL: job_id}  # as the Job controller labels its pods
         self._pod(job, f"{job_id}-abcde", labels, {"phase": phase})
         job["status"] = {"active": 1}
 

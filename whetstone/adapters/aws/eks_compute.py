@@ -18,7 +18,7 @@ from whetstone.adapters.aws.kube.shared_manifests import (
     JobSettings,
     job_namespace,
 )
-from whetstone.adapters.aws.kube.training_manifests import manifests_for
+from whetstone.adapters.aws.kube.training_manifests import manifests_for, trainer_pod_selector
 from whetstone.adapters.aws.kube.training_status import (
     EVENTS_SEEN_ANNOTATION,
     job_state,
@@ -56,7 +56,7 @@ class EksCompute:
         k8s_job = api.read("Job", namespace, job.job_id)
         if k8s_job is None:
             return job_state(None, [])
-        pods = api.list_objects("Pod", namespace, {"batch.kubernetes.io/job-name": job.job_id})
+        pods = api.list_objects("Pod", namespace, trainer_pod_selector(job))
         names = [job.job_id, *(str(pod["metadata"]["name"]) for pod in pods)]
         self._copy_events(job, k8s_job, names)
         return job_state(k8s_job, pods)

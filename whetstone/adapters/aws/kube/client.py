@@ -192,7 +192,8 @@ class KubeClient:
         self._call(lambda api: _operation(api, kind, "patch", namespace)(name=name, body=body))
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
-        options = {"propagation_policy": "Foreground"} if _KINDS[kind].owns_pods else {}
+        owns_pods = kind in _KINDS and _KINDS[kind].owns_pods
+        options = {"propagation_policy": "Foreground"} if owns_pods else {}
         self._call(
             lambda api: _operation(api, kind, "delete", namespace)(name=name, **options),
             answer=(NOT_FOUND, None),

@@ -29,6 +29,13 @@ BACKOFF_LIMIT = 3
 SHM_SIZE = "16Gi"
 CPU_REQUEST = "2"
 MEMORY_REQUEST = "8Gi"
+# The Job controller labels each pod with its Job's name.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+
+
+def trainer_pod_selector(job: JobRecord) -> dict[str, str]:
+    """The labels that pick the pods of the job's trainer."""
+    return {JOB_NAME_LABEL: job.job_id}
 
 
 def active_deadline_s(job: JobRecord, settings: JobSettings) -> int:
