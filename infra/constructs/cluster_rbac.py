@@ -26,7 +26,7 @@ def _rule(group: str, resources: list[str], verbs: list[str]) -> Manifest:
     return {"apiGroups": [group], "resources": resources, "verbs": verbs}
 
 
-# whetstone.adapters.aws.eks_compute.KubernetesApi, call by call: launch (namespace, quota,
+# whetstone.adapters.aws.eks_compute's Kubernetes calls: launch (namespace, quota,
 # service account, Job), poll (Job, its pods and events, the events-copied annotation),
 # stop (Job, service account), the reconciler (trainer Jobs of every namespace).
 WORKFLOW_RULES = (

@@ -1,6 +1,6 @@
 """One Karpenter NodePool per GPU type of the hardware catalog, each tainted for GPU pods.
 
-The trainer pod (whetstone.adapters.aws.eks_compute.job_manifest) selects its node by the
+The trainer pod (whetstone.adapters.aws.kube.training_manifests) selects its node by the
 catalog's GPU-name and instance-family labels and tolerates GPU_TAINT_KEY; each pool offers
 exactly the catalog's instance types of its GPU, on demand. Pools remove a node only when it
 is empty: a running trainer is never consolidated away.

@@ -15,7 +15,7 @@ from infra.grants import (
 )
 
 POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
-# EKS Pod Identity tags each session; whetstone.adapters.aws.eks_compute names a job's
+# EKS Pod Identity tags each session; whetstone.adapters.aws.kube names a job's
 # service account after the job, so this tag is the job id.
 SERVICE_ACCOUNT_TAG = "${aws:PrincipalTag/kubernetes-service-account}"
 CLUSTER_TAG = "aws:PrincipalTag/eks-cluster-name"

@@ -35,7 +35,8 @@ from infra.constructs.cluster_rbac import (
 )
 from infra.constructs.gpu_node_pools import gpu_node_pool_manifests, node_pool_name
 from infra.constructs.karpenter import node_class_manifest
-from whetstone.adapters.aws.eks_compute import JobSettings, job_manifest
+from whetstone.adapters.aws.kube.shared_manifests import JobSettings
+from whetstone.adapters.aws.kube.training_manifests import job_manifest
 from whetstone.core.catalog.base_models import get_base_model
 from whetstone.core.catalog.hardware import GPU_NAME_LABEL, GPU_TAINT_KEY, GPUS, GpuType
 from whetstone.core.estimates import estimate_cost, estimate_memory
@@ -320,8 +321,8 @@ def _granted(group: str) -> set[tuple[str, str, str]]:
 
 
 def test_workflow_group_may_do_what_the_eks_compute_adapter_calls() -> None:
-    # KubernetesApi: apply, read_job, list_pods, list_events, annotate_job, delete_job,
-    # delete_service_account, list_trainer_jobs
+    # EksCompute: apply, read the Job, list its pods and events, annotate and delete the Job,
+    # delete the service account, list the trainer Jobs
     needed = {
         ("", "namespaces", "create"),
         ("", "resourcequotas", "create"),
@@ -339,8 +340,8 @@ def test_workflow_group_may_do_what_the_eks_compute_adapter_calls() -> None:
 
 
 def test_api_group_may_do_what_the_eks_deployer_calls() -> None:
-    # apply (namespace, quota, service account, Deployment, Service), read_deployment,
-    # list_serving_pods, post_to_service, delete_service, delete_deployment
+    # EksDeployer: apply (namespace, quota, service account, Deployment, Service), read the
+    # Deployment, list its pods, post_to_service, delete the Service and Deployment
     needed = {
         ("", "namespaces", "create"),
         ("", "resourcequotas", "create"),

@@ -22,7 +22,7 @@ from support.kube import FakeKube
 
 from functions import ingest, reconciler, s3_trigger
 from whetstone import runtime
-from whetstone.adapters.aws.eks_compute import namespace_name
+from whetstone.adapters.aws.kube.shared_manifests import namespace_name
 from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 from whetstone.core.events import MetricsDetail, make_event
 from whetstone.core.job import Deployment, JobRecord, utcnow

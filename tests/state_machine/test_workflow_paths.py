@@ -21,7 +21,7 @@ from support.jobs import RecordingOrchestrator
 from support.kube import FakeKube
 from support.sfn_mock import TEST_CASES_PATH, MockedStepFunctions, Outcome, wait_for
 
-from whetstone.adapters.aws.eks_compute import namespace_name
+from whetstone.adapters.aws.kube.shared_manifests import namespace_name
 from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator, execution_arn
 from whetstone.core.events import TrainerErrorCode, TrainerPhase
 from whetstone.core.job import JobRecord, utcnow

@@ -1,16 +1,19 @@
-"""An in-memory Kubernetes API for the EKS compute: every object it is given is
-validated against the real schema of the cluster's Kubernetes version first."""
+"""An in-memory Kubernetes API (the KubeApi protocol) for the EKS compute and deployer: every
+object it is given is validated against the real schema of the cluster's Kubernetes version
+first."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import kubernetes_validate
 
-from whetstone.adapters.aws.eks_compute import LABEL_APP, LABEL_JOB, TRAINER_APP
+from whetstone.adapters.aws.kube.shared_manifests import LABEL_JOB
+from whetstone.adapters.aws.kube.training_manifests import JOB_NAME_LABEL
 
 KUBERNETES_VERSION = "1.33.0"
 Key = tuple[str, str, str]  # kind, namespace, name
@@ -23,17 +26,18 @@ def validate(manifest: dict[str, Any]) -> None:
 
 @dataclass
 class FakeKube:
+    """Objects by (kind, namespace, name), pods and events among them; a Job's or a
+    Deployment's pods go with it."""
+
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
     deleted: list[Key] = field(default_factory=list)
-    reject_jobs: Exception | None = None
-    # kind -> the error applying a manifest of that kind raises (any kind but Job)
+    # kind -> the error applying a manifest of that kind raises
     reject_kinds: dict[str, Exception] = field(default_factory=dict)
-    serving_pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Service name -> the model server's answer, or the error its request raises.
     served_answers: dict[str, str | Exception] = field(default_factory=dict)
     proxied: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    # pod -> the Job or Deployment it belongs to
+    owners: dict[Key, Key] = field(default_factory=dict)
 
     @staticmethod
     def _key(manifest: dict[str, Any]) -> Key:
@@ -43,63 +47,37 @@ class FakeKube:
     # --- the KubeApi protocol ---
     def apply(self, manifest: dict[str, Any]) -> None:
         validate(manifest)
-        if manifest["kind"] == "Job" and self.reject_jobs is not None:
-            raise self.reject_jobs
         if manifest["kind"] in self.reject_kinds:
             raise self.reject_kinds[manifest["kind"]]
         self.objects.setdefault(self._key(manifest), copy.deepcopy(manifest))
 
-    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        job = self.objects.get(("Job", namespace, name))
-        return copy.deepcopy(job) if job is not None else None
-
-    def list_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.pods.get(job_name, []))
-
-    def list_events(self, namespace: str, names: Sequence[str]) -> list[dict[str, Any]]:
-        return [
-            copy.deepcopy(e)
-            for e in self.events
-            if e["metadata"]["namespace"] == namespace and e["involvedObject"]["name"] in names
-        ]
-
-    def annotate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        job = self.objects[("Job", namespace, name)]
-        job["metadata"].setdefault("annotations", {}).update(annotations)
-
-    def delete_job(self, namespace: str, name: str) -> None:
-        if self.objects.pop(("Job", namespace, name), None) is not None:
-            self.deleted.append(("Job", namespace, name))
-        self.pods.pop(name, None)
-
-    def delete_service_account(self, namespace: str, name: str) -> None:
-        if self.objects.pop(("ServiceAccount", namespace, name), None) is not None:
-            self.deleted.append(("ServiceAccount", namespace, name))
-
-    def list_trainer_jobs(self) -> list[dict[str, Any]]:
-        return [
-            copy.deepcopy(o)
-            for (kind, _, _), o in self.objects.items()
-            if kind == "Job" and o["metadata"].get("labels", {}).get(LABEL_APP) == TRAINER_APP
-        ]
-
-    # --- the ServingKubeApi additions ---
-    def read_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
-        found = self.objects.get(("Deployment", namespace, name))
+    def read(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.objects.get((kind, namespace, name))
         return copy.deepcopy(found) if found is not None else None
 
-    def list_serving_pods(self, namespace: str, job_id: str) -> list[dict[str, Any]]:
-        return copy.deepcopy(self.serving_pods.get(job_id, []))
+    def list_objects(
+        self, kind: str, namespace: str | None, labels: Mapping[str, str] | None = None
+    ) -> list[dict[str, Any]]:
+        wanted = (labels or {}).items()
+        return [
+            copy.deepcopy(found)
+            for (k, ns, _), found in self.objects.items()
+            if k == kind
+            and namespace in (None, ns)
+            and wanted <= (found["metadata"].get("labels") or {}).items()
+        ]
 
-    def delete_deployment(self, namespace: str, name: str) -> None:
-        found = self.objects.pop(("Deployment", namespace, name), None)
-        if found is not None:
-            self.deleted.append(("Deployment", namespace, name))
-            self.serving_pods.pop(found["metadata"]["labels"][LABEL_JOB], None)
+    def annotate(self, kind: str, namespace: str, name: str, annotations: dict[str, str]) -> None:
+        found = self.objects[(kind, namespace, name)]
+        found["metadata"].setdefault("annotations", {}).update(annotations)
 
-    def delete_service(self, namespace: str, name: str) -> None:
-        if self.objects.pop(("Service", namespace, name), None) is not None:
-            self.deleted.append(("Service", namespace, name))
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        key = (kind, namespace, name)
+        if self.objects.pop(key, None) is not None:
+            self.deleted.append(key)
+        for pod in [pod for pod, owner in self.owners.items() if owner == key]:
+            self.objects.pop(pod, None)
+            del self.owners[pod]
 
     def post_to_service(
         self, namespace: str, service: str, port: str, path: str, body: dict[str, Any]
@@ -113,30 +91,47 @@ class FakeKube:
         return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
 
     # --- what the cluster does on its own, driven by the test ---
-    def job(self, job_id: str) -> dict[str, Any]:
-        for (kind, _, name), manifest in self.objects.items():
-            if kind == "Job" and name == job_id:
+    def _owned(self, kind: str, job_id: str) -> dict[str, Any]:
+        for (k, _, _), manifest in self.objects.items():
+            if k == kind and manifest["metadata"]["labels"].get(LABEL_JOB) == job_id:
                 return manifest
         raise KeyError(job_id)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self._owned("Job", job_id)
+
+    def deployment(self, job_id: str) -> dict[str, Any]:
+        return self._owned("Deployment", job_id)
 
     def kinds(self) -> list[str]:
         return [kind for kind, _, _ in self.objects]
 
-    def start_pod(self, job_id: str, phase: str = "Running") -> None:
-        job = self.job(job_id)
+    def _pod(
+        self, owner: dict[str, Any], name: str, extra_labels: dict[str, str], status: Any
+    ) -> None:
+        """The owner's one pod, from its template, in `status` (checked against the schema)."""
+        template = owner["spec"]["template"]
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
-                "name": f"{job_id}-abcde",
-                "namespace": job["metadata"]["namespace"],
-                "labels": {LABEL_JOB: job_id, "batch.kubernetes.io/job-name": job_id},
+                "name": name,
+                "namespace": owner["metadata"]["namespace"],
+                "labels": {**template["metadata"]["labels"], **extra_labels},
             },
-            "spec": job["spec"]["template"]["spec"],
-            "status": {"phase": phase},
+            "spec": template["spec"],
+            "status": status,
         }
         validate(pod)
-        self.pods[job_id] = [pod]
+        for key in [key for key, by in self.owners.items() if by == self._key(owner)]:
+            self.objects.pop(key, None)
+        self.objects[self._key(pod)] = pod
+        self.owners[self._key(pod)] = self._key(owner)
+
+    def start_pod(self, job_id: str, phase: str = "Running") -> None:
+        job = self.job(job_id)
+        labels = {JOB_NAME_LABEL: job_id}  # as the Job controller labels its pods
+        self._pod(job, f"{job_id}-abcde", labels, {"phase": phase})
         job["status"] = {"active": 1}
 
     def finish_job(
@@ -153,12 +148,11 @@ class FakeKube:
     def add_event(
         self, job_id: str, reason: str, message: str, at: str, *, warning: bool = False
     ) -> None:
-        job = self.job(job_id)
-        namespace = job["metadata"]["namespace"]
+        namespace = self.job(job_id)["metadata"]["namespace"]
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"name": f"{job_id}.{len(self.events)}", "namespace": namespace},
+            "metadata": {"name": f"{job_id}.{len(self.objects)}", "namespace": namespace},
             "involvedObject": {"kind": "Pod", "name": f"{job_id}-abcde", "namespace": namespace},
             "reason": reason,
             "message": message,
@@ -167,32 +161,13 @@ class FakeKube:
             "count": 1,
         }
         validate(event)
-        self.events.append(event)
+        self.objects[self._key(event)] = event
 
     # --- a vLLM Deployment's life, driven by the test ---
-    def deployment(self, job_id: str) -> dict[str, Any]:
-        for (kind, _, _), manifest in self.objects.items():
-            if kind == "Deployment" and manifest["metadata"]["labels"].get(LABEL_JOB) == job_id:
-                return manifest
-        raise KeyError(job_id)
-
     def serving_pod(self, job_id: str, status: dict[str, Any]) -> None:
         """The Deployment's one pod, in `status` (validated against the Pod schema)."""
         deployment = self.deployment(job_id)
-        template = deployment["spec"]["template"]
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": f"{deployment['metadata']['name']}-7d9f-abcde",
-                "namespace": deployment["metadata"]["namespace"],
-                "labels": template["metadata"]["labels"],
-            },
-            "spec": template["spec"],
-            "status": status,
-        }
-        validate(pod)
-        self.serving_pods[job_id] = [pod]
+        self._pod(deployment, f"{deployment['metadata']['name']}-7d9f-abcde", {}, status)
 
     def set_deployment_status(self, job_id: str, status: dict[str, Any]) -> None:
         self.deployment(job_id)["status"] = status
@@ -218,3 +193,15 @@ def container_status(
     if last_terminated is not None:
         status["lastState"] = {"terminated": last_terminated}
     return status
+
+
+def condition(
+    kind: str, status: str, reason: str, message: str = "", *, since: datetime | None = None
+) -> dict[str, str]:
+    """One entry of an object's status.conditions, true or not `since`."""
+    found = {"type": kind, "status": status, "reason": reason}
+    if message:
+        found["message"] = message
+    if since is not None:
+        found["lastTransitionTime"] = since.isoformat().replace("+00:00", "Z")
+    return found

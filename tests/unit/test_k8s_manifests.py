@@ -13,15 +13,16 @@ from moto import mock_aws
 from support.jobs import make_job
 from support.kube import validate
 
-from whetstone.adapters.aws.eks_compute import (
-    EVENTS_SEEN_ANNOTATION,
-    JobSettings,
+from whetstone.adapters.aws.kube.eks_auth import eks_token
+from whetstone.adapters.aws.kube.shared_manifests import JobSettings, namespace_name
+from whetstone.adapters.aws.kube.training_manifests import (
     active_deadline_s,
-    eks_token,
     job_manifest,
-    job_state,
     manifests_for,
-    namespace_name,
+)
+from whetstone.adapters.aws.kube.training_status import (
+    EVENTS_SEEN_ANNOTATION,
+    job_state,
     new_event_entries,
 )
 from whetstone.adapters.aws.sfn_orchestrator import (

@@ -11,27 +11,22 @@ import pytest
 from support.apigw import call_api
 from support.aws_workflow import aws_workflow
 from support.jobs import make_job
-from support.kube import FakeKube, container_status, validate
+from support.kube import FakeKube, condition, container_status, validate
 
-from whetstone.adapters.aws.eks_compute import (
-    GPU_RESOURCE,
-    LABEL_JOB,
-    JobSettings,
-    KubernetesUnavailable,
-)
-from whetstone.adapters.aws.eks_deployer import (
+from whetstone.adapters.aws.eks_deployer import EksDeployer
+from whetstone.adapters.aws.kube.client import KubernetesUnavailable
+from whetstone.adapters.aws.kube.serving_manifests import (
     FETCH_CONTAINER,
     SERVER_CONTAINER,
-    ClusterAccess,
-    EksDeployer,
     ServingSettings,
     deployment_manifest,
     deployment_name,
     service_manifest,
-    serving_hardware,
     serving_manifests,
     vllm_args,
 )
+from whetstone.adapters.aws.kube.shared_manifests import GPU_RESOURCE, LABEL_JOB, JobSettings
+from whetstone.adapters.aws.kube.workload_identity import ClusterAccess
 from whetstone.cli.tokens import DEFAULT_CALLER
 from whetstone.core.catalog.base_models import get_base_model
 from whetstone.core.catalog.hardware import GPU_TAINT_KEY, GpuType, get_gpu
@@ -39,7 +34,7 @@ from whetstone.core.job import Deployment, JobRecord
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.serving import GOLDEN_MAX_TOKENS
-from whetstone.core.serving_hardware import choose_serving_hardware
+from whetstone.core.serving_hardware import choose_serving_hardware, job_serving_hardware
 from whetstone.core.spec import Method
 from whetstone.service.deployments import saved_golden_answer
 from whetstone.service.platform import Platform
@@ -78,7 +73,7 @@ def test_given_a_completed_job_when_its_serving_manifests_are_built_then_all_fit
     base: str, method: Method
 ) -> None:
     job = adapter_job(base, method)
-    hardware = serving_hardware(job, 16)
+    hardware = job_serving_hardware(job.spec, 16)
 
     for manifest in serving_manifests(job, MODEL_URI, hardware, 16, SETTINGS):
         validate(manifest)
@@ -89,7 +84,7 @@ def test_given_a_lora_job_when_its_server_is_built_then_the_base_serves_the_adap
 ):
     job = adapter_job()
 
-    args = vllm_args(job, serving_hardware(job, 16), 16)
+    args = vllm_args(job, job_serving_hardware(job.spec, 16), 16)
 
     assert args[0] == "meta-llama/Llama-3.1-8B-Instruct"
     assert "--enable-lora" in args
@@ -102,7 +97,7 @@ def test_given_a_lora_job_when_its_server_is_built_then_the_base_serves_the_adap
 def test_given_a_rank_vllm_does_not_offer_when_the_server_is_built_then_it_rounds_up() -> None:
     job = adapter_job()
 
-    args = vllm_args(job, serving_hardware(job, 24), 24)
+    args = vllm_args(job, job_serving_hardware(job.spec, 24), 24)
 
     assert args[args.index("--max-lora-rank") + 1] == "32"
 
@@ -112,7 +107,7 @@ def test_given_a_full_fine_tune_when_its_server_is_built_then_the_folder_is_serv
 ):
     job = adapter_job("mistral-7b-instruct-v0.3", Method.FULL)
 
-    args = vllm_args(job, serving_hardware(job, 16), 16)
+    args = vllm_args(job, job_serving_hardware(job.spec, 16), 16)
 
     assert args[0] == "/models/model"
     assert args[args.index("--served-model-name") + 1] == job.job_id
@@ -123,7 +118,7 @@ def test_given_a_job_when_its_deployment_is_built_then_s3_is_fetched_into_the_se
     None
 ):
     job = adapter_job()
-    manifest = deployment_manifest(job, MODEL_URI, serving_hardware(job, 16), 16, SETTINGS)
+    manifest = deployment_manifest(job, MODEL_URI, job_serving_hardware(job.spec, 16), 16, SETTINGS)
 
     fetch = container(manifest, FETCH_CONTAINER)
     assert fetch["command"][-2:] == [MODEL_URI, "/models/adapter"]
@@ -137,7 +132,7 @@ def test_given_a_job_when_its_deployment_is_built_then_gpus_node_and_taint_follo
     None
 ):
     job = adapter_job("llama-3.1-70b-instruct")
-    hardware = serving_hardware(job, 16)
+    hardware = job_serving_hardware(job.spec, 16)
     manifest = deployment_manifest(job, MODEL_URI, hardware, 16, SETTINGS)
 
     pod = pod_of(manifest)
@@ -156,7 +151,7 @@ def test_given_a_job_when_its_deployment_is_built_then_gpus_node_and_taint_follo
 
 def test_given_a_job_when_its_deployment_is_built_then_health_probes_and_labels_link_it() -> None:
     job = adapter_job()
-    manifest = deployment_manifest(job, MODEL_URI, serving_hardware(job, 16), 16, SETTINGS)
+    manifest = deployment_manifest(job, MODEL_URI, job_serving_hardware(job.spec, 16), 16, SETTINGS)
     service = service_manifest(job, SETTINGS)
 
     server = container(manifest, SERVER_CONTAINER)
@@ -258,6 +253,17 @@ def available(kube: FakeKube, job: JobRecord) -> None:
     kube.set_deployment_status(job.job_id, {"replicas": 1, "availableReplicas": 1})
 
 
+def status_when_answering(
+    kube: FakeKube, clock: Clock, answer: str | Exception, golden: str | None = "Paris."
+) -> tuple[JobRecord, Deployment]:
+    """A started server that is up and answers the golden prompt with `answer` (or fails the
+    request with it): the deployment as its first status read finds it."""
+    subject, job = started(kube, clock, golden)
+    available(kube, job)
+    kube.served_answers[deployment_name(job)] = answer
+    return job, subject.status(job)
+
+
 def test_given_a_job_when_it_is_deployed_then_a_deployment_and_a_service_start(
     kube: FakeKube, clock: Clock
 ) -> None:
@@ -284,11 +290,7 @@ def test_given_no_pod_yet_when_status_is_read_then_it_is_starting(
 def test_given_the_server_answers_as_the_saved_model_when_status_is_read_then_it_is_ready(
     kube: FakeKube, clock: Clock
 ) -> None:
-    subject, job = started(kube, clock)
-    available(kube, job)
-    kube.served_answers[deployment_name(job)] = "Paris."
-
-    deployment = subject.status(job)
+    job, deployment = status_when_answering(kube, clock, "Paris.")
 
     assert deployment.status == "ready" and deployment.problems == []
     _, _, path, body = kube.proxied[-1]
@@ -300,11 +302,7 @@ def test_given_the_server_answers_as_the_saved_model_when_status_is_read_then_it
 def test_given_the_server_answers_otherwise_when_status_is_read_then_it_failed_and_is_gone(
     kube: FakeKube, clock: Clock
 ) -> None:
-    subject, job = started(kube, clock)
-    available(kube, job)
-    kube.served_answers[deployment_name(job)] = "Lyon."
-
-    deployment = subject.status(job)
+    _, deployment = status_when_answering(kube, clock, "Lyon.")
 
     assert deployment.status == "failed" and deployment.endpoint is None
     assert [p.code for p in deployment.problems] == ["golden_mismatch"]
@@ -314,12 +312,9 @@ def test_given_the_server_answers_otherwise_when_status_is_read_then_it_failed_a
 def test_given_the_server_refuses_the_golden_request_then_it_failed_saying_why(
     kube: FakeKube, clock: Clock
 ) -> None:
-    subject, job = started(kube, clock)
-    available(kube, job)
     refusal = "the model server answered 404: The model `x` does not exist."
-    kube.served_answers[deployment_name(job)] = ValueError(refusal)
 
-    deployment = subject.status(job)
+    _, deployment = status_when_answering(kube, clock, ValueError(refusal))
 
     assert deployment.status == "failed"
     assert deployment.message is not None and refusal in deployment.message
@@ -329,10 +324,7 @@ def test_given_the_server_refuses_the_golden_request_then_it_failed_saying_why(
 def test_given_no_recorded_golden_answer_when_the_server_answers_then_ready_with_a_warning(
     kube: FakeKube, clock: Clock
 ) -> None:
-    subject, job = started(kube, clock, golden=None)
-    available(kube, job)
-
-    deployment = subject.status(job)
+    _, deployment = status_when_answering(kube, clock, "Paris.", golden=None)
 
     assert deployment.status == "ready"
     assert [(p.code, p.severity) for p in deployment.problems] == [("golden_unchecked", "warning")]
@@ -359,17 +351,22 @@ def test_given_an_image_that_cannot_be_pulled_when_status_is_read_then_it_failed
     assert "Deployment" not in kube.kinds()
 
 
+def fetch_crash_loops(kube: FakeKube, job: JobRecord, error: str, restarts: int) -> None:
+    """The server's pod waits on its model fetch, which exited with `error` `restarts` times."""
+    fetch = container_status(
+        FETCH_CONTAINER,
+        state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}},
+        last_terminated={"exitCode": 1, "message": error},
+        restarts=restarts,
+    )
+    kube.serving_pod(job.job_id, {"phase": "Pending", "initContainerStatuses": [fetch]})
+
+
 def test_given_the_model_fetch_crash_loops_when_status_is_read_then_its_error_is_the_reason(
     kube: FakeKube, clock: Clock
 ) -> None:
     subject, job = started(kube, clock)
-    fetch = container_status(
-        FETCH_CONTAINER,
-        state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
-        last_terminated={"exitCode": 1, "message": "fatal error: AccessDenied"},
-        restarts=3,
-    )
-    kube.serving_pod(job.job_id, {"phase": "Pending", "initContainerStatuses": [fetch]})
+    fetch_crash_loops(kube, job, "fatal error: AccessDenied", restarts=3)
 
     message = subject.status(job).message or ""
 
@@ -380,13 +377,7 @@ def test_given_a_first_crash_of_the_fetch_when_status_is_read_then_it_is_still_s
     kube: FakeKube, clock: Clock
 ) -> None:
     subject, job = started(kube, clock)
-    fetch = container_status(
-        FETCH_CONTAINER,
-        state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}},
-        last_terminated={"exitCode": 1, "message": "connection reset by S3"},
-        restarts=1,
-    )
-    kube.serving_pod(job.job_id, {"phase": "Pending", "initContainerStatuses": [fetch]})
+    fetch_crash_loops(kube, job, "connection reset by S3", restarts=1)
 
     deployment = subject.status(job)
 
@@ -398,14 +389,14 @@ def test_given_a_pod_unschedulable_past_the_grace_when_status_is_read_then_it_fa
     kube: FakeKube, clock: Clock
 ) -> None:
     subject, job = started(kube, clock)
-    condition = {
-        "type": "PodScheduled",
-        "status": "False",
-        "reason": "Unschedulable",
-        "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
-        "lastTransitionTime": T0.isoformat().replace("+00:00", "Z"),
-    }
-    kube.serving_pod(job.job_id, {"phase": "Pending", "conditions": [condition]})
+    unschedulable = condition(
+        "PodScheduled",
+        "False",
+        "Unschedulable",
+        "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+        since=T0,
+    )
+    kube.serving_pod(job.job_id, {"phase": "Pending", "conditions": [unschedulable]})
 
     clock.now = T0 + timedelta(seconds=60)
     waiting = subject.status(job)
@@ -420,7 +411,7 @@ def test_given_a_deployment_past_its_progress_deadline_when_status_is_read_then_
     kube: FakeKube, clock: Clock
 ) -> None:
     subject, job = started(kube, clock)
-    stalled = {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}
+    stalled = condition("Progressing", "False", "ProgressDeadlineExceeded")
     kube.set_deployment_status(job.job_id, {"conditions": [stalled]})
 
     deployment = subject.status(job)
@@ -432,12 +423,8 @@ def test_given_a_quota_refusal_when_status_is_read_then_it_failed_with_the_api_m
     kube: FakeKube, clock: Clock
 ) -> None:
     subject, job = started(kube, clock)
-    refused = {
-        "type": "ReplicaFailure",
-        "status": "True",
-        "reason": "FailedCreate",
-        "message": "exceeded quota: whetstone-quota, requested: requests.nvidia.com/gpu=1",
-    }
+    quota = "exceeded quota: whetstone-quota, requested: requests.nvidia.com/gpu=1"
+    refused = condition("ReplicaFailure", "True", "FailedCreate", quota)
     kube.set_deployment_status(job.job_id, {"conditions": [refused]})
 
     assert "exceeded quota" in (subject.status(job).message or "")

@@ -14,12 +14,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from whetstone.core.catalog.hardware import GpuType
+from whetstone.core.catalog.base_models import BASE_MODELS, BASE_MODELS_BY_ID
+from whetstone.core.catalog.hardware import GpuType, get_gpu
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.estimates import CUDA_OVERHEAD_GIB, GIB, hardware_choices, lora_parameters
-from whetstone.core.spec import ALL_LINEAR
+from whetstone.core.spec import ADAPTER_METHODS, ALL_LINEAR, JobSpec, resolve_precision
 
 # vLLM's default share of each GPU's memory.
 GPU_MEMORY_UTILIZATION = 0.90
@@ -105,4 +106,31 @@ def choose_serving_hardware(
         f"{math.ceil(serving_memory_gib(model, largest[1], max_lora_rank=max_lora_rank))} GiB "
         f"per GPU even on {largest[1]} x {largest[0].name}; no GPU configuration serves it",
         code="no_serving_hardware",
+    )
+
+
+def served_base_model(spec: JobSpec) -> BaseModelInfo:
+    """The catalog facts of the job's base model (a catalog id or its hf:// repo): what a
+    deployment of the job serves, or serves its adapter over."""
+    if spec.base_model in BASE_MODELS_BY_ID:
+        return BASE_MODELS_BY_ID[spec.base_model]
+    repo = spec.base_model.removeprefix("hf://").lower()
+    for model in BASE_MODELS:
+        if model.hf_repo.lower() == repo:
+            return model
+    raise InvalidInputError(
+        f"the aws runtime serves models derived from catalog models only, and {spec.base_model}"
+        " is not one; download the model (GET .../download) and serve it yourself",
+        code="base_not_servable",
+    )
+
+
+def job_serving_hardware(spec: JobSpec, max_lora_rank: int) -> ServingHardware:
+    """The GPUs a job's model is served on: its base, an adapter slot of `max_lora_rank` when
+    the method made an adapter, and bf16 GPUs when it trained in bf16."""
+    trained_bf16 = resolve_precision(spec, gpu_bf16=get_gpu(spec.hardware.gpu_type).bf16)
+    return choose_serving_hardware(
+        served_base_model(spec),
+        max_lora_rank=max_lora_rank if spec.method in ADAPTER_METHODS else None,
+        require_bf16=trained_bf16 == "bf16",
     )

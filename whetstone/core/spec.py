@@ -35,6 +35,8 @@ class Method(StrEnum):
 
 
 LORA_METHODS = frozenset({Method.LORA, Method.QLORA})  # the methods `lora` settings apply to
+# The methods whose output is an adapter over the base model (full fine-tuning saves every weight).
+ADAPTER_METHODS = frozenset({Method.LORA, Method.QLORA, Method.PROMPT_TUNING})
 ALL_LINEAR = "all-linear"
 MAX_STORAGE_GB = 1000  # hardware.storage_gb's upper bound (GPU nodes' disks are sized for it)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")

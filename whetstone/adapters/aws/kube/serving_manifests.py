@@ -1,0 +1,268 @@
+"""A job's vLLM server: a Deployment and a ClusterIP Service in its organization's namespace.
+
+The pod runs under the job's own ServiceAccount (the trainer's): an init container (the AWS
+CLI image) copies the job's model from S3 into an emptyDir, then vLLM serves it. An adapter
+is served over its base model (downloaded from the Hugging Face hub into another emptyDir)
+under the adapter's name, the job id; a full model is served from its folder under the same
+name. The GPUs come from the model's serving requirements
+(whetstone/core/serving_hardware.py), with the node labels and taint the training Jobs use.
+Pure functions returning dicts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from whetstone.adapters.aws.kube.client import Manifest
+from whetstone.adapters.aws.kube.gpu_pods import gpu_pod_template, shm_volume
+from whetstone.adapters.aws.kube.shared_manifests import (
+    GPU_RESOURCE,
+    LABEL_APP,
+    LABEL_JOB,
+    JobSettings,
+    job_labels,
+    job_namespace,
+    org_manifests,
+)
+from whetstone.core.catalog.hardware import get_gpu
+from whetstone.core.job import JobRecord
+from whetstone.core.serving import vllm_lora_rank
+from whetstone.core.serving_hardware import (
+    GPU_MEMORY_UTILIZATION,
+    ServingHardware,
+    served_base_model,
+)
+from whetstone.core.spec import ADAPTER_METHODS
+
+# vLLM's OpenAI-compatible server, pinned: v0.11.0 (October 2025) serves LoRA with the
+# flags used below (--enable-lora, --lora-modules name=path, --max-lora-rank, --max-loras),
+# answers GET /health, and runs as any non-root user given a writable HOME.
+VLLM_IMAGE = "docker.io/vllm/vllm-openai:v0.11.0"
+# The AWS CLI copies the model from S3; 2.15.0 is the first v2 that takes EKS Pod Identity
+# credentials, this pin is well past it.
+MODEL_FETCH_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.0"
+SERVING_APP = "whetstone-vllm"
+SERVER_CONTAINER = "vllm"
+FETCH_CONTAINER = "fetch-model"
+PORT = 8000
+PORT_NAME = "http"
+MODELS_DIR = "/models"
+CACHE_DIR = "/cache"
+# Optional Secret (key `token`) in the org namespace for gated base models on the hub.
+HF_TOKEN_SECRET = "huggingface-token"
+CPU_REQUEST_PER_GPU = 3
+MEMORY_REQUEST_GIB_PER_GPU = 12  # fits the 16 GiB of a one-GPU xlarge node
+SHM_SIZE = "8Gi"  # NCCL between tensor-parallel workers
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Cluster-wide choices the serving manifests follow (from Settings)."""
+
+    cluster: JobSettings = field(default_factory=JobSettings)
+    ready_timeout_s: int = 3600  # node, image pull, weights download and load
+    unschedulable_grace_s: int = 900  # Karpenter's time to bring a GPU node
+    vllm_image: str = VLLM_IMAGE
+    fetch_image: str = MODEL_FETCH_IMAGE
+
+
+def deployment_name(job: JobRecord) -> str:
+    """The Deployment's and the Service's name (a DNS-1035 label)."""
+    return f"vllm-{job.job_id}"
+
+
+def server_selector(job: JobRecord) -> dict[str, str]:
+    """The labels that pick the job's server pods."""
+    return {LABEL_APP: SERVING_APP, LABEL_JOB: job.job_id}
+
+
+def endpoint_url(job: JobRecord, settings: ServingSettings) -> str:
+    """The OpenAI base URL inside the cluster."""
+    namespace = job_namespace(job, settings.cluster)
+    return f"http://{deployment_name(job)}.{namespace}.svc.cluster.local:{PORT}/v1"
+
+
+def _served_folder(job: JobRecord) -> str:
+    return f"{MODELS_DIR}/{'adapter' if job.spec.method in ADAPTER_METHODS else 'model'}"
+
+
+def vllm_args(job: JobRecord, hardware: ServingHardware, max_lora_rank: int) -> list[str]:
+    """`vllm serve` arguments: the base with the adapter under the job's name, or the full
+    model's folder under it."""
+    dtype = "bfloat16" if get_gpu(hardware.gpu_type).bf16 else "float16"
+    common = [
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(PORT),
+        "--dtype",
+        dtype,
+        "--max-model-len",
+        str(hardware.max_model_len),
+        "--gpu-memory-utilization",
+        str(GPU_MEMORY_UTILIZATION),
+        "--tensor-parallel-size",
+        str(hardware.gpu_count),
+        "--generation-config",
+        "auto",
+    ]
+    folder = _served_folder(job)
+    if job.spec.method not in ADAPTER_METHODS:
+        return [folder, "--served-model-name", job.job_id, *common]
+    return [
+        served_base_model(job.spec).hf_repo,
+        *common,
+        # The tokenizer (and its chat template) saved with the adapter, as used in training.
+        "--tokenizer",
+        folder,
+        "--enable-lora",
+        "--lora-modules",
+        f"{job.job_id}={folder}",
+        "--max-lora-rank",
+        str(vllm_lora_rank(max_lora_rank)),
+        "--max-loras",
+        "1",
+    ]
+
+
+def _health_probe(period_s: int, failures: int) -> Manifest:
+    return {
+        "httpGet": {"path": "/health", "port": PORT_NAME},
+        "periodSeconds": period_s,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def deployment_manifest(
+    job: JobRecord,
+    model_uri: str,
+    hardware: ServingHardware,
+    max_lora_rank: int,
+    settings: ServingSettings,
+) -> Manifest:
+    """The vLLM Deployment serving the job's model from `model_uri` (s3://.../model/)."""
+    gpus = str(hardware.gpu_count)
+    # The base's weights download into the cache; a full model's copy lies in /models.
+    weights_gib = math.ceil(hardware.weights_gib * 1.1) + 10
+    home = [{"name": "HOME", "value": CACHE_DIR}]
+    copy = ["aws", "s3", "cp", "--recursive", "--only-show-errors", model_uri, _served_folder(job)]
+    fetch = {
+        "name": FETCH_CONTAINER,
+        "image": settings.fetch_image,
+        "command": copy,
+        "env": [*home, {"name": "AWS_REGION", "value": settings.cluster.region}],
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": "models", "mountPath": MODELS_DIR},
+            {"name": "cache", "mountPath": CACHE_DIR},
+        ],
+    }
+    server = {
+        "name": SERVER_CONTAINER,
+        "image": settings.vllm_image,
+        "command": ["vllm", "serve"],
+        "args": vllm_args(job, hardware, max_lora_rank),
+        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+        "env": [
+            *home,
+            {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
+            {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
+            {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+            {"name": "DO_NOT_TRACK", "value": "1"},
+            {
+                "name": "HF_TOKEN",
+                "valueFrom": {
+                    "secretKeyRef": {"name": HF_TOKEN_SECRET, "key": "token", "optional": True}
+                },
+            },
+        ],
+        "resources": {
+            "requests": {
+                GPU_RESOURCE: gpus,
+                "cpu": str(CPU_REQUEST_PER_GPU * hardware.gpu_count),
+                "memory": f"{MEMORY_REQUEST_GIB_PER_GPU * hardware.gpu_count}Gi",
+                "ephemeral-storage": f"{weights_gib}Gi",
+            },
+            "limits": {GPU_RESOURCE: gpus},
+        },
+        # Loading waits as long as the deployment may take; after that, /health must answer.
+        "startupProbe": _health_probe(10, max(1, settings.ready_timeout_s // 10)),
+        "readinessProbe": _health_probe(5, 3),
+        "livenessProbe": _health_probe(15, 4),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [
+            {"name": "models", "mountPath": MODELS_DIR, "readOnly": True},
+            {"name": "cache", "mountPath": CACHE_DIR},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
+    }
+    pod_spec = {
+        "initContainers": [fetch],
+        "containers": [server],
+        "volumes": [
+            {"name": "models", "emptyDir": {"sizeLimit": f"{weights_gib}Gi"}},
+            {"name": "cache", "emptyDir": {"sizeLimit": f"{weights_gib}Gi"}},
+            shm_volume(SHM_SIZE),
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": deployment_name(job),
+            "namespace": job_namespace(job, settings.cluster),
+            "labels": job_labels(job, SERVING_APP),
+        },
+        "spec": {
+            "replicas": 1,
+            "revisionHistoryLimit": 1,
+            # One server holds the GPUs; a second during a rollout would need a second node.
+            "strategy": {"type": "Recreate"},
+            "progressDeadlineSeconds": settings.ready_timeout_s,
+            "selector": {"matchLabels": server_selector(job)},
+            # A consolidation would restart the only replica: gpu_pod_template keeps the node.
+            "template": gpu_pod_template(
+                job, SERVING_APP, hardware.gpu_type, hardware.gpu_count, pod_spec
+            ),
+        },
+    }
+
+
+def service_manifest(job: JobRecord, settings: ServingSettings) -> Manifest:
+    """The ClusterIP Service in front of the server."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": deployment_name(job),
+            "namespace": job_namespace(job, settings.cluster),
+            "labels": job_labels(job, SERVING_APP),
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "selector": server_selector(job),
+            "ports": [
+                {"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def serving_manifests(
+    job: JobRecord,
+    model_uri: str,
+    hardware: ServingHardware,
+    max_lora_rank: int,
+    settings: ServingSettings,
+) -> list[Manifest]:
+    """Everything a deploy applies, in order (the namespace, quota and service account
+    exist since training; applying them again is a no-op). The Deployment, which takes a
+    GPU node, comes last: a deploy that fails before it leaves nothing costly behind."""
+    return [
+        *org_manifests(job, settings.cluster),
+        service_manifest(job, settings),
+        deployment_manifest(job, model_uri, hardware, max_lora_rank, settings),
+    ]
