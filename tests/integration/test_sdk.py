@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.clients import start_training, write_dataset
 
+from whetstone.api.schemas.jobs import JobResponse
 from whetstone.client import (
     MULTIPART_LIMIT_BYTES,
     Job,
@@ -30,30 +32,14 @@ SPEC = {"base_model": MODEL, "method": "lora"}
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("WHETSTONE_CONFIG", str(tmp_path / "no-config.json"))
-    monkeypatch.delenv("WHETSTONE_URL", raising=False)
-    monkeypatch.delenv("WHETSTONE_TOKEN", raising=False)
+pytestmark = pytest.mark.usefixtures("no_user_config")
 
 
-@pytest.fixture
-def client(server_url: str) -> WhetstoneClient:
-    return WhetstoneClient(server_url)
-
-
-def write_dataset(path: Path, count: int = 120, padding: int = 0) -> Path:
-    rows = [
-        {"instruction": f"Reverse word {i}", "input": f"w{i}" + "x" * padding, "output": f"{i}w"}
-        for i in range(count)
-    ]
-    path.write_text("\n".join(json.dumps(row) for row in rows))
-    return path
-
-
-def start_training(job_id: str) -> None:
-    for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
-        transition(get_platform(), job_id, status)
+def stored_blob_key(job_id: str) -> str:
+    """Where the platform keeps the job's dataset copy: a storage field the API hides."""
+    stored = get_platform().jobs.get(job_id)
+    assert stored is not None and stored.dataset.blob_key is not None
+    return stored.dataset.blob_key
 
 
 def report_step(job_id: str, step: int, max_steps: int, loss: float) -> None:
@@ -172,9 +158,9 @@ def test_create_job_uploads_a_small_dataset_in_one_request(
     job = client.create_job(config, write_dataset(tmp_path / "train.jsonl"), idempotency_key="k1")
     again = client.create_job(config, write_dataset(tmp_path / "train.jsonl"), idempotency_key="k1")
 
-    assert isinstance(job.record, JobRecord) and job.record.status == "pending"
+    assert isinstance(job.record, JobResponse) and job.record.status == "pending"
     assert job.record.name == "reverse" and job.record.dataset.num_examples == 120
-    assert job.record.dataset.blob_key and job.record.dataset.blob_key.startswith("datasets/")
+    assert stored_blob_key(job.job_id).startswith("datasets/")
     assert again.job_id == job.job_id
 
 
@@ -184,7 +170,7 @@ def test_a_dataset_over_8_mb_takes_the_upload_flow(client: WhetstoneClient, tmp_
 
     job = client.create_job(SPEC, big, name="big")
 
-    assert job.record.dataset.blob_key and job.record.dataset.blob_key.startswith("uploads/")
+    assert stored_blob_key(job.job_id).startswith("uploads/")
     assert job.record.dataset.num_examples == 2100 and job.record.name == "big"
 
 

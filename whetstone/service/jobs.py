@@ -10,7 +10,6 @@ import io
 import re
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, BinaryIO
 
@@ -35,13 +34,12 @@ from whetstone.core.job import (
     JobFilter,
     JobRecord,
     LogEntry,
-    LogLevelName,
-    LogSource,
     MetricPoint,
     new_job_id,
     utcnow,
 )
 from whetstone.core.lifecycle import ACTIVE_STATUSES, JobStatus, check_transition
+from whetstone.core.logs import LogQuery
 from whetstone.core.spec import JobSpec, Method
 from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
@@ -361,27 +359,10 @@ def _upload_only_this_job_uses(platform: Platform, caller: Caller, job: JobRecor
 
 
 def job_logs(
-    platform: Platform,
-    caller: Caller,
-    job_id: str,
-    *,
-    source: LogSource | None,
-    min_level: LogLevelName,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int,
-    cursor: str | None,
+    platform: Platform, caller: Caller, job_id: str, query: LogQuery
 ) -> tuple[list[LogEntry], str | None]:
     get_job(platform, caller, job_id)
-    return platform.logs.query(
-        job_id,
-        source=source,
-        min_level=min_level,
-        start=start,
-        end=end,
-        limit=limit,
-        cursor=cursor,
-    )
+    return platform.logs.query(job_id, query)
 
 
 def downsample(points: list[MetricPoint], max_points: int) -> list[MetricPoint]:

@@ -7,8 +7,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import File, Form, UploadFile
 
+from whetstone.api.schemas.datasets import DatasetValidationResponse
 from whetstone.core.datasets.options import ColumnMapping
-from whetstone.core.datasets.report import ValidationReport
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.spec import DatasetFormat
 from whetstone.service import datasets
@@ -47,7 +47,7 @@ def validate_dataset(
     completion_column: Annotated[
         str | None, Form(description="Column holding the completion.")
     ] = None,
-) -> ValidationReport:
+) -> DatasetValidationResponse:
     check = datasets.DatasetCheck(
         format=format,
         columns=ColumnMapping(
@@ -61,9 +61,12 @@ def validate_dataset(
     )
     settings = get_settings()
     if file is not None and source is None:
-        return datasets.validate_bytes(file.content, file.filename, check, settings)
+        report = datasets.validate_bytes(file.content, file.filename, check, settings)
+        return DatasetValidationResponse.from_report(report)
     if source is not None and file is None:
-        return datasets.validate_source(source, check, settings)
+        return DatasetValidationResponse.from_report(
+            datasets.validate_source(source, check, settings)
+        )
     raise InvalidInputError(
         "send either a multipart 'file' field or a 'source' (s3://, hf:// or a local path), "
         "not both and not neither",

@@ -19,17 +19,32 @@ from aws_lambda_powertools.event_handler.openapi.params import (
     Query,
     UploadFile,
 )
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from whetstone.api.identity import current_caller
-from whetstone.core.deferred import DeferredModel
+from whetstone.api.schemas.jobs import (
+    CreateJobRequest,
+    JobListResponse,
+    JobResponse,
+    LogPageResponse,
+    MetricSeriesResponse,
+    UserStatsResponse,
+    split_job_config,
+)
+from whetstone.api.schemas.transfers import (
+    ArtifactName,
+    DownloadLinkResponse,
+    UploadReceipt,
+    UploadResponse,
+)
 from whetstone.core.errors import InvalidInputError
-from whetstone.core.job import JobFilter, JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
+from whetstone.core.job import JobFilter, JobRecord, LogLevelName, LogSource
 from whetstone.core.lifecycle import JobStatus
-from whetstone.core.spec import JobSpec, Method
+from whetstone.core.logs import LogQuery
+from whetstone.core.spec import Method
 from whetstone.runtime import get_platform
 from whetstone.service import jobs
-from whetstone.service.jobs import ArtifactKind, DownloadLink, NewJob, Upload, UserStats
+from whetstone.service.jobs import ArtifactKind, NewJob
 
 router = Router()
 
@@ -44,47 +59,11 @@ IdempotencyKey = Annotated[
 ]
 
 
-class JobView(JobRecord):
-    """A job as the API shows it."""
-
-
-class CreateJobRequest(DeferredModel):
-    """A job config: the job spec plus an optional name."""
-
-    name: Annotated[str | None, Field(max_length=200, description="A name for the job.")] = None
-    spec: Annotated[JobSpec, Field(description="The job spec.")]
-
-
-class JobList(DeferredModel):
-    jobs: list[JobView]
-    next_token: Annotated[str | None, Field(description="Pass back to get the next page.")]
-
-
-class LogPage(DeferredModel):
-    logs: list[LogEntry]
-    next_token: str | None
-
-
-class MetricSeries(DeferredModel):
-    series: Annotated[
-        dict[str, list[MetricPoint]], Field(description="Points of each metric, by step.")
-    ]
-
-
-class UploadReceipt(DeferredModel):
-    upload_id: str
-    size_bytes: int
-
-
-def _view(job: JobRecord) -> JobView:
-    return JobView.model_validate(job.model_dump())
-
-
-def _created(job: JobRecord) -> Response[str]:
+def _created(job: JobRecord) -> Response[JobResponse]:
     return Response(
         status_code=HTTPStatus.CREATED,
         content_type=content_types.APPLICATION_JSON,
-        body=_view(job).model_dump_json(),
+        body=JobResponse.from_record(job),
     )
 
 
@@ -95,9 +74,9 @@ def _parse_config(config: str) -> CreateJobRequest:
         raise InvalidInputError(
             f"the config field is not JSON: {error}", code="config_not_json"
         ) from error
-    if isinstance(data, dict) and "spec" not in data:
-        name = data.pop("name", None)
-        data = {"name": name, "spec": data}
+    if isinstance(data, dict):
+        name, spec = split_job_config(data)
+        data = {"name": name, "spec": spec}
     try:
         return CreateJobRequest.model_validate(data)
     except ValidationError as error:
@@ -116,7 +95,7 @@ def create_job_multipart(
     config: Annotated[str, Form(description="Job config JSON: a job spec, or {name, spec}.")],
     file: Annotated[UploadFile, File(description="The dataset file.")],
     idempotency_key: IdempotencyKey = None,
-) -> Response[str]:
+) -> Response[JobResponse]:
     request = _parse_config(config)
     job = jobs.create_job(
         get_platform(),
@@ -132,7 +111,7 @@ def create_job_multipart(
 @router.post("/jobs/json", summary="Create a job naming its dataset (S3, HF or upload id)")
 def create_job_json(
     request: CreateJobRequest, idempotency_key: IdempotencyKey = None
-) -> Response[str]:
+) -> Response[JobResponse]:
     job = jobs.create_job(
         get_platform(),
         current_caller(router),
@@ -157,7 +136,7 @@ def list_jobs(
     next_token: Annotated[
         str | None, Query(max_length=2048, description="From the previous page.")
     ] = None,
-) -> JobList:
+) -> JobListResponse:
     filters = JobFilter(
         status=status,
         method=method,
@@ -168,17 +147,17 @@ def list_jobs(
     page, cursor = jobs.list_jobs(
         get_platform(), current_caller(router), filters, limit=limit, cursor=next_token
     )
-    return JobList(jobs=[_view(job) for job in page], next_token=cursor)
+    return JobListResponse(jobs=[JobResponse.from_record(job) for job in page], next_token=cursor)
 
 
 @router.get("/jobs/<job_id>", summary="Get a job")
-def get_job(job_id: JobId) -> JobView:
-    return _view(jobs.get_job(get_platform(), current_caller(router), job_id))
+def get_job(job_id: JobId) -> JobResponse:
+    return JobResponse.from_record(jobs.get_job(get_platform(), current_caller(router), job_id))
 
 
 @router.post("/jobs/<job_id>/stop", summary="Stop a job")
-def stop_job(job_id: JobId) -> JobView:
-    return _view(jobs.stop_job(get_platform(), current_caller(router), job_id))
+def stop_job(job_id: JobId) -> JobResponse:
+    return JobResponse.from_record(jobs.stop_job(get_platform(), current_caller(router), job_id))
 
 
 @router.delete("/jobs/<job_id>", summary="Delete an ended job and everything it left")
@@ -198,11 +177,8 @@ def job_logs(
     end_time: Annotated[datetime | None, Query(description="Until, excluded (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
     next_token: Annotated[str | None, Query(max_length=4096)] = None,
-) -> LogPage:
-    entries, cursor = jobs.job_logs(
-        get_platform(),
-        current_caller(router),
-        job_id,
+) -> LogPageResponse:
+    query = LogQuery(
         source=log_type,
         min_level=level,
         start=start_time,
@@ -210,7 +186,8 @@ def job_logs(
         limit=limit,
         cursor=next_token,
     )
-    return LogPage(logs=entries, next_token=cursor)
+    entries, cursor = jobs.job_logs(get_platform(), current_caller(router), job_id, query)
+    return LogPageResponse(logs=entries, next_token=cursor)
 
 
 @router.get("/jobs/<job_id>/metrics", summary="Get a job's metric series")
@@ -224,7 +201,7 @@ def job_metrics(
     max_points: Annotated[
         int, Query(ge=2, le=10_000, description="Downsample each series to at most this.")
     ] = 500,
-) -> MetricSeries:
+) -> MetricSeriesResponse:
     series = jobs.job_metrics(
         get_platform(),
         current_caller(router),
@@ -234,11 +211,11 @@ def job_metrics(
         max_step=max_step,
         max_points=max_points,
     )
-    return MetricSeries(series=series)
+    return MetricSeriesResponse(series=series)
 
 
 ArtifactChoice = Annotated[
-    ArtifactKind,
+    ArtifactName,
     Query(
         description="model (default): the final model as trained, the adapter or full weights; "
         "adapter: LoRA, QLoRA and prompt tuning only; merged: the base with the LoRA adapter "
@@ -253,29 +230,33 @@ CheckpointStep = Annotated[
 
 @router.get("/jobs/<job_id>/download", summary="Get a download URL for the model or a checkpoint")
 def download(
-    job_id: JobId, artifact: ArtifactChoice = ArtifactKind.MODEL, step: CheckpointStep = None
-) -> DownloadLink:
+    job_id: JobId, artifact: ArtifactChoice = "model", step: CheckpointStep = None
+) -> DownloadLinkResponse:
     link = jobs.download_link(
-        get_platform(), current_caller(router), job_id, artifact=artifact, step=step
+        get_platform(), current_caller(router), job_id, artifact=ArtifactKind(artifact), step=step
     )
-    if link.url is None:  # a folder store: this server hands the file out itself
-        query = urlencode(
-            {"artifact": artifact.value, **({"step": step} if step is not None else {})}
-        )
-        link = link.model_copy(
-            update={"url": f"/api/v1/fine-tuning/jobs/{job_id}/download/file?{query}"}
-        )
-    return link
+    url = link.url
+    if url is None:  # a folder store: this server hands the file out itself
+        query = urlencode({"artifact": artifact, **({"step": step} if step is not None else {})})
+        url = f"/api/v1/fine-tuning/jobs/{job_id}/download/file?{query}"
+    return DownloadLinkResponse(
+        url=url,
+        expires_in_s=link.expires_in_s,
+        size_bytes=link.size_bytes,
+        artifact=artifact,
+        step=link.step,
+        filename=link.filename,
+    )
 
 
 # No return annotation: the resolver would validate the binary body as JSON.
 @router.get("/jobs/<job_id>/download/file", summary="An archive of the job (local runtime)")
 def download_file(  # type: ignore[no-untyped-def]
-    job_id: JobId, artifact: ArtifactChoice = ArtifactKind.MODEL, step: CheckpointStep = None
+    job_id: JobId, artifact: ArtifactChoice = "model", step: CheckpointStep = None
 ):
     platform = get_platform()
     link = jobs.download_link(
-        platform, current_caller(router), job_id, artifact=artifact, step=step
+        platform, current_caller(router), job_id, artifact=ArtifactKind(artifact), step=step
     )
     with platform.blobs.open(link.key) as stream:
         payload = stream.read()
@@ -288,13 +269,26 @@ def download_file(  # type: ignore[no-untyped-def]
 
 
 @router.get("/stats", summary="Get user statistics")
-def stats() -> UserStats:
-    return jobs.user_stats(get_platform(), current_caller(router))
+def stats() -> UserStatsResponse:
+    stats = jobs.user_stats(get_platform(), current_caller(router))
+    return UserStatsResponse(
+        total_jobs=stats.total_jobs,
+        jobs_by_status=stats.jobs_by_status,
+        gpu_hours=stats.gpu_hours,
+        spend_usd=stats.spend_usd,
+        success_rate=stats.success_rate,
+    )
 
 
 @router.post("/uploads", summary="Start a large dataset upload")
-def create_upload() -> Upload:
-    return jobs.create_upload(get_platform(), current_caller(router))
+def create_upload() -> UploadResponse:
+    upload = jobs.create_upload(get_platform(), current_caller(router))
+    return UploadResponse(
+        upload_id=upload.upload_id,
+        url=upload.url,
+        path=upload.path,
+        expires_in_s=upload.expires_in_s,
+    )
 
 
 @router.put("/uploads/<upload_id>", summary="Upload a dataset's bytes (local runtime)")

@@ -6,8 +6,11 @@ import argparse
 import itertools
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from whetstone.api.schemas.deployments import DeploymentResponse
+from whetstone.api.schemas.jobs import JobResponse
+from whetstone.api.schemas.transfers import ArtifactName
 from whetstone.cli.commands.common import (
     EXIT_JOB_FAILED,
     EXIT_OK,
@@ -20,16 +23,15 @@ from whetstone.cli.commands.common import (
 )
 from whetstone.cli.output import ProgressBar, duration, fields, table, to_json, usd
 from whetstone.client import Job, load_job_config
-from whetstone.core.job import LOG_LEVELS, Deployment, JobRecord, LogEntry, MetricPoint
+from whetstone.core.job import LOG_LEVELS, LogEntry, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import Method
-from whetstone.service.jobs import ArtifactKind
 
 DEFAULT_POLL_S = 2.0
 PLOTTED_SERIES = ("loss", "eval_loss", "learning_rate")
 
 
-def _row(job: JobRecord) -> list[object]:
+def _row(job: JobResponse) -> list[object]:
     hardware = job.spec.hardware
     return [
         job.job_id,
@@ -46,7 +48,7 @@ def _row(job: JobRecord) -> list[object]:
 JOB_HEADERS = ["JOB ID", "NAME", "STATUS", "BASE MODEL", "METHOD", "GPUS", "CREATED", "COST"]
 
 
-def _describe(job: JobRecord) -> str:
+def _describe(job: JobResponse) -> str:
     progress = job.progress
     pairs: list[tuple[str, object]] = [
         ("job", job.job_id),
@@ -236,18 +238,23 @@ def _stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _confirm(args: argparse.Namespace, done: str) -> int:
+    """Say what was done to the job: `{"job_id", <done>: true}` with --json."""
+    if wants_json(args):
+        print(to_json({"job_id": args.job_id, done: True}))
+    else:
+        print(f"{done} {args.job_id}")
+    return EXIT_OK
+
+
 def _delete(args: argparse.Namespace) -> int:
     connect(args).delete_job(args.job_id)
-    if wants_json(args):
-        print(to_json({"job_id": args.job_id, "deleted": True}))
-    else:
-        print(f"deleted {args.job_id}")
-    return EXIT_OK
+    return _confirm(args, "deleted")
 
 
 def _download(args: argparse.Namespace) -> int:
     if args.step is not None and args.artifact is None:
-        args.artifact = ArtifactKind.CHECKPOINT.value  # a step names a checkpoint
+        args.artifact = "checkpoint"  # a step names a checkpoint
     path = connect(args).download(
         args.job_id, args.output or Path.cwd(), artifact=args.artifact, step=args.step
     )
@@ -256,7 +263,7 @@ def _download(args: argparse.Namespace) -> int:
             to_json(
                 {
                     "job_id": args.job_id,
-                    "artifact": args.artifact or ArtifactKind.MODEL.value,
+                    "artifact": args.artifact or "model",
                     "step": args.step,
                     "path": str(path),
                     "size_bytes": path.stat().st_size,
@@ -268,7 +275,7 @@ def _download(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _describe_deployment(job_id: str, deployment: Deployment) -> str:
+def _describe_deployment(job_id: str, deployment: DeploymentResponse) -> str:
     pairs: list[tuple[str, object]] = [
         ("job", job_id),
         ("status", deployment.status),
@@ -283,7 +290,7 @@ def _describe_deployment(job_id: str, deployment: Deployment) -> str:
     return fields(pairs)
 
 
-def _deployment_line(job_id: str, deployment: Deployment) -> str:
+def _deployment_line(job_id: str, deployment: DeploymentResponse) -> str:
     parts = [job_id, f"deployment {deployment.status}"]
     if deployment.endpoint and deployment.status == "ready":
         parts.append(deployment.endpoint)
@@ -300,7 +307,7 @@ def _deploy(args: argparse.Namespace) -> int:
         return EXIT_OK
     last = ""
 
-    def show(deployment: Deployment) -> None:
+    def show(deployment: DeploymentResponse) -> None:
         nonlocal last
         line = _deployment_line(args.job_id, deployment)
         if line != last:
@@ -323,11 +330,7 @@ def _deployment(args: argparse.Namespace) -> int:
 
 def _undeploy(args: argparse.Namespace) -> int:
     connect(args).delete_deployment(args.job_id)
-    if wants_json(args):
-        print(to_json({"job_id": args.job_id, "undeployed": True}))
-    else:
-        print(f"undeployed {args.job_id}")
-    return EXIT_OK
+    return _confirm(args, "undeployed")
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -443,7 +446,7 @@ def register(commands: Any) -> None:
     download.add_argument("job_id")
     download.add_argument(
         "--artifact",
-        choices=[kind.value for kind in ArtifactKind],
+        choices=get_args(ArtifactName),
         help="model (default): the final model as trained; adapter; merged: the base with "
         "the LoRA adapter merged in; checkpoint: one kept checkpoint, with --step",
     )
