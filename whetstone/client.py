@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from whetstone.api.schemas.datasets import DatasetValidationResponse
 from whetstone.api.schemas.deployments import DeploymentResponse
@@ -61,7 +61,7 @@ from whetstone.client_errors import (
     WhetstoneError,
     WhetstoneTimeoutError,
 )
-from whetstone.client_http import encode_multipart, segment
+from whetstone.client_http import encode_multipart, pages, segment
 from whetstone.client_job import Job
 from whetstone.client_transport import API_PREFIX, DEFAULT_TIMEOUT_S, Transport
 from whetstone.core.catalog.model_facts import BaseModelInfo
@@ -91,6 +91,15 @@ __all__ = [
 # API Gateway caps request bodies at 10 MB; larger datasets take the upload flow.
 MULTIPART_LIMIT_BYTES = 8 * 1024 * 1024
 _CHUNK_BYTES = 1024 * 1024
+
+
+class LogFilters(TypedDict, total=False):
+    """Which log lines to read; any left out: all of them."""
+
+    log_type: LogSource | None  # build, deployment or training
+    level: LogLevelName | None  # this level and above
+    start_time: datetime | None  # from, included
+    end_time: datetime | None  # until, excluded
 
 
 class WhetstoneClient(Transport):
@@ -272,9 +281,9 @@ class WhetstoneClient(Transport):
         page_size: int = 100,
     ) -> Iterator[JobResponse]:
         """Every matching job, newest first, fetching pages as the iteration goes."""
-        cursor: str | None = None
-        while True:
-            page = self._get(
+
+        def page(cursor: str | None) -> tuple[list[JobResponse], str | None]:
+            found = self._get(
                 JobListResponse,
                 "/jobs",
                 status=status,
@@ -285,10 +294,9 @@ class WhetstoneClient(Transport):
                 limit=page_size,
                 next_token=cursor,
             )
-            yield from page.jobs
-            cursor = page.next_token
-            if not cursor:
-                return
+            return found.jobs, found.next_token
+
+        return pages(page)
 
     def get_job(self, job_id: str) -> Job:
         return Job(self, self.get_job_record(job_id))
@@ -310,51 +318,22 @@ class WhetstoneClient(Transport):
         self,
         job_id: str,
         *,
-        log_type: LogSource | None = None,
-        level: LogLevelName | None = None,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
         limit: int = 1000,
         next_token: str | None = None,
+        **filters: Unpack[LogFilters],
     ) -> tuple[list[LogEntry], str | None]:
         """One page of log entries, oldest first, and the token of the next page."""
-        page = self._get(
-            LogPageResponse,
-            f"/jobs/{segment(job_id)}/logs",
-            log_type=log_type,
-            level=level,
-            start_time=start_time,
-            end_time=end_time,
-            limit=limit,
-            next_token=next_token,
-        )
+        path = f"/jobs/{segment(job_id)}/logs"
+        page = self._get(LogPageResponse, path, limit=limit, next_token=next_token, **filters)
         return page.logs, page.next_token
 
     def logs(
-        self,
-        job_id: str,
-        *,
-        log_type: LogSource | None = None,
-        level: LogLevelName | None = None,
-        start_time: datetime | None = None,
-        end_time: datetime | None = None,
-        page_size: int = 1000,
+        self, job_id: str, *, page_size: int = 1000, **filters: Unpack[LogFilters]
     ) -> Iterator[LogEntry]:
         """Every matching log entry, oldest first, across pages."""
-        cursor: str | None = None
-        while True:
-            entries, cursor = self.logs_page(
-                job_id,
-                log_type=log_type,
-                level=level,
-                start_time=start_time,
-                end_time=end_time,
-                limit=page_size,
-                next_token=cursor,
-            )
-            yield from entries
-            if not cursor:
-                return
+        return pages(
+            lambda cursor: self.logs_page(job_id, limit=page_size, next_token=cursor, **filters)
+        )
 
     def metrics(
         self,

@@ -1,12 +1,14 @@
-"""Request bodies and URLs of the SDK, on the standard library."""
+"""Request bodies, URLs and paging of the SDK, on the standard library."""
 
 from __future__ import annotations
 
 import secrets
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def encode_multipart(
@@ -45,6 +47,17 @@ def query_string(params: Mapping[str, Any]) -> str:
             value = "true" if value else "false"
         pairs.append((key, str(value)))
     return ("?" + urllib.parse.urlencode(pairs)) if pairs else ""
+
+
+def pages(fetch: Callable[[str | None], tuple[list[T], str | None]]) -> Iterator[T]:
+    """Every item of every page, `fetch(cursor)` reading one page and the next one's cursor,
+    lazily as the iteration goes."""
+    cursor: str | None = None
+    while True:
+        items, cursor = fetch(cursor)
+        yield from items
+        if not cursor:
+            return
 
 
 def segment(value: str) -> str:

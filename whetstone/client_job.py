@@ -23,28 +23,16 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def poll(
-    fetch: Callable[[], T],
-    done: Callable[[T], bool],
-    *,
-    timeout: float | None,
-    poll_s: float,
-    pause: Callable[[float], None],
-    on_update: Callable[[T], None] | None,
-    waiting: Callable[[T], str],
-) -> T:
-    """Fetch until `done` says so; the last value. `on_update` gets every value fetched;
-    WhetstoneTimeoutError, worded by `waiting`, when `timeout` seconds pass first."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if on_update is not None:
-            on_update(value)
-        if done(value):
-            return value
-        if deadline is not None and time.monotonic() >= deadline:
-            raise WhetstoneTimeoutError(f"{waiting(value)} after {timeout} s")
-        pause(poll_s)
+OnJob = Callable[[JobResponse], None]
+OnDeployment = Callable[[DeploymentResponse], None]
+
+
+def _has_ended(record: JobResponse) -> bool:
+    return record.status in TERMINAL_STATUSES
+
+
+def _has_started(deployment: DeploymentResponse) -> bool:
+    return deployment.status != "starting"
 
 
 class Job:
@@ -79,26 +67,41 @@ class Job:
         """Wait between two polls."""
         time.sleep(seconds)
 
-    def wait(
+    def _poll(
         self,
-        timeout: float | None = None,
-        poll_s: float = 2.0,
-        on_update: Callable[[JobResponse], None] | None = None,
+        fetch: Callable[[], T],
+        done: Callable[[T], bool],
+        waiting: Callable[[T], str],
+        timeout: float | None,
+        poll_s: float,
+        on_update: Callable[[T], None] | None,
+    ) -> T:
+        """Fetch until `done`; the last value, every one passed to `on_update` first.
+        WhetstoneTimeoutError, worded by `waiting`, when `timeout` seconds pass first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            value = fetch()
+            if on_update is not None:
+                on_update(value)
+            if done(value):
+                return value
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WhetstoneTimeoutError(f"{waiting(value)} after {timeout} s")
+            self.pause(poll_s)
+
+    def wait(
+        self, timeout: float | None = None, poll_s: float = 2.0, on_update: OnJob | None = None
     ) -> JobResponse:
         """Poll until the job is completed, failed or cancelled; the final record.
 
         `on_update` gets every record fetched, the final one included. Raises
         WhetstoneTimeoutError when `timeout` seconds pass first.
         """
-        return poll(
-            self.refresh,
-            lambda record: record.status in TERMINAL_STATUSES,
-            timeout=timeout,
-            poll_s=poll_s,
-            pause=self.pause,
-            on_update=on_update,
-            waiting=lambda record: f"job {self.job_id} is still {record.status}",
-        )
+
+        def waiting(record: JobResponse) -> str:
+            return f"job {self.job_id} is still {record.status}"
+
+        return self._poll(self.refresh, _has_ended, waiting, timeout, poll_s, on_update)
 
     def follow(
         self,
@@ -165,19 +168,11 @@ class Job:
         self,
         timeout: float | None = None,
         poll_s: float = 2.0,
-        on_update: Callable[[DeploymentResponse], None] | None = None,
+        on_update: OnDeployment | None = None,
     ) -> DeploymentResponse:
-        """Poll the deployment until it is no longer starting (ready, failed or deleted).
-
-        `on_update` gets every deployment fetched, the final one included. Raises
-        WhetstoneTimeoutError when `timeout` seconds pass first.
-        """
-        return poll(
-            self.deployment,
-            lambda deployment: deployment.status != "starting",
-            timeout=timeout,
-            poll_s=poll_s,
-            pause=self.pause,
-            on_update=on_update,
-            waiting=lambda _: f"the deployment of job {self.job_id} is still starting",
+        """Poll the deployment until it is no longer starting: ready, failed or deleted.
+        `on_update` and `timeout` work as in `wait`."""
+        still = f"the deployment of job {self.job_id} is still starting"
+        return self._poll(
+            self.deployment, _has_started, lambda _: still, timeout, poll_s, on_update
         )

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support.clients import Result, start_training, write_dataset
+from support.clients import Result, report_step, start_training, stepping, write_dataset
 
 from whetstone.cli.main import main
 from whetstone.cli.tokens import load_tokens
@@ -51,34 +51,6 @@ def fail(job_id: str) -> None:
         return job.with_status(JobStatus.FAILED).model_copy(update={"error": error})
 
     update_job(get_platform(), job_id, change)
-
-
-def report_step(job_id: str, step: int, max_steps: int, loss: float) -> None:
-    def change(job: JobRecord) -> JobRecord:
-        progress = job.progress.model_copy(
-            update={
-                "step": step,
-                "max_steps": max_steps,
-                "fraction": step / max_steps,
-                "eta_seconds": 90.0,
-            }
-        )
-        cost = job.cost.model_copy(update={"current_usd": 0.25})
-        return job.model_copy(
-            update={"progress": progress, "latest_metrics": {"loss": loss}, "cost": cost}
-        )
-
-    update_job(get_platform(), job_id, change)
-
-
-def stepping(steps: list[Callable[[], None]]) -> Callable[[Job, float], None]:
-    """A `Job.pause` that runs the next simulated event instead of sleeping."""
-    pending = list(steps)
-
-    def pause(self: Job, seconds: float) -> None:
-        pending.pop(0)()
-
-    return pause
 
 
 def create(whet: Callable[..., Result], config: Path, dataset: Path) -> str:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support.clients import start_training, write_dataset
+from support.clients import report_step, start_training, stepping, write_dataset
 
 from whetstone.api.schemas.jobs import JobResponse
 from whetstone.client import (
@@ -22,10 +21,10 @@ from whetstone.client import (
     WhetstoneTimeoutError,
     resolve_connection,
 )
-from whetstone.core.job import JobRecord, LogEntry, MetricPoint
+from whetstone.core.job import LogEntry, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
-from whetstone.service.jobs import ARCHIVE_NAME, job_prefix, transition, update_job
+from whetstone.service.jobs import ARCHIVE_NAME, job_prefix, transition
 
 MODEL = "qwen2.5-0.5b-instruct"
 SPEC = {"base_model": MODEL, "method": "lora"}
@@ -42,42 +41,11 @@ def stored_blob_key(job_id: str) -> str:
     return stored.dataset.blob_key
 
 
-def report_step(job_id: str, step: int, max_steps: int, loss: float) -> None:
-    def change(job: JobRecord) -> JobRecord:
-        progress = job.progress.model_copy(
-            update={
-                "step": step,
-                "max_steps": max_steps,
-                "fraction": step / max_steps,
-                "eta_seconds": 60.0 * (max_steps - step),
-            }
-        )
-        return job.model_copy(
-            update={
-                "progress": progress,
-                "latest_metrics": {"loss": loss},
-                "cost": job.cost.model_copy(update={"current_usd": step / 100}),
-            }
-        )
-
-    update_job(get_platform(), job_id, change)
-
-
 def log(job_id: str, *messages: str, at: datetime = T0) -> None:
     get_platform().logs.append(
         job_id,
         [LogEntry(time=at, source="training", level="info", message=m) for m in messages],
     )
-
-
-def stepping(steps: list[Callable[[], None]]) -> Callable[[Job, float], None]:
-    """A `Job.pause` that runs the next simulated event instead of sleeping."""
-    pending = list(steps)
-
-    def pause(self: Job, seconds: float) -> None:
-        pending.pop(0)()
-
-    return pause
 
 
 def test_connection_comes_from_arguments_then_environment_then_config_file(

@@ -1,5 +1,5 @@
-"""What the SDK and `whet` tests share: a run of `whet`, a dataset file, and a job moved
-along as its workflow would move it."""
+"""What the SDK and `whet` tests share: a run of `whet`, a dataset file, a job moved along
+as its workflow would move it, and polls that run those moves instead of sleeping."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 
 from whetstone.cli.main import main
+from whetstone.client import Job
+from whetstone.core.job import JobRecord
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
-from whetstone.service.jobs import transition
+from whetstone.service.jobs import transition, update_job
 
 
 @dataclass
@@ -54,3 +56,33 @@ def write_dataset(path: Path, count: int = 120, padding: int = 0) -> Path:
 def start_training(job_id: str) -> None:
     for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
         transition(get_platform(), job_id, status)
+
+
+def report_step(job_id: str, step: int, max_steps: int, loss: float) -> None:
+    """The trainer's report of `step`: progress, the loss, 90 s to go and $0.25 spent."""
+
+    def change(job: JobRecord) -> JobRecord:
+        progress = job.progress.model_copy(
+            update={
+                "step": step,
+                "max_steps": max_steps,
+                "fraction": step / max_steps,
+                "eta_seconds": 90.0,
+            }
+        )
+        cost = job.cost.model_copy(update={"current_usd": 0.25})
+        return job.model_copy(
+            update={"progress": progress, "latest_metrics": {"loss": loss}, "cost": cost}
+        )
+
+    update_job(get_platform(), job_id, change)
+
+
+def stepping(steps: list[Callable[[], None]]) -> Callable[[Job, float], None]:
+    """A `Job.pause` that runs the next simulated event instead of sleeping."""
+    pending = list(steps)
+
+    def pause(self: Job, seconds: float) -> None:
+        pending.pop(0)()
+
+    return pause

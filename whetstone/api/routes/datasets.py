@@ -51,10 +51,7 @@ def validate_dataset(
     check = datasets.DatasetCheck(
         format=format,
         columns=ColumnMapping(
-            text=text_column,
-            label=label_column,
-            prompt=prompt_column,
-            completion=completion_column,
+            text=text_column, label=label_column, prompt=prompt_column, completion=completion_column
         ),
         cutoff_length=cutoff_length,
         max_samples=max_samples,
@@ -62,11 +59,10 @@ def validate_dataset(
     settings = get_settings()
     if file is not None and source is None:
         report = datasets.validate_bytes(file.content, file.filename, check, settings)
-        return DatasetValidationResponse.from_report(report)
+        return DatasetValidationResponse.from_record(report)
     if source is not None and file is None:
-        return DatasetValidationResponse.from_report(
-            datasets.validate_source(source, check, settings)
-        )
+        report = datasets.validate_source(source, check, settings)
+        return DatasetValidationResponse.from_record(report)
     raise InvalidInputError(
         "send either a multipart 'file' field or a 'source' (s3://, hf:// or a local path), "
         "not both and not neither",

@@ -169,25 +169,27 @@ def delete_job(job_id: JobId) -> Response[str]:
 @router.get("/jobs/<job_id>/logs", summary="Get a job's logs")
 def job_logs(
     job_id: JobId,
-    log_type: Annotated[
-        LogSource | None, Query(description="build, deployment or training; all if unset.")
+    source: Annotated[
+        LogSource | None,
+        Query(alias="log_type", description="build, deployment or training; all if unset."),
     ] = None,
-    level: Annotated[LogLevelName, Query(description="Only this level and above.")] = "debug",
-    start_time: Annotated[datetime | None, Query(description="From (ISO 8601).")] = None,
-    end_time: Annotated[datetime | None, Query(description="Until, excluded (ISO 8601).")] = None,
+    min_level: Annotated[
+        LogLevelName, Query(alias="level", description="Only this level and above.")
+    ] = "debug",
+    start: Annotated[
+        datetime | None, Query(alias="start_time", description="From (ISO 8601).")
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(alias="end_time", description="Until, excluded (ISO 8601).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
-    next_token: Annotated[str | None, Query(max_length=4096)] = None,
+    cursor: Annotated[str | None, Query(alias="next_token", max_length=4096)] = None,
 ) -> LogPageResponse:
     query = LogQuery(
-        source=log_type,
-        min_level=level,
-        start=start_time,
-        end=end_time,
-        limit=limit,
-        cursor=next_token,
+        source=source, min_level=min_level, start=start, end=end, limit=limit, cursor=cursor
     )
-    entries, cursor = jobs.job_logs(get_platform(), current_caller(router), job_id, query)
-    return LogPageResponse(logs=entries, next_token=cursor)
+    entries, after = jobs.job_logs(get_platform(), current_caller(router), job_id, query)
+    return LogPageResponse(logs=entries, next_token=after)
 
 
 @router.get("/jobs/<job_id>/metrics", summary="Get a job's metric series")
@@ -235,18 +237,12 @@ def download(
     link = jobs.download_link(
         get_platform(), current_caller(router), job_id, artifact=ArtifactKind(artifact), step=step
     )
-    url = link.url
-    if url is None:  # a folder store: this server hands the file out itself
+    if link.url is None:  # a folder store: this server hands the file out itself
         query = urlencode({"artifact": artifact, **({"step": step} if step is not None else {})})
-        url = f"/api/v1/fine-tuning/jobs/{job_id}/download/file?{query}"
-    return DownloadLinkResponse(
-        url=url,
-        expires_in_s=link.expires_in_s,
-        size_bytes=link.size_bytes,
-        artifact=artifact,
-        step=link.step,
-        filename=link.filename,
-    )
+        link = link.model_copy(
+            update={"url": f"/api/v1/fine-tuning/jobs/{job_id}/download/file?{query}"}
+        )
+    return DownloadLinkResponse.from_record(link)
 
 
 # No return annotation: the resolver would validate the binary body as JSON.
@@ -270,25 +266,12 @@ def download_file(  # type: ignore[no-untyped-def]
 
 @router.get("/stats", summary="Get user statistics")
 def stats() -> UserStatsResponse:
-    stats = jobs.user_stats(get_platform(), current_caller(router))
-    return UserStatsResponse(
-        total_jobs=stats.total_jobs,
-        jobs_by_status=stats.jobs_by_status,
-        gpu_hours=stats.gpu_hours,
-        spend_usd=stats.spend_usd,
-        success_rate=stats.success_rate,
-    )
+    return UserStatsResponse.from_record(jobs.user_stats(get_platform(), current_caller(router)))
 
 
 @router.post("/uploads", summary="Start a large dataset upload")
 def create_upload() -> UploadResponse:
-    upload = jobs.create_upload(get_platform(), current_caller(router))
-    return UploadResponse(
-        upload_id=upload.upload_id,
-        url=upload.url,
-        path=upload.path,
-        expires_in_s=upload.expires_in_s,
-    )
+    return UploadResponse.from_record(jobs.create_upload(get_platform(), current_caller(router)))
 
 
 @router.put("/uploads/<upload_id>", summary="Upload a dataset's bytes (local runtime)")

@@ -90,15 +90,8 @@ def model_requirements(
     model_id: Annotated[str, Path(description="Catalog model id.")],
 ) -> RequirementsResponse:
     model = _resolve(model_id)
-    methods = [
-        MethodRequirementResponse(
-            method=need.method,
-            required_gib=need.required_gib,
-            trainable_parameters=need.trainable_parameters,
-            smallest_fitting=need.smallest_fitting,
-        )
-        for need in planning.model_requirements(model)
-    ]
+    needs = planning.model_requirements(model)
+    methods = [MethodRequirementResponse.from_record(need) for need in needs]
     return RequirementsResponse(model=model, methods=methods)
 
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from whetstone.api.schemas.base import WireModel, field_of
 from whetstone.api.schemas.deployments import DeploymentResponse
-from whetstone.api.schemas.fields import field_of
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.estimates import CostEstimate
 from whetstone.core.job import (
@@ -47,7 +47,7 @@ class CreateJobRequest(DeferredModel):
     spec: Annotated[JobSpec, Field(description="The job spec.")]
 
 
-class JobDataset(DeferredModel):
+class JobDataset(WireModel):
     """The job's dataset: where it was read from and what validation found."""
 
     source: str = field_of(DatasetInfo, "source")
@@ -57,19 +57,8 @@ class JobDataset(DeferredModel):
     mean_tokens: float | None = field_of(DatasetInfo, "mean_tokens")
     warnings: list[str] = field_of(DatasetInfo, "warnings")
 
-    @classmethod
-    def from_record(cls, dataset: DatasetInfo) -> JobDataset:
-        return cls(
-            source=dataset.source,
-            filename=dataset.filename,
-            format=dataset.format,
-            num_examples=dataset.num_examples,
-            mean_tokens=dataset.mean_tokens,
-            warnings=dataset.warnings,
-        )
 
-
-class JobResponse(DeferredModel):
+class JobResponse(WireModel):
     """One fine-tuning job."""
 
     job_id: str = field_of(JobRecord, "job_id")
@@ -98,34 +87,6 @@ class JobResponse(DeferredModel):
     def is_terminal(self) -> bool:
         return is_terminal(self.status)
 
-    @classmethod
-    def from_record(cls, job: JobRecord) -> JobResponse:
-        return cls(
-            job_id=job.job_id,
-            org_id=job.org_id,
-            user_id=job.user_id,
-            name=job.name,
-            spec=job.spec,
-            status=job.status,
-            status_history=job.status_history,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            training_started_at=job.training_started_at,
-            finished_at=job.finished_at,
-            dataset=JobDataset.from_record(job.dataset),
-            estimate=job.estimate,
-            required_gib=job.required_gib,
-            cost=job.cost,
-            progress=job.progress,
-            latest_metrics=job.latest_metrics,
-            checkpoints=job.checkpoints,
-            error=job.error,
-            artifacts=job.artifacts,
-            deployment=(
-                None if job.deployment is None else DeploymentResponse.from_record(job.deployment)
-            ),
-        )
-
 
 class JobListResponse(DeferredModel):
     """One page of jobs, newest first."""
@@ -149,13 +110,11 @@ class MetricSeriesResponse(DeferredModel):
     ]
 
 
-class UserStatsResponse(DeferredModel):
+class UserStatsResponse(WireModel):
     """The caller's own jobs, summed up."""
 
     total_jobs: Annotated[int, Field(description="Jobs the caller created.")]
     jobs_by_status: Annotated[dict[str, int], Field(description="How many are in each status.")]
     gpu_hours: Annotated[float, Field(description="GPU-hours used, all jobs together.")]
     spend_usd: Annotated[float, Field(description="Spent so far, USD.")]
-    success_rate: Annotated[
-        float | None, Field(description="completed / ended jobs; null before any ended.")
-    ]
+    success_rate: Annotated[float | None, Field(description="completed / ended; null: none ended.")]

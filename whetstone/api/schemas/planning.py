@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
 
-from whetstone.api.schemas.fields import field_of
+from whetstone.api.schemas.base import WireModel, field_of
 from whetstone.core.catalog.hardware import PRICE_REGION, PRICES_TAKEN_ON, GpuType, InstanceOption
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.deferred import DeferredModel
@@ -93,15 +93,15 @@ class HardwareOptionsResponse(DeferredModel):
     price_region: str = PRICE_REGION
 
 
-class MethodRequirementResponse(DeferredModel):
+class MethodRequirementResponse(WireModel):
     """What one training method needs for a model at the default settings."""
 
-    method: Method = Field(description="The training method.")
-    required_gib: float = Field(description="GiB per GPU at the default settings, on bf16.")
-    trainable_parameters: int = Field(description="How many parameters the method trains.")
-    smallest_fitting: HardwareChoice | None = Field(
-        description="The cheapest hardware it fits on; null when it fits on none."
-    )
+    method: Annotated[Method, Field(description="The training method.")]
+    required_gib: Annotated[float, Field(description="GiB per GPU, default settings, bf16.")]
+    trainable_parameters: Annotated[int, Field(description="Parameters the method trains.")]
+    smallest_fitting: Annotated[
+        HardwareChoice | None, Field(description="The cheapest hardware it fits; null: none.")
+    ]
 
 
 class RequirementsResponse(DeferredModel):

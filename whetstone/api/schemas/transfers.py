@@ -6,13 +6,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from whetstone.core.deferred import DeferredModel
+from whetstone.api.schemas.base import WireModel
 
 # The wire names of service.jobs.ArtifactKind (a unit test keeps them equal).
 ArtifactName = Literal["model", "adapter", "merged", "checkpoint"]
 
 
-class DownloadLinkResponse(DeferredModel):
+class DownloadLinkResponse(WireModel):
     """Where to fetch one archive of a completed job."""
 
     url: Annotated[
@@ -29,18 +29,16 @@ class DownloadLinkResponse(DeferredModel):
     filename: Annotated[str, Field(description="A file name for the archive.")]
 
 
-class UploadResponse(DeferredModel):
+class UploadResponse(WireModel):
     """A place to PUT a large dataset, named later by its upload id."""
 
     upload_id: Annotated[str, Field(description="Set it as spec.dataset.source in jobs/json.")]
-    url: Annotated[
-        str | None, Field(description="A presigned PUT URL (aws); null: PUT to `path` instead.")
-    ]
+    url: Annotated[str | None, Field(description="A presigned PUT URL (aws); null: PUT to path.")]
     path: Annotated[str, Field(description="The API path that takes the PUT in every runtime.")]
     expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
 
 
-class UploadReceipt(DeferredModel):
+class UploadReceipt(WireModel):
     """What the server stored of an upload's bytes."""
 
     upload_id: Annotated[str, Field(description="The upload.")]
