@@ -15,6 +15,7 @@ from whetstone.cli.commands.common import (
     EXIT_JOB_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    Handler,
     api_options,
     connect,
     emit,
@@ -360,6 +361,16 @@ def _poll_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _job_command(
+    sub: Any, parent: argparse.ArgumentParser, name: str, run: Handler, help: str
+) -> argparse.ArgumentParser:
+    """The subcommand `jobs <name> JOB_ID`, run by `run`."""
+    command: argparse.ArgumentParser = sub.add_parser(name, parents=[parent], help=help)
+    command.add_argument("job_id")
+    command.set_defaults(run=run)
+    return command
+
+
 def register(commands: Any) -> None:
     """Add `jobs ...` and `stats` to the `whet` subcommands."""
     parent = api_options()
@@ -393,19 +404,14 @@ def register(commands: Any) -> None:
     listing.add_argument("--limit", type=int, default=50, help="show at most this many")
     listing.set_defaults(run=_list)
 
-    get = sub.add_parser("get", parents=[parent], help="show a job")
-    get.add_argument("job_id")
-    get.set_defaults(run=_get)
+    _job_command(sub, parent, "get", _get, "show a job")
 
-    wait = sub.add_parser(
-        "wait", parents=[parent], help="wait for a job to end (exit 3 if failed or cancelled)"
+    wait = _job_command(
+        sub, parent, "wait", _wait, "wait for a job to end (exit 3 if failed or cancelled)"
     )
-    wait.add_argument("job_id")
     _poll_argument(wait)
-    wait.set_defaults(run=_wait)
 
-    logs = sub.add_parser("logs", parents=[parent], help="show a job's logs, oldest first")
-    logs.add_argument("job_id")
+    logs = _job_command(sub, parent, "logs", _logs, "show a job's logs, oldest first")
     logs.add_argument("--type", choices=["build", "deployment", "training"], help="log source")
     logs.add_argument("--level", choices=LOG_LEVELS, help="this level and above")
     logs.add_argument("--since", type=timestamp, help="from this ISO 8601 time")
@@ -415,10 +421,8 @@ def register(commands: Any) -> None:
         "-f", "--follow", action="store_true", help="keep printing new entries until the job ends"
     )
     _poll_argument(logs)
-    logs.set_defaults(run=_logs)
 
-    metrics = sub.add_parser("metrics", parents=[parent], help="show a job's metrics by step")
-    metrics.add_argument("job_id")
+    metrics = _job_command(sub, parent, "metrics", _metrics, "show a job's metrics by step")
     metrics.add_argument("--names", help="comma-separated series, e.g. loss,eval_loss")
     metrics.add_argument("--min-step", type=int)
     metrics.add_argument("--max-step", type=int)
@@ -426,24 +430,18 @@ def register(commands: Any) -> None:
     metrics.add_argument(
         "--plot", metavar="PNG", help="also write train/validation loss and learning rate as a PNG"
     )
-    metrics.set_defaults(run=_metrics)
 
-    stop = sub.add_parser("stop", parents=[parent], help="stop a job")
-    stop.add_argument("job_id")
-    stop.set_defaults(run=_stop)
+    _job_command(sub, parent, "stop", _stop, "stop a job")
 
-    delete = sub.add_parser(
-        "delete", parents=[parent], help="delete an ended job, its logs, metrics and model"
-    )
-    delete.add_argument("job_id")
-    delete.set_defaults(run=_delete)
+    _job_command(sub, parent, "delete", _delete, "delete an ended job, its logs, metrics and model")
 
-    download = sub.add_parser(
+    download = _job_command(
+        sub,
+        parent,
         "download",
-        parents=[parent],
-        help="download a completed job's model, adapter, merged model or a checkpoint",
+        _download,
+        "download a completed job's model, adapter, merged model or a checkpoint",
     )
-    download.add_argument("job_id")
     download.add_argument(
         "--artifact",
         choices=get_args(ArtifactName),
@@ -459,14 +457,14 @@ def register(commands: Any) -> None:
         help="file or folder to write (default ./<job_id>.tar.gz, "
         "./<job_id>-checkpoint-<step>.tar.gz ...)",
     )
-    download.set_defaults(run=_download)
 
-    deploy = sub.add_parser(
+    deploy = _job_command(
+        sub,
+        parent,
         "deploy",
-        parents=[parent],
-        help="serve a completed job's model as an OpenAI-compatible endpoint",
+        _deploy,
+        "serve a completed job's model as an OpenAI-compatible endpoint",
     )
-    deploy.add_argument("job_id")
     deploy.add_argument(
         "--max-lora-rank", type=int, help="the server's max LoRA rank (the platform's if unset)"
     )
@@ -476,17 +474,12 @@ def register(commands: Any) -> None:
         help="wait until it is ready (exit 0) or failed (exit 3), progress on stderr",
     )
     _poll_argument(deploy)
-    deploy.set_defaults(run=_deploy)
 
-    deployment = sub.add_parser(
-        "deployment", parents=[parent], help="show a job's deployment and its readiness"
+    _job_command(
+        sub, parent, "deployment", _deployment, "show a job's deployment and its readiness"
     )
-    deployment.add_argument("job_id")
-    deployment.set_defaults(run=_deployment)
 
-    undeploy = sub.add_parser("undeploy", parents=[parent], help="stop serving a job's model")
-    undeploy.add_argument("job_id")
-    undeploy.set_defaults(run=_undeploy)
+    _job_command(sub, parent, "undeploy", _undeploy, "stop serving a job's model")
 
     stats = commands.add_parser("stats", parents=[parent], help="your jobs, GPU hours and spend")
     stats.set_defaults(run=_stats)
