@@ -7,7 +7,6 @@ Each has a local adapter (whetstone/adapters/local) and an aws one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from enum import StrEnum
 from typing import BinaryIO, Protocol
 
@@ -17,10 +16,9 @@ from whetstone.core.job import (
     JobFilter,
     JobRecord,
     LogEntry,
-    LogLevelName,
-    LogSource,
     MetricPoint,
 )
+from whetstone.core.logs import LogQuery
 
 
 class JobStore(Protocol):
@@ -73,17 +71,7 @@ class LogStore(Protocol):
 
     def append(self, job_id: str, entries: Sequence[LogEntry]) -> None: ...
 
-    def query(
-        self,
-        job_id: str,
-        *,
-        source: LogSource | None,
-        min_level: LogLevelName,
-        start: datetime | None,
-        end: datetime | None,
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[list[LogEntry], str | None]:
+    def query(self, job_id: str, query: LogQuery) -> tuple[list[LogEntry], str | None]:
         """Oldest first; the cursor continues where the page ended."""
 
     def delete(self, job_id: str) -> None: ...

@@ -78,6 +78,13 @@ def wait_until_settled(url: str, token: str) -> dict[str, Any]:
         time.sleep(0.5)
 
 
+def server_pid(job_id: str) -> int:
+    """The model server's process id, a storage field the API does not show."""
+    stored = get_platform().jobs.get(job_id)
+    assert stored is not None and stored.deployment is not None and stored.deployment.pid
+    return stored.deployment.pid
+
+
 def is_running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -94,6 +101,7 @@ def test_a_deployed_adapter_answers_the_openai_client_until_its_deployment_is_de
 
     status, started = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
     assert status == 202 and started["status"] == "starting", started
+    pid = server_pid(job.job_id)
     deployment = wait_until_settled(f"{url}/jobs/{job.job_id}/deployment", token)
     assert deployment["status"] == "ready", deployment
 
@@ -122,7 +130,7 @@ def test_a_deployed_adapter_answers_the_openai_client_until_its_deployment_is_de
 
     status, _ = call("DELETE", f"{url}/jobs/{job.job_id}/deployment", token)
     assert status == 204
-    assert not is_running(deployment["pid"])
+    assert not is_running(pid)
     status, after = call("GET", f"{url}/jobs/{job.job_id}/deployment", token)
     assert status == 200 and after["status"] == "deleted" and after["endpoint"] is None
 
@@ -138,12 +146,13 @@ def test_a_server_that_answers_unlike_the_trainers_record_is_refused(
 
     status, started = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
     assert status == 202, started
+    pid = server_pid(job.job_id)
     deployment = wait_until_settled(f"{url}/jobs/{job.job_id}/deployment", token)
 
     assert deployment["status"] == "failed", deployment
     assert [p["code"] for p in deployment["problems"]] == ["golden_mismatch"]
     assert "not what it says" in deployment["message"]
-    assert not is_running(started["pid"])
+    assert not is_running(pid)
 
 
 def test_deleting_a_job_stops_its_model_server(api: tuple[str, str], adapter: Path) -> None:
@@ -151,11 +160,12 @@ def test_deleting_a_job_stops_its_model_server(api: tuple[str, str], adapter: Pa
     job = completed_job(get_platform(), ALICE.org_id, adapter)
     status, started = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
     assert status == 202, started
+    pid = server_pid(job.job_id)
 
     status, _ = call("DELETE", f"{url}/jobs/{job.job_id}", token)
 
     assert status == 204
-    assert not is_running(started["pid"])
+    assert not is_running(pid)
     assert call("GET", f"{url}/jobs/{job.job_id}/deployment", token)[0] == 404
 
 
@@ -196,9 +206,10 @@ def test_an_endpoint_that_answers_unlike_the_saved_model_fails_with_a_report(
 
     status, started = call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
     assert status == 202, started
+    pid = server_pid(job.job_id)
     deployment = wait_until_settled(f"{url}/jobs/{job.job_id}/deployment", token)
 
     assert deployment["status"] == "failed"
     assert [p["code"] for p in deployment["problems"]] == ["golden_mismatch"]
     assert "'an answer it will not give'" in deployment["message"]
-    assert not is_running(started["pid"])
+    assert not is_running(pid)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from support.clients import Result, whet_runner
 from support.jobs import RecordingOrchestrator
 
 from whetstone.cli.server import make_server
 from whetstone.cli.tokens import TokenFile, create_token
+from whetstone.client import WhetstoneClient
 from whetstone.core.job import Caller
 from whetstone.runtime import get_platform
 from whetstone.settings import get_settings
@@ -32,6 +35,26 @@ def server_url(tokens: dict[str, str]) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No config file, URL or token of the user running the tests reaches the SDK."""
+    monkeypatch.setenv("WHETSTONE_CONFIG", str(tmp_path / "no-config.json"))
+    monkeypatch.delenv("WHETSTONE_URL", raising=False)
+    monkeypatch.delenv("WHETSTONE_TOKEN", raising=False)
+
+
+@pytest.fixture
+def client(server_url: str, no_user_config: None) -> WhetstoneClient:
+    return WhetstoneClient(server_url)
+
+
+@pytest.fixture
+def whet(
+    server_url: str, capsys: pytest.CaptureFixture[str], no_user_config: None
+) -> Callable[..., Result]:
+    return whet_runner(server_url, capsys)
 
 
 @pytest.fixture(autouse=True)

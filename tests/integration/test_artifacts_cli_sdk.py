@@ -4,17 +4,15 @@ against a running `whet serve` over real HTTP."""
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support.clients import Result
 from support.jobs import make_job
 
-from whetstone.cli.main import main
 from whetstone.client import Job, WhetstoneAPIError, WhetstoneClient
 from whetstone.core.job import Deployment, JobRecord, utcnow
 from whetstone.core.layout import CHECKPOINT_COMPLETE_MARKER, JobLayout
@@ -32,16 +30,6 @@ OUTPUT = {
     "checkpoints/checkpoint-3/adapter_model.safetensors": b"weights at 3",
     f"checkpoints/checkpoint-3/{CHECKPOINT_COMPLETE_MARKER}": b"",
 }
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
 
 
 @dataclass
@@ -77,28 +65,12 @@ class ScriptedDeployer:
         self.stopped.append(job.job_id)
 
 
+pytestmark = pytest.mark.usefixtures("no_user_config")
+
+
 @pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("WHETSTONE_CONFIG", str(tmp_path / "no-config.json"))
-    monkeypatch.delenv("WHETSTONE_URL", raising=False)
-    monkeypatch.delenv("WHETSTONE_TOKEN", raising=False)
+def _no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Job, "pause", lambda self, seconds: None)
-
-
-@pytest.fixture
-def client(server_url: str) -> WhetstoneClient:
-    return WhetstoneClient(server_url)
-
-
-@pytest.fixture
-def whet(server_url: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        code = main([*args, "--url", server_url])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from whetstone.core.job import (
     MetricPoint,
 )
 from whetstone.core.lifecycle import JobStatus
+from whetstone.core.logs import LogQuery
 from whetstone.core.spec import Method
 
 TABLE = "whetstone-test"
@@ -406,13 +407,7 @@ def query_all(
     cursor: str | None = None
     while True:
         page, cursor = logs.query(
-            job_id,
-            source=source,
-            min_level=min_level,
-            start=None,
-            end=None,
-            limit=limit,
-            cursor=cursor,
+            job_id, LogQuery(source=source, min_level=min_level, limit=limit, cursor=cursor)
         )
         pages.append(page)
         if cursor is None:
@@ -425,9 +420,7 @@ def test_logs_come_back_oldest_first_across_sources(logs: CloudWatchLogStore) ->
 
     logs.append("job-1", entries)
     logs.append("job-1", [entry(0.5, "build")])
-    page, cursor = logs.query(
-        "job-1", source=None, min_level="debug", start=None, end=None, limit=100, cursor=None
-    )
+    page, cursor = logs.query("job-1", LogQuery(limit=100))
 
     assert page == sorted([*entries, entry(0.5, "build")], key=lambda e: e.time)
     assert cursor is None
@@ -437,9 +430,7 @@ def test_logs_of_another_job_are_never_returned(logs: CloudWatchLogStore) -> Non
     logs.append("job-1", [entry(1)])
     logs.append("job-10", [entry(2)])
 
-    page, _ = logs.query(
-        "job-1", source=None, min_level="debug", start=None, end=None, limit=10, cursor=None
-    )
+    page, _ = logs.query("job-1", LogQuery(limit=10))
 
     assert page == [entry(1)]
 
@@ -448,9 +439,7 @@ def test_the_level_filter_keeps_that_level_and_above(logs: CloudWatchLogStore) -
     levels: list[LogLevelName] = ["debug", "info", "warning", "error", "critical"]
     logs.append("job-1", [entry(i, level=level) for i, level in enumerate(levels)])
 
-    page, _ = logs.query(
-        "job-1", source=None, min_level="warning", start=None, end=None, limit=10, cursor=None
-    )
+    page, _ = logs.query("job-1", LogQuery(min_level="warning", limit=10))
 
     assert [e.level for e in page] == ["warning", "error", "critical"]
 
@@ -458,12 +447,8 @@ def test_the_level_filter_keeps_that_level_and_above(logs: CloudWatchLogStore) -
 def test_the_source_filter_reads_one_stream(logs: CloudWatchLogStore) -> None:
     logs.append("job-1", [entry(1, "build"), entry(2, "training"), entry(3, "build")])
 
-    build, _ = logs.query(
-        "job-1", source="build", min_level="debug", start=None, end=None, limit=10, cursor=None
-    )
-    deployment, cursor = logs.query(
-        "job-1", source="deployment", min_level="debug", start=None, end=None, limit=10, cursor=None
-    )
+    build, _ = logs.query("job-1", LogQuery(source="build", limit=10))
+    deployment, cursor = logs.query("job-1", LogQuery(source="deployment", limit=10))
 
     assert build == [entry(1, "build"), entry(3, "build")]
     assert deployment == [] and cursor is None
@@ -476,12 +461,9 @@ def test_the_time_range_includes_its_start_and_excludes_its_end(
 
     page, _ = logs.query(
         "job-1",
-        source=None,
-        min_level="debug",
-        start=LOG_T0 + timedelta(seconds=1.0004),
-        end=LOG_T0 + timedelta(seconds=3),
-        limit=10,
-        cursor=None,
+        LogQuery(
+            start=LOG_T0 + timedelta(seconds=1.0004), end=LOG_T0 + timedelta(seconds=3), limit=10
+        ),
     )
 
     assert page == [entry(1.0004), entry(2), entry(2.9996)]
@@ -512,9 +494,7 @@ def test_a_job_without_logs_has_an_empty_page(logs: CloudWatchLogStore) -> None:
 
 def test_a_bad_log_cursor_is_rejected(logs: CloudWatchLogStore) -> None:
     with pytest.raises(InvalidInputError):
-        logs.query(
-            "job-1", source=None, min_level="debug", start=None, end=None, limit=5, cursor="%%%"
-        )
+        logs.query("job-1", LogQuery(limit=5, cursor="%%%"))
 
 
 def test_delete_removes_the_job_streams_only(

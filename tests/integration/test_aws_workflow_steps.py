@@ -27,6 +27,7 @@ from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 from whetstone.core.events import MetricsDetail, make_event
 from whetstone.core.job import Deployment, JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
+from whetstone.core.logs import LogQuery
 from whetstone.ports import ComputeState
 from whetstone.service import workflow
 from whetstone.service.platform import Platform
@@ -75,9 +76,7 @@ def deployed_an_hour_ago(platform: Platform, job: JobRecord) -> None:
 
 
 def deployment_log(platform: Platform, job_id: str) -> list[str]:
-    entries, _ = platform.logs.query(
-        job_id, source="deployment", min_level="debug", start=None, end=None, limit=100, cursor=None
-    )
+    entries, _ = platform.logs.query(job_id, LogQuery(source="deployment", limit=100))
     return [entry.message for entry in entries]
 
 
@@ -155,15 +154,7 @@ def test_given_a_job_that_trained_an_hour_when_it_fails_then_its_cost_is_final_a
     assert failed is not None and failed.status is JobStatus.FAILED
     assert failed.cost.compute_hours == pytest.approx(1.0, abs=0.01)
     assert failed.cost.current_usd == pytest.approx(failed.cost.hourly_rate_usd, rel=0.01)
-    entries, _ = platform.logs.query(
-        job.job_id,
-        source="deployment",
-        min_level="debug",
-        start=None,
-        end=None,
-        limit=100,
-        cursor=None,
-    )
+    entries, _ = platform.logs.query(job.job_id, LogQuery(source="deployment", limit=100))
     (ended,) = [e for e in entries if e.message == workflow.JOB_ENDED_LINE]  # logged once
     assert ended.fields == {
         "status": "failed",

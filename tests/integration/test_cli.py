@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support.clients import Result, report_step, start_training, stepping, write_dataset
 
 from whetstone.cli.main import main
 from whetstone.cli.tokens import load_tokens
@@ -26,34 +25,7 @@ MODEL = "qwen2.5-0.5b-instruct"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("WHETSTONE_CONFIG", str(tmp_path / "no-config.json"))
-    monkeypatch.delenv("WHETSTONE_URL", raising=False)
-    monkeypatch.delenv("WHETSTONE_TOKEN", raising=False)
-
-
-@pytest.fixture
-def whet(server_url: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Run `whet <args> --url <server>`; its exit code, stdout and stderr."""
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        code = main([*args, "--url", server_url])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+pytestmark = pytest.mark.usefixtures("no_user_config")
 
 
 @pytest.fixture
@@ -68,20 +40,6 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-def write_dataset(path: Path, count: int = 120, padding: int = 0) -> Path:
-    rows = [
-        {"instruction": f"Reverse word {i}", "input": f"w{i}" + "x" * padding, "output": f"{i}w"}
-        for i in range(count)
-    ]
-    path.write_text("\n".join(json.dumps(row) for row in rows))
-    return path
-
-
-def start_training(job_id: str) -> None:
-    for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
-        transition(get_platform(), job_id, status)
-
-
 def complete(job_id: str, archive: bytes = b"\x1f\x8bmodel") -> None:
     start_training(job_id)
     transition(get_platform(), job_id, JobStatus.COMPLETED)
@@ -94,34 +52,6 @@ def fail(job_id: str) -> None:
         return job.with_status(JobStatus.FAILED).model_copy(update={"error": error})
 
     update_job(get_platform(), job_id, change)
-
-
-def report_step(job_id: str, step: int, max_steps: int, loss: float) -> None:
-    def change(job: JobRecord) -> JobRecord:
-        progress = job.progress.model_copy(
-            update={
-                "step": step,
-                "max_steps": max_steps,
-                "fraction": step / max_steps,
-                "eta_seconds": 90.0,
-            }
-        )
-        cost = job.cost.model_copy(update={"current_usd": 0.25})
-        return job.model_copy(
-            update={"progress": progress, "latest_metrics": {"loss": loss}, "cost": cost}
-        )
-
-    update_job(get_platform(), job_id, change)
-
-
-def stepping(steps: list[Callable[[], None]]) -> Callable[[Job, float], None]:
-    """A `Job.pause` that runs the next simulated event instead of sleeping."""
-    pending = list(steps)
-
-    def pause(self: Job, seconds: float) -> None:
-        pending.pop(0)()
-
-    return pause
 
 
 def create(whet: Callable[..., Result], config: Path, dataset: Path) -> str:
@@ -249,7 +179,9 @@ def test_a_dataset_over_8_mb_takes_the_upload_flow(
 
     job = whet("jobs", "create", str(config), str(big), "--json").json()
 
-    assert job["dataset"]["blob_key"].startswith(UPLOADS_ROOT)
+    stored = get_platform().jobs.get(job["job_id"])
+    assert stored is not None and stored.dataset.blob_key
+    assert stored.dataset.blob_key.startswith(UPLOADS_ROOT)
     assert job["dataset"]["num_examples"] == 2100
 
 

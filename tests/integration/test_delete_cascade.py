@@ -149,7 +149,9 @@ def test_given_two_jobs_when_one_is_deleted_then_no_local_store_keeps_anything_o
     kept = a_finished_job(platform, DEFAULT_CALLER, via_upload=False, key="run-2")
     deployed = call_api("POST", f"{API}/jobs/{gone}/deploy")
     assert deployed.status == 202, deployed.body
-    pid = deployed.body["pid"]
+    stored = platform.jobs.get(gone)  # the server's pid is a storage field the API hides
+    assert stored is not None and stored.deployment is not None and stored.deployment.pid
+    pid = stored.deployment.pid
     assert is_running(pid)
     kept_before = {
         "blobs": [f for f in files_under(home / "blobs") if kept in f],

@@ -13,6 +13,7 @@ from support.jobs import RecordingOrchestrator
 from whetstone.core.job import Caller, LogEntry, MetricPoint
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
+from whetstone.core.logs import LogQuery
 from whetstone.runtime import get_platform
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition
@@ -219,7 +220,9 @@ def test_stopping_a_running_job_asks_the_workflow(
 
     response = call_api("POST", f"{API}/jobs/{job_id}/stop")
 
-    assert response.body["status"] == "stopping" and response.body["stop_requested"]
+    assert response.body["status"] == "stopping"
+    stored = platform.jobs.get(job_id)
+    assert stored is not None and stored.stop_requested
     assert orchestrator.stopped == [job_id]
 
 
@@ -265,9 +268,7 @@ def test_delete_removes_the_job_its_logs_metrics_and_files(platform: Platform) -
     assert platform.jobs.query_metrics(job_id, names=None, min_step=None, max_step=None) == []
     assert platform.blobs.list(JobLayout("local", job_id).prefix) == []
     assert platform.blobs.list(JobLayout("local", job_id).datasets) == []
-    logs, _ = platform.logs.query(
-        job_id, source=None, min_level="debug", start=None, end=None, limit=10, cursor=None
-    )
+    logs, _ = platform.logs.query(job_id, LogQuery(limit=10))
     assert logs == []
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.clients import report_step, start_training, stepping, write_dataset
 
+from whetstone.api.schemas.jobs import JobResponse
 from whetstone.client import (
     MULTIPART_LIMIT_BYTES,
     Job,
@@ -20,62 +21,25 @@ from whetstone.client import (
     WhetstoneTimeoutError,
     resolve_connection,
 )
-from whetstone.core.job import JobRecord, LogEntry, MetricPoint
+from whetstone.core.job import LogEntry, MetricPoint
 from whetstone.core.layout import DATASETS_ROOT, UPLOADS_ROOT, JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
-from whetstone.service.records import transition, update_job
+from whetstone.service.records import transition
 
 MODEL = "qwen2.5-0.5b-instruct"
 SPEC = {"base_model": MODEL, "method": "lora"}
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("WHETSTONE_CONFIG", str(tmp_path / "no-config.json"))
-    monkeypatch.delenv("WHETSTONE_URL", raising=False)
-    monkeypatch.delenv("WHETSTONE_TOKEN", raising=False)
+pytestmark = pytest.mark.usefixtures("no_user_config")
 
 
-@pytest.fixture
-def client(server_url: str) -> WhetstoneClient:
-    return WhetstoneClient(server_url)
-
-
-def write_dataset(path: Path, count: int = 120, padding: int = 0) -> Path:
-    rows = [
-        {"instruction": f"Reverse word {i}", "input": f"w{i}" + "x" * padding, "output": f"{i}w"}
-        for i in range(count)
-    ]
-    path.write_text("\n".join(json.dumps(row) for row in rows))
-    return path
-
-
-def start_training(job_id: str) -> None:
-    for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
-        transition(get_platform(), job_id, status)
-
-
-def report_step(job_id: str, step: int, max_steps: int, loss: float) -> None:
-    def change(job: JobRecord) -> JobRecord:
-        progress = job.progress.model_copy(
-            update={
-                "step": step,
-                "max_steps": max_steps,
-                "fraction": step / max_steps,
-                "eta_seconds": 60.0 * (max_steps - step),
-            }
-        )
-        return job.model_copy(
-            update={
-                "progress": progress,
-                "latest_metrics": {"loss": loss},
-                "cost": job.cost.model_copy(update={"current_usd": step / 100}),
-            }
-        )
-
-    update_job(get_platform(), job_id, change)
+def stored_blob_key(job_id: str) -> str:
+    """Where the platform keeps the job's dataset copy: a storage field the API hides."""
+    stored = get_platform().jobs.get(job_id)
+    assert stored is not None and stored.dataset.blob_key is not None
+    return stored.dataset.blob_key
 
 
 def log(job_id: str, *messages: str, at: datetime = T0) -> None:
@@ -83,16 +47,6 @@ def log(job_id: str, *messages: str, at: datetime = T0) -> None:
         job_id,
         [LogEntry(time=at, source="training", level="info", message=m) for m in messages],
     )
-
-
-def stepping(steps: list[Callable[[], None]]) -> Callable[[Job, float], None]:
-    """A `Job.pause` that runs the next simulated event instead of sleeping."""
-    pending = list(steps)
-
-    def pause(self: Job, seconds: float) -> None:
-        pending.pop(0)()
-
-    return pause
 
 
 def test_connection_comes_from_arguments_then_environment_then_config_file(
@@ -173,9 +127,9 @@ def test_create_job_uploads_a_small_dataset_in_one_request(
     job = client.create_job(config, write_dataset(tmp_path / "train.jsonl"), idempotency_key="k1")
     again = client.create_job(config, write_dataset(tmp_path / "train.jsonl"), idempotency_key="k1")
 
-    assert isinstance(job.record, JobRecord) and job.record.status == "pending"
+    assert isinstance(job.record, JobResponse) and job.record.status == "pending"
     assert job.record.name == "reverse" and job.record.dataset.num_examples == 120
-    assert job.record.dataset.blob_key and job.record.dataset.blob_key.startswith(DATASETS_ROOT)
+    assert stored_blob_key(job.job_id).startswith(DATASETS_ROOT)
     assert again.job_id == job.job_id
 
 
@@ -185,7 +139,7 @@ def test_a_dataset_over_8_mb_takes_the_upload_flow(client: WhetstoneClient, tmp_
 
     job = client.create_job(SPEC, big, name="big")
 
-    assert job.record.dataset.blob_key and job.record.dataset.blob_key.startswith(UPLOADS_ROOT)
+    assert stored_blob_key(job.job_id).startswith(UPLOADS_ROOT)
     assert job.record.dataset.num_examples == 2100 and job.record.name == "big"
 
 

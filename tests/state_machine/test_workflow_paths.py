@@ -24,8 +24,9 @@ from support.sfn_mock import TEST_CASES_PATH, MockedStepFunctions, Outcome, wait
 from whetstone.adapters.aws.kube.shared_manifests import namespace_name
 from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator, execution_arn
 from whetstone.core.events import TrainerErrorCode, TrainerPhase
-from whetstone.core.job import JobRecord, utcnow
+from whetstone.core.job import JobRecord, LogSource, utcnow
 from whetstone.core.lifecycle import JobStatus as S
+from whetstone.core.logs import LogQuery
 from whetstone.service.jobs import stop_job
 from whetstone.service.platform import Platform
 
@@ -70,10 +71,8 @@ def statuses(job: JobRecord) -> list[S]:
     return [change.status for change in job.status_history]
 
 
-def log_messages(platform: Platform, job_id: str, source: str) -> list[str]:
-    entries, _ = platform.logs.query(
-        job_id, source=source, min_level="debug", start=None, end=None, limit=500, cursor=None
-    )  # type: ignore[arg-type]
+def log_messages(platform: Platform, job_id: str, source: LogSource) -> list[str]:
+    entries, _ = platform.logs.query(job_id, LogQuery(source=source, limit=500))
     return [entry.message for entry in entries]
 
 

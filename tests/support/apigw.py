@@ -10,6 +10,7 @@ from whetstone.api.app import handler
 from whetstone.api.identity import claims_for
 from whetstone.cli.server import build_proxy_event
 from whetstone.cli.tokens import DEFAULT_CALLER
+from whetstone.client import encode_multipart
 from whetstone.core.job import Caller
 
 
@@ -46,22 +47,5 @@ def call_api(
     return ApiResponse(status=result["statusCode"], headers=response_headers, body=parsed)
 
 
-def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tuple[bytes, str]:
-    """A multipart/form-data body and its content type."""
-    boundary = "whetstone-test-boundary"
-    parts: list[bytes] = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
-        )
-    for name, (filename, content) in files.items():
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
-            + content
-            + b"\r\n"
-        )
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+# The body the SDK sends, so the API's tests and the SDK's share one encoder.
+multipart = encode_multipart

@@ -20,6 +20,7 @@ from whetstone.adapters.aws.cloudwatch_logs import (
 )
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.job import LogEntry
+from whetstone.core.logs import LogQuery
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -70,9 +71,7 @@ def test_an_oversized_line_is_cut_to_fit_one_event() -> None:
 
 
 def test_a_query_of_all_sources_reads_the_job_prefix() -> None:
-    request = filter_request(
-        "g", "ftjob-1", source=None, start=T0, end=T0 + timedelta(seconds=1), token="t"
-    )
+    request = filter_request("g", "ftjob-1", LogQuery(start=T0, end=T0 + timedelta(seconds=1)), "t")
 
     assert request["logStreamNamePrefix"] == "ftjob-1/"
     assert request["startTime"] == to_millis(T0) and request["endTime"] == to_millis(T0) + 1000
@@ -80,7 +79,7 @@ def test_a_query_of_all_sources_reads_the_job_prefix() -> None:
 
 
 def test_a_query_of_one_source_reads_its_stream() -> None:
-    request = filter_request("g", "ftjob-1", source="build", start=None, end=None, token=None)
+    request = filter_request("g", "ftjob-1", LogQuery(source="build"), None)
 
     assert request["logStreamNames"] == ["ftjob-1/build"]
     assert "startTime" not in request and "nextToken" not in request

@@ -19,11 +19,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from whetstone.api.schemas.jobs import JobResponse
 from whetstone.cli.commands.jobs import plot_losses
 from whetstone.cli.output import progress_line
 from whetstone.cli.server import make_server
 from whetstone.client import WhetstoneClient
-from whetstone.core.job import JobRecord
 from whetstone.core.layout import JobLayout
 from whetstone.runtime import get_platform
 from whetstone.settings import get_settings
@@ -81,7 +81,7 @@ def tiny_model(folder: Path) -> Path:
     return folder
 
 
-def held_out_examples(job: JobRecord, count: int) -> list[dict[str, Any]]:
+def held_out_examples(job: JobResponse, count: int) -> list[dict[str, Any]]:
     """Examples of the job's test split: never trained on."""
     blobs = get_platform().blobs
     key = JobLayout.of(job).split("test")

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 from pydantic_core import to_jsonable_python
 
-from whetstone.core.job import JobRecord
+from whetstone.api.schemas.jobs import JobResponse
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -63,7 +63,7 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def progress_line(job: JobRecord) -> str:
+def progress_line(job: JobResponse) -> str:
     """status, step/max_steps, loss, ETA and cost of a job in one line."""
     progress = job.progress
     parts = [job.job_id, str(job.status).ljust(10)]
@@ -89,7 +89,7 @@ class ProgressBar:
         self.live = self.stream.isatty()
         self._last = ""
 
-    def update(self, job: JobRecord) -> None:
+    def update(self, job: JobResponse) -> None:
         line = progress_line(job)
         if line == self._last:
             return

@@ -7,7 +7,6 @@ organization's job answers exactly like a missing one.
 from __future__ import annotations
 
 import io
-from datetime import datetime
 from typing import Annotated, BinaryIO
 
 from pydantic import Field
@@ -28,14 +27,13 @@ from whetstone.core.job import (
     JobFilter,
     JobRecord,
     LogEntry,
-    LogLevelName,
-    LogSource,
     MetricPoint,
     new_job_id,
     utcnow,
 )
 from whetstone.core.layout import JobLayout, UploadLayout
 from whetstone.core.lifecycle import ACTIVE_STATUSES, JobStatus, check_transition
+from whetstone.core.logs import LogQuery
 from whetstone.core.spec import JobSpec
 from whetstone.service.datasets import check_from_params, require_valid_dataset
 from whetstone.service.models import resolve_base_model
@@ -284,27 +282,10 @@ def _upload_only_this_job_uses(platform: Platform, caller: Caller, job: JobRecor
 
 
 def job_logs(
-    platform: Platform,
-    caller: Caller,
-    job_id: str,
-    *,
-    source: LogSource | None,
-    min_level: LogLevelName,
-    start: datetime | None,
-    end: datetime | None,
-    limit: int,
-    cursor: str | None,
+    platform: Platform, caller: Caller, job_id: str, query: LogQuery
 ) -> tuple[list[LogEntry], str | None]:
     get_job(platform, caller, job_id)
-    return platform.logs.query(
-        job_id,
-        source=source,
-        min_level=min_level,
-        start=start,
-        end=end,
-        limit=limit,
-        cursor=cursor,
-    )
+    return platform.logs.query(job_id, query)
 
 
 def downsample(points: list[MetricPoint], max_points: int) -> list[MetricPoint]:

@@ -28,13 +28,6 @@ class UploadSlot(DeferredModel):
     expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
 
 
-class Upload(UploadSlot):
-    """A new upload as the API answers it, with the API path that takes the PUT (the API
-    layer adds it: services build no URLs)."""
-
-    path: Annotated[str, Field(description="API path that accepts the PUT in every runtime.")]
-
-
 def create_upload(platform: Platform, caller: Caller) -> UploadSlot:
     """A new upload id and, where the store can, a presigned URL to PUT the bytes to."""
     upload_id = UPLOAD_ID_PREFIX + new_job_id().removeprefix("ftjob-")

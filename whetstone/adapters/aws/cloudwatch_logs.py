@@ -29,7 +29,8 @@ import boto3
 from pydantic import ValidationError
 
 from whetstone.core.errors import InvalidInputError
-from whetstone.core.job import LogEntry, LogLevelName, LogSource, level_at_least
+from whetstone.core.job import LogEntry, LogSource, level_at_least
+from whetstone.core.logs import LogQuery
 from whetstone.observability import logger
 
 if TYPE_CHECKING:
@@ -114,13 +115,7 @@ def put_batches(entries: Sequence[LogEntry]) -> list[list[InputLogEventTypeDef]]
 
 
 def filter_request(
-    log_group: str,
-    job_id: str,
-    *,
-    source: LogSource | None,
-    start: datetime | None,
-    end: datetime | None,
-    token: str | None,
+    log_group: str, job_id: str, query: LogQuery, token: str | None
 ) -> FilterLogEventsRequestTypeDef:
     """One FilterLogEvents call over the job's streams (or the source's one)."""
     request: FilterLogEventsRequestTypeDef = {
@@ -130,15 +125,15 @@ def filter_request(
         # merge the streams by time.
         "interleaved": True,
     }
-    if source is None:
+    if query.source is None:
         request["logStreamNamePrefix"] = stream_prefix(job_id)
     else:
-        request["logStreamNames"] = [stream_name(job_id, source)]
-    if start is not None:
-        request["startTime"] = to_millis(start)
-    if end is not None:
+        request["logStreamNames"] = [stream_name(job_id, query.source)]
+    if query.start is not None:
+        request["startTime"] = to_millis(query.start)
+    if query.end is not None:
         # endTime is inclusive; the exact bound is checked on each entry.
-        request["endTime"] = to_millis(end)
+        request["endTime"] = to_millis(query.end)
     if token is not None:
         request["nextToken"] = token
     return request
@@ -184,23 +179,17 @@ def entry_from_event(event: FilteredLogEventTypeDef) -> LogEntry | None:
         return None
 
 
-@dataclass(frozen=True)
-class EntryQuery:
-    """What an entry must be to be returned."""
-
-    streams: frozenset[str]
-    min_level: LogLevelName
-    start: datetime | None
-    end: datetime | None
-
-    def matches(self, stream: str, entry: LogEntry) -> bool:
-        moment = _utc(entry.time)
-        return (
-            stream in self.streams
-            and level_at_least(entry.level, self.min_level)
-            and (self.start is None or moment >= _utc(self.start))
-            and (self.end is None or moment < _utc(self.end))
-        )
+def matches(query: LogQuery, job_id: str, stream: str, entry: LogEntry) -> bool:
+    """Whether an event of `stream` is one the query returns: CloudWatch filters by the
+    millisecond and by stream prefix only."""
+    sources = SOURCES if query.source is None else (query.source,)
+    moment = _utc(entry.time)
+    return (
+        any(stream == stream_name(job_id, source) for source in sources)
+        and level_at_least(entry.level, query.min_level)
+        and (query.start is None or moment >= _utc(query.start))
+        and (query.end is None or moment < _utc(query.end))
+    )
 
 
 def ordered_page(
@@ -230,34 +219,12 @@ class CloudWatchLogStore:
             for batch in put_batches(of_source):
                 self._put(job_id, stream_name(job_id, source), batch)
 
-    def query(
-        self,
-        job_id: str,
-        *,
-        source: LogSource | None,
-        min_level: LogLevelName,
-        start: datetime | None,
-        end: datetime | None,
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[list[LogEntry], str | None]:
-        position = LogCursor(None, 0) if cursor is None else LogCursor.decode(cursor)
-        if limit <= 0:
-            return [], cursor
-        wanted = EntryQuery(
-            streams=frozenset(
-                stream_name(job_id, each) for each in (SOURCES if source is None else (source,))
-            ),
-            min_level=min_level,
-            start=start,
-            end=end,
-        )
+    def query(self, job_id: str, query: LogQuery) -> tuple[list[LogEntry], str | None]:
+        position = LogCursor(None, 0) if query.cursor is None else LogCursor.decode(query.cursor)
         found: list[LogEntry] = []
         token, offset = position.token, position.offset
         while True:
-            request = filter_request(
-                self._group, job_id, source=source, start=start, end=end, token=token
-            )
+            request = filter_request(self._group, job_id, query, token)
             try:
                 response = self._client.filter_log_events(**request)
             except self._client.exceptions.ResourceNotFoundException:
@@ -267,10 +234,10 @@ class CloudWatchLogStore:
             next_token = response.get("nextToken")
             for index in range(offset, len(page)):
                 stream, entry = page[index]
-                if entry is None or not wanted.matches(stream, entry):
+                if entry is None or not matches(query, job_id, stream, entry):
                     continue
                 found.append(entry)
-                if len(found) == limit:
+                if len(found) == query.limit:
                     if index + 1 < len(page):
                         return found, LogCursor(token, index + 1).encode()
                     return found, None if next_token is None else LogCursor(next_token, 0).encode()

@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from whetstone.core.errors import InvalidInputError
-from whetstone.core.job import LogEntry, LogLevelName, LogSource, level_at_least
+from whetstone.core.job import LogEntry, LogSource, level_at_least
+from whetstone.core.logs import LogQuery
 
 SOURCES: tuple[LogSource, ...] = ("build", "deployment", "training")
 
@@ -57,34 +58,24 @@ class FileLogStore:
                 if number >= skip and line.endswith("\n"):
                     yield number, LogEntry.model_validate_json(line)
 
-    def query(
-        self,
-        job_id: str,
-        *,
-        source: LogSource | None,
-        min_level: LogLevelName,
-        start: datetime | None,
-        end: datetime | None,
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[list[LogEntry], str | None]:
-        offsets = _decode_cursor(cursor) if cursor else {}
-        sources = (source,) if source else SOURCES
+    def query(self, job_id: str, query: LogQuery) -> tuple[list[LogEntry], str | None]:
+        offsets = _decode_cursor(query.cursor) if query.cursor else {}
+        sources = (query.source,) if query.source else SOURCES
         candidates: list[tuple[datetime, LogSource, int, LogEntry]] = []
         for name in sources:
             for number, entry in self._read(job_id, name, offsets.get(name, 0)):
-                if start is not None and entry.time < start:
+                if query.start is not None and entry.time < query.start:
                     continue
-                if end is not None and entry.time >= end:
+                if query.end is not None and entry.time >= query.end:
                     continue
                 candidates.append((entry.time, name, number, entry))
         candidates.sort(key=lambda item: (item[0], item[1], item[2]))
         page: list[LogEntry] = []
         for _, name, number, entry in candidates:
-            if len(page) == limit:
+            if len(page) == query.limit:
                 return page, base64.urlsafe_b64encode(json.dumps(offsets).encode()).decode()
             offsets[name] = number + 1
-            if level_at_least(entry.level, min_level):
+            if level_at_least(entry.level, query.min_level):
                 page.append(entry)
         return page, None
 

@@ -7,8 +7,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import File, Form, UploadFile
 
+from whetstone.api.schemas.datasets import DatasetValidationResponse
 from whetstone.core.datasets.options import ColumnMapping
-from whetstone.core.datasets.report import ValidationReport
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.spec import DatasetFormat
 from whetstone.service import datasets
@@ -47,23 +47,22 @@ def validate_dataset(
     completion_column: Annotated[
         str | None, Form(description="Column holding the completion.")
     ] = None,
-) -> ValidationReport:
+) -> DatasetValidationResponse:
     check = datasets.DatasetCheck(
         format=format,
         columns=ColumnMapping(
-            text=text_column,
-            label=label_column,
-            prompt=prompt_column,
-            completion=completion_column,
+            text=text_column, label=label_column, prompt=prompt_column, completion=completion_column
         ),
         cutoff_length=cutoff_length,
         max_samples=max_samples,
     )
     settings = get_settings()
     if file is not None and source is None:
-        return datasets.validate_bytes(file.content, file.filename, check, settings)
+        report = datasets.validate_bytes(file.content, file.filename, check, settings)
+        return DatasetValidationResponse.from_record(report)
     if source is not None and file is None:
-        return datasets.validate_source(source, check, settings)
+        report = datasets.validate_source(source, check, settings)
+        return DatasetValidationResponse.from_record(report)
     raise InvalidInputError(
         "send either a multipart 'file' field or a 'source' (s3://, hf:// or a local path), "
         "not both and not neither",

@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from whetstone.api.identity import current_caller
-from whetstone.core.job import Deployment
+from whetstone.api.schemas.deployments import DeploymentResponse
 from whetstone.core.serving import MAX_LORA_RANK_LIMIT
 from whetstone.runtime import get_platform
 from whetstone.service import deployments
@@ -18,14 +18,6 @@ from whetstone.service import deployments
 router = Router()
 
 JobId = Annotated[str, Path(description="Job id.", max_length=64)]
-
-
-class DeploymentView(Deployment):
-    """A deployment as the API shows it."""
-
-
-def _view(deployment: Deployment) -> DeploymentView:
-    return DeploymentView.model_validate(deployment.model_dump())
 
 
 @router.post("/jobs/<job_id>/deploy", summary="Serve a completed job's model (OpenAI API)")
@@ -39,20 +31,21 @@ def deploy(
             description="The server's max LoRA rank; the platform's setting if unset.",
         ),
     ] = None,
-) -> Response[str]:
+) -> Response[DeploymentResponse]:
     started = deployments.deploy(
         get_platform(), current_caller(router), job_id, max_lora_rank=max_lora_rank
     )
     return Response(
         status_code=HTTPStatus.ACCEPTED,
         content_type=content_types.APPLICATION_JSON,
-        body=_view(started).model_dump_json(),
+        body=DeploymentResponse.from_record(started),
     )
 
 
 @router.get("/jobs/<job_id>/deployment", summary="Get a job's deployment and its readiness")
-def get_deployment(job_id: JobId) -> DeploymentView:
-    return _view(deployments.get_deployment(get_platform(), current_caller(router), job_id))
+def get_deployment(job_id: JobId) -> DeploymentResponse:
+    deployment = deployments.get_deployment(get_platform(), current_caller(router), job_id)
+    return DeploymentResponse.from_record(deployment)
 
 
 @router.delete("/jobs/<job_id>/deployment", summary="Stop serving a job's model")

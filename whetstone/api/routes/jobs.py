@@ -18,21 +18,35 @@ from aws_lambda_powertools.event_handler.openapi.params import (
     Query,
     UploadFile,
 )
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
 from whetstone.api.identity import current_caller
 from whetstone.api.paths import download_file_path, upload_path
-from whetstone.core.deferred import DeferredModel
+from whetstone.api.schemas.jobs import (
+    CreateJobRequest,
+    JobListResponse,
+    JobResponse,
+    LogPageResponse,
+    MetricSeriesResponse,
+    UserStatsResponse,
+    split_job_config,
+)
+from whetstone.api.schemas.transfers import (
+    ArtifactName,
+    DownloadLinkResponse,
+    UploadReceipt,
+    UploadResponse,
+)
 from whetstone.core.errors import InvalidInputError
-from whetstone.core.job import JobFilter, JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
+from whetstone.core.job import JobFilter, JobRecord, LogLevelName, LogSource
 from whetstone.core.lifecycle import JobStatus
-from whetstone.core.spec import JobSpec, Method
+from whetstone.core.logs import LogQuery
+from whetstone.core.spec import Method
 from whetstone.runtime import get_platform
 from whetstone.service import artifacts, jobs, uploads
-from whetstone.service.artifacts import ArtifactKind, DownloadLink
+from whetstone.service.artifacts import ArtifactKind
 from whetstone.service.jobs import NewJob
-from whetstone.service.stats import UserStats, user_stats
-from whetstone.service.uploads import Upload
+from whetstone.service.stats import user_stats
 
 router = Router()
 
@@ -47,47 +61,11 @@ IdempotencyKey = Annotated[
 ]
 
 
-class JobView(JobRecord):
-    """A job as the API shows it."""
-
-
-class CreateJobRequest(DeferredModel):
-    """A job config: the job spec plus an optional name."""
-
-    name: Annotated[str | None, Field(max_length=200, description="A name for the job.")] = None
-    spec: Annotated[JobSpec, Field(description="The job spec.")]
-
-
-class JobList(DeferredModel):
-    jobs: list[JobView]
-    next_token: Annotated[str | None, Field(description="Pass back to get the next page.")]
-
-
-class LogPage(DeferredModel):
-    logs: list[LogEntry]
-    next_token: str | None
-
-
-class MetricSeries(DeferredModel):
-    series: Annotated[
-        dict[str, list[MetricPoint]], Field(description="Points of each metric, by step.")
-    ]
-
-
-class UploadReceipt(DeferredModel):
-    upload_id: str
-    size_bytes: int
-
-
-def _view(job: JobRecord) -> JobView:
-    return JobView.model_validate(job.model_dump())
-
-
-def _created(job: JobRecord) -> Response[str]:
+def _created(job: JobRecord) -> Response[JobResponse]:
     return Response(
         status_code=HTTPStatus.CREATED,
         content_type=content_types.APPLICATION_JSON,
-        body=_view(job).model_dump_json(),
+        body=JobResponse.from_record(job),
     )
 
 
@@ -98,9 +76,9 @@ def _parse_config(config: str) -> CreateJobRequest:
         raise InvalidInputError(
             f"the config field is not JSON: {error}", code="config_not_json"
         ) from error
-    if isinstance(data, dict) and "spec" not in data:
-        name = data.pop("name", None)
-        data = {"name": name, "spec": data}
+    if isinstance(data, dict):
+        name, spec = split_job_config(data)
+        data = {"name": name, "spec": spec}
     try:
         return CreateJobRequest.model_validate(data)
     except ValidationError as error:
@@ -119,7 +97,7 @@ def create_job_multipart(
     config: Annotated[str, Form(description="Job config JSON: a job spec, or {name, spec}.")],
     file: Annotated[UploadFile, File(description="The dataset file.")],
     idempotency_key: IdempotencyKey = None,
-) -> Response[str]:
+) -> Response[JobResponse]:
     request = _parse_config(config)
     job = jobs.create_job(
         get_platform(),
@@ -135,7 +113,7 @@ def create_job_multipart(
 @router.post("/jobs/json", summary="Create a job naming its dataset (S3, HF or upload id)")
 def create_job_json(
     request: CreateJobRequest, idempotency_key: IdempotencyKey = None
-) -> Response[str]:
+) -> Response[JobResponse]:
     job = jobs.create_job(
         get_platform(),
         current_caller(router),
@@ -160,7 +138,7 @@ def list_jobs(
     next_token: Annotated[
         str | None, Query(max_length=2048, description="From the previous page.")
     ] = None,
-) -> JobList:
+) -> JobListResponse:
     filters = JobFilter(
         status=status,
         method=method,
@@ -171,17 +149,17 @@ def list_jobs(
     page, cursor = jobs.list_jobs(
         get_platform(), current_caller(router), filters, limit=limit, cursor=next_token
     )
-    return JobList(jobs=[_view(job) for job in page], next_token=cursor)
+    return JobListResponse(jobs=[JobResponse.from_record(job) for job in page], next_token=cursor)
 
 
 @router.get("/jobs/<job_id>", summary="Get a job")
-def get_job(job_id: JobId) -> JobView:
-    return _view(jobs.get_job(get_platform(), current_caller(router), job_id))
+def get_job(job_id: JobId) -> JobResponse:
+    return JobResponse.from_record(jobs.get_job(get_platform(), current_caller(router), job_id))
 
 
 @router.post("/jobs/<job_id>/stop", summary="Stop a job")
-def stop_job(job_id: JobId) -> JobView:
-    return _view(jobs.stop_job(get_platform(), current_caller(router), job_id))
+def stop_job(job_id: JobId) -> JobResponse:
+    return JobResponse.from_record(jobs.stop_job(get_platform(), current_caller(router), job_id))
 
 
 @router.delete("/jobs/<job_id>", summary="Delete an ended job and everything it left")
@@ -193,27 +171,27 @@ def delete_job(job_id: JobId) -> Response[str]:
 @router.get("/jobs/<job_id>/logs", summary="Get a job's logs")
 def job_logs(
     job_id: JobId,
-    log_type: Annotated[
-        LogSource | None, Query(description="build, deployment or training; all if unset.")
+    source: Annotated[
+        LogSource | None,
+        Query(alias="log_type", description="build, deployment or training; all if unset."),
     ] = None,
-    level: Annotated[LogLevelName, Query(description="Only this level and above.")] = "debug",
-    start_time: Annotated[datetime | None, Query(description="From (ISO 8601).")] = None,
-    end_time: Annotated[datetime | None, Query(description="Until, excluded (ISO 8601).")] = None,
+    min_level: Annotated[
+        LogLevelName, Query(alias="level", description="Only this level and above.")
+    ] = "debug",
+    start: Annotated[
+        datetime | None, Query(alias="start_time", description="From (ISO 8601).")
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(alias="end_time", description="Until, excluded (ISO 8601).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
-    next_token: Annotated[str | None, Query(max_length=4096)] = None,
-) -> LogPage:
-    entries, cursor = jobs.job_logs(
-        get_platform(),
-        current_caller(router),
-        job_id,
-        source=log_type,
-        min_level=level,
-        start=start_time,
-        end=end_time,
-        limit=limit,
-        cursor=next_token,
+    cursor: Annotated[str | None, Query(alias="next_token", max_length=4096)] = None,
+) -> LogPageResponse:
+    query = LogQuery(
+        source=source, min_level=min_level, start=start, end=end, limit=limit, cursor=cursor
     )
-    return LogPage(logs=entries, next_token=cursor)
+    entries, after = jobs.job_logs(get_platform(), current_caller(router), job_id, query)
+    return LogPageResponse(logs=entries, next_token=after)
 
 
 @router.get("/jobs/<job_id>/metrics", summary="Get a job's metric series")
@@ -227,7 +205,7 @@ def job_metrics(
     max_points: Annotated[
         int, Query(ge=2, le=10_000, description="Downsample each series to at most this.")
     ] = 500,
-) -> MetricSeries:
+) -> MetricSeriesResponse:
     series = jobs.job_metrics(
         get_platform(),
         current_caller(router),
@@ -237,11 +215,11 @@ def job_metrics(
         max_step=max_step,
         max_points=max_points,
     )
-    return MetricSeries(series=series)
+    return MetricSeriesResponse(series=series)
 
 
 ArtifactChoice = Annotated[
-    ArtifactKind,
+    ArtifactName,
     Query(
         description="model (default): the final model as trained, the adapter or full weights; "
         "adapter: LoRA, QLoRA and prompt tuning only; merged: the base with the LoRA adapter "
@@ -256,24 +234,24 @@ CheckpointStep = Annotated[
 
 @router.get("/jobs/<job_id>/download", summary="Get a download URL for the model or a checkpoint")
 def download(
-    job_id: JobId, artifact: ArtifactChoice = ArtifactKind.MODEL, step: CheckpointStep = None
-) -> DownloadLink:
+    job_id: JobId, artifact: ArtifactChoice = "model", step: CheckpointStep = None
+) -> DownloadLinkResponse:
     link = artifacts.download_link(
-        get_platform(), current_caller(router), job_id, artifact=artifact, step=step
+        get_platform(), current_caller(router), job_id, artifact=ArtifactKind(artifact), step=step
     )
     if link.url is None:  # a folder store: this server hands the file out itself
-        link = link.model_copy(update={"url": download_file_path(job_id, artifact.value, step)})
-    return link
+        link = link.model_copy(update={"url": download_file_path(job_id, artifact, step)})
+    return DownloadLinkResponse.from_record(link)
 
 
 # No return annotation: the resolver would validate the binary body as JSON.
 @router.get("/jobs/<job_id>/download/file", summary="An archive of the job (local runtime)")
 def download_file(  # type: ignore[no-untyped-def]
-    job_id: JobId, artifact: ArtifactChoice = ArtifactKind.MODEL, step: CheckpointStep = None
+    job_id: JobId, artifact: ArtifactChoice = "model", step: CheckpointStep = None
 ):
     platform = get_platform()
     link = artifacts.download_link(
-        platform, current_caller(router), job_id, artifact=artifact, step=step
+        platform, current_caller(router), job_id, artifact=ArtifactKind(artifact), step=step
     )
     with platform.blobs.open(link.key) as stream:
         payload = stream.read()
@@ -286,14 +264,14 @@ def download_file(  # type: ignore[no-untyped-def]
 
 
 @router.get("/stats", summary="Get user statistics")
-def stats() -> UserStats:
-    return user_stats(get_platform(), current_caller(router))
+def stats() -> UserStatsResponse:
+    return UserStatsResponse.from_record(user_stats(get_platform(), current_caller(router)))
 
 
 @router.post("/uploads", summary="Start a large dataset upload")
-def create_upload() -> Upload:
+def create_upload() -> UploadResponse:
     slot = uploads.create_upload(get_platform(), current_caller(router))
-    return Upload(**slot.model_dump(), path=upload_path(slot.upload_id))
+    return UploadResponse(**slot.model_dump(), path=upload_path(slot.upload_id))
 
 
 @router.put("/uploads/<upload_id>", summary="Upload a dataset's bytes (local runtime)")

@@ -9,12 +9,13 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic.fields import FieldInfo
 
-from whetstone.api.planning_models import (
+from whetstone.api.schemas.planning import (
     BaseModelsResponse,
     EstimateCostRequest,
     EstimateCostResponse,
     GpuOption,
     HardwareOptionsResponse,
+    MethodRequirementResponse,
     PlanningRequest,
     RequirementsResponse,
     ValidateHardwareResponse,
@@ -89,7 +90,9 @@ def model_requirements(
     model_id: Annotated[str, Path(description="Catalog model id.")],
 ) -> RequirementsResponse:
     model = _resolve(model_id)
-    return RequirementsResponse(model=model, methods=planning.model_requirements(model))
+    needs = planning.model_requirements(model)
+    methods = [MethodRequirementResponse.from_record(need) for need in needs]
+    return RequirementsResponse(model=model, methods=methods)
 
 
 @router.post("/validate-hardware", summary="Validate hardware against model requirements")

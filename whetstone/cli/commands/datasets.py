@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from whetstone.api.schemas.datasets import DatasetValidationResponse
 from whetstone.cli.commands.common import EXIT_OK, EXIT_REFUSED, api_options, connect, emit
 from whetstone.cli.output import fields, table
-from whetstone.core.datasets.report import Issue, ValidationReport
+from whetstone.core.datasets.report import Issue
 from whetstone.core.spec import DatasetFormat
 
 MAX_LISTED_ISSUES = 20
@@ -25,7 +26,7 @@ def _issues(title: str, issues: list[Issue]) -> str:
     )
 
 
-def _human(report: ValidationReport) -> str:
+def _human(report: DatasetValidationResponse) -> str:
     text = fields(
         [
             ("valid", report.valid),

@@ -6,12 +6,16 @@ import argparse
 import itertools
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
+from whetstone.api.schemas.deployments import DeploymentResponse
+from whetstone.api.schemas.jobs import JobResponse
+from whetstone.api.schemas.transfers import ArtifactName
 from whetstone.cli.commands.common import (
     EXIT_JOB_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    Handler,
     api_options,
     connect,
     emit,
@@ -20,16 +24,15 @@ from whetstone.cli.commands.common import (
 )
 from whetstone.cli.output import ProgressBar, duration, fields, table, to_json, usd
 from whetstone.client import Job, load_job_config
-from whetstone.core.job import LOG_LEVELS, Deployment, JobRecord, LogEntry, MetricPoint
+from whetstone.core.job import LOG_LEVELS, LogEntry, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import Method
-from whetstone.service.artifacts import ArtifactKind
 
 DEFAULT_POLL_S = 2.0
 PLOTTED_SERIES = ("loss", "eval_loss", "learning_rate")
 
 
-def _row(job: JobRecord) -> list[object]:
+def _row(job: JobResponse) -> list[object]:
     hardware = job.spec.hardware
     return [
         job.job_id,
@@ -46,7 +49,7 @@ def _row(job: JobRecord) -> list[object]:
 JOB_HEADERS = ["JOB ID", "NAME", "STATUS", "BASE MODEL", "METHOD", "GPUS", "CREATED", "COST"]
 
 
-def _describe(job: JobRecord) -> str:
+def _describe(job: JobResponse) -> str:
     progress = job.progress
     pairs: list[tuple[str, object]] = [
         ("job", job.job_id),
@@ -236,18 +239,23 @@ def _stop(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _confirm(args: argparse.Namespace, done: str) -> int:
+    """Say what was done to the job: `{"job_id", <done>: true}` with --json."""
+    if wants_json(args):
+        print(to_json({"job_id": args.job_id, done: True}))
+    else:
+        print(f"{done} {args.job_id}")
+    return EXIT_OK
+
+
 def _delete(args: argparse.Namespace) -> int:
     connect(args).delete_job(args.job_id)
-    if wants_json(args):
-        print(to_json({"job_id": args.job_id, "deleted": True}))
-    else:
-        print(f"deleted {args.job_id}")
-    return EXIT_OK
+    return _confirm(args, "deleted")
 
 
 def _download(args: argparse.Namespace) -> int:
     if args.step is not None and args.artifact is None:
-        args.artifact = ArtifactKind.CHECKPOINT.value  # a step names a checkpoint
+        args.artifact = "checkpoint"  # a step names a checkpoint
     path = connect(args).download(
         args.job_id, args.output or Path.cwd(), artifact=args.artifact, step=args.step
     )
@@ -256,7 +264,7 @@ def _download(args: argparse.Namespace) -> int:
             to_json(
                 {
                     "job_id": args.job_id,
-                    "artifact": args.artifact or ArtifactKind.MODEL.value,
+                    "artifact": args.artifact or "model",
                     "step": args.step,
                     "path": str(path),
                     "size_bytes": path.stat().st_size,
@@ -268,7 +276,7 @@ def _download(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _describe_deployment(job_id: str, deployment: Deployment) -> str:
+def _describe_deployment(job_id: str, deployment: DeploymentResponse) -> str:
     pairs: list[tuple[str, object]] = [
         ("job", job_id),
         ("status", deployment.status),
@@ -283,7 +291,7 @@ def _describe_deployment(job_id: str, deployment: Deployment) -> str:
     return fields(pairs)
 
 
-def _deployment_line(job_id: str, deployment: Deployment) -> str:
+def _deployment_line(job_id: str, deployment: DeploymentResponse) -> str:
     parts = [job_id, f"deployment {deployment.status}"]
     if deployment.endpoint and deployment.status == "ready":
         parts.append(deployment.endpoint)
@@ -300,7 +308,7 @@ def _deploy(args: argparse.Namespace) -> int:
         return EXIT_OK
     last = ""
 
-    def show(deployment: Deployment) -> None:
+    def show(deployment: DeploymentResponse) -> None:
         nonlocal last
         line = _deployment_line(args.job_id, deployment)
         if line != last:
@@ -323,11 +331,7 @@ def _deployment(args: argparse.Namespace) -> int:
 
 def _undeploy(args: argparse.Namespace) -> int:
     connect(args).delete_deployment(args.job_id)
-    if wants_json(args):
-        print(to_json({"job_id": args.job_id, "undeployed": True}))
-    else:
-        print(f"undeployed {args.job_id}")
-    return EXIT_OK
+    return _confirm(args, "undeployed")
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -355,6 +359,16 @@ def _poll_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll", type=float, default=DEFAULT_POLL_S, help="seconds between two polls"
     )
+
+
+def _job_command(
+    sub: Any, parent: argparse.ArgumentParser, name: str, run: Handler, help: str
+) -> argparse.ArgumentParser:
+    """The subcommand `jobs <name> JOB_ID`, run by `run`."""
+    command: argparse.ArgumentParser = sub.add_parser(name, parents=[parent], help=help)
+    command.add_argument("job_id")
+    command.set_defaults(run=run)
+    return command
 
 
 def register(commands: Any) -> None:
@@ -390,19 +404,14 @@ def register(commands: Any) -> None:
     listing.add_argument("--limit", type=int, default=50, help="show at most this many")
     listing.set_defaults(run=_list)
 
-    get = sub.add_parser("get", parents=[parent], help="show a job")
-    get.add_argument("job_id")
-    get.set_defaults(run=_get)
+    _job_command(sub, parent, "get", _get, "show a job")
 
-    wait = sub.add_parser(
-        "wait", parents=[parent], help="wait for a job to end (exit 3 if failed or cancelled)"
+    wait = _job_command(
+        sub, parent, "wait", _wait, "wait for a job to end (exit 3 if failed or cancelled)"
     )
-    wait.add_argument("job_id")
     _poll_argument(wait)
-    wait.set_defaults(run=_wait)
 
-    logs = sub.add_parser("logs", parents=[parent], help="show a job's logs, oldest first")
-    logs.add_argument("job_id")
+    logs = _job_command(sub, parent, "logs", _logs, "show a job's logs, oldest first")
     logs.add_argument("--type", choices=["build", "deployment", "training"], help="log source")
     logs.add_argument("--level", choices=LOG_LEVELS, help="this level and above")
     logs.add_argument("--since", type=timestamp, help="from this ISO 8601 time")
@@ -412,10 +421,8 @@ def register(commands: Any) -> None:
         "-f", "--follow", action="store_true", help="keep printing new entries until the job ends"
     )
     _poll_argument(logs)
-    logs.set_defaults(run=_logs)
 
-    metrics = sub.add_parser("metrics", parents=[parent], help="show a job's metrics by step")
-    metrics.add_argument("job_id")
+    metrics = _job_command(sub, parent, "metrics", _metrics, "show a job's metrics by step")
     metrics.add_argument("--names", help="comma-separated series, e.g. loss,eval_loss")
     metrics.add_argument("--min-step", type=int)
     metrics.add_argument("--max-step", type=int)
@@ -423,27 +430,21 @@ def register(commands: Any) -> None:
     metrics.add_argument(
         "--plot", metavar="PNG", help="also write train/validation loss and learning rate as a PNG"
     )
-    metrics.set_defaults(run=_metrics)
 
-    stop = sub.add_parser("stop", parents=[parent], help="stop a job")
-    stop.add_argument("job_id")
-    stop.set_defaults(run=_stop)
+    _job_command(sub, parent, "stop", _stop, "stop a job")
 
-    delete = sub.add_parser(
-        "delete", parents=[parent], help="delete an ended job, its logs, metrics and model"
-    )
-    delete.add_argument("job_id")
-    delete.set_defaults(run=_delete)
+    _job_command(sub, parent, "delete", _delete, "delete an ended job, its logs, metrics and model")
 
-    download = sub.add_parser(
+    download = _job_command(
+        sub,
+        parent,
         "download",
-        parents=[parent],
-        help="download a completed job's model, adapter, merged model or a checkpoint",
+        _download,
+        "download a completed job's model, adapter, merged model or a checkpoint",
     )
-    download.add_argument("job_id")
     download.add_argument(
         "--artifact",
-        choices=[kind.value for kind in ArtifactKind],
+        choices=get_args(ArtifactName),
         help="model (default): the final model as trained; adapter; merged: the base with "
         "the LoRA adapter merged in; checkpoint: one kept checkpoint, with --step",
     )
@@ -456,14 +457,14 @@ def register(commands: Any) -> None:
         help="file or folder to write (default ./<job_id>.tar.gz, "
         "./<job_id>-checkpoint-<step>.tar.gz ...)",
     )
-    download.set_defaults(run=_download)
 
-    deploy = sub.add_parser(
+    deploy = _job_command(
+        sub,
+        parent,
         "deploy",
-        parents=[parent],
-        help="serve a completed job's model as an OpenAI-compatible endpoint",
+        _deploy,
+        "serve a completed job's model as an OpenAI-compatible endpoint",
     )
-    deploy.add_argument("job_id")
     deploy.add_argument(
         "--max-lora-rank", type=int, help="the server's max LoRA rank (the platform's if unset)"
     )
@@ -473,17 +474,12 @@ def register(commands: Any) -> None:
         help="wait until it is ready (exit 0) or failed (exit 3), progress on stderr",
     )
     _poll_argument(deploy)
-    deploy.set_defaults(run=_deploy)
 
-    deployment = sub.add_parser(
-        "deployment", parents=[parent], help="show a job's deployment and its readiness"
+    _job_command(
+        sub, parent, "deployment", _deployment, "show a job's deployment and its readiness"
     )
-    deployment.add_argument("job_id")
-    deployment.set_defaults(run=_deployment)
 
-    undeploy = sub.add_parser("undeploy", parents=[parent], help="stop serving a job's model")
-    undeploy.add_argument("job_id")
-    undeploy.set_defaults(run=_undeploy)
+    _job_command(sub, parent, "undeploy", _undeploy, "stop serving a job's model")
 
     stats = commands.add_parser("stats", parents=[parent], help="your jobs, GPU hours and spend")
     stats.set_defaults(run=_stats)

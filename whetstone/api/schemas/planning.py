@@ -1,25 +1,17 @@
-"""Request and response bodies of the planning routes."""
+"""Request and response bodies of the planning routes: base models, hardware, fit and cost."""
 
 from __future__ import annotations
 
-from copy import copy
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.fields import FieldInfo
+from pydantic import ConfigDict, Field
 
+from whetstone.api.schemas.base import WireModel, field_of
 from whetstone.core.catalog.hardware import PRICE_REGION, PRICES_TAKEN_ON, GpuType, InstanceOption
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.deferred import DeferredModel
-from whetstone.core.estimates import CostEstimate, FitReport
+from whetstone.core.estimates import CostEstimate, FitReport, HardwareChoice
 from whetstone.core.spec import HardwareParams, JobSpec, Method, TrainingParams
-from whetstone.service.planning import MethodRequirement
-
-
-def _spec_field(section: type[BaseModel], name: str) -> Any:
-    """The spec's own field (default, range, description), so each fact is defined once."""
-    field: FieldInfo = copy(section.model_fields[name])
-    return field
 
 
 class PlanningRequest(DeferredModel):
@@ -35,8 +27,8 @@ class PlanningRequest(DeferredModel):
         ),
     ]
     method: Annotated[Method, Field(description="Training method.")] = Method.LORA
-    gpu_type: GpuType = _spec_field(HardwareParams, "gpu_type")
-    gpu_count: int = _spec_field(HardwareParams, "gpu_count")
+    gpu_type: GpuType = field_of(HardwareParams, "gpu_type")
+    gpu_count: int = field_of(HardwareParams, "gpu_count")
     config: Annotated[
         dict[str, Any] | None,
         Field(
@@ -60,7 +52,7 @@ class EstimateCostRequest(PlanningRequest):
     num_examples: Annotated[
         int, Field(ge=1, le=100_000_000, description="Examples in the dataset, before the split.")
     ]
-    epochs: int = _spec_field(TrainingParams, "epochs")
+    epochs: int = field_of(TrainingParams, "epochs")
     tokens_per_example: Annotated[
         int | None,
         Field(
@@ -101,10 +93,21 @@ class HardwareOptionsResponse(DeferredModel):
     price_region: str = PRICE_REGION
 
 
+class MethodRequirementResponse(WireModel):
+    """What one training method needs for a model at the default settings."""
+
+    method: Annotated[Method, Field(description="The training method.")]
+    required_gib: Annotated[float, Field(description="GiB per GPU, default settings, bf16.")]
+    trainable_parameters: Annotated[int, Field(description="Parameters the method trains.")]
+    smallest_fitting: Annotated[
+        HardwareChoice | None, Field(description="The cheapest hardware it fits; null: none.")
+    ]
+
+
 class RequirementsResponse(DeferredModel):
     model: BaseModelInfo
     methods: Annotated[
-        list[MethodRequirement], Field(description="Per method, at the default settings.")
+        list[MethodRequirementResponse], Field(description="Per method, at the default settings.")
     ]
 
 
