@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
+from whetstone.api.paths import API_PREFIX
 from whetstone.api.schemas.datasets import DatasetValidationResponse
 from whetstone.api.schemas.deployments import DeploymentResponse
 from whetstone.api.schemas.jobs import (
@@ -63,7 +64,7 @@ from whetstone.client_errors import (
 )
 from whetstone.client_http import encode_multipart, pages, segment
 from whetstone.client_job import Job
-from whetstone.client_transport import API_PREFIX, DEFAULT_TIMEOUT_S, Transport
+from whetstone.client_transport import DEFAULT_TIMEOUT_S, Transport
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.job import LogEntry, LogLevelName, LogSource, MetricPoint
 
