@@ -25,7 +25,7 @@ from whetstone.core.events import TrainerPhase
 from whetstone.core.layout import OutputNames, checkpoint_step
 from whetstone.core.plan import TrainerPlan
 from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES, GoldenRecord
-from whetstone.core.spec import JobSpec, Method, resolve_precision
+from whetstone.core.spec import LORA_METHODS, JobSpec, Method, resolve_precision
 from whetstone.inference.generation import ChatModel, golden_answer
 
 from .attention import PACKED_SDPA, register_packed_attention
@@ -629,7 +629,7 @@ def _write_artifacts(
         (model_dir / stale).unlink(missing_ok=True)
     output.upload_dir(model_dir, OutputNames.MODEL)
     if plan.options.merge_adapter:
-        if plan.spec.method in (Method.LORA, Method.QLORA):
+        if plan.spec.method in LORA_METHODS:
             merged_dir = workdir / OutputNames.MERGED
             merge_adapter(model_dir, model_path, revision, merged_dir)
             from transformers import AutoTokenizer

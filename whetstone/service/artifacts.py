@@ -26,7 +26,7 @@ from whetstone.core.layout import (
     checkpoint_step,
 )
 from whetstone.core.lifecycle import JobStatus
-from whetstone.core.spec import Method
+from whetstone.core.spec import ADAPTER_METHODS, Method
 from whetstone.service.jobs import get_job
 from whetstone.service.platform import Platform
 
@@ -228,7 +228,7 @@ def _archive(
     if artifact is ArtifactKind.MODEL:
         return model_key, f"{job.job_id}.tar.gz"
     if artifact is ArtifactKind.ADAPTER:
-        if job.spec.method is Method.FULL:
+        if job.spec.method not in ADAPTER_METHODS:
             raise ConflictError(
                 f"job {job.job_id} was trained with full fine-tuning and has no adapter; "
                 "download artifact=model for its full weights",
