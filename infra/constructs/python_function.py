@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constants import FUNCTION_LOG_RETENTION, LAMBDA_MEMORY_MB
-from infra.grants import acknowledge
+from infra.grants import acknowledge, state_machine_arn
 from infra.lambda_code import LAMBDA_RUNTIME, function_code
 
 
@@ -58,7 +58,12 @@ class PythonFunction(Construct):
             timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
             description=description,
-            environment={"WHETSTONE_RUNTIME": "aws", **environment},
+            # Every function builds the aws platform, which refuses to start without the ARN.
+            environment={
+                "WHETSTONE_RUNTIME": "aws",
+                "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
+                **environment,
+            },
         )
         acknowledge(
             self,

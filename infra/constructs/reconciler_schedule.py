@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -21,7 +20,6 @@ from infra.grants import (
     grant_manage_workflow,
     grant_pod_identity,
     job_environment,
-    state_machine_arn,
 )
 
 
@@ -43,7 +41,6 @@ class ReconcilerSchedule(Construct):
             environment={
                 **job_environment(),
                 **environment,
-                "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
             },
             timeout=RECONCILE_TIMEOUT,
             layers=layers,

@@ -16,7 +16,6 @@ from infra.grants import (
     grant_job_data,
     grant_start_workflow,
     job_environment,
-    state_machine_arn,
 )
 
 
@@ -38,7 +37,6 @@ class S3DropTrigger(Construct):
             handler=S3_TRIGGER_HANDLER,
             environment={
                 **job_environment(),
-                "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
             },
             timeout=INGEST_TIMEOUT,
             layers=layers,

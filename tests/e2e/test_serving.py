@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support.jobs import make_job
+from support.platform import use_ports
 from support.serving import build_base, completed_job, write_adapter
 
 from whetstone.adapters.local.process_deployer import ProcessDeployer
@@ -186,12 +187,14 @@ def test_an_adapter_above_the_max_lora_rank_is_refused_before_anything_starts(
 
 
 def test_an_endpoint_that_answers_unlike_the_saved_model_fails_with_a_report(
-    api: tuple[str, str], adapter: Path, tmp_path: Path
+    api: tuple[str, str], adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, token = api
-    platform = get_platform()
-    platform.deployer = ProcessDeployer(
-        tmp_path / "run", golden_answer=lambda model_dir, base: "an answer it will not give"
+    platform = use_ports(
+        monkeypatch,
+        deployer=ProcessDeployer(
+            tmp_path / "run", golden_answer=lambda model_dir, base: "an answer it will not give"
+        ),
     )
     job = completed_job(platform, ALICE.org_id, adapter)
 

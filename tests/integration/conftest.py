@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 from support.jobs import RecordingOrchestrator
+from support.platform import use_ports
 
 from whetstone.cli.server import make_server
 from whetstone.cli.tokens import TokenFile, create_token
 from whetstone.core.job import Caller
-from whetstone.runtime import get_platform
 from whetstone.settings import get_settings
 
 ALICE = Caller(user_id="alice", org_id="acme")
@@ -35,7 +35,7 @@ def server_url(tokens: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(autouse=True)
-def orchestrator() -> RecordingOrchestrator:
+def orchestrator(monkeypatch: pytest.MonkeyPatch) -> RecordingOrchestrator:
     recorder = RecordingOrchestrator()
-    get_platform().orchestrator = recorder
+    use_ports(monkeypatch, orchestrator=recorder)
     return recorder

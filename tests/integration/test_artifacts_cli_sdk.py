@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from support.jobs import make_job
+from support.platform import use_ports
 
 from whetstone.cli.main import main
 from whetstone.client import Job, WhetstoneAPIError, WhetstoneClient
@@ -101,9 +102,9 @@ def whet(server_url: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., R
 
 
 @pytest.fixture
-def deployer() -> ScriptedDeployer:
+def deployer(monkeypatch: pytest.MonkeyPatch) -> ScriptedDeployer:
     scripted = ScriptedDeployer()
-    get_platform().deployer = scripted
+    use_ports(monkeypatch, deployer=scripted)
     return scripted
 
 

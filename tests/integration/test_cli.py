@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.platform import use_ports
 
 from whetstone.cli.main import main
 from whetstone.cli.tokens import load_tokens
@@ -297,9 +298,9 @@ def test_jobs_create_wait_shows_progress_and_exits_0_when_completed(
 
 
 def test_waiting_on_a_job_that_fails_exits_3(
-    whet: Callable[..., Result], config: Path, dataset: Path
+    whet: Callable[..., Result], config: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    get_platform().orchestrator = FailingOrchestrator()
+    use_ports(monkeypatch, orchestrator=FailingOrchestrator())
 
     created = whet("jobs", "create", str(config), str(dataset), "--wait", "--json")
     job_id = created.json()["job_id"]

@@ -17,7 +17,6 @@ from support.aws_workflow import (
     write_build_log,
     write_model,
 )
-from support.jobs import RecordingOrchestrator
 from support.kube import FakeKube
 from support.sfn_mock import TEST_CASES_PATH, MockedStepFunctions, Outcome, wait_for
 
@@ -40,7 +39,6 @@ class Run:
 
     def __init__(self, platform: Platform, sfn: MockedStepFunctions, arn: str) -> None:
         self.platform, self.sfn, self.arn = platform, sfn, arn
-        self.platform.orchestrator = RecordingOrchestrator()
         self.job = new_job(platform)
 
     @property
