@@ -4,16 +4,14 @@ official `openai` client, stopped by DELETE (of the deployment or of the job).""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.http import is_running, request
 from support.jobs import make_job
 from support.platform import use_ports
 from support.serving import build_base, completed_job, write_adapter
@@ -58,15 +56,7 @@ def api() -> Iterator[tuple[str, str]]:
 
 
 def call(method: str, url: str, token: str) -> tuple[int, Any]:
-    req = urllib.request.Request(url, method=method)
-    req.add_header("authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        return error.code, json.loads(raw) if raw else None
+    return request(method, url, token=token)
 
 
 def wait_until_settled(url: str, token: str) -> dict[str, Any]:
@@ -77,14 +67,6 @@ def wait_until_settled(url: str, token: str) -> dict[str, Any]:
         if deployment["status"] != "starting" or time.monotonic() > deadline:
             return dict(deployment)
         time.sleep(0.5)
-
-
-def is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_deployed_adapter_answers_the_openai_client_until_its_deployment_is_deleted(

@@ -3,7 +3,6 @@ each store finds nothing of the job, while another job of the same organization 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ import boto3
 import pytest
 from support.apigw import call_api
 from support.aws_workflow import BUCKET, CALLER, LOG_GROUP, TABLE
+from support.http import is_running
 from support.jobs import RecordingOrchestrator
 from support.platform import use_ports
 
@@ -113,14 +113,6 @@ def sqlite_rows_naming(database: Path, text: str) -> list[tuple[str, tuple[objec
             for row in db.execute(f"SELECT * FROM {table}")  # noqa: S608 - names from the schema
             if any(text in str(value) for value in row)
         ]
-
-
-def is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture
