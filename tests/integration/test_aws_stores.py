@@ -15,7 +15,8 @@ from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_
 
 from whetstone.adapters.aws import cloudwatch_logs
 from whetstone.adapters.aws.cloudwatch_logs import CloudWatchLogStore
-from whetstone.adapters.aws.dynamodb_jobs import DynamoDBJobStore, table_definition
+from whetstone.adapters.aws.dynamodb_jobs import DynamoDBJobStore
+from whetstone.adapters.aws.dynamodb_requests import table_definition
 from whetstone.core.errors import ConflictError, InvalidInputError, StaleWriteError
 from whetstone.core.job import JobFilter, JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
 from whetstone.core.lifecycle import JobStatus

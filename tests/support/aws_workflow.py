@@ -20,7 +20,7 @@ from support.platform import use_ports
 from support.sfn_mock import STATE_MACHINE_NAME
 from whetstone import runtime
 from whetstone.adapters.aws.codebuild_logs import CodeBuildLogs
-from whetstone.adapters.aws.dynamodb_jobs import table_definition
+from whetstone.adapters.aws.dynamodb_requests import table_definition
 from whetstone.adapters.aws.ecr_images import EcrImages
 from whetstone.adapters.aws.eks_compute import EksCompute, JobSettings
 from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
