@@ -10,28 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from whetstone.adapters.aws.dynamodb_requests import (
-    BATCH_WRITE_ATTEMPTS,
-    JOB_SK,
-    Item,
-    chunks,
-    create_job_requests,
-    decode_cursor,
-    delete_requests,
-    encode_cursor,
-    idempotency_key_item_key,
-    index_key,
-    is_empty_range,
-    job_key,
-    job_partition_keys_query,
-    list_jobs_query,
-    metric_queries,
-    point_from_item,
-    put_metric_requests,
-    record_from_item,
-    save_job_request,
-    unfinished_jobs_scan,
-)
+from whetstone.adapters.aws import dynamodb_requests as ddb
 from whetstone.core.errors import ConflictError, StaleWriteError
 from whetstone.core.job import JobFilter, JobRecord, MetricPoint
 
@@ -55,7 +34,7 @@ class DynamoDBJobStore:
         self._sleep = sleep
 
     def create(self, job: JobRecord) -> None:
-        requests = create_job_requests(self._table, job)
+        requests = ddb.create_job_requests(self._table, job)
         errors = self._client.exceptions
         if len(requests) == 1:
             try:
@@ -82,15 +61,15 @@ class DynamoDBJobStore:
 
     def get(self, job_id: str) -> JobRecord | None:
         response = self._client.get_item(
-            TableName=self._table, Key=job_key(job_id), ConsistentRead=True
+            TableName=self._table, Key=ddb.job_key(job_id), ConsistentRead=True
         )
         item = response.get("Item")
-        return None if item is None else record_from_item(item)
+        return None if item is None else ddb.record_from_item(item)
 
     def save(self, job: JobRecord, *, expected_version: int) -> JobRecord:
         saved = job.model_copy(update={"version": expected_version + 1})
         try:
-            self._client.put_item(**save_job_request(self._table, saved, expected_version))
+            self._client.put_item(**ddb.save_job_request(self._table, saved, expected_version))
         except self._client.exceptions.ConditionalCheckFailedException as error:
             raise StaleWriteError(
                 f"job {job.job_id} changed since it was read at version {expected_version}; "
@@ -102,13 +81,13 @@ class DynamoDBJobStore:
     def list_jobs(
         self, org_id: str, filters: JobFilter, *, limit: int, cursor: str | None
     ) -> tuple[list[JobRecord], str | None]:
-        start_key = None if cursor is None else decode_cursor(cursor, org_id)
-        if limit <= 0 or is_empty_range(filters):
+        start_key = None if cursor is None else ddb.decode_cursor(cursor, org_id)
+        if limit <= 0 or ddb.is_empty_range(filters):
             return [], None
-        items: list[Item] = []
+        items: list[ddb.Item] = []
         more = True
         while more and len(items) < limit:
-            query = list_jobs_query(
+            query = ddb.list_jobs_query(
                 self._table, org_id, filters, limit=limit - len(items), start_key=start_key
             )
             response = self._client.query(**query)
@@ -118,23 +97,27 @@ class DynamoDBJobStore:
             start_key = last_key
         page = items[:limit]
         next_cursor = (
-            encode_cursor(index_key(page[-1])) if page and (more or len(items) > limit) else None
+            ddb.encode_cursor(ddb.index_key(page[-1]))
+            if page and (more or len(items) > limit)
+            else None
         )
-        return [record_from_item(item) for item in page], next_cursor
+        return [ddb.record_from_item(item) for item in page], next_cursor
 
     def list_unfinished(self) -> list[JobRecord]:
         jobs: list[JobRecord] = []
-        request = unfinished_jobs_scan(self._table)
+        request = ddb.unfinished_jobs_scan(self._table)
         while True:
             page = self._client.scan(**request)
-            jobs.extend(record_from_item(item) for item in page.get("Items", []))
+            jobs.extend(ddb.record_from_item(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return sorted(jobs, key=lambda job: job.created_at)
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def find_by_idempotency_key(self, org_id: str, key: str) -> JobRecord | None:
         response = self._client.get_item(
-            TableName=self._table, Key=idempotency_key_item_key(org_id, key), ConsistentRead=True
+            TableName=self._table,
+            Key=ddb.idempotency_key_item_key(org_id, key),
+            ConsistentRead=True,
         )
         item = response.get("Item")
         if item is None:
@@ -144,8 +127,8 @@ class DynamoDBJobStore:
 
     def delete(self, job_id: str) -> None:
         job = self.get(job_id)
-        keys: list[Item] = []
-        query = job_partition_keys_query(self._table, job_id)
+        keys: list[ddb.Item] = []
+        query = ddb.job_partition_keys_query(self._table, job_id)
         while True:
             response = self._client.query(**query)
             keys.extend(response["Items"])
@@ -153,13 +136,13 @@ class DynamoDBJobStore:
             if last_key is None:
                 break
             query["ExclusiveStartKey"] = last_key
-        keys.sort(key=lambda key: key["SK"]["S"] == JOB_SK)
+        keys.sort(key=lambda key: key["SK"]["S"] == ddb.JOB_SK)
         if job is not None and job.idempotency_key is not None:
-            keys.append(idempotency_key_item_key(job.org_id, job.idempotency_key))
-        self._batch_write(delete_requests(keys))
+            keys.append(ddb.idempotency_key_item_key(job.org_id, job.idempotency_key))
+        self._batch_write(ddb.delete_requests(keys))
 
     def put_metrics(self, job_id: str, points: Sequence[MetricPoint]) -> None:
-        self._batch_write(put_metric_requests(job_id, points))
+        self._batch_write(ddb.put_metric_requests(job_id, points))
 
     def query_metrics(
         self,
@@ -170,12 +153,12 @@ class DynamoDBJobStore:
         max_step: int | None,
     ) -> list[MetricPoint]:
         points: list[MetricPoint] = []
-        for query in metric_queries(
+        for query in ddb.metric_queries(
             self._table, job_id, names=names, min_step=min_step, max_step=max_step
         ):
             while True:
                 response = self._client.query(**query)
-                points.extend(point_from_item(item) for item in response["Items"])
+                points.extend(ddb.point_from_item(item) for item in response["Items"])
                 last_key = response.get("LastEvaluatedKey")
                 if last_key is None:
                     break
@@ -185,9 +168,9 @@ class DynamoDBJobStore:
 
     def _batch_write(self, requests: Sequence[WriteRequestTypeDef]) -> None:
         """BatchWriteItem in chunks of 25, sending UnprocessedItems again with backoff."""
-        for chunk in chunks(requests):
+        for chunk in ddb.chunks(requests):
             pending: Sequence[Any] = chunk
-            for attempt in range(BATCH_WRITE_ATTEMPTS):
+            for attempt in range(ddb.BATCH_WRITE_ATTEMPTS):
                 if attempt:
                     self._sleep(min(0.05 * 2**attempt, 2.0))
                 response = self._client.batch_write_item(RequestItems={self._table: pending})
@@ -197,7 +180,7 @@ class DynamoDBJobStore:
             else:
                 raise RuntimeError(
                     f"DynamoDB left {len(pending)} writes unprocessed after "
-                    f"{BATCH_WRITE_ATTEMPTS} attempts"
+                    f"{ddb.BATCH_WRITE_ATTEMPTS} attempts"
                 )
 
 
