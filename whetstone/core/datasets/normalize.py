@@ -103,6 +103,13 @@ def _finish_chat(turns: list[dict[str, Any]], key: str, role_key: str) -> Normal
 _CANONICAL_ROLES = frozenset(("system", "user", "assistant"))
 
 
+def _answered(last_role: str, turns: list[dict[str, Any]], parts: list[str]) -> Normalized | None:
+    """A fast path's chat, when the assistant has the last turn."""
+    if last_role != "assistant":
+        return None
+    return Normalized(CHAT, {"kind": "chat", "messages": turns}, "\n".join(parts))
+
+
 def _fast_openai(messages: Any) -> Normalized | None:
     """The common case, checked with no copying; None sends the record to the careful path."""
     if type(messages) is not list or not messages:
@@ -134,9 +141,7 @@ def _fast_openai(messages: Any) -> Normalized | None:
             parts.append(content)
     except (KeyError, TypeError):
         return None
-    if role != "assistant":
-        return None
-    return Normalized(CHAT, {"kind": "chat", "messages": messages}, "\n".join(parts))
+    return _answered(role, messages, parts)
 
 
 def normalize_openai(record: Mapping[str, Any], columns: ColumnMapping) -> Normalized:
@@ -160,13 +165,12 @@ def _fast_sharegpt(conversations: Any, system: Any) -> Normalized | None:
     if type(conversations) is not list or not conversations:
         return None
     turns: list[dict[str, Any]] = []
-    parts = []
+    parts: list[str] = []
     if system is not None:
         if type(system) is not str or not system or system.isspace():
             return None
         turns.append({"role": "system", "content": system})
-        parts.append("system")
-        parts.append(system)
+        parts += ("system", system)
     roles = SHAREGPT_ROLES
     try:
         for message in conversations:
@@ -180,13 +184,10 @@ def _fast_sharegpt(conversations: Any, system: Any) -> Normalized | None:
             ):
                 return None
             turns.append({"role": role, "content": content})
-            parts.append(role)
-            parts.append(content)
+            parts += (role, content)
     except (KeyError, TypeError):
         return None
-    if role != "assistant":
-        return None
-    return Normalized(CHAT, {"kind": "chat", "messages": turns}, "\n".join(parts))
+    return _answered(role, turns, parts)
 
 
 def normalize_sharegpt(record: Mapping[str, Any], columns: ColumnMapping) -> Normalized:
