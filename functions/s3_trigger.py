@@ -6,9 +6,11 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from whetstone import runtime
+from whetstone.observability import S3_EVENT, lambda_entry
 from whetstone.service.s3_trigger import ingest_drop
 
 
+@lambda_entry(S3_EVENT)
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     platform = runtime.get_platform()
     created = []

@@ -7,12 +7,13 @@ Retry and Catch match.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field
 
 from whetstone import runtime
 from whetstone.core.plan import EventSinkSettings
+from whetstone.observability import STEP_FUNCTIONS, lambda_entry, log_job, logger
 from whetstone.service import state_machine_steps as steps
 from whetstone.service import workflow
 
@@ -44,14 +45,27 @@ class FailInput(StepInput):
     failure: Annotated[dict[str, Caught], Field(min_length=1, max_length=1)]
 
 
+Input = TypeVar("Input", bound=StepInput)
+step_handler = lambda_entry(STEP_FUNCTIONS)
+
+
+def _read(model: type[Input], event: dict[str, Any]) -> Input:
+    step = model.model_validate(event)
+    log_job(step.job_id)
+    logger.info("workflow step")  # which one: the function_name key
+    return step
+
+
+@step_handler
 def begin(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = StepInput.model_validate(event)
+    step = _read(StepInput, event)
     steps.begin(runtime.get_platform(), step.job_id)
     return {}
 
 
+@step_handler
 def prepare(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = StepInput.model_validate(event)
+    step = _read(StepInput, event)
     platform = runtime.get_platform()
     settings = platform.settings
     events = EventSinkSettings(
@@ -60,20 +74,23 @@ def prepare(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     return workflow.prepare(platform, step.job_id, events).model_dump()
 
 
+@step_handler
 def resolve_image(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = ImageInput.model_validate(event)
+    step = _read(ImageInput, event)
     images = runtime.get_aws_workflow_ports().images
     return steps.resolve_image(runtime.get_platform(), step.job_id, images, step.tag).model_dump()
 
 
+@step_handler
 def build_started(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = ImageInput.model_validate(event)
+    step = _read(ImageInput, event)
     steps.build_started(runtime.get_platform(), step.job_id, step.tag)
     return {}
 
 
+@step_handler
 def build_finished(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = BuildInput.model_validate(event)
+    step = _read(BuildInput, event)
     ports = runtime.get_aws_workflow_ports()
     image = steps.build_finished(
         runtime.get_platform(), step.job_id, ports.images, ports.build_logs, step.tag, step.build
@@ -81,27 +98,31 @@ def build_finished(event: dict[str, Any], context: object = None) -> dict[str, A
     return {"tag": step.tag, "image": image}
 
 
+@step_handler
 def launch(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = LaunchInput.model_validate(event)
+    step = _read(LaunchInput, event)
     compute = runtime.get_aws_workflow_ports().compute
     workflow.launch(runtime.get_platform(), step.job_id, compute, step.plan_uri, step.image)
     return {}
 
 
+@step_handler
 def poll(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = StepInput.model_validate(event)
+    step = _read(StepInput, event)
     compute = runtime.get_aws_workflow_ports().compute
     return workflow.poll(runtime.get_platform(), step.job_id, compute).model_dump(mode="json")
 
 
+@step_handler
 def finalize(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = StepInput.model_validate(event)
+    step = _read(StepInput, event)
     job = workflow.finalize(runtime.get_platform(), step.job_id)
     return {"status": job.status.value}
 
 
+@step_handler
 def fail(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = FailInput.model_validate(event)
+    step = _read(FailInput, event)
     (where, caught), *_ = step.failure.items()
     ports = runtime.get_aws_workflow_ports()
     error = steps.record_failure(
@@ -116,7 +137,8 @@ def fail(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     return error.model_dump()
 
 
+@step_handler
 def cancel(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = StepInput.model_validate(event)
+    step = _read(StepInput, event)
     workflow.cancel(runtime.get_platform(), step.job_id, runtime.get_aws_workflow_ports().compute)
     return {}

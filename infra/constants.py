@@ -29,7 +29,7 @@ CTX_CLUSTER_NAME = "whetstone:cluster_name"
 CTX_ALLOWED_ORIGIN = "whetstone:allowed_origin"
 DEFAULT_CLUSTER_NAME = "whetstone"
 
-# Job store (the keys themselves come from whetstone.adapters.aws.dynamodb_jobs).
+# Job store (the keys themselves come from whetstone.adapters.aws.dynamodb_requests).
 JOB_LOG_GROUP = "/whetstone/jobs"
 JOB_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 FUNCTION_LOG_RETENTION = logs.RetentionDays.ONE_MONTH

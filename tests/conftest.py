@@ -13,6 +13,8 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "whetstone-tests")
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(1, str(Path(__file__).parents[1]))  # functions/, the Lambda entry points
 
+pytest_plugins = ["support.aws_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(

@@ -1,4 +1,12 @@
-"""Build the platform (the adapters behind the ports) for the configured runtime, once."""
+"""Build the platform (the adapters behind the ports) for the configured runtime, once.
+
+Each runtime has one factory that builds every port in one pass and returns a frozen
+Platform. The ports that call back into the platform (the local runner, the trainer
+events of local compute, the golden answer a deployment checks) hold a PlatformRef,
+bound once the platform exists. The aws workflow's own ports (EKS compute, images,
+build logs) are a separate frozen object, built only by the Lambdas that run the
+workflow (docs/workflow.md, "Wiring").
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from whetstone.core.job import JobRecord
-from whetstone.observability import logger
-from whetstone.ports import Orchestrator
-from whetstone.service.platform import Platform
+from whetstone.service.platform import Platform, PlatformRef
 from whetstone.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -20,15 +25,94 @@ if TYPE_CHECKING:
     from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 
 
-class NoWorkflowOrchestrator:
-    """Where no workflow runner is configured (aws until its state machine is wired):
-    jobs are stored and stay pending."""
+class MissingSettingError(RuntimeError):
+    """A setting the configured runtime cannot start without is not set."""
 
-    def start(self, job: JobRecord) -> None:
-        logger.warning("no workflow runner configured; job stays pending", job_id=job.job_id)
+    def __init__(self, variable: str, why: str) -> None:
+        super().__init__(f"{variable} is not set: {why}")
+        self.variable = variable
 
-    def stop(self, job: JobRecord) -> None:
-        logger.warning("no workflow runner configured; nothing to stop", job_id=job.job_id)
+
+def build_platform(settings: Settings) -> Platform:
+    """The platform of the runtime `settings` names."""
+    if settings.runtime == "aws":
+        return build_aws_platform(settings)
+    return build_local_platform(settings)
+
+
+def build_local_platform(settings: Settings) -> Platform:
+    """SQLite, folders, one trainer subprocess per job and a local model server."""
+    from whetstone.adapters.local.file_logs import FileLogStore
+    from whetstone.adapters.local.folder_blobs import FolderBlobStore
+    from whetstone.adapters.local.process_deployer import ProcessDeployer
+    from whetstone.adapters.local.python_image import CurrentPythonImage
+    from whetstone.adapters.local.runner import LocalRunner
+    from whetstone.adapters.local.sqlite_jobs import SQLiteJobStore
+    from whetstone.adapters.local.subprocess_compute import SubprocessCompute
+    from whetstone.service.ingest import ingest_event
+
+    home = settings.home
+    ref = PlatformRef()
+    logs = FileLogStore(home / "logs")
+    compute = SubprocessCompute(
+        lambda event: ingest_event(ref.get(), event),
+        logs,
+        home / "run",
+        grace_s=settings.stop_grace_s,
+    )
+    platform = Platform(
+        jobs=SQLiteJobStore(home / "jobs.sqlite3"),
+        logs=logs,
+        blobs=FolderBlobStore(home / "blobs"),
+        orchestrator=LocalRunner(
+            ref, compute, CurrentPythonImage(), concurrency=settings.local_concurrency
+        ),
+        settings=settings,
+        deployer=ProcessDeployer(
+            home / "run" / "deployments", ready_timeout_s=settings.deploy_ready_timeout_s
+        ),
+    )
+    ref.bind(platform)
+    return platform
+
+
+def build_aws_platform(settings: Settings) -> Platform:
+    """DynamoDB, S3, CloudWatch Logs, Step Functions and vLLM on EKS. Without the state
+    machine's ARN it raises MissingSettingError: no job could ever leave pending."""
+    from whetstone.adapters.aws.cloudwatch_logs import CloudWatchLogStore
+    from whetstone.adapters.aws.dynamodb_jobs import DynamoDBJobStore
+    from whetstone.adapters.aws.s3_blobs import S3BlobStore
+
+    orchestrator = _step_functions(settings)
+    ref = PlatformRef()
+    platform = Platform(
+        jobs=DynamoDBJobStore(settings.table_name),
+        logs=CloudWatchLogStore(settings.log_group),
+        blobs=S3BlobStore(settings.bucket),
+        orchestrator=orchestrator,
+        settings=settings,
+        deployer=_eks_deployer(settings, ref),
+    )
+    ref.bind(platform)
+    return platform
+
+
+@lru_cache(maxsize=1)
+def get_platform() -> Platform:
+    return build_platform(get_settings())
+
+
+def _step_functions(settings: Settings) -> StepFunctionsOrchestrator:
+    from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
+
+    if not settings.state_machine_arn:
+        raise MissingSettingError(
+            "WHETSTONE_STATE_MACHINE_ARN",
+            "the aws runtime runs every job on its workflow state machine",
+        )
+    return StepFunctionsOrchestrator(
+        settings.state_machine_arn, poll_interval_s=settings.poll_interval_s
+    )
 
 
 def _job_settings(settings: Settings) -> JobSettings:
@@ -47,7 +131,7 @@ def _job_settings(settings: Settings) -> JobSettings:
     )
 
 
-def _eks_deployer(settings: Settings, platform: Platform) -> EksDeployer:
+def _eks_deployer(settings: Settings, platform: PlatformRef) -> EksDeployer:
     """vLLM on EKS; the cluster clients are built on the first deploy call, not at start."""
     from whetstone.adapters.aws.eks_deployer import (
         EksDeployer,
@@ -61,86 +145,30 @@ def _eks_deployer(settings: Settings, platform: Platform) -> EksDeployer:
         ServingSettings(
             cluster=_job_settings(settings), ready_timeout_s=settings.serving_ready_timeout_s
         ),
-        expected_golden=lambda job: saved_golden_answer(platform, job),
+        expected_golden=lambda job: saved_golden_answer(platform.get(), job),
     )
 
 
-def build_platform(settings: Settings) -> Platform:
-    if settings.runtime == "aws":
-        from whetstone.adapters.aws.cloudwatch_logs import CloudWatchLogStore
-        from whetstone.adapters.aws.dynamodb_jobs import DynamoDBJobStore
-        from whetstone.adapters.aws.s3_blobs import S3BlobStore
-
-        orchestrator: Orchestrator = NoWorkflowOrchestrator()
-        if settings.state_machine_arn:
-            from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
-
-            orchestrator = StepFunctionsOrchestrator(
-                settings.state_machine_arn, poll_interval_s=settings.poll_interval_s
-            )
-        platform = Platform(
-            jobs=DynamoDBJobStore(settings.table_name),
-            logs=CloudWatchLogStore(settings.log_group),
-            blobs=S3BlobStore(settings.bucket),
-            orchestrator=orchestrator,
-            settings=settings,
-        )
-        platform.deployer = _eks_deployer(settings, platform)
-        return platform
-    from whetstone.adapters.local.file_logs import FileLogStore
-    from whetstone.adapters.local.folder_blobs import FolderBlobStore
-    from whetstone.adapters.local.process_deployer import ProcessDeployer
-    from whetstone.adapters.local.python_image import CurrentPythonImage
-    from whetstone.adapters.local.runner import LocalRunner
-    from whetstone.adapters.local.sqlite_jobs import SQLiteJobStore
-    from whetstone.adapters.local.subprocess_compute import SubprocessCompute
-    from whetstone.service.ingest import ingest_event
-
-    home = settings.home
-    platform = Platform(
-        jobs=SQLiteJobStore(home / "jobs.sqlite3"),
-        logs=FileLogStore(home / "logs"),
-        blobs=FolderBlobStore(home / "blobs"),
-        orchestrator=NoWorkflowOrchestrator(),
-        settings=settings,
-        deployer=ProcessDeployer(
-            home / "run" / "deployments", ready_timeout_s=settings.deploy_ready_timeout_s
-        ),
-    )
-    compute = SubprocessCompute(
-        lambda event: ingest_event(platform, event),
-        platform.logs,
-        home / "run",
-        grace_s=settings.stop_grace_s,
-    )
-    platform.orchestrator = LocalRunner(
-        platform, compute, CurrentPythonImage(), concurrency=settings.local_concurrency
-    )
-    return platform
-
-
-@lru_cache(maxsize=1)
-def get_platform() -> Platform:
-    return build_platform(get_settings())
-
-
-@dataclass
+@dataclass(frozen=True)
 class AwsWorkflowPorts:
-    """What the aws workflow Lambdas use beside the platform."""
+    """What the aws workflow Lambdas use beside the platform. Apart from it because only
+    they need it: the API would pay for its EKS and STS clients at every cold start."""
 
     compute: EksCompute
     images: EcrImages
     build_logs: CodeBuildLogs
-    orchestrator: StepFunctionsOrchestrator | None
+    orchestrator: StepFunctionsOrchestrator
 
 
 def build_aws_workflow_ports(settings: Settings, platform: Platform) -> AwsWorkflowPorts:
+    """The workflow's ports on `platform` (built by build_aws_platform from `settings`)."""
     from whetstone.adapters.aws.codebuild_logs import CodeBuildLogs
     from whetstone.adapters.aws.ecr_images import EcrImages
     from whetstone.adapters.aws.eks_compute import EksCompute, KubernetesApi, PodIdentity
     from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 
-    job_settings = _job_settings(settings)
+    if not isinstance(platform.orchestrator, StepFunctionsOrchestrator):
+        raise TypeError("the aws workflow runs on the platform of the aws runtime")
     pod_identity = (
         PodIdentity(settings.cluster_name, settings.trainer_role_arn)
         if settings.trainer_role_arn
@@ -148,22 +176,15 @@ def build_aws_workflow_ports(settings: Settings, platform: Platform) -> AwsWorkf
     )
     compute = EksCompute(
         KubernetesApi(settings.cluster_name, region=settings.aws_region),
-        job_settings,
+        _job_settings(settings),
         platform.logs,
         pod_identity=pod_identity,
-    )
-    orchestrator = (
-        StepFunctionsOrchestrator(
-            settings.state_machine_arn, poll_interval_s=settings.poll_interval_s
-        )
-        if settings.state_machine_arn
-        else None
     )
     return AwsWorkflowPorts(
         compute=compute,
         images=EcrImages(settings.ecr_repository_uri, project=settings.build_project),
         build_logs=CodeBuildLogs(),
-        orchestrator=orchestrator,
+        orchestrator=platform.orchestrator,
     )
 
 

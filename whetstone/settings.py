@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, NonNegativeInt, PositiveInt
 
 from whetstone.core.serving import DEFAULT_MAX_LORA_RANK, MAX_LORA_RANK_LIMIT
 
@@ -54,10 +54,10 @@ class Settings(BaseModel):
         "/whetstone/jobs"
     )
     max_active_jobs: Annotated[
-        int, Field(ge=1, description="Jobs an organization may have running at once.")
+        PositiveInt, Field(description="Jobs an organization may have running at once.")
     ] = 10
     max_active_gpus: Annotated[
-        int, Field(ge=1, description="GPUs an organization's running jobs may hold.")
+        PositiveInt, Field(description="GPUs an organization's running jobs may hold.")
     ] = 16
     local_concurrency: Annotated[
         int, Field(ge=1, le=64, description="Jobs the local runtime trains at once.")
@@ -123,7 +123,8 @@ class Settings(BaseModel):
         int, Field(ge=0, le=3600, description="Seconds between two looks at a running trainer.")
     ] = 60
     job_ttl_s: Annotated[
-        int, Field(ge=0, description="Seconds a finished Kubernetes Job is kept for debugging.")
+        NonNegativeInt,
+        Field(description="Seconds a finished Kubernetes Job is kept for debugging."),
     ] = 3600
     deadline_factor: Annotated[
         float,

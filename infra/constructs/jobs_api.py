@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
@@ -28,7 +28,6 @@ from infra.grants import (
     grant_cluster_access,
     grant_pod_identity,
     grant_start_workflow,
-    state_machine_arn,
     trainer_role_arn,
 )
 
@@ -84,7 +83,6 @@ class JobsApi(Construct):
             "Handler",
             handler=API_HANDLER,
             environment={
-                "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
                 # Deployments (vLLM) run in the organizations' namespaces of the cluster.
                 "WHETSTONE_CLUSTER_NAME": cluster_name,
                 "WHETSTONE_TRAINER_ROLE_ARN": trainer_role_arn(),

@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.constants import TABLE_NAME
-from whetstone.adapters.aws.dynamodb_jobs import table_definition
+from whetstone.adapters.aws.dynamodb_requests import table_definition
 
 _TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 

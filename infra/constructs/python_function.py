@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.constants import FUNCTION_LOG_RETENTION, LAMBDA_MEMORY_MB
 from infra.constructs.log_groups import service_log_group
-from infra.grants import acknowledge, grant_job_data, job_environment
+from infra.grants import acknowledge, grant_job_data, job_environment, state_machine_arn
 from infra.lambda_code import LAMBDA_RUNTIME, function_code
 
 
@@ -55,7 +55,13 @@ class PythonFunction(Construct):
             timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
             description=description,
-            environment={"WHETSTONE_RUNTIME": "aws", **job_environment(), **environment},
+            # Every function builds the aws platform, which refuses to start without the ARN.
+            environment={
+                "WHETSTONE_RUNTIME": "aws",
+                "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
+                **job_environment(),
+                **environment,
+            },
         )
         grant_job_data(self.role)
         acknowledge(

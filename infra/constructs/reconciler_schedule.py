@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -19,7 +18,6 @@ from infra.grants import (
     grant_cluster_access,
     grant_manage_workflow,
     grant_pod_identity,
-    state_machine_arn,
 )
 
 
@@ -38,10 +36,7 @@ class ReconcilerSchedule(Construct):
             self,
             "Reconciler",
             handler=RECONCILER_HANDLER,
-            environment={
-                **environment,
-                "WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self)),
-            },
+            environment=environment,
             timeout=RECONCILE_TIMEOUT,
             layers=layers,
             description="Whetstone reconciler of lost workflows and Kubernetes Jobs",

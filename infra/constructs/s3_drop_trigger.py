@@ -14,7 +14,6 @@ from infra.grants import (
     acknowledge,
     artifacts_bucket_name,
     grant_start_workflow,
-    state_machine_arn,
 )
 
 
@@ -30,7 +29,7 @@ class S3DropTrigger(Construct):
             self,
             "Function",
             handler=S3_TRIGGER_HANDLER,
-            environment={"WHETSTONE_STATE_MACHINE_ARN": state_machine_arn(Stack.of(self))},
+            environment={},
             timeout=INGEST_TIMEOUT,
             layers=layers,
             description="Whetstone S3 drop (incoming/) into jobs",

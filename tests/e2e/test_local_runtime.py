@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 import pytest
 from support.apigw import multipart
+from support.jobs import HAPPY_PATH
 
 from whetstone.cli.server import make_server
 from whetstone.settings import get_settings
@@ -134,15 +135,7 @@ def test_a_job_runs_through_every_status_to_completed(server_url: str, tiny_mode
     job = wait_until(server_url, job_id, lambda j: j["status"] in ("completed", "failed"))
 
     assert job["status"] == "completed", job["error"]
-    assert [h["status"] for h in job["status_history"]] == [
-        "pending",
-        "preparing",
-        "building",
-        "deploying",
-        "training",
-        "evaluating",
-        "completed",
-    ]
+    assert [h["status"] for h in job["status_history"]] == HAPPY_PATH
     assert job["progress"]["fraction"] == 1.0 and job["cost"]["current_usd"] > 0
     metrics = call("GET", f"{server_url}{API}/jobs/{job_id}/metrics")["series"]
     assert {"loss", "eval_loss", "learning_rate"} <= set(metrics)

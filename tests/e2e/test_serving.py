@@ -4,17 +4,16 @@ official `openai` client, stopped by DELETE (of the deployment or of the job).""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.http import is_running, request
 from support.jobs import make_job
+from support.platform import use_ports
 from support.serving import build_base, completed_job, write_adapter
 
 from whetstone.adapters.local.process_deployer import ProcessDeployer
@@ -57,15 +56,7 @@ def api() -> Iterator[tuple[str, str]]:
 
 
 def call(method: str, url: str, token: str) -> tuple[int, Any]:
-    req = urllib.request.Request(url, method=method)
-    req.add_header("authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        raw = error.read()
-        return error.code, json.loads(raw) if raw else None
+    return request(method, url, token=token)
 
 
 def wait_until_settled(url: str, token: str) -> dict[str, Any]:
@@ -83,14 +74,6 @@ def server_pid(job_id: str) -> int:
     stored = get_platform().jobs.get(job_id)
     assert stored is not None and stored.deployment is not None and stored.deployment.pid
     return stored.deployment.pid
-
-
-def is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_deployed_adapter_answers_the_openai_client_until_its_deployment_is_deleted(
@@ -195,12 +178,14 @@ def test_an_adapter_above_the_max_lora_rank_is_refused_before_anything_starts(
 
 
 def test_an_endpoint_that_answers_unlike_the_saved_model_fails_with_a_report(
-    api: tuple[str, str], adapter: Path, tmp_path: Path
+    api: tuple[str, str], adapter: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, token = api
-    platform = get_platform()
-    platform.deployer = ProcessDeployer(
-        tmp_path / "run", golden_answer=lambda model_dir, base: "an answer it will not give"
+    platform = use_ports(
+        monkeypatch,
+        deployer=ProcessDeployer(
+            tmp_path / "run", golden_answer=lambda model_dir, base: "an answer it will not give"
+        ),
     )
     job = completed_job(platform, ALICE.org_id, adapter)
 

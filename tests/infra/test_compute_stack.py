@@ -11,6 +11,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Match, Template
+from support.jobs import make_job
 
 from infra.app_builder import build_app
 from infra.constants import (
@@ -37,12 +38,9 @@ from infra.constructs.gpu_node_pools import gpu_node_pool_manifests, node_pool_n
 from infra.constructs.karpenter import node_class_manifest
 from whetstone.adapters.aws.kube.shared_manifests import JobSettings
 from whetstone.adapters.aws.kube.training_manifests import job_manifest
-from whetstone.core.catalog.base_models import get_base_model
 from whetstone.core.catalog.hardware import GPU_NAME_LABEL, GPU_TAINT_KEY, GPUS, GpuType
-from whetstone.core.estimates import estimate_cost, estimate_memory
-from whetstone.core.job import CostInfo, DatasetInfo, JobRecord, new_job_id
-from whetstone.core.lifecycle import JobStatus
-from whetstone.core.spec import MAX_STORAGE_GB, HardwareParams, JobSpec
+from whetstone.core.job import JobRecord
+from whetstone.core.spec import MAX_STORAGE_GB, HardwareParams
 
 STACK = "WhetstoneCompute"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
@@ -92,29 +90,8 @@ def validate(manifest: dict[str, Any]) -> None:
 
 def job_on(gpu: GpuType, count: int) -> JobRecord:
     """A pending job as the API records it, asking for `count` GPUs of type `gpu`."""
-    spec = JobSpec(
-        base_model="llama-3.1-8b-instruct",
-        hardware=HardwareParams(gpu_type=gpu, gpu_count=count, storage_gb=200),
-    )
-    model = get_base_model(spec.base_model)
-    estimate = estimate_cost(model, spec, 1000)
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    return JobRecord(
-        job_id=new_job_id(now.timestamp()),
-        org_id="Acme Corp",
-        user_id="user-1",
-        spec=spec,
-        status=JobStatus.PENDING,
-        created_at=now,
-        updated_at=now,
-        dataset=DatasetInfo(source="s3://b/k"),
-        estimate=estimate,
-        required_gib=estimate_memory(model, spec).total_gib,
-        cost=CostInfo(
-            hourly_rate_usd=estimate.hourly_rate_usd,
-            estimated_total_usd=estimate.estimated_cost_usd,
-        ),
-    )
+    hardware = HardwareParams(gpu_type=gpu, gpu_count=count, storage_gb=200)
+    return make_job("Acme Corp", created_at=datetime(2026, 1, 1, tzinfo=UTC), hardware=hardware)
 
 
 def _admits(pool: dict[str, Any], pod: dict[str, Any]) -> bool:

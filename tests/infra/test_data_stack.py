@@ -7,7 +7,7 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 
 from infra.constants import INCOMING_PREFIX, JOB_LOG_GROUP, TABLE_NAME
-from whetstone.adapters.aws.dynamodb_jobs import table_definition
+from whetstone.adapters.aws.dynamodb_requests import table_definition
 
 STACK = "WhetstoneData"
 

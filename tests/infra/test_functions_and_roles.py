@@ -54,6 +54,7 @@ def test_functions_run_in_the_aws_runtime_with_tracing(synthesized: Any) -> None
         assert env["WHETSTONE_RUNTIME"] == "aws"
         assert env["WHETSTONE_TABLE_NAME"] == TABLE_NAME
         assert env["WHETSTONE_LOG_GROUP"] == JOB_LOG_GROUP
+        assert "WHETSTONE_STATE_MACHINE_ARN" in env  # the aws platform refuses to start without
         assert len(props["Layers"]) == 1
 
 

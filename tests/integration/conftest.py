@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from support.clients import Result, whet_runner
 from support.jobs import RecordingOrchestrator
+from support.platform import use_ports
 
 from whetstone.cli.server import make_server
 from whetstone.cli.tokens import TokenFile, create_token
 from whetstone.client import WhetstoneClient
 from whetstone.core.job import Caller
-from whetstone.runtime import get_platform
 from whetstone.settings import get_settings
 
 ALICE = Caller(user_id="alice", org_id="acme")
@@ -58,7 +58,7 @@ def whet(
 
 
 @pytest.fixture(autouse=True)
-def orchestrator() -> RecordingOrchestrator:
+def orchestrator(monkeypatch: pytest.MonkeyPatch) -> RecordingOrchestrator:
     recorder = RecordingOrchestrator()
-    get_platform().orchestrator = recorder
+    use_ports(monkeypatch, orchestrator=recorder)
     return recorder

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support.clients import Result
 from support.jobs import make_job
+from support.platform import use_ports
 
 from whetstone.client import Job, WhetstoneAPIError, WhetstoneClient
 from whetstone.core.job import Deployment, JobRecord, utcnow
@@ -74,9 +75,9 @@ def _no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def deployer() -> ScriptedDeployer:
+def deployer(monkeypatch: pytest.MonkeyPatch) -> ScriptedDeployer:
     scripted = ScriptedDeployer()
-    get_platform().deployer = scripted
+    use_ports(monkeypatch, deployer=scripted)
     return scripted
 
 

@@ -11,20 +11,14 @@ import pytest
 from moto import mock_aws
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from mypy_boto3_logs.client import CloudWatchLogsClient
-from support.jobs import T0, make_job
+from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_stale, make_job
 
 from whetstone.adapters.aws import cloudwatch_logs
 from whetstone.adapters.aws.cloudwatch_logs import CloudWatchLogStore
-from whetstone.adapters.aws.dynamodb_jobs import DynamoDBJobStore, table_definition
+from whetstone.adapters.aws.dynamodb_jobs import DynamoDBJobStore
+from whetstone.adapters.aws.dynamodb_requests import table_definition
 from whetstone.core.errors import ConflictError, InvalidInputError, StaleWriteError
-from whetstone.core.job import (
-    JobFilter,
-    JobRecord,
-    LogEntry,
-    LogLevelName,
-    LogSource,
-    MetricPoint,
-)
+from whetstone.core.job import JobFilter, JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.logs import LogQuery
 from whetstone.core.spec import Method
@@ -155,18 +149,7 @@ def test_save_writes_the_job_at_the_next_version(store: DynamoDBJobStore) -> Non
 
 
 def test_two_saves_from_the_same_version_the_second_is_stale(store: DynamoDBJobStore) -> None:
-    job = make_job()
-    store.create(job)
-    first_writer = store.get(job.job_id)
-    second_writer = store.get(job.job_id)
-    assert first_writer is not None and second_writer is not None
-
-    store.save(first_writer.with_status(JobStatus.PREPARING), expected_version=0)
-    with pytest.raises(StaleWriteError):
-        store.save(second_writer.with_status(JobStatus.CANCELLED), expected_version=0)
-
-    stored = store.get(job.job_id)
-    assert stored is not None and stored.status is JobStatus.PREPARING and stored.version == 1
+    assert_the_second_of_two_saves_from_one_version_is_stale(store)
 
 
 def test_saving_a_job_that_does_not_exist_is_stale(store: DynamoDBJobStore) -> None:

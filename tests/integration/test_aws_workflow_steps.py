@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import boto3
@@ -13,11 +13,9 @@ from support.aws_workflow import (
     ACCOUNT,
     CALLER,
     DATASET,
-    aws_workflow,
     eventbridge_event,
     new_job,
 )
-from support.jobs import RecordingOrchestrator
 from support.kube import FakeKube
 
 from functions import ingest, reconciler, s3_trigger
@@ -39,15 +37,8 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/whetstone-trainer@sha256:"
 
 
 @pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
-
-
-@pytest.fixture
-def platform(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> Iterator[Platform]:
-    with aws_workflow(monkeypatch, kube) as platform:
-        platform.orchestrator = RecordingOrchestrator()
-        yield platform
+def platform(aws_platform: Platform) -> Platform:
+    return aws_platform
 
 
 @pytest.fixture
@@ -224,8 +215,8 @@ def orchestrator(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> StepFun
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/whetstone-workflow",
     )["stateMachineArn"]
     orchestrator = StepFunctionsOrchestrator(arn, poll_interval_s=0)
-    ports = runtime.get_aws_workflow_ports()
-    ports.orchestrator = orchestrator
+    ports = dataclasses.replace(runtime.get_aws_workflow_ports(), orchestrator=orchestrator)
+    monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: ports)
     return orchestrator
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.clients import Result, report_step, start_training, stepping, write_dataset
+from support.platform import use_ports
 
 from whetstone.cli.main import main
 from whetstone.cli.tokens import load_tokens
@@ -230,9 +231,9 @@ def test_jobs_create_wait_shows_progress_and_exits_0_when_completed(
 
 
 def test_waiting_on_a_job_that_fails_exits_3(
-    whet: Callable[..., Result], config: Path, dataset: Path
+    whet: Callable[..., Result], config: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    get_platform().orchestrator = FailingOrchestrator()
+    use_ports(monkeypatch, orchestrator=FailingOrchestrator())
 
     created = whet("jobs", "create", str(config), str(dataset), "--wait", "--json")
     job_id = created.json()["job_id"]

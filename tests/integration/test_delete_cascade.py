@@ -3,10 +3,8 @@ each store finds nothing of the job, while another job of the same organization 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,9 +12,10 @@ from typing import Any
 import boto3
 import pytest
 from support.apigw import call_api
-from support.aws_workflow import BUCKET, CALLER, LOG_GROUP, TABLE, aws_workflow
+from support.aws_workflow import BUCKET, CALLER, LOG_GROUP, TABLE
+from support.http import is_running
 from support.jobs import RecordingOrchestrator
-from support.kube import FakeKube
+from support.platform import use_ports
 
 from whetstone.adapters.local.process_deployer import ProcessDeployer
 from whetstone.cli.tokens import DEFAULT_CALLER
@@ -117,14 +116,6 @@ def sqlite_rows_naming(database: Path, text: str) -> list[tuple[str, tuple[objec
         ]
 
 
-def is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.fixture
 def server_stand_in(tmp_path: Path) -> str:
     """An executable the deployer starts in place of the model server: a real process that
@@ -136,14 +127,16 @@ def server_stand_in(tmp_path: Path) -> str:
 
 
 def test_given_two_jobs_when_one_is_deleted_then_no_local_store_keeps_anything_of_it(
-    orchestrator: RecordingOrchestrator, server_stand_in: str
+    orchestrator: RecordingOrchestrator, server_stand_in: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    platform = get_platform()
     home = get_settings().home
-    platform.deployer = ProcessDeployer(
-        home / "run" / "deployments",
-        python=server_stand_in,
-        golden_answer=lambda model_dir, base: "unused",
+    platform = use_ports(
+        monkeypatch,
+        deployer=ProcessDeployer(
+            home / "run" / "deployments",
+            python=server_stand_in,
+            golden_answer=lambda model_dir, base: "unused",
+        ),
     )
     gone = a_finished_job(platform, DEFAULT_CALLER, via_upload=True, key="run-1")
     kept = a_finished_job(platform, DEFAULT_CALLER, via_upload=False, key="run-2")
@@ -195,13 +188,6 @@ def test_an_upload_another_job_still_names_is_kept(orchestrator: RecordingOrches
 
 
 # -- aws: DynamoDB, S3, CloudWatch Logs, through the Lambda handler ---------------------------
-
-
-@pytest.fixture
-def aws_platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
-    with aws_workflow(monkeypatch, FakeKube()) as platform:
-        platform.orchestrator = RecordingOrchestrator()
-        yield platform
 
 
 def dynamodb_items_naming(text: str) -> list[Any]:

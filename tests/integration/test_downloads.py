@@ -10,14 +10,13 @@ import tarfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from support.apigw import call_api
-from support.aws_workflow import CALLER, aws_workflow, new_job
+from support.aws_workflow import CALLER, new_job
 from support.jobs import RecordingOrchestrator, make_job
-from support.kube import FakeKube
 
 from whetstone.cli.tokens import DEFAULT_CALLER
 from whetstone.core.job import Caller, JobRecord
@@ -297,13 +296,6 @@ def test_over_http_a_missing_step_is_refused_with_the_available_ones(
 
 
 # -- aws runtime: S3 and presigned URLs, through the handler -----------------------------------
-
-
-@pytest.fixture
-def aws_platform(monkeypatch: pytest.MonkeyPatch) -> Iterator[Platform]:
-    with aws_workflow(monkeypatch, FakeKube()) as platform:
-        platform.orchestrator = RecordingOrchestrator()
-        yield platform
 
 
 def test_on_aws_each_choice_is_a_presigned_get_valid_one_hour(aws_platform: Platform) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from support.apigw import multipart
+from support.http import request
 
 from whetstone.cli.server import DEFAULT_MAX_BODY_BYTES, make_server
 from whetstone.cli.tokens import TokenFile, create_token, tokens_path
@@ -23,26 +24,6 @@ API = "/api/v1/fine-tuning"
 def dataset(count: int = 120) -> bytes:
     rows = [{"prompt": f"Say {i}", "completion": f"{i}"} for i in range(count)]
     return "\n".join(json.dumps(row) for row in rows).encode()
-
-
-def request(
-    method: str,
-    url: str,
-    *,
-    token: str | None = None,
-    body: bytes | None = None,
-    content_type: str = "application/json",
-) -> tuple[int, Any]:
-    req = urllib.request.Request(url, data=body, method=method)
-    req.add_header("content-type", content_type)
-    if token:
-        req.add_header("authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=30) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def create(server_url: str, token: str | None) -> tuple[int, Any]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from support.jobs import T0, make_job
+from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_stale, make_job
 
 from whetstone.adapters.local.sqlite_jobs import SQLiteJobStore
 from whetstone.core.errors import ConflictError, StaleWriteError
@@ -25,15 +25,7 @@ def test_the_database_runs_in_wal_mode(store: SQLiteJobStore, tmp_path: Path) ->
 
 
 def test_two_saves_from_the_same_version_keep_only_the_first(store: SQLiteJobStore) -> None:
-    job = make_job()
-    store.create(job)
-
-    store.save(job.with_status(JobStatus.PREPARING), expected_version=0)
-
-    with pytest.raises(StaleWriteError):
-        store.save(job.with_status(JobStatus.STOPPING), expected_version=0)
-    stored = store.get(job.job_id)
-    assert stored is not None and stored.status is JobStatus.PREPARING and stored.version == 1
+    assert_the_second_of_two_saves_from_one_version_is_stale(store)
 
 
 def test_creating_a_job_twice_is_a_conflict(store: SQLiteJobStore) -> None:

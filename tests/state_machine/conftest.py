@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import boto3
 import pytest
-from support.aws_workflow import ACCOUNT, REGION, TAG, aws_workflow
-from support.kube import FakeKube
+from support.aws_workflow import ACCOUNT, REGION, TAG
 from support.sfn_mock import STATE_MACHINE_NAME, MockedStepFunctions
 
 from functions import workflow as handlers
@@ -38,14 +35,8 @@ def substitutions() -> dict[str, str]:
 
 
 @pytest.fixture
-def kube() -> FakeKube:
-    return FakeKube()
-
-
-@pytest.fixture
-def platform(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> Iterator[Platform]:
-    with aws_workflow(monkeypatch, kube) as platform:
-        yield platform
+def platform(aws_platform: Platform) -> Platform:
+    return aws_platform
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from support.aws_workflow import (
     write_build_log,
     write_model,
 )
-from support.jobs import RecordingOrchestrator
 from support.kube import FakeKube
 from support.sfn_mock import TEST_CASES_PATH, MockedStepFunctions, Outcome, wait_for
 
@@ -41,7 +40,6 @@ class Run:
 
     def __init__(self, platform: Platform, sfn: MockedStepFunctions, arn: str) -> None:
         self.platform, self.sfn, self.arn = platform, sfn, arn
-        self.platform.orchestrator = RecordingOrchestrator()
         self.job = new_job(platform)
 
     @property
@@ -69,6 +67,11 @@ def run(platform: Platform, sfn: MockedStepFunctions, state_machine_arn: str) ->
 
 def statuses(job: JobRecord) -> list[S]:
     return [change.status for change in job.status_history]
+
+
+def ran(outcome: Outcome, job: JobRecord) -> tuple[str, list[str], list[S]]:
+    """How the execution ended, the states it entered and the statuses the job went through."""
+    return outcome.status, outcome.path, statuses(job)
 
 
 def log_messages(platform: Platform, job_id: str, source: LogSource) -> list[str]:
@@ -118,11 +121,11 @@ def test_given_no_image_when_the_job_runs_then_it_builds_trains_and_completes(
 
     outcome, job = run.execute("HappyPathWithBuild")
 
-    assert outcome.status == "SUCCEEDED"
-    assert outcome.path == [*PREPARE, *BUILD, "Launch", *LOOP, *LOOP, "Finalize", "Completed"]
-    assert statuses(job) == [
-        S.PENDING, S.PREPARING, S.BUILDING, S.DEPLOYING, S.TRAINING, S.EVALUATING, S.COMPLETED
-    ]  # fmt: skip
+    assert ran(outcome, job) == (
+        "SUCCEEDED",
+        [*PREPARE, *BUILD, "Launch", *LOOP, *LOOP, "Finalize", "Completed"],
+        [S.PENDING, S.PREPARING, S.BUILDING, S.DEPLOYING, S.TRAINING, S.EVALUATING, S.COMPLETED],
+    )
     assert job.artifacts is not None and "model/adapter_model.safetensors" in job.artifacts.files
     assert job.cost.current_usd >= 0 and job.progress.fraction == 1.0
     assert job.dataset.num_examples == 120 and job.error is None
@@ -142,11 +145,11 @@ def test_given_a_cached_image_when_the_job_runs_then_it_skips_the_build(
 
     outcome, job = run.execute("HappyPathCachedImage")
 
-    assert outcome.status == "SUCCEEDED"
-    assert outcome.path == [*PREPARE, "Launch", *LOOP, *LOOP, "Finalize", "Completed"]
-    assert statuses(job) == [
-        S.PENDING, S.PREPARING, S.DEPLOYING, S.TRAINING, S.EVALUATING, S.COMPLETED
-    ]  # fmt: skip
+    assert ran(outcome, job) == (
+        "SUCCEEDED",
+        [*PREPARE, "Launch", *LOOP, *LOOP, "Finalize", "Completed"],
+        [S.PENDING, S.PREPARING, S.DEPLOYING, S.TRAINING, S.EVALUATING, S.COMPLETED],
+    )
 
 
 def test_given_a_failing_build_when_the_job_runs_then_it_fails_at_build_with_the_build_log(
@@ -156,9 +159,11 @@ def test_given_a_failing_build_when_the_job_runs_then_it_fails_at_build_with_the
 
     outcome, job = run.execute("BuildFails")
 
-    assert outcome.status == "FAILED"
-    assert outcome.path == [*PREPARE, "BuildStarted", "BuildImage", "RecordFailure", "Failed"]
-    assert statuses(job) == [S.PENDING, S.PREPARING, S.BUILDING, S.FAILED]
+    assert ran(outcome, job) == (
+        "FAILED",
+        [*PREPARE, "BuildStarted", "BuildImage", "RecordFailure", "Failed"],
+        [S.PENDING, S.PREPARING, S.BUILDING, S.FAILED],
+    )
     assert job.error is not None
     assert (job.error.code, job.error.step) == ("image_build_failed", "build")
     assert "FAILED" in job.error.message
@@ -171,9 +176,11 @@ def test_given_a_rejected_launch_when_the_job_runs_then_it_fails_at_launch(run: 
 
     outcome, job = run.execute("LaunchFails")
 
-    assert outcome.status == "FAILED"
-    assert outcome.path == [*PREPARE, "Launch", "RecordFailure", "Failed"]
-    assert statuses(job) == [S.PENDING, S.PREPARING, S.FAILED]
+    assert ran(outcome, job) == (
+        "FAILED",
+        [*PREPARE, "Launch", "RecordFailure", "Failed"],
+        [S.PENDING, S.PREPARING, S.FAILED],
+    )
     assert job.error is not None
     assert (job.error.code, job.error.step) == ("launch_failed", "launch")
     assert "admission webhook" in job.error.message
@@ -236,9 +243,11 @@ def test_given_a_stop_while_preparing_when_the_step_ends_then_the_job_is_cancell
 
     outcome, job = run.execute("StopDuringPreparing")
 
-    assert outcome.status == "SUCCEEDED"
-    assert outcome.path == ["Begin", "Prepare", "ResolveImage", "Cancel", "Cancelled"]
-    assert statuses(job) == [S.PENDING, S.PREPARING, S.STOPPING, S.CANCELLED]
+    assert ran(outcome, job) == (
+        "SUCCEEDED",
+        ["Begin", "Prepare", "ResolveImage", "Cancel", "Cancelled"],
+        [S.PENDING, S.PREPARING, S.STOPPING, S.CANCELLED],
+    )
     assert job.stop_requested and "Job" not in kube.kinds()
 
 
@@ -250,9 +259,11 @@ def test_given_a_stop_while_building_when_the_build_ends_then_the_job_is_cancell
 
     outcome, job = run.execute("StopDuringBuilding")
 
-    assert outcome.status == "SUCCEEDED"
-    assert outcome.path == [*PREPARE, *BUILD, "Cancel", "Cancelled"]
-    assert statuses(job) == [S.PENDING, S.PREPARING, S.BUILDING, S.STOPPING, S.CANCELLED]
+    assert ran(outcome, job) == (
+        "SUCCEEDED",
+        [*PREPARE, *BUILD, "Cancel", "Cancelled"],
+        [S.PENDING, S.PREPARING, S.BUILDING, S.STOPPING, S.CANCELLED],
+    )
     assert "Job" not in kube.kinds()
 
 
@@ -264,9 +275,11 @@ def test_given_a_stop_while_deploying_when_polled_then_the_kubernetes_job_is_del
 
     outcome, job = run.execute("StopDuringDeploying")
 
-    assert outcome.status == "SUCCEEDED"
-    assert outcome.path == [*PREPARE, "Launch", *LOOP, "Cancel", "Cancelled"]
-    assert statuses(job) == [S.PENDING, S.PREPARING, S.DEPLOYING, S.STOPPING, S.CANCELLED]
+    assert ran(outcome, job) == (
+        "SUCCEEDED",
+        [*PREPARE, "Launch", *LOOP, "Cancel", "Cancelled"],
+        [S.PENDING, S.PREPARING, S.DEPLOYING, S.STOPPING, S.CANCELLED],
+    )
     namespace = namespace_name(job.org_id, "whetstone-")
     assert ("Job", namespace, job.job_id) in kube.deleted
     assert ("ServiceAccount", namespace, job.job_id) in kube.deleted
@@ -286,9 +299,9 @@ def test_given_a_stop_while_training_when_polled_then_the_job_is_cancelled(
 
     outcome, job = run.execute("StopDuringTraining")
 
-    assert outcome.status == "SUCCEEDED"
-    assert outcome.path == [*PREPARE, "Launch", *LOOP, *LOOP, "Cancel", "Cancelled"]
-    assert statuses(job) == [
-        S.PENDING, S.PREPARING, S.DEPLOYING, S.TRAINING, S.STOPPING, S.CANCELLED
-    ]  # fmt: skip
+    assert ran(outcome, job) == (
+        "SUCCEEDED",
+        [*PREPARE, "Launch", *LOOP, *LOOP, "Cancel", "Cancelled"],
+        [S.PENDING, S.PREPARING, S.DEPLOYING, S.TRAINING, S.STOPPING, S.CANCELLED],
+    )
     assert "Job" not in kube.kinds()

@@ -14,12 +14,16 @@ import pytest
 from moto import mock_aws
 
 from functions import ingest
+from support.jobs import RecordingOrchestrator
 from support.kube import FakeKube
+from support.platform import use_ports
+from support.sfn_mock import STATE_MACHINE_NAME
 from whetstone import runtime
 from whetstone.adapters.aws.codebuild_logs import CodeBuildLogs
-from whetstone.adapters.aws.dynamodb_jobs import table_definition
+from whetstone.adapters.aws.dynamodb_requests import table_definition
 from whetstone.adapters.aws.ecr_images import EcrImages
 from whetstone.adapters.aws.eks_compute import EksCompute, JobSettings
+from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 from whetstone.core.events import StatusDetail, TrainerEvent, TrainerPhase, make_event
 from whetstone.core.job import Caller, JobRecord
 from whetstone.core.layout import JobLayout
@@ -36,6 +40,7 @@ REPOSITORY = "whetstone-trainer"
 REPOSITORY_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}"
 BUILD_LOG_GROUP = "/aws/codebuild/whetstone-trainer-image"
 TAG = "0123456789abcdef"
+STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STATE_MACHINE_NAME}"
 CALLER = Caller(user_id="alice", org_id="acme")
 MOTO_CONFIG: Any = {
     "stepfunctions": {"execute_state_machine": True},
@@ -54,16 +59,20 @@ ENVIRONMENT = {
     "WHETSTONE_LOG_GROUP": LOG_GROUP,
     "WHETSTONE_ECR_REPOSITORY_URI": REPOSITORY_URI,
     "WHETSTONE_POLL_INTERVAL_S": "0",
+    "WHETSTONE_STATE_MACHINE_ARN": STATE_MACHINE_ARN,
 }
 
 
 @contextmanager
-def aws_workflow(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> Iterator[Platform]:
-    """Moto with every resource the workflow touches; the platform and ports built on it."""
+def aws_workflow(
+    monkeypatch: pytest.MonkeyPatch, kube: FakeKube, **ports: Any
+) -> Iterator[Platform]:
+    """Moto with every resource the workflow touches; the platform and ports built on it.
+    The platform's orchestrator records the jobs it is asked to start (a test runs the
+    state machine itself where it means to) unless `ports` names another."""
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     runtime.get_settings.cache_clear()
-    runtime.get_platform.cache_clear()
     with mock_aws(config=MOTO_CONFIG):
         boto3.client("dynamodb").create_table(**table_definition(TABLE))
         boto3.client("s3").create_bucket(Bucket=BUCKET)
@@ -71,9 +80,9 @@ def aws_workflow(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> Iterator[Pl
         logs.create_log_group(logGroupName=LOG_GROUP)
         logs.create_log_group(logGroupName=BUILD_LOG_GROUP)
         boto3.client("ecr").create_repository(repositoryName=REPOSITORY)
-        platform = runtime.get_platform()
+        platform = use_ports(monkeypatch, **{"orchestrator": RecordingOrchestrator(), **ports})
         settings = platform.settings
-        ports = runtime.AwsWorkflowPorts(
+        workflow_ports = runtime.AwsWorkflowPorts(
             compute=EksCompute(
                 kube,
                 JobSettings(region=REGION, event_bus_name=settings.event_bus_name),
@@ -81,9 +90,9 @@ def aws_workflow(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> Iterator[Pl
             ),
             images=EcrImages(REPOSITORY_URI, project=settings.build_project),
             build_logs=CodeBuildLogs(),
-            orchestrator=None,
+            orchestrator=StepFunctionsOrchestrator(STATE_MACHINE_ARN, poll_interval_s=0),
         )
-        monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: ports)
+        monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: workflow_ports)
         yield platform
     runtime.get_platform.cache_clear()
 

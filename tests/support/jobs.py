@@ -5,13 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import pytest
+
 from whetstone.core.catalog.base_models import get_base_model
+from whetstone.core.errors import StaleWriteError
 from whetstone.core.estimates import estimate_cost, estimate_memory
 from whetstone.core.job import CostInfo, DatasetInfo, JobRecord, new_job_id
 from whetstone.core.lifecycle import JobStatus
-from whetstone.core.spec import JobSpec, Method
+from whetstone.core.spec import HardwareParams, JobSpec, Method
+from whetstone.ports import JobStore
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+# The statuses of a job that completes, in order.
+HAPPY_PATH = [
+    "pending",
+    "preparing",
+    "building",
+    "deploying",
+    "training",
+    "evaluating",
+    "completed",
+]
 
 
 def make_job(
@@ -22,8 +36,10 @@ def make_job(
     base_model: str = "llama-3.1-8b-instruct",
     status: JobStatus = JobStatus.PENDING,
     idempotency_key: str | None = None,
+    hardware: HardwareParams | None = None,
 ) -> JobRecord:
-    spec = JobSpec(base_model=base_model, method=method)
+    chosen = {} if hardware is None else {"hardware": hardware}
+    spec = JobSpec(base_model=base_model, method=method, **chosen)
     model = get_base_model(base_model)
     estimate = estimate_cost(model, spec, 1000)
     return JobRecord(
@@ -43,6 +59,21 @@ def make_job(
         ),
         idempotency_key=idempotency_key,
     )
+
+
+def assert_the_second_of_two_saves_from_one_version_is_stale(store: JobStore) -> None:
+    """Given a job two writers read at version 0, when both save, then only the first lands."""
+    job = make_job()
+    store.create(job)
+    first_writer, second_writer = store.get(job.job_id), store.get(job.job_id)
+    assert first_writer is not None and second_writer is not None
+
+    store.save(first_writer.with_status(JobStatus.PREPARING), expected_version=0)
+    with pytest.raises(StaleWriteError):
+        store.save(second_writer.with_status(JobStatus.CANCELLED), expected_version=0)
+
+    stored = store.get(job.job_id)
+    assert stored is not None and stored.status is JobStatus.PREPARING and stored.version == 1
 
 
 @dataclass

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.jobs import T0, make_job
 
-from whetstone.adapters.aws.dynamodb_jobs import (
+from whetstone.adapters.aws.dynamodb_requests import (
     FILTERED_READ_SIZE,
     Item,
     chunks,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support.jobs import HAPPY_PATH
 
 from whetstone.core.errors import ConflictError
 from whetstone.core.lifecycle import (
@@ -12,16 +13,6 @@ from whetstone.core.lifecycle import (
     JobStatus,
     check_transition,
 )
-
-HAPPY_PATH = [
-    "pending",
-    "preparing",
-    "building",
-    "deploying",
-    "training",
-    "evaluating",
-    "completed",
-]
 
 
 def test_there_are_the_ten_statuses_of_product_md() -> None:

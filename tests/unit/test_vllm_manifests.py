@@ -12,6 +12,7 @@ from support.apigw import call_api
 from support.aws_workflow import aws_workflow
 from support.jobs import make_job
 from support.kube import FakeKube, condition, container_status, validate
+from support.platform import use_ports
 
 from whetstone.adapters.aws.eks_deployer import EksDeployer
 from whetstone.adapters.aws.kube.client import KubernetesUnavailable
@@ -36,6 +37,7 @@ from whetstone.core.lifecycle import JobStatus
 from whetstone.core.serving import GOLDEN_MAX_TOKENS
 from whetstone.core.serving_hardware import choose_serving_hardware, job_serving_hardware
 from whetstone.core.spec import Method
+from whetstone.runtime import get_platform
 from whetstone.service.deployments import saved_golden_answer
 from whetstone.service.platform import Platform
 
@@ -461,14 +463,14 @@ def completed_job(platform: Platform, method: Method = Method.LORA) -> JobRecord
 
 @pytest.fixture
 def aws_platform(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> Iterator[Platform]:
+    deployer = EksDeployer(
+        lambda: ClusterAccess(api=kube),
+        SETTINGS,
+        expected_golden=lambda job: saved_golden_answer(get_platform(), job),
+    )
     with aws_workflow(monkeypatch, kube) as platform:
         assert isinstance(platform.deployer, EksDeployer)  # what the aws runtime builds
-        platform.deployer = EksDeployer(
-            lambda: ClusterAccess(api=kube),
-            SETTINGS,
-            expected_golden=lambda job: saved_golden_answer(platform, job),
-        )
-        yield platform
+        yield use_ports(monkeypatch, deployer=deployer)
 
 
 def test_given_the_aws_runtime_when_a_job_is_deployed_then_it_becomes_ready_and_can_go(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
 
@@ -9,13 +10,17 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whetstone.api.errors import register_error_handlers
+from whetstone.api.identity import ORG_CLAIM
 from whetstone.api.paths import API_PREFIX
 from whetstone.api.routes import datasets, deployments, jobs, planning
+from whetstone.core.job import JOB_ID_PREFIX
+from whetstone.observability import API_GATEWAY, lambda_entry, log_job
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 DOCS_PATH = "/api/v1/docs"
 TITLE = "Whetstone fine-tuning API"
 VERSION = "1.0.0"
+_JOB_IN_PATH = re.compile(rf"/jobs/({JOB_ID_PREFIX}[0-9a-z]+)")
 
 app = APIGatewayRestResolver(enable_validation=True)
 app.include_router(planning.router, prefix=API_PREFIX)
@@ -39,8 +44,17 @@ def openapi_document() -> dict[str, Any]:
     )
 
 
+@lambda_entry(API_GATEWAY)
 def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, Any]:
     """API Gateway (REST, proxy integration) entry point; `whet serve` passes no context."""
     if event.get("path") == DOCS_PATH:
         _enable_docs()
+    if context is not None:  # whet serve's threads share the logger: no keys there
+        _log_caller_and_job(event)
     return app.resolve(event, context)  # type: ignore[arg-type]
+
+
+def _log_caller_and_job(event: dict[str, Any]) -> None:
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    job = _JOB_IN_PATH.search(event.get("path") or "")
+    log_job(job.group(1) if job else None, (authorizer.get("claims") or {}).get(ORG_CLAIM))

@@ -8,11 +8,32 @@ from whetstone.ports import BlobStore, Deployer, JobStore, LogStore, Orchestrato
 from whetstone.settings import Settings
 
 
-@dataclass
+@dataclass(frozen=True)
 class Platform:
     jobs: JobStore
     logs: LogStore
     blobs: BlobStore
     orchestrator: Orchestrator
     settings: Settings
-    deployer: Deployer | None = None  # None where the runtime serves no models yet
+    deployer: Deployer | None = None  # every runtime has one; tests of the stores need none
+
+
+class PlatformRef:
+    """The platform, for a port built before it that calls back into it (the local runner,
+    the trainer events, the golden answer a deployment checks): bound once, by the factory
+    that builds both."""
+
+    def __init__(self) -> None:
+        self._platform: Platform | None = None
+
+    def bind(self, platform: Platform) -> None:
+        """Set the platform; a second bind is a wiring bug and raises."""
+        if self._platform is not None:
+            raise RuntimeError("the platform is already bound")
+        self._platform = platform
+
+    def get(self) -> Platform:
+        """The bound platform; before the bind, a wiring bug that raises."""
+        if self._platform is None:
+            raise RuntimeError("the platform is used before it is built")
+        return self._platform

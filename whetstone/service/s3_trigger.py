@@ -125,5 +125,5 @@ def ingest_drop(platform: Platform, key: str, etag: str = "") -> JobRecord | Non
         logger.info("bad drop", key=key, code=error.code)
         return None
     _report(platform, drop.stem + ACCEPTED_SUFFIX, {"job_id": job.job_id})
-    logger.info("job created from a drop", key=key, job_id=job.job_id)
+    logger.info("job created from a drop", key=key, job_id=job.job_id, org_id=job.org_id)
     return job

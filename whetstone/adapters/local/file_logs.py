@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from whetstone.core.errors import InvalidInputError
+from whetstone.adapters.local.cursors import decode_cursor, encode_cursor
 from whetstone.core.job import LogEntry, LogSource, level_at_least
 from whetstone.core.logs import LogQuery
 
 SOURCES: tuple[LogSource, ...] = ("build", "deployment", "training")
 
 
-def _decode_cursor(cursor: str) -> dict[str, int]:
-    try:
-        offsets = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return {str(k): int(v) for k, v in offsets.items()}
-    except (ValueError, TypeError, AttributeError) as error:
-        raise InvalidInputError(
-            "next_token is not one this API returned; start again without it",
-            code="invalid_cursor",
-        ) from error
+def _offsets(value: dict[str, int]) -> dict[str, int]:
+    return {str(k): int(v) for k, v in value.items()}
 
 
 class FileLogStore:
@@ -59,7 +50,7 @@ class FileLogStore:
                     yield number, LogEntry.model_validate_json(line)
 
     def query(self, job_id: str, query: LogQuery) -> tuple[list[LogEntry], str | None]:
-        offsets = _decode_cursor(query.cursor) if query.cursor else {}
+        offsets = decode_cursor(query.cursor, _offsets) if query.cursor else {}
         sources = (query.source,) if query.source else SOURCES
         candidates: list[tuple[datetime, LogSource, int, LogEntry]] = []
         for name in sources:
@@ -73,7 +64,7 @@ class FileLogStore:
         page: list[LogEntry] = []
         for _, name, number, entry in candidates:
             if len(page) == query.limit:
-                return page, base64.urlsafe_b64encode(json.dumps(offsets).encode()).decode()
+                return page, encode_cursor(offsets)
             offsets[name] = number + 1
             if level_at_least(entry.level, query.min_level):
                 page.append(entry)

@@ -20,7 +20,7 @@ from whetstone.core.plan import EventSinkSettings
 from whetstone.observability import logger
 from whetstone.ports import Compute, ImageBuilder
 from whetstone.service import workflow
-from whetstone.service.platform import Platform
+from whetstone.service.platform import Platform, PlatformRef
 
 LOCAL_IMAGE_TAG = "local"
 
@@ -36,19 +36,23 @@ class LocalRunner:
 
     def __init__(
         self,
-        platform: Platform,
+        platform: PlatformRef,
         compute: Compute,
         images: ImageBuilder,
         *,
         concurrency: int = 1,
         poll_interval_s: float = 1.0,
     ) -> None:
-        self._platform = platform
+        self._platform_ref = platform
         self._compute = compute
         self._images = images
         self._poll_interval_s = poll_interval_s
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="whetstone-job")
         self._wake = threading.Event()
+
+    @property
+    def _platform(self) -> Platform:
+        return self._platform_ref.get()
 
     def start(self, job: JobRecord) -> None:
         self._pool.submit(self._run, job.job_id, _Resume.FROM_START)

@@ -7,8 +7,6 @@ record write is conditional on the version it read (`UPDATE ... WHERE version = 
 
 from __future__ import annotations
 
-import base64
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -16,7 +14,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from whetstone.core.errors import ConflictError, InvalidInputError, StaleWriteError
+from whetstone.adapters.local.cursors import decode_cursor, encode_cursor
+from whetstone.core.errors import ConflictError, StaleWriteError
 from whetstone.core.job import JobFilter, JobRecord, MetricPoint
 from whetstone.core.lifecycle import TERMINAL_STATUSES
 
@@ -51,19 +50,9 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _encode_cursor(created_at: str, job_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created_at, job_id]).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[str, str]:
-    try:
-        created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(created_at), str(job_id)
-    except (ValueError, TypeError) as error:
-        raise InvalidInputError(
-            "next_token is not one this API returned; start again without it",
-            code="invalid_cursor",
-        ) from error
+def _created_and_id(value: list[str]) -> tuple[str, str]:
+    created_at, job_id = value
+    return str(created_at), str(job_id)
 
 
 class SQLiteJobStore:
@@ -161,7 +150,7 @@ class SQLiteJobStore:
             params.append(_timestamp(filters.created_before))
         if cursor is not None:
             clauses.append("(created_at, job_id) < (?, ?)")
-            params.extend(_decode_cursor(cursor))
+            params.extend(decode_cursor(cursor, _created_and_id))
         rows = (
             self._connection()
             .execute(
@@ -173,7 +162,7 @@ class SQLiteJobStore:
         )
         jobs = [JobRecord.model_validate_json(row[0]) for row in rows[:limit]]
         next_cursor = (
-            _encode_cursor(rows[limit - 1][1], rows[limit - 1][2]) if len(rows) > limit else None
+            encode_cursor([rows[limit - 1][1], rows[limit - 1][2]]) if len(rows) > limit else None
         )
         return jobs, next_cursor
 

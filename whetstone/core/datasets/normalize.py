@@ -4,16 +4,30 @@ Each normalizer takes a record (a dict from a JSON line, a CSV row or a Parquet
 row) and returns a `Normalized`: the example as the JSON object the trainer reads
 (`records.Example`'s shape) and a rendering of its text used for duplicate
 detection and token counting. A record that cannot be normalized raises
-`RecordError` naming the code and the field. This is the hot path of the
-validator: plain dicts and tuples, no pydantic objects per record.
+`RecordError` (record_fields.py) naming the code and the field. This is the hot
+path of the validator: plain dicts and tuples, no pydantic objects per record.
+
+Each format has a fast path, plain checks of the common shape without copying that
+answer None for anything else, and a careful path that names the fault. They must
+agree wherever the fast path answers: tests/unit/datasets/test_normalize_paths.py
+checks it over generated records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, NoReturn, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from whetstone.core.datasets.options import ColumnMapping
+from whetstone.core.datasets.record_fields import (
+    RecordError,
+    checked_turns,
+    content_field,
+    label_field,
+    text_field,
+    type_name,
+    weight_field,
+)
 from whetstone.core.datasets.records import ExampleKind
 from whetstone.core.datasets.report import IssueCode
 from whetstone.core.spec import DatasetFormat
@@ -56,16 +70,6 @@ class Normalized(NamedTuple):
     label: str | None = None
 
 
-class RecordError(Exception):
-    """A record that cannot be normalized: a stable code, a fix, the field at fault."""
-
-    def __init__(self, code: IssueCode, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-
-
 def detect_record_format(record: Mapping[str, Any]) -> DatasetFormat | None:
     """The JSON-lines format a record's keys belong to, or None."""
     if "messages" in record:
@@ -77,67 +81,6 @@ def detect_record_format(record: Mapping[str, Any]) -> DatasetFormat | None:
     if not GENERIC_KEYS.isdisjoint(record):
         return DatasetFormat.JSONL
     return None
-
-
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _text(record: Mapping[str, Any], key: str, path: str, *, optional: bool = False) -> str:
-    value = record.get(key)
-    if value is None:
-        if optional:
-            return ""
-        if key in record:
-            raise RecordError(IssueCode.EMPTY_FIELD, f"'{path}' is null; give it a text", path)
-        raise RecordError(IssueCode.MISSING_FIELD, f"'{path}' is missing; add it", path)
-    if type(value) is not str:
-        raise RecordError(
-            IssueCode.WRONG_TYPE, f"'{path}' must be a string, not {_type_name(value)}", path
-        )
-    if not optional and (not value or value.isspace()):
-        raise RecordError(IssueCode.EMPTY_FIELD, f"'{path}' is empty; give it a text", path)
-    return value
-
-
-def _content(value: Any, path: str) -> str:
-    """A message content: a string, or OpenAI's list of text parts."""
-    if type(value) is str:
-        if not value or value.isspace():
-            raise RecordError(IssueCode.EMPTY_FIELD, f"'{path}' is empty; give it a text", path)
-        return value
-    if value is None:
-        raise RecordError(IssueCode.MISSING_FIELD, f"'{path}' is missing; add it", path)
-    if isinstance(value, list):
-        texts = []
-        for i, part in enumerate(value):
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise RecordError(
-                    IssueCode.WRONG_TYPE,
-                    f"'{path}[{i}]' is not a text part; only {{'type': 'text', 'text': ...}} "
-                    "parts can be trained on",
-                    f"{path}[{i}]",
-                )
-            texts.append(_text(part, "text", f"{path}[{i}].text"))
-        if texts:
-            return "".join(texts)
-        raise RecordError(IssueCode.EMPTY_FIELD, f"'{path}' is empty; give it a text", path)
-    raise RecordError(
-        IssueCode.WRONG_TYPE, f"'{path}' must be a string, not {_type_name(value)}", path
-    )
-
-
-def _list(record: Mapping[str, Any], key: str) -> list[Any]:
-    value = record.get(key)
-    if value is None:
-        raise RecordError(IssueCode.MISSING_FIELD, f"'{key}' is missing; add it", key)
-    if not isinstance(value, list):
-        raise RecordError(
-            IssueCode.WRONG_TYPE, f"'{key}' must be a list, not {_type_name(value)}", key
-        )
-    if not value:
-        raise RecordError(IssueCode.EMPTY_FIELD, f"'{key}' is empty; add the turns", key)
-    return value
 
 
 def _finish_chat(turns: list[dict[str, Any]], key: str, role_key: str) -> Normalized:
@@ -158,6 +101,13 @@ def _finish_chat(turns: list[dict[str, Any]], key: str, role_key: str) -> Normal
 
 
 _CANONICAL_ROLES = frozenset(("system", "user", "assistant"))
+
+
+def _answered(last_role: str, turns: list[dict[str, Any]], parts: list[str]) -> Normalized | None:
+    """A fast path's chat, when the assistant has the last turn."""
+    if last_role != "assistant":
+        return None
+    return Normalized(CHAT, {"kind": "chat", "messages": turns}, "\n".join(parts))
 
 
 def _fast_openai(messages: Any) -> Normalized | None:
@@ -191,37 +141,22 @@ def _fast_openai(messages: Any) -> Normalized | None:
             parts.append(content)
     except (KeyError, TypeError):
         return None
-    if role != "assistant":
-        return None
-    return Normalized(CHAT, {"kind": "chat", "messages": messages}, "\n".join(parts))
+    return _answered(role, messages, parts)
 
 
 def normalize_openai(record: Mapping[str, Any], columns: ColumnMapping) -> Normalized:
-    fast = _fast_openai(record.get("messages"))
-    if fast is not None:
-        return fast
-    messages = _list(record, "messages")
+    return _fast_openai(record.get("messages")) or _careful_openai(record)
+
+
+def _careful_openai(record: Mapping[str, Any]) -> Normalized:
     turns: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            path = f"messages[{i}]"
-            raise RecordError(
-                IssueCode.WRONG_TYPE,
-                f"'{path}' must be an object with role and content, not {_type_name(message)}",
-                path,
-            )
-        raw_role = message.get("role")
-        role = OPENAI_ROLES.get(raw_role) if type(raw_role) is str else None
-        if role is None:
-            _bad_role(raw_role, f"messages[{i}].role", OPENAI_ROLES)
-        if role == "system" and i:
-            _misplaced_system(f"messages[{i}].role")
+    for i, message, role in checked_turns(record, "messages", "content", OPENAI_ROLES, turns):
         turn: dict[str, Any] = {
             "role": role,
-            "content": _content(message.get("content"), f"messages[{i}].content"),
+            "content": content_field(message.get("content"), f"messages[{i}].content"),
         }
         if "weight" in message:
-            turn["weight"] = _weight(message["weight"], role, f"messages[{i}].weight")
+            turn["weight"] = weight_field(message["weight"], role, f"messages[{i}].weight")
         turns.append(turn)
     return _finish_chat(turns, "messages", "role")
 
@@ -230,13 +165,12 @@ def _fast_sharegpt(conversations: Any, system: Any) -> Normalized | None:
     if type(conversations) is not list or not conversations:
         return None
     turns: list[dict[str, Any]] = []
-    parts = []
+    parts: list[str] = []
     if system is not None:
         if type(system) is not str or not system or system.isspace():
             return None
         turns.append({"role": "system", "content": system})
-        parts.append("system")
-        parts.append(system)
+        parts += ("system", system)
     roles = SHAREGPT_ROLES
     try:
         for message in conversations:
@@ -250,40 +184,25 @@ def _fast_sharegpt(conversations: Any, system: Any) -> Normalized | None:
             ):
                 return None
             turns.append({"role": role, "content": content})
-            parts.append(role)
-            parts.append(content)
+            parts += (role, content)
     except (KeyError, TypeError):
         return None
-    if role != "assistant":
-        return None
-    return Normalized(CHAT, {"kind": "chat", "messages": turns}, "\n".join(parts))
+    return _answered(role, turns, parts)
 
 
 def normalize_sharegpt(record: Mapping[str, Any], columns: ColumnMapping) -> Normalized:
     fast = _fast_sharegpt(record.get("conversations"), record.get("system"))
-    if fast is not None:
-        return fast
-    conversations = _list(record, "conversations")
+    return fast or _careful_sharegpt(record)
+
+
+def _careful_sharegpt(record: Mapping[str, Any]) -> Normalized:
     turns: list[dict[str, Any]] = []
-    system = record.get("system")
-    if system is not None:
-        turns.append({"role": "system", "content": _text(record, "system", "system")})
-    for i, message in enumerate(conversations):
-        if not isinstance(message, dict):
-            path = f"conversations[{i}]"
-            raise RecordError(
-                IssueCode.WRONG_TYPE,
-                f"'{path}' must be an object with from and value, not {_type_name(message)}",
-                path,
-            )
-        raw_role = message.get("from")
-        role = SHAREGPT_ROLES.get(raw_role) if type(raw_role) is str else None
-        if role is None:
-            _bad_role(raw_role, f"conversations[{i}].from", SHAREGPT_ROLES)
-        if role == "system" and turns:
-            _misplaced_system(f"conversations[{i}].from")
+    if record.get("system") is not None:
+        turns.append({"role": "system", "content": text_field(record, "system", "system")})
+    checked = checked_turns(record, "conversations", "value", SHAREGPT_ROLES, turns)
+    for i, message, role in checked:
         turns.append(
-            {"role": role, "content": _text(message, "value", f"conversations[{i}].value")}
+            {"role": role, "content": text_field(message, "value", f"conversations[{i}].value")}
         )
     return _finish_chat(turns, "conversations", "from")
 
@@ -309,7 +228,7 @@ def _fast_alpaca(record: Mapping[str, Any]) -> Normalized | None:
     if system is not None:
         turns.append({"role": "system", "content": system})
         parts += ("system", system)
-    if history:
+    if history is not None:
         if type(history) is not list:
             return None
         for pair in history:
@@ -329,22 +248,23 @@ def _fast_alpaca(record: Mapping[str, Any]) -> Normalized | None:
 
 
 def normalize_alpaca(record: Mapping[str, Any], columns: ColumnMapping) -> Normalized:
-    fast = _fast_alpaca(record)
-    if fast is not None:
-        return fast
-    instruction = _text(record, "instruction", "instruction")
-    extra = _text(record, "input", "input", optional=True)
-    output = _text(record, "output", "output")
+    return _fast_alpaca(record) or _careful_alpaca(record)
+
+
+def _careful_alpaca(record: Mapping[str, Any]) -> Normalized:
+    instruction = text_field(record, "instruction", "instruction")
+    extra = text_field(record, "input", "input", optional=True)
+    output = text_field(record, "output", "output")
     turns: list[dict[str, Any]] = []
     if record.get("system") is not None:
-        turns.append({"role": "system", "content": _text(record, "system", "system")})
+        turns.append({"role": "system", "content": text_field(record, "system", "system")})
     history = record.get("history")
     if history is not None:
         if not isinstance(history, list):
             raise RecordError(
                 IssueCode.WRONG_TYPE,
                 f"'history' must be a list of [instruction, response] pairs, "
-                f"not {_type_name(history)}",
+                f"not {type_name(history)}",
                 "history",
             )
         for i, pair in enumerate(history):
@@ -366,25 +286,6 @@ def normalize_alpaca(record: Mapping[str, Any], columns: ColumnMapping) -> Norma
     return _finish_chat(turns, "messages", "role")
 
 
-def _label(record: Mapping[str, Any], key: str) -> str:
-    value = record.get(key)
-    if value is None:
-        if key in record:
-            raise RecordError(IssueCode.EMPTY_FIELD, f"'{key}' is null; give the class", key)
-        raise RecordError(IssueCode.MISSING_FIELD, f"'{key}' is missing; add the class", key)
-    if type(value) is str:
-        if not value.strip():
-            raise RecordError(IssueCode.EMPTY_FIELD, f"'{key}' is empty; give the class", key)
-        return value
-    if type(value) is int or type(value) is bool:
-        return str(value).lower() if type(value) is bool else str(value)
-    raise RecordError(
-        IssueCode.WRONG_TYPE,
-        f"'{key}' must be a string or an integer, not {_type_name(value)}",
-        key,
-    )
-
-
 def _fast_generic(record: Mapping[str, Any]) -> Normalized | None:
     """The usual shapes, {text}, {text, label: str}, {prompt, completion}, {input, output}."""
     text = record.get("text")
@@ -404,8 +305,8 @@ def _fast_generic(record: Mapping[str, Any]) -> Normalized | None:
             text + "\n" + label,
             label,
         )
-    if "prompt" in record:
-        prompt, completion = record["prompt"], record.get("completion")
+    if "prompt" in record or "completion" in record:  # the first pair named wins
+        prompt, completion = record.get("prompt"), record.get("completion")
     else:
         prompt, completion = record.get("input"), record.get("output")
     if not (_nonblank(prompt) and _nonblank(completion)) or not TEXT_KEYS_SET.isdisjoint(record):
@@ -419,19 +320,20 @@ def _fast_generic(record: Mapping[str, Any]) -> Normalized | None:
 
 def normalize_generic(record: Mapping[str, Any], columns: ColumnMapping) -> Normalized:
     """text, text+label, or a prompt/completion pair, by mapping or by key names."""
-    if columns.is_empty():
-        fast = _fast_generic(record)
-        if fast is not None:
-            return fast
+    fast = _fast_generic(record) if columns.is_empty() else None
+    return fast or _careful_generic(record, columns)
+
+
+def _careful_generic(record: Mapping[str, Any], columns: ColumnMapping) -> Normalized:
     if columns.prompt or columns.completion:
         return _pair(record, columns.prompt or "prompt", columns.completion or "completion")
     text_key = columns.text or next((k for k in TEXT_KEYS if k in record), None)
     label_key = columns.label or next((k for k in LABEL_KEYS if k in record), None)
     if text_key is not None:
-        text = _text(record, text_key, text_key)
+        text = text_field(record, text_key, text_key)
         if label_key is None:
             return Normalized(TEXT, {"kind": "text", "text": text}, text)
-        label = _label(record, label_key)
+        label = label_field(record, label_key)
         return Normalized(
             CLASSIFICATION,
             {"kind": "classification", "text": text, "label": label},
@@ -455,46 +357,13 @@ def normalize_generic(record: Mapping[str, Any], columns: ColumnMapping) -> Norm
 
 
 def _pair(record: Mapping[str, Any], prompt_key: str, completion_key: str) -> Normalized:
-    prompt = _text(record, prompt_key, prompt_key)
-    completion = _text(record, completion_key, completion_key)
+    prompt = text_field(record, prompt_key, prompt_key)
+    completion = text_field(record, completion_key, completion_key)
     return Normalized(
         COMPLETION,
         {"kind": "completion", "prompt": prompt, "completion": completion},
         prompt + "\n" + completion,
     )
-
-
-def _bad_role(raw: Any, path: str, known: Mapping[str, str]) -> NoReturn:
-    names = ", ".join(sorted(known))
-    if raw is None:
-        raise RecordError(IssueCode.MISSING_FIELD, f"'{path}' is missing; use one of {names}", path)
-    if type(raw) is not str:
-        raise RecordError(
-            IssueCode.WRONG_TYPE, f"'{path}' must be a string, not {_type_name(raw)}", path
-        )
-    raise RecordError(IssueCode.UNKNOWN_ROLE, f"role {raw!r} is unknown; use one of {names}", path)
-
-
-def _misplaced_system(path: str) -> NoReturn:
-    raise RecordError(
-        IssueCode.MISPLACED_SYSTEM,
-        "a system turn may only open the conversation; move it first or make it a user turn",
-        path,
-    )
-
-
-def _weight(value: Any, role: str, path: str) -> float:
-    if role != "assistant":
-        raise RecordError(
-            IssueCode.INVALID_WEIGHT,
-            f"'weight' applies to assistant turns only; remove it from this {role} turn",
-            path,
-        )
-    if type(value) not in (int, float) or value not in (0, 1):
-        raise RecordError(
-            IssueCode.INVALID_WEIGHT, f"'weight' is {value!r}; use 0 (skip) or 1 (train)", path
-        )
-    return float(value)
 
 
 Normalizer = Callable[[Mapping[str, Any], ColumnMapping], Normalized]

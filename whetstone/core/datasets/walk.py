@@ -13,7 +13,6 @@ from whetstone.core.datasets.normalize import (
     NORMALIZERS,
     Normalized,
     Normalizer,
-    RecordError,
     detect_record_format,
     normalize_generic,
 )
@@ -24,6 +23,7 @@ from whetstone.core.datasets.readers import (
     Reader,
     open_reader,
 )
+from whetstone.core.datasets.record_fields import RecordError
 from whetstone.core.datasets.records import ExampleKind
 from whetstone.core.datasets.report import Issue, IssueCode
 from whetstone.core.spec import DatasetFormat
