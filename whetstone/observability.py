@@ -38,7 +38,10 @@ def lambda_entry(correlation_id_path: str) -> Callable[[Handler], Handler]:
         @functools.wraps(handler)
         def entry(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             if context is None:
-                return handler(event, context)
+                try:
+                    return handler(event, context)
+                finally:  # nothing clears the shared logger's keys for the next caller
+                    logger.remove_keys(["job_id", "org_id"])
             result: dict[str, Any] = injected(event, context)
             return result
 

@@ -10,9 +10,9 @@ workflow (docs/workflow.md, "Wiring").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from whetstone.service.platform import Platform, PlatformRef
 from whetstone.settings import Settings, get_settings
@@ -33,14 +33,16 @@ class MissingSettingError(RuntimeError):
         self.variable = variable
 
 
-def build_platform(settings: Settings) -> Platform:
-    """The platform of the runtime `settings` names."""
+def build_platform(settings: Settings, **ports: Any) -> Platform:
+    """The platform of the runtime `settings` names; `ports` (e.g. orchestrator=...) take the
+    place of the runtime's own, for tests and embedders, before the ports that call back
+    into the platform are bound to it."""
     if settings.runtime == "aws":
-        return build_aws_platform(settings)
-    return build_local_platform(settings)
+        return build_aws_platform(settings, **ports)
+    return build_local_platform(settings, **ports)
 
 
-def build_local_platform(settings: Settings) -> Platform:
+def build_local_platform(settings: Settings, **ports: Any) -> Platform:
     """SQLite, folders, one trainer subprocess per job and a local model server."""
     from whetstone.adapters.local.file_logs import FileLogStore
     from whetstone.adapters.local.folder_blobs import FolderBlobStore
@@ -72,11 +74,12 @@ def build_local_platform(settings: Settings) -> Platform:
             home / "run" / "deployments", ready_timeout_s=settings.deploy_ready_timeout_s
         ),
     )
+    platform = replace(platform, **ports)
     ref.bind(platform)
     return platform
 
 
-def build_aws_platform(settings: Settings) -> Platform:
+def build_aws_platform(settings: Settings, **ports: Any) -> Platform:
     """DynamoDB, S3, CloudWatch Logs, Step Functions and vLLM on EKS. Without the state
     machine's ARN it raises MissingSettingError: no job could ever leave pending."""
     from whetstone.adapters.aws.cloudwatch_logs import CloudWatchLogStore
@@ -93,6 +96,7 @@ def build_aws_platform(settings: Settings) -> Platform:
         settings=settings,
         deployer=_eks_deployer(settings, ref),
     )
+    platform = replace(platform, **ports)
     ref.bind(platform)
     return platform
 

@@ -157,6 +157,18 @@ def test_an_upload_id_without_data_is_refused() -> None:
     assert response.status == 422 and response.body["code"] == "upload_missing"
 
 
+def test_a_source_shaped_like_an_upload_but_not_one_is_refused() -> None:
+    # Given a source that starts like an upload id but walks out of it
+    response = call_api(
+        "POST",
+        f"{API}/jobs/json",
+        json_body={"spec": spec(dataset={"source": "upload-x/../../jobs/other/data"})},
+    )
+
+    # Then no key is built from it
+    assert response.status == 404 and response.body["code"] == "upload_not_found"
+
+
 def test_an_idempotency_key_returns_the_same_job(orchestrator: RecordingOrchestrator) -> None:
     first = create(headers={"Idempotency-Key": "abc-123"})
     again = create(headers={"Idempotency-Key": "abc-123"})

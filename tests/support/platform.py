@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
@@ -13,13 +12,14 @@ from whetstone.service.platform import Platform
 
 def use_ports(monkeypatch: pytest.MonkeyPatch, **ports: Any) -> Platform:
     """From now on in this test, `get_platform()` is the configured runtime's platform with
-    `ports` (e.g. orchestrator=..., deployer=...) in place of its own; the stores are the
-    same, so what a test stored before stays visible."""
+    `ports` (e.g. orchestrator=..., deployer=...) in place of its own, also for the ports
+    that call back into it; the stores are the same, so what a test stored before stays
+    visible."""
     build = runtime.build_platform
     monkeypatch.setattr(
         runtime,
         "build_platform",
-        lambda settings: dataclasses.replace(build(settings), **ports),
+        lambda settings, **more: build(settings, **{**ports, **more}),
     )
     runtime.get_platform.cache_clear()
     return runtime.get_platform()

@@ -106,6 +106,12 @@ def test_a_dataset_sent_with_a_job_lies_apart_under_a_safe_name() -> None:
     assert LAYOUT.dataset("") == "datasets/acme/ftjob-1/dataset"
 
 
+@pytest.mark.parametrize("name", [".", "..", "..."])
+def test_a_dataset_name_that_would_be_a_path_step_is_replaced(name: str) -> None:
+    # Given a file name made of dots only, When it becomes a key, Then it is no path step
+    assert LAYOUT.dataset(name) == "datasets/acme/ftjob-1/dataset"
+
+
 def test_an_upload_keeps_its_bytes_in_one_key_under_its_folder() -> None:
     upload = UploadLayout("acme", "upload-abc")
 

@@ -152,8 +152,10 @@ class JobLayout:
         return f"{DATASETS_ROOT}{self.org_id}/{self.job_id}/"
 
     def dataset(self, filename: str) -> str:
-        """Where a dataset sent with the job is kept, under a file name safe as a key."""
-        return self.datasets + (_UNSAFE_FILENAME.sub("_", filename) or "dataset")
+        """Where a dataset sent with the job is kept, under a file name safe as a key (never
+        empty, never a '.' or '..' that a folder store would read as a path step)."""
+        safe = _UNSAFE_FILENAME.sub("_", filename)
+        return self.datasets + (safe if safe.strip(".") else "dataset")
 
 
 @dataclass(frozen=True)

@@ -45,18 +45,18 @@ class ArtifactKind(StrEnum):
 
 
 class DownloadLink(DeferredModel):
-    url: Annotated[str | None, Field(description="Presigned URL (aws).")] = None
+    """Where one archive of a job lies, and a presigned URL to it where the store has them."""
+
+    url: Annotated[str | None, Field(description="Presigned URL (aws); None in a folder store.")]
     key: Annotated[str, Field(description="Storage key of the artifact archive.")]
     expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
     size_bytes: Annotated[int, Field(description="Size of the archive.")]
     artifact: Annotated[
         ArtifactKind,
         Field(description="What the archive holds: model, adapter, merged, checkpoint."),
-    ] = ArtifactKind.MODEL
-    step: Annotated[int | None, Field(description="The checkpoint's step (checkpoint only).")] = (
-        None
-    )
-    filename: Annotated[str, Field(description="A file name for the archive.")] = "model.tar.gz"
+    ]
+    step: Annotated[int | None, Field(description="The checkpoint's step (checkpoint only).")]
+    filename: Annotated[str, Field(description="A file name for the archive.")]
 
 
 # -- archiving the trainer's output ------------------------------------------------------

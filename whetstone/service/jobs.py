@@ -39,7 +39,7 @@ from whetstone.service.datasets import check_from_params, require_valid_dataset
 from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
-from whetstone.service.uploads import UPLOAD_ID_PREFIX
+from whetstone.service.uploads import UPLOAD_ID_PREFIX, require_upload_id
 
 
 class NewJob(DeferredModel):
@@ -122,6 +122,7 @@ def create_job(
         platform.blobs.put(blob_key, dataset)
         source = platform.blobs.uri(blob_key)
     elif spec.dataset.source and spec.dataset.source.startswith(UPLOAD_ID_PREFIX):
+        require_upload_id(spec.dataset.source)
         blob_key = UploadLayout(caller.org_id, spec.dataset.source).data
         if not platform.blobs.exists(blob_key):
             raise InvalidInputError(

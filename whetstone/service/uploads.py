@@ -9,7 +9,7 @@ from pydantic import Field
 
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import NotFoundError
-from whetstone.core.job import Caller, new_job_id
+from whetstone.core.job import JOB_ID_PREFIX, Caller, new_job_id
 from whetstone.core.layout import UploadLayout
 from whetstone.service.platform import Platform
 
@@ -23,14 +23,15 @@ class UploadSlot(DeferredModel):
 
     upload_id: Annotated[str, Field(description="Name it as dataset.source in jobs/json.")]
     url: Annotated[
-        str | None, Field(description="Presigned PUT URL (aws); null: PUT to `path` instead.")
+        str | None,
+        Field(description="Presigned PUT URL (aws); null: PUT to the API's path."),
     ]
     expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
 
 
 def create_upload(platform: Platform, caller: Caller) -> UploadSlot:
     """A new upload id and, where the store can, a presigned URL to PUT the bytes to."""
-    upload_id = UPLOAD_ID_PREFIX + new_job_id().removeprefix("ftjob-")
+    upload_id = UPLOAD_ID_PREFIX + new_job_id().removeprefix(JOB_ID_PREFIX)
     return UploadSlot(
         upload_id=upload_id,
         url=platform.blobs.presign_put(
@@ -40,8 +41,17 @@ def create_upload(platform: Platform, caller: Caller) -> UploadSlot:
     )
 
 
-def put_upload(platform: Platform, caller: Caller, upload_id: str, data: bytes) -> int:
-    if not _UPLOAD_ID.fullmatch(upload_id):
+def is_upload_id(name: str) -> bool:
+    """Whether `name` has the shape of an id create_upload hands out."""
+    return _UPLOAD_ID.fullmatch(name) is not None
+
+
+def require_upload_id(upload_id: str) -> None:
+    if not is_upload_id(upload_id):
         raise NotFoundError(f"no upload {upload_id!r}", code="upload_not_found")
+
+
+def put_upload(platform: Platform, caller: Caller, upload_id: str, data: bytes) -> int:
+    require_upload_id(upload_id)
     platform.blobs.put(UploadLayout(caller.org_id, upload_id).data, data)
     return len(data)

@@ -51,9 +51,12 @@ class WorkflowError(WhetstoneError):
 
     # Each failure is a name, a code and a step: given in the class line, so the list below
     # reads as the table it is.
-    def __init_subclass__(cls, *, code: str, step: str | None = None, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, *, code: str | None = None, step: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init_subclass__(**kwargs)
-        cls.code = code
+        if code is not None:
+            cls.code = code
         if step is not None:
             cls.step = step
 
@@ -303,7 +306,7 @@ def fail(
     log(platform, job_id, "deployment", "job failed", code=code, step=step, error=True)
 
     def failed(current: JobRecord) -> JobRecord:
-        if current.status is JobStatus.STOPPING:
+        if current.is_stop_requested:
             return current.with_status(JobStatus.CANCELLED, "stopped")
         error = current.error or JobError(code=code, message=message, step=step)
         moved = current.with_status(JobStatus.FAILED, message)

@@ -3,6 +3,7 @@ careful path (which names the fault) on every record the fast path accepts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -121,6 +122,10 @@ def agree(
             message = f"the fast path accepts what the careful one refuses: {error}"
             raise AssertionError(message) from error
         assert quick == thorough
+        same_json = json.dumps(quick.example, sort_keys=True) == json.dumps(
+            thorough.example, sort_keys=True
+        )
+        assert same_json  # `==` holds 1 and 1.0 for equal; the JSON the trainer reads does not
 
     return check
 

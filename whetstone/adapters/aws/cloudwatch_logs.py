@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, get_args
 import boto3
 from pydantic import ValidationError
 
+from whetstone.core.batches import split_batches
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.job import LogEntry, LogSource, level_at_least
 from whetstone.core.logs import LogQuery
@@ -90,28 +91,21 @@ def event_message(entry: LogEntry) -> str:
 
 
 def put_batches(entries: Sequence[LogEntry]) -> list[list[InputLogEventTypeDef]]:
-    """The events of one stream, oldest first, split into PutLogEvents batches."""
-    batches: list[list[InputLogEventTypeDef]] = []
-    batch: list[InputLogEventTypeDef] = []
-    size = 0
-    for entry in sorted(entries, key=lambda entry: _utc(entry.time)):
-        event: InputLogEventTypeDef = {
-            "timestamp": to_millis(entry.time),
-            "message": event_message(entry),
-        }
-        event_bytes = len(event["message"].encode()) + EVENT_OVERHEAD_BYTES
-        if batch and (
-            len(batch) == MAX_BATCH_EVENTS
-            or size + event_bytes > MAX_BATCH_BYTES
-            or event["timestamp"] - batch[0]["timestamp"] > MAX_BATCH_SPAN_MS
-        ):
-            batches.append(batch)
-            batch, size = [], 0
-        batch.append(event)
-        size += event_bytes
-    if batch:
-        batches.append(batch)
-    return batches
+    """The events of one stream, oldest first, split into PutLogEvents batches (a batch may
+    span at most MAX_BATCH_SPAN_MS)."""
+    events: list[InputLogEventTypeDef] = [
+        {"timestamp": to_millis(entry.time), "message": event_message(entry)}
+        for entry in sorted(entries, key=lambda entry: _utc(entry.time))
+    ]
+    return split_batches(
+        events,
+        size=lambda event: len(event["message"].encode()) + EVENT_OVERHEAD_BYTES,
+        max_count=MAX_BATCH_EVENTS,
+        max_bytes=MAX_BATCH_BYTES,
+        must_split=lambda batch, event: (
+            event["timestamp"] - batch[0]["timestamp"] > MAX_BATCH_SPAN_MS
+        ),
+    )
 
 
 def filter_request(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 class DynamoDBJobStore:
-    """JobStore on one DynamoDB table (see the module docstring for its layout)."""
+    """JobStore on one DynamoDB table (its layout: dynamodb_requests.py's docstring)."""
 
     def __init__(
         self,

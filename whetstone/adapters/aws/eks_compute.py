@@ -28,7 +28,7 @@ from whetstone.adapters.aws.kube.workload_identity import ClusterAccess, PodIden
 from whetstone.core.job import JobRecord
 from whetstone.ports import ComputeStatus, LogStore
 
-# The runtime builds the compute from these, as it did when they lived here.
+# Re-exported: runtime.py builds the compute from these.
 __all__ = ["EksCompute", "JobSettings", "KubernetesApi", "PodIdentity"]
 
 

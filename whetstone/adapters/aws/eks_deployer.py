@@ -41,7 +41,7 @@ from whetstone.core.serving import (
 from whetstone.core.serving_hardware import job_serving_hardware
 from whetstone.observability import logger
 
-# The runtime builds the deployer from these, as it did when they lived here.
+# Re-exported: runtime.py builds the deployer from these.
 __all__ = ["ClusterAccess", "EksDeployer", "ServingSettings", "connect_to_cluster"]
 
 

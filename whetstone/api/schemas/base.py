@@ -5,7 +5,7 @@ from __future__ import annotations
 from copy import copy
 from typing import Any, Self
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from pydantic.fields import FieldInfo
 
 from whetstone.core.deferred import DeferredModel
@@ -21,7 +21,10 @@ def field_of(model: type[BaseModel], name: str) -> Any:
 class WireModel(DeferredModel):
     """A body the API answers. Its fields are the whole contract: `from_record` reads exactly
     those from a record or a service result (nested wire models alike), so a field added to a
-    record reaches no API user until a wire model names it."""
+    record reaches no API user until a wire model names it. A field with a default is always
+    present in an answer, so the OpenAPI document lists it as required."""
+
+    model_config = ConfigDict(defer_build=True, json_schema_serialization_defaults_required=True)
 
     @classmethod
     def from_record(cls, record: object) -> Self:

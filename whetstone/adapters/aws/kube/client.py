@@ -138,7 +138,9 @@ class KubeClient:
 
     def _call(self, request: Callable[[Any], T], *, answer: tuple[int, T] | None = None) -> T:
         """`request` on a fresh ApiClient, tried again on 429/5xx. `answer` is (status,
-        value): the API answering that status means the value (a read's 404: None)."""
+        value): the API answering that status means the value (a read's 404: None).
+        Every request sent through here must be safe to repeat: reads, deletes, creates
+        (a repeat answers 409, which apply takes as done) and the golden request."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 

@@ -76,7 +76,8 @@ class EksConnection:
 
 class KubernetesApi(KubeClient):
     """The Kubernetes API of an EKS cluster, authenticated with a fresh EKS token per call
-    (a KubeClient over an EksConnection, whose AWS clients tests may inject)."""
+    (a KubeClient over an EksConnection; tests build an EksConnection with their own AWS
+    clients instead)."""
 
     def __init__(self, cluster_name: str, region: str | None = None) -> None:
         import boto3
