@@ -181,6 +181,22 @@ def test_create_json_takes_a_cached_hub_dataset_offline() -> None:
     assert response.status == 201
 
 
+@pytest.mark.parametrize("base_model", [MODEL, "hf://Qwen/Qwen2.5-0.5B-Instruct"])
+def test_create_refuses_a_hub_model_not_cached_offline(
+    orchestrator: RecordingOrchestrator, base_model: str
+) -> None:
+    # Given the hub offline and the model's weights not in the local cache
+    cache_folders(HubRepo("model", "Qwen/Qwen2.5-0.5B-Instruct"))[0].rmdir()
+
+    # When a job names the model
+    response = create(spec(base_model=base_model), dataset())
+
+    # Then the job is refused at once, and none starts
+    assert response.status == 422 and response.body["code"] == "hf_unavailable"
+    assert base_model in response.body["message"]
+    assert orchestrator.started == []
+
+
 def create_json(job_spec: dict[str, Any]) -> ApiResponse:
     return call_api("POST", f"{API}/jobs/json", json_body={"spec": job_spec})
 

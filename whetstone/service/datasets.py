@@ -247,13 +247,15 @@ def _local_source(source: str, settings: Settings) -> Path:
 
 def check_source(source: str, settings: Settings) -> None:
     """Refuse, without reading it, a source that cannot be read here: a local path outside
-    the dataset roots or missing, a malformed hf:// id, or one the hub cannot serve offline.
+    the dataset roots or missing, a malformed hf:// id, or (local runtime) one the hub cannot
+    serve offline.
     s3:// sources are read (and checked) by the preparing step."""
     if source.startswith("s3://"):
         return
     if source.startswith("hf://"):
         dataset_id, _, _ = parse_hf_source(source)
-        require_cached(HubRepo("dataset", dataset_id), source)
+        if settings.runtime == "local":  # elsewhere the preparing step reaches the hub
+            require_cached(HubRepo("dataset", dataset_id), source)
         return
     _local_source(source, settings)
 

@@ -36,7 +36,7 @@ from whetstone.core.lifecycle import ACTIVE_STATUSES, JobStatus, check_transitio
 from whetstone.core.logs import LogQuery
 from whetstone.core.spec import JobSpec
 from whetstone.service.datasets import check_from_params, check_source, require_valid_dataset
-from whetstone.service.models import resolve_base_model
+from whetstone.service.models import require_reachable_model, resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
 from whetstone.service.uploads import UPLOAD_ID_PREFIX
@@ -105,9 +105,10 @@ def create_job(
         if existing is not None:
             return existing
     spec = new.spec
-    model = resolve_base_model(
-        spec.base_model, allow_local_paths=platform.settings.runtime == "local"
-    )
+    local = platform.settings.runtime == "local"
+    model = resolve_base_model(spec.base_model, allow_local_paths=local)
+    if local:  # elsewhere the trainer's own environment reaches the hub, not this one's
+        require_reachable_model(spec.base_model, model)
     fit = check_fit(model, spec)
     if not fit.fits:
         raise InvalidInputError(_does_not_fit_message(fit), code="does_not_fit", details=fit)
