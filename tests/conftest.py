@@ -29,3 +29,14 @@ def _isolated_home(
     get_settings.cache_clear()
     get_platform.cache_clear()
     return home
+
+
+@pytest.fixture(autouse=True)
+def _catalog_models_cached(_isolated_home: Path) -> None:
+    """Every catalog model counts as in the (offline) hub cache, as on a prepared machine;
+    a test of an uncached model removes its folder."""
+    from whetstone.core.catalog.base_models import BASE_MODELS
+    from whetstone.service.hub_cache import HubRepo, cache_folders
+
+    for model in BASE_MODELS:
+        cache_folders(HubRepo("model", model.hf_repo))[0].mkdir(parents=True)

@@ -138,7 +138,8 @@ class WhetstoneClient(Transport):
         gpu_count: int | None = None,
         config: Mapping[str, Any] | None = None,
     ) -> ValidateHardwareResponse:
-        """Whether the model fits the hardware; unset arguments take the server's defaults."""
+        """Whether the model fits the hardware; unset arguments take the config's values, else
+        the server's defaults."""
         body = _planning_body(model_id, method, gpu_type, gpu_count, config)
         return ValidateHardwareResponse.model_validate(
             self.request("POST", "/validate-hardware", json_body=body)

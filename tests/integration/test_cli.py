@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.clients import Result, report_step, start_training, stepping, write_dataset
+from support.model_folder import model_folder
 from support.platform import use_ports
 
 from whetstone.cli.main import main
@@ -109,13 +110,58 @@ def test_estimate_takes_settings_from_a_config_file(
     whet: Callable[..., Result], tmp_path: Path
 ) -> None:
     spec = tmp_path / "spec.json"
-    spec.write_text(json.dumps({"training": {"batch_size": 8}}))
+    spec.write_text(json.dumps({"training": {"batch_size": 2}}))
 
     result = whet("estimate", MODEL, "--examples", "2000", "--epochs", "2", "--config", str(spec))
     raw = whet("estimate", MODEL, "--examples", "2000", "--json")
 
     assert result.code == 0 and "2,000 x 2 epochs" in result.out and "cost:" in result.out
     assert raw.json()["num_examples"] == 2000 and raw.json()["epochs"] == 3
+
+
+def test_estimate_reads_method_epochs_and_gpu_from_the_config_and_flags_win(
+    whet: Callable[..., Result], tmp_path: Path
+) -> None:
+    # Given a QLoRA, 7-epoch, H100 job config
+    spec = tmp_path / "job.yaml"
+    spec.write_text(
+        f"base_model: {MODEL}\nmethod: qlora\ntraining:\n  epochs: 7\n"
+        "hardware:\n  gpu_type: nvidia-h100\n"
+    )
+
+    # When it is estimated as it is, and with flags
+    plain = whet("estimate", MODEL, "--examples", "100", "--config", str(spec), "--json")
+    flagged = whet(
+        "estimate", MODEL, "--examples", "100", "--config", str(spec), "--epochs", "2", "--json"
+    )
+    checked = whet("validate-hardware", MODEL, "--config", str(spec), "--method", "lora", "--json")
+
+    # Then the config's settings count, and the flags override them
+    assert (plain.json()["method"], plain.json()["epochs"]) == ("qlora", 7)
+    assert plain.json()["gpu_type"] == "nvidia-h100"
+    assert (flagged.json()["method"], flagged.json()["epochs"]) == ("qlora", 2)
+    assert (checked.json()["method"], checked.json()["gpu_type"]) == ("lora", "nvidia-h100")
+
+
+def test_estimate_says_first_that_the_model_does_not_fit_and_exits_1(
+    whet: Callable[..., Result],
+) -> None:
+    result = whet("estimate", "llama-3.3-70b-instruct", "--method", "full", "--examples", "100")
+
+    lines = result.out.splitlines()
+    assert result.code == 1
+    assert lines[0].startswith("does not fit:")
+    assert lines[1].startswith("smallest configuration that fits:")
+
+
+def test_requirements_accepts_a_local_folder_and_a_hub_id(
+    whet: Callable[..., Result], tmp_path: Path
+) -> None:
+    local = whet("requirements", model_folder(tmp_path))
+    hub = whet("requirements", "hf://Qwen/Qwen2.5-0.5B-Instruct")
+
+    assert local.code == 0 and tmp_path.name in local.out, local.err
+    assert hub.code == 0 and "Qwen2.5 0.5B Instruct" in hub.out
 
 
 # -- datasets ---------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.logs import LogQuery
 from whetstone.runtime import get_platform
+from whetstone.service.hub_cache import HubRepo, cache_folders
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition
 
@@ -122,6 +124,81 @@ def test_create_json_names_an_s3_dataset() -> None:
     )
     assert response.status == 201
     assert response.body["dataset"]["source"] == "s3://bucket/train.jsonl"
+
+
+@pytest.fixture
+def dataset_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The only dataset root of a fresh platform."""
+    from whetstone.settings import get_settings
+
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    monkeypatch.setenv("WHETSTONE_DATASET_ROOTS", json.dumps([str(roots)]))
+    get_settings.cache_clear()
+    get_platform.cache_clear()
+    return roots
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [("/etc/passwd", "path_not_allowed"), ("missing.jsonl", "dataset_missing")],
+)
+def test_create_json_refuses_a_local_source_it_cannot_read(
+    dataset_roots: Path, orchestrator: RecordingOrchestrator, source: str, code: str
+) -> None:
+    # Given a source outside the dataset roots, or one that names no file inside them
+    # When a job names it
+    response = create_json(spec(dataset={"source": source}))
+
+    # Then the job is refused at once, and none starts
+    assert response.status == 422 and response.body["code"] == code
+    assert orchestrator.started == []
+
+
+def test_create_json_takes_a_local_source_inside_the_roots(dataset_roots: Path) -> None:
+    (dataset_roots / "train.jsonl").write_bytes(dataset())
+
+    response = create_json(spec(dataset={"source": "train.jsonl"}))
+
+    assert response.status == 201
+
+
+def test_create_json_refuses_an_uncached_hub_dataset_offline(
+    orchestrator: RecordingOrchestrator,
+) -> None:
+    response = create_json(spec(dataset={"source": "hf://someone/not-cached@train"}))
+
+    assert response.status == 422 and response.body["code"] == "hf_unavailable"
+    assert "someone/not-cached" in response.body["message"]
+    assert orchestrator.started == []
+
+
+def test_create_json_takes_a_cached_hub_dataset_offline() -> None:
+    cache_folders(HubRepo("dataset", "someone/cached"))[0].mkdir(parents=True)
+
+    response = create_json(spec(dataset={"source": "hf://someone/cached"}))
+
+    assert response.status == 201
+
+
+@pytest.mark.parametrize("base_model", [MODEL, "hf://Qwen/Qwen2.5-0.5B-Instruct"])
+def test_create_refuses_a_hub_model_not_cached_offline(
+    orchestrator: RecordingOrchestrator, base_model: str
+) -> None:
+    # Given the hub offline and the model's weights not in the local cache
+    cache_folders(HubRepo("model", "Qwen/Qwen2.5-0.5B-Instruct"))[0].rmdir()
+
+    # When a job names the model
+    response = create(spec(base_model=base_model), dataset())
+
+    # Then the job is refused at once, and none starts
+    assert response.status == 422 and response.body["code"] == "hf_unavailable"
+    assert base_model in response.body["message"]
+    assert orchestrator.started == []
+
+
+def create_json(job_spec: dict[str, Any]) -> ApiResponse:
+    return call_api("POST", f"{API}/jobs/json", json_body={"spec": job_spec})
 
 
 def test_create_json_without_a_dataset_says_how_to_name_one() -> None:

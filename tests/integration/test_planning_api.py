@@ -10,9 +10,11 @@ import sys
 import urllib.error
 import urllib.request
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from support.apigw import call_api
+from support.model_folder import model_folder
 
 from whetstone.cli.server import build_proxy_event
 
@@ -122,6 +124,55 @@ def test_estimate_cost_rejects_unknown_fields() -> None:
     assert "body.gpus" in response.body["message"]
 
 
+def test_estimate_cost_takes_method_epochs_and_hardware_from_the_config() -> None:
+    # Given a config that asks for QLoRA, 7 epochs and an H100, and a body that sets none of them
+    config = {"method": "qlora", "training": {"epochs": 7}, "hardware": {"gpu_type": "nvidia-h100"}}
+    body = {"model_id": "llama-3.1-8b-instruct", "num_examples": 1000, "config": config}
+
+    # When the cost is estimated
+    response = call_api("POST", f"{API}/estimate-cost", json_body=body)
+
+    # Then the config's settings are the ones estimated
+    assert response.status == 200
+    assert (response.body["method"], response.body["epochs"]) == ("qlora", 7)
+    assert response.body["gpu_type"] == "nvidia-h100"
+
+
+def test_fields_set_in_the_body_win_over_the_config() -> None:
+    config = {"method": "qlora", "training": {"epochs": 7}, "hardware": {"gpu_type": "nvidia-h100"}}
+    body = {"model_id": "llama-3.1-8b-instruct", "method": "lora", "epochs": 2, "config": config}
+
+    estimate = call_api("POST", f"{API}/estimate-cost", json_body={**body, "num_examples": 10})
+    body.pop("epochs")
+    fit = call_api("POST", f"{API}/validate-hardware", json_body=body)
+
+    assert (estimate.body["method"], estimate.body["epochs"]) == ("lora", 2)
+    assert (fit.body["method"], fit.body["gpu_type"]) == ("lora", "nvidia-h100")
+
+
+def test_estimate_cost_names_what_fits_when_the_job_does_not() -> None:
+    body = {"model_id": "llama-3.3-70b-instruct", "method": "full", "num_examples": 100}
+
+    response = call_api("POST", f"{API}/estimate-cost", json_body=body)
+
+    assert response.status == 200 and response.body["fits"] is False
+    assert response.body["available_gib"] < response.body["required_gib"]
+    assert response.body["smallest_fitting"]["gpu_count"] > 1
+
+
+def test_requirements_accept_a_local_folder_and_a_hub_id_as_one_path_segment(
+    tmp_path: Any,
+) -> None:
+    folder = quote(model_folder(tmp_path), safe="")
+    hub_id = quote("hf://Qwen/Qwen2.5-0.5B-Instruct", safe="")
+
+    local = call_api("GET", f"{API}/models/{folder}/requirements")
+    hub = call_api("GET", f"{API}/models/{hub_id}/requirements")
+
+    assert local.status == 200 and local.body["model"]["id"] == str(tmp_path)
+    assert hub.status == 200 and hub.body["model"]["id"] == "qwen2.5-0.5b-instruct"
+
+
 def test_malformed_json_is_a_client_error() -> None:
     response = call_api(
         "POST",
@@ -133,16 +184,7 @@ def test_malformed_json_is_a_client_error() -> None:
 
 
 def test_local_model_folders_are_read_from_config_json(tmp_path: Any) -> None:
-    config = {
-        "model_type": "llama",
-        "num_hidden_layers": 2,
-        "hidden_size": 64,
-        "num_attention_heads": 4,
-        "intermediate_size": 128,
-        "vocab_size": 512,
-        "max_position_embeddings": 256,
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    model_folder(tmp_path)
 
     response = call_api(
         "POST", f"{API}/estimate-cost", json_body={**SCENARIO, "model_id": str(tmp_path)}
@@ -163,7 +205,8 @@ def test_openapi_document_describes_the_routes() -> None:
     ):
         assert f"{API}{path}" in paths
     schemas = response.body["components"]["schemas"]
-    assert schemas["EstimateCostRequest"]["properties"]["gpu_count"]["maximum"] == 8
+    gpu_count = schemas["EstimateCostRequest"]["properties"]["gpu_count"]
+    assert {"type": "integer", "minimum": 1, "maximum": 8} in gpu_count["anyOf"]
 
 
 def test_binary_bodies_travel_base64_and_intact() -> None:

@@ -106,7 +106,7 @@ def responses(orchestrator: RecordingOrchestrator, tmp_path: Any) -> dict[str, A
         "create json": (
             "POST",
             "/jobs/json",
-            {"spec": {"base_model": MODEL, "dataset": {"source": "hf://x/y"}}},
+            {"spec": {"base_model": MODEL, "dataset": {"source": "s3://bucket/train.jsonl"}}},
         ),
         "stop": ("POST", f"/jobs/{stopping}/stop", None),
         "list": ("GET", "/jobs", None),

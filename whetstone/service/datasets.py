@@ -36,6 +36,7 @@ from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.spec import DatasetFormat, DatasetParams
 from whetstone.ports import BlobStore
+from whetstone.service.hub_cache import HubRepo, require_cached
 from whetstone.settings import Settings
 
 if TYPE_CHECKING:
@@ -230,14 +231,33 @@ def local_copy(
                 _load_hf(source, out, settings.max_upload_bytes)
             yield LocalCopy(path, path.name, _sha256_of(path))
         return
+    path = _local_source(source, settings)
+    yield LocalCopy(path, path.name, _sha256_of(path))
+
+
+def _local_source(source: str, settings: Settings) -> Path:
     if settings.runtime != "local":
         raise InvalidInputError(
             f"{source!r} is not a dataset source here: use s3://bucket/key or "
             "hf://<dataset>[:config][@split], or upload the file",
             code="invalid_source",
         )
-    path = resolve_local_path(source, settings.dataset_roots or [settings.home / "datasets"])
-    yield LocalCopy(path, path.name, _sha256_of(path))
+    return resolve_local_path(source, settings.dataset_roots or [settings.home / "datasets"])
+
+
+def check_source(source: str, settings: Settings) -> None:
+    """Refuse, without reading it, a source that cannot be read here: a local path outside
+    the dataset roots or missing, a malformed hf:// id, or (local runtime) one the hub cannot
+    serve offline.
+    s3:// sources are read (and checked) by the preparing step."""
+    if source.startswith("s3://"):
+        return
+    if source.startswith("hf://"):
+        dataset_id, _, _ = parse_hf_source(source)
+        if settings.runtime == "local":  # elsewhere the preparing step reaches the hub
+            require_cached(HubRepo("dataset", dataset_id), source)
+        return
+    _local_source(source, settings)
 
 
 @contextmanager
@@ -391,6 +411,7 @@ __all__ = [
     "LocalCopy",
     "PreparedDataset",
     "check_from_params",
+    "check_source",
     "local_copy",
     "parse_hf_source",
     "prepare_splits",

@@ -35,8 +35,8 @@ from whetstone.core.layout import JobLayout, UploadLayout
 from whetstone.core.lifecycle import ACTIVE_STATUSES, JobStatus, check_transition
 from whetstone.core.logs import LogQuery
 from whetstone.core.spec import JobSpec
-from whetstone.service.datasets import check_from_params, require_valid_dataset
-from whetstone.service.models import resolve_base_model
+from whetstone.service.datasets import check_from_params, check_source, require_valid_dataset
+from whetstone.service.models import require_reachable_model, resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
 from whetstone.service.uploads import UPLOAD_ID_PREFIX, require_upload_id
@@ -97,17 +97,18 @@ def create_job(
     """Check the spec, the hardware and the dataset, store the job and start its workflow.
 
     The dataset comes as uploaded bytes, or as `new.spec.dataset.source`: an
-    upload id from `create_upload`, or an s3:// or hf:// source read later by the
-    preparing step.
+    upload id from `create_upload`, or an s3://, hf:// or (local runtime) path source
+    read later by the preparing step; a source that cannot be read is refused here.
     """
     if idempotency_key:
         existing = platform.jobs.find_by_idempotency_key(caller.org_id, idempotency_key)
         if existing is not None:
             return existing
     spec = new.spec
-    model = resolve_base_model(
-        spec.base_model, allow_local_paths=platform.settings.runtime == "local"
-    )
+    local = platform.settings.runtime == "local"
+    model = resolve_base_model(spec.base_model, allow_local_paths=local)
+    if local:  # elsewhere the trainer's own environment reaches the hub, not this one's
+        require_reachable_model(spec.base_model, model)
     fit = check_fit(model, spec)
     if not fit.fits:
         raise InvalidInputError(_does_not_fit_message(fit), code="does_not_fit", details=fit)
@@ -133,7 +134,8 @@ def create_job(
             report = _validate_dataset(platform, spec, stream, filename)
         source = platform.blobs.uri(blob_key)
     elif spec.dataset.source:
-        source = spec.dataset.source  # validated by the preparing step
+        check_source(spec.dataset.source, platform.settings)  # its data: the preparing step's
+        source = spec.dataset.source
     else:
         raise InvalidInputError(
             "the job names no dataset: upload a file, or set dataset.source to an upload id, "

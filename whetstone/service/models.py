@@ -9,6 +9,7 @@ from whetstone.core.catalog.base_models import BASE_MODELS, BASE_MODELS_BY_ID
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.catalog.resolve import facts_from_hf_config
 from whetstone.core.errors import InvalidInputError, NotFoundError
+from whetstone.service.hub_cache import HubRepo, require_cached
 
 HF_PREFIX = "hf://"
 S3_PREFIX = "s3://"
@@ -55,6 +56,13 @@ def resolve_base_model(ref: str, *, allow_local_paths: bool) -> BaseModelInfo:
         "hf://<repo>, s3://<bucket>/<prefix> or a local folder path",
         code="model_not_found",
     )
+
+
+def require_reachable_model(ref: str, model: BaseModelInfo) -> None:
+    """Refuse a hub model (a catalog id or hf://) that the hub cannot serve here: offline and
+    not in the local cache. Call it where the trainer runs in this environment."""
+    if ref in BASE_MODELS_BY_ID or ref.startswith(HF_PREFIX):
+        require_cached(HubRepo("model", model.hf_repo), ref)
 
 
 def _from_local_folder(folder: Path) -> BaseModelInfo:

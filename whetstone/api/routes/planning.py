@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Annotated
 
 import annotated_types
@@ -87,9 +88,15 @@ def hardware_options() -> HardwareOptionsResponse:
 
 @router.get("/models/<model_id>/requirements", summary="Hardware requirements of a model")
 def model_requirements(
-    model_id: Annotated[str, Path(description="Catalog model id.")],
+    model_id: Annotated[
+        str,
+        Path(
+            description="Catalog model id, hf://<repo> or (local runtime) a folder path, "
+            "percent-encoded as one path segment."
+        ),
+    ],
 ) -> RequirementsResponse:
-    model = _resolve(model_id)
+    model = _resolve(urllib.parse.unquote(model_id))
     needs = planning.model_requirements(model)
     methods = [MethodRequirementResponse.from_record(need) for need in needs]
     return RequirementsResponse(model=model, methods=methods)
@@ -123,6 +130,7 @@ def estimate_cost(request: EstimateCostRequest) -> EstimateCostResponse:
         gpu_count=spec.hardware.gpu_count,
         num_examples=request.num_examples,
         epochs=spec.training.epochs,
-        fits=fit.fits,
-        required_gib=fit.required_gib,
+        **fit.model_dump(
+            include={"fits", "required_gib", "available_gib", "smallest_fitting", "setting_changes"}
+        ),
     )

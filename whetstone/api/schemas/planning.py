@@ -4,14 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from whetstone.api.schemas.base import WireModel, field_of
 from whetstone.core.catalog.hardware import PRICE_REGION, PRICES_TAKEN_ON, GpuType, InstanceOption
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.deferred import DeferredModel
-from whetstone.core.estimates import CostEstimate, FitReport, HardwareChoice
+from whetstone.core.estimates import CostEstimate, FitReport, HardwareChoice, SettingChange
 from whetstone.core.spec import HardwareParams, JobSpec, Method, TrainingParams
+
+
+def _unless_in_config(model: type[BaseModel], name: str) -> Any:
+    """`model`'s field `name`, constraints kept, defaulting to null: the config's value or the
+    spec's default then applies."""
+    field = field_of(model, name)
+    default = getattr(field.default, "value", field.default)
+    field.description = f"{field.description} Unset: the config's, else {default}."
+    field.default = None
+    return field
+
+
+def _overlay(section: Any, **values: Any) -> dict[str, Any]:
+    """A config section with the request's set values over it."""
+    merged = dict(section or {})
+    merged.update({key: value for key, value in values.items() if value is not None})
+    return merged
 
 
 class PlanningRequest(DeferredModel):
@@ -26,33 +43,39 @@ class PlanningRequest(DeferredModel):
             description="Catalog model id, hf://<repo>, s3://... or a local folder path.",
         ),
     ]
-    method: Annotated[Method, Field(description="Training method.")] = Method.LORA
-    gpu_type: GpuType = field_of(HardwareParams, "gpu_type")
-    gpu_count: int = field_of(HardwareParams, "gpu_count")
+    method: Method | None = _unless_in_config(JobSpec, "method")
+    gpu_type: GpuType | None = _unless_in_config(HardwareParams, "gpu_type")
+    gpu_count: int | None = _unless_in_config(HardwareParams, "gpu_count")
     config: Annotated[
         dict[str, Any] | None,
         Field(
             description="Further job spec sections as in a job config (training, advanced, "
-            "lora, quantization, prompt_tuning, dataset, hardware); the fields above win."
+            "lora, quantization, prompt_tuning, dataset, hardware) and method; the fields above, "
+            "when set, win."
         ),
     ] = None
 
     def to_spec(self) -> JobSpec:
         """The job spec this request describes; raises pydantic's ValidationError."""
-        data: dict[str, Any] = dict(self.config or {})
+        data = self._sections()
         data["base_model"] = self.model_id
-        data["method"] = self.method
-        hardware = dict(data.get("hardware") or {})
-        hardware.update(gpu_type=self.gpu_type, gpu_count=self.gpu_count)
-        data["hardware"] = hardware
+        if self.method is not None:
+            data["method"] = self.method
         return JobSpec.model_validate(data)
+
+    def _sections(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.config or {})
+        data["hardware"] = _overlay(
+            data.get("hardware"), gpu_type=self.gpu_type, gpu_count=self.gpu_count
+        )
+        return data
 
 
 class EstimateCostRequest(PlanningRequest):
     num_examples: Annotated[
         int, Field(ge=1, le=100_000_000, description="Examples in the dataset, before the split.")
     ]
-    epochs: int = field_of(TrainingParams, "epochs")
+    epochs: int | None = _unless_in_config(TrainingParams, "epochs")
     tokens_per_example: Annotated[
         int | None,
         Field(
@@ -62,10 +85,10 @@ class EstimateCostRequest(PlanningRequest):
         ),
     ] = None
 
-    def to_spec(self) -> JobSpec:
-        spec = super().to_spec()
-        training = spec.training.model_copy(update={"epochs": self.epochs})
-        return spec.model_copy(update={"training": training})
+    def _sections(self) -> dict[str, Any]:
+        data = super()._sections()
+        data["training"] = _overlay(data.get("training"), epochs=self.epochs)
+        return data
 
 
 class BaseModelsResponse(DeferredModel):
@@ -126,5 +149,8 @@ class EstimateCostResponse(CostEstimate):
     gpu_count: int
     num_examples: int
     epochs: int
-    fits: Annotated[bool, Field(description="Whether the job fits the chosen hardware.")]
-    required_gib: Annotated[float, Field(description="Memory needed per GPU, GiB.")]
+    fits: bool = field_of(FitReport, "fits")
+    required_gib: float = field_of(FitReport, "required_gib")
+    available_gib: float = field_of(FitReport, "available_gib")
+    smallest_fitting: HardwareChoice | None = field_of(FitReport, "smallest_fitting")
+    setting_changes: list[SettingChange] = field_of(FitReport, "setting_changes")

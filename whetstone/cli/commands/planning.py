@@ -10,6 +10,7 @@ from whetstone.cli.output import cell, fields, table, usd
 from whetstone.client import load_job_config
 from whetstone.core.catalog.hardware import GPUS
 from whetstone.core.catalog.model_facts import Family
+from whetstone.core.estimates import HardwareChoice, SettingChange
 from whetstone.core.spec import Method
 
 METHODS = [m.value for m in Method]
@@ -93,9 +94,19 @@ def _spec_config(args: argparse.Namespace) -> dict[str, Any] | None:
     if not args.config:
         return None
     _, spec = load_job_config(args.config)
-    for key in ("base_model", "method"):
-        spec.pop(key, None)
+    spec.pop("base_model", None)
     return spec
+
+
+def _what_fits(smallest: HardwareChoice | None, changes: list[SettingChange]) -> list[str]:
+    lines = []
+    if smallest is not None:
+        lines.append(
+            f"smallest configuration that fits: {smallest.gpu_count} x {smallest.gpu_type} "
+            f"({smallest.instance_type}, {usd(smallest.hourly_rate_usd)}/h)"
+        )
+    lines += [f"or set {change.setting} to {cell(change.value)}" for change in changes]
+    return lines
 
 
 def _validate_hardware(args: argparse.Namespace) -> int:
@@ -124,14 +135,8 @@ def _validate_hardware(args: argparse.Namespace) -> int:
                 ]
             )
         ]
-        if report.smallest_fitting is not None and not report.fits:
-            choice = report.smallest_fitting
-            lines.append(
-                f"smallest configuration that fits: {choice.gpu_count} x {choice.gpu_type} "
-                f"({choice.instance_type}, {usd(choice.hourly_rate_usd)}/h)"
-            )
-        for change in report.setting_changes:
-            lines.append(f"or set {change.setting} to {cell(change.value)}")
+        if not report.fits:
+            lines += _what_fits(report.smallest_fitting, report.setting_changes)
         return "\n".join(lines)
 
     emit(args, report, human)
@@ -149,10 +154,9 @@ def _estimate(args: argparse.Namespace) -> int:
         tokens_per_example=args.tokens_per_example,
         config=_spec_config(args),
     )
-    emit(
-        args,
-        estimate,
-        lambda: fields(
+
+    def human() -> str:
+        details = fields(
             [
                 ("model", estimate.model_id),
                 ("method", estimate.method),
@@ -174,18 +178,33 @@ def _estimate(args: argparse.Namespace) -> int:
                 ("cost", usd(estimate.estimated_cost_usd)),
                 ("fits", f"{cell(estimate.fits)} ({estimate.required_gib:.1f} GiB per GPU)"),
             ]
-        ),
-    )
-    return EXIT_OK
+        )
+        if estimate.fits:
+            return details
+        misfit = (
+            f"does not fit: the job needs {estimate.required_gib:.1f} GiB per GPU and "
+            f"{estimate.gpu_type} has {estimate.available_gib:.1f} GiB"
+        )
+        what_fits = _what_fits(estimate.smallest_fitting, estimate.setting_changes)
+        return "\n".join([misfit, *what_fits, "", details])
+
+    emit(args, estimate, human)
+    return EXIT_OK if estimate.fits else EXIT_REFUSED
 
 
 def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model_id", help="catalog model id, hf://<repo>, s3://... or a path")
-    parser.add_argument("--method", choices=METHODS, help="training method (default lora)")
-    parser.add_argument("--gpu-type", choices=GPU_TYPES, help="GPU type (default nvidia-t4)")
-    parser.add_argument("--gpu-count", type=int, help="number of GPUs (default 1)")
     parser.add_argument(
-        "--config", help="a job config (YAML/JSON) for the other spec settings (lora, training...)"
+        "--method", choices=METHODS, help="training method (default: the config's, else lora)"
+    )
+    parser.add_argument(
+        "--gpu-type", choices=GPU_TYPES, help="GPU type (default: the config's, else nvidia-t4)"
+    )
+    parser.add_argument(
+        "--gpu-count", type=int, help="number of GPUs (default: the config's, else 1)"
+    )
+    parser.add_argument(
+        "--config", help="a job config (YAML/JSON): method, hardware, training, lora...; flags win"
     )
 
 
@@ -204,7 +223,7 @@ def register(commands: Any) -> None:
     requirements = commands.add_parser(
         "requirements", parents=[parent], help="hardware requirements of a model, per method"
     )
-    requirements.add_argument("model_id", help="catalog model id")
+    requirements.add_argument("model_id", help="catalog model id, hf://<repo> or a local folder")
     requirements.set_defaults(run=_requirements)
 
     check = commands.add_parser(
@@ -222,6 +241,6 @@ def register(commands: Any) -> None:
     estimate.add_argument(
         "--examples", type=int, required=True, help="examples in the dataset, before the split"
     )
-    estimate.add_argument("--epochs", type=int, help="epochs (default 3)")
+    estimate.add_argument("--epochs", type=int, help="epochs (default: the config's, else 3)")
     estimate.add_argument("--tokens-per-example", type=int, help="mean tokens per example")
     estimate.set_defaults(run=_estimate)
