@@ -78,6 +78,26 @@ def test_create_with_an_uploaded_dataset_stores_a_pending_job_and_starts_it(
     assert platform.blobs.exists(job["spec"]["dataset"]["source"].split("/blobs/", 1)[1])
 
 
+def test_create_warns_when_a_warmup_set_by_hand_outlasts_the_run() -> None:
+    # Given 120 examples (96 to train on, 4 per batch, 4 batches per update: 6 updates an
+    # epoch, 18 in 3 epochs) and product.md's old fixed warmup of 100 steps
+    response = create(spec(training={"warmup_steps": 100}))
+
+    # Then the job is created, with a warning naming the warmup and the run's steps
+    assert response.status == 201
+    (warning,) = response.body["warnings"]
+    assert warning["code"] == "warmup_longer_than_run"
+    assert "warmup_steps 100" in warning["message"] and "18 optimizer steps" in warning["message"]
+
+
+def test_create_does_not_warn_when_warmup_is_left_to_the_run() -> None:
+    response = create()
+
+    assert response.status == 201
+    assert response.body["warnings"] == []
+    assert response.body["spec"]["training"]["warmup_steps"] is None
+
+
 def test_create_accepts_a_config_with_name_and_spec() -> None:
     response = create({"name": "reverse words", "spec": spec()})
     assert response.status == 201 and response.body["name"] == "reverse words"

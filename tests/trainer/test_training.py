@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,38 @@ def test_model_learns_the_counting_task(counting_plan: Any, run_job: Any, tmp_pa
     assert eval_losses[-1] < 0.65 * eval_losses[0]
     assert result.results["test_loss"] < 0.65 * eval_losses[0]
     assert result.results["test_perplexity"] == pytest.approx(math.exp(result.results["test_loss"]))
+
+
+def test_a_short_run_without_a_warmup_set_reaches_its_peak_learning_rate(
+    counting_plan: Any, run_job: Any, tmp_path: Path
+) -> None:
+    # Given a 30-step run at 1e-3 that leaves warmup and dataloader workers unset
+    plan = counting_plan(
+        training={"learning_rate": 1e-3, "warmup_steps": None},
+        advanced={"dataloader_workers": None},
+        options={"max_steps": 30},
+    )
+    # When it trains
+    result, sink = run_job(plan, tmp_path / "work")
+    # Then the warmup was a tenth of the run, logged and recorded in the run manifest
+    logs = {log.message: log.fields for log in sink.of("log")}
+    assert logs["schedule decided"] == {
+        "optimizer_steps": 30,
+        "warmup_steps": 3,
+        "warmup_derived": True,
+    }
+    manifest = json.loads((tmp_path / "out" / OutputNames.RUN_MANIFEST).read_text())
+    assert manifest["runtime"]["warmup_steps"] == 3
+    # and the learning rate reached its peak on the first step after the warmup (each step
+    # reports the rate it trained with)
+    rates = {m.step: m.learning_rate for m in sink.of("metrics") if m.learning_rate is not None}
+    assert result.global_step == 30
+    assert rates[4] == pytest.approx(1e-3)
+    assert max(rates.values()) == pytest.approx(1e-3)
+    # and the loader took no more workers than the process has cores to spare
+    workers = logs["runtime decided"]["dataloader_workers"]
+    assert workers == manifest["runtime"]["dataloader_workers"]
+    assert 0 <= workers <= min(4, len(os.sched_getaffinity(0)) - 1)
 
 
 def test_early_stopping_ends_training_and_keeps_the_best_checkpoint(

@@ -33,12 +33,13 @@ def test_defaults_are_those_of_product_md() -> None:
     assert (d.max_samples, d.cutoff_length, d.streaming) == (None, 2048, False)
     t = spec.training
     assert (t.learning_rate, t.batch_size, t.epochs) == (2e-4, 4, 3)
-    assert (t.gradient_accumulation_steps, t.warmup_steps, t.weight_decay) == (4, 100, 0.01)
+    # unset warmup and workers are derived from the run, product.md's values their ceilings
+    assert (t.gradient_accumulation_steps, t.warmup_steps, t.weight_decay) == (4, None, 0.01)
     assert t.max_sequence_length == 2048
     a = spec.advanced
     assert (a.early_stopping, a.save_strategy, a.eval_strategy) == (True, "steps", "steps")
     assert (a.logging_steps, a.save_steps, a.eval_steps) == (10, 500, 500)
-    assert (a.dataloader_workers, a.fp16, a.gradient_checkpointing) == (4, True, True)
+    assert (a.dataloader_workers, a.fp16, a.gradient_checkpointing) == (None, True, True)
     h = spec.hardware
     assert (h.gpu_type, h.gpu_count, h.storage_gb) == ("nvidia-t4", 1, 100)
 

@@ -24,6 +24,12 @@ from whetstone.core.estimates import resolve_optimizer
 from whetstone.core.events import TrainerPhase
 from whetstone.core.layout import OutputNames, checkpoint_step
 from whetstone.core.plan import TrainerPlan
+from whetstone.core.run_defaults import (
+    dataloader_workers,
+    spec_warnings,
+    steps_per_epoch,
+    warmup_steps,
+)
 from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES, GoldenRecord
 from whetstone.core.spec import LORA_METHODS, JobSpec, Method, resolve_precision
 from whetstone.inference.generation import ChatModel, golden_answer
@@ -83,6 +89,8 @@ class Runtime:
     batching: Literal["length_grouped", "packed", "padded"]
     attn_implementation: str
     optimizer: str
+    dataloader_workers: int
+    warmup_steps: int | None = None  # decided once the train split's size is known
     notes: list[str] = field(default_factory=list)
 
 
@@ -127,7 +135,15 @@ def detect_runtime(plan: TrainerPlan) -> Runtime:
         batching=batching,
         attn_implementation=attention,
         optimizer=optimizer,
+        dataloader_workers=dataloader_workers(spec, _cpus_available()),
     )
+
+
+def _cpus_available() -> int:
+    """The cores this process may run on (its affinity, as a container's cpuset limits it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def resolve_model_source(source: str, workdir: Path) -> tuple[str, str | None, str]:
@@ -151,11 +167,6 @@ def resolve_model_source(source: str, workdir: Path) -> tuple[str, str | None, s
     raise ModelLoadError(
         f"model source {source!r} is not a catalog id, hf://<repo>, s3://... or an existing folder"
     )
-
-
-def _steps_per_epoch(examples: int, spec: JobSpec, world_size: int) -> int:
-    batches = math.ceil(examples / (spec.training.batch_size * world_size))
-    return max(1, math.ceil(batches / spec.training.gradient_accumulation_steps))
 
 
 def _fsdp_needed(model: Any, runtime: Runtime, spec: JobSpec) -> bool:
@@ -196,7 +207,7 @@ def _training_arguments(
         num_train_epochs=spec.training.epochs,
         max_steps=max_steps,
         learning_rate=spec.training.learning_rate,
-        warmup_steps=spec.training.warmup_steps,
+        warmup_steps=runtime.warmup_steps or 0,
         weight_decay=spec.training.weight_decay,
         optim=runtime.optimizer,
         logging_steps=adv.logging_steps,
@@ -211,7 +222,7 @@ def _training_arguments(
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         prediction_loss_only=True,
-        dataloader_num_workers=adv.dataloader_workers,
+        dataloader_num_workers=runtime.dataloader_workers,
         dataloader_pin_memory=runtime.on_gpu,
         bf16=runtime.precision == "bf16",
         fp16=runtime.precision == "fp16",
@@ -352,6 +363,7 @@ def _report_runtime(runtime: Runtime, emitter: EventEmitter) -> None:
         batching=runtime.batching,
         attention=runtime.attn_implementation,
         optimizer=runtime.optimizer,
+        dataloader_workers=runtime.dataloader_workers,
     )
 
 
@@ -469,10 +481,10 @@ def _build_trainer(
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     spec = plan.spec
-    steps_per_epoch = _steps_per_epoch(data.train_examples, spec, runtime.world_size)
-    max_steps = plan.options.max_steps or (
-        steps_per_epoch * spec.training.epochs if spec.dataset.streaming else -1
-    )
+    run_steps = steps_per_epoch(data.train_examples, spec.training, runtime.world_size)
+    run_steps *= spec.training.epochs
+    max_steps = plan.options.max_steps or (run_steps if spec.dataset.streaming else -1)
+    _decide_warmup(plan, runtime, plan.options.max_steps or run_steps, emitter)
     fsdp_layers = list(getattr(model, "_no_split_modules", None) or [])
     use_fsdp = _fsdp_needed(model, runtime, spec)
     if use_fsdp and runtime.optimizer == "adamw_bnb_8bit":
@@ -515,6 +527,23 @@ def _build_trainer(
     trainer.remove_callback(PrinterCallback)  # both print to stdout, the event stream
     trainer.remove_callback(ProgressCallback)
     return trainer, metrics, use_fsdp
+
+
+def _decide_warmup(
+    plan: TrainerPlan, runtime: Runtime, total_steps: int, emitter: EventEmitter
+) -> None:
+    """Set the run's warmup from its optimizer steps and log it, warning when a warmup set by
+    hand outlasts the run."""
+    runtime.warmup_steps = warmup_steps(plan.spec, total_steps)
+    for warning in spec_warnings(plan.spec, total_steps):
+        emitter.log("warning", warning.message, code=warning.code)
+    emitter.log(
+        "info",
+        "schedule decided",
+        optimizer_steps=total_steps,
+        warmup_steps=runtime.warmup_steps,
+        warmup_derived=plan.spec.training.warmup_steps is None,
+    )
 
 
 def _train(
@@ -599,6 +628,8 @@ def _manifest_extra(
             "optimizer": runtime.optimizer,
             "world_size": runtime.world_size,
             "fsdp": use_fsdp,
+            "warmup_steps": runtime.warmup_steps,
+            "dataloader_workers": runtime.dataloader_workers,
             "device": torch.cuda.get_device_name(0) if runtime.on_gpu else "cpu",
         },
         "model_revision": getattr(model.config, "_commit_hash", None) or revision,

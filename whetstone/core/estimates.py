@@ -16,6 +16,7 @@ from pydantic import Field
 from whetstone.core.catalog.hardware import GPUS, GpuInfo, GpuType, get_gpu
 from whetstone.core.catalog.model_facts import BaseModelInfo, ModelArchitecture
 from whetstone.core.deferred import DeferredModel
+from whetstone.core.run_defaults import train_examples
 from whetstone.core.spec import ALL_LINEAR, JobSpec, Method, resolve_precision
 
 GIB = 1024**3
@@ -384,11 +385,7 @@ def estimate_cost(
     """
     measured = tokens_per_example is not None
     per_example = min(tokens_per_example or DEFAULT_TOKENS_PER_EXAMPLE, spec.sequence_length)
-    examples = num_examples
-    if spec.dataset.max_samples is not None:
-        examples = min(examples, spec.dataset.max_samples)
-    train_examples = max(1, math.floor(examples * spec.dataset.split.train / 100))
-    total_tokens = train_examples * per_example * spec.training.epochs
+    total_tokens = train_examples(spec, num_examples) * per_example * spec.training.epochs
 
     gpu = get_gpu(spec.hardware.gpu_type)
     count = spec.hardware.gpu_count

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.estimates import CostEstimate
 from whetstone.core.lifecycle import JobStatus, is_terminal
+from whetstone.core.run_defaults import SpecWarning
 from whetstone.core.serving import ServingProblem
 from whetstone.core.spec import JobSpec, Method
 
@@ -149,6 +150,10 @@ class JobRecord(DeferredModel):
     estimate: Annotated[CostEstimate, Field(description="Estimate stored at creation.")]
     required_gib: Annotated[float, Field(description="Estimated memory per GPU, GiB.")]
     cost: Annotated[CostInfo, Field(description="Live cost.")]
+    warnings: Annotated[
+        list[SpecWarning],
+        Field(description="Settings accepted that may not do what was meant, found at create."),
+    ] = Field(default_factory=list)
     progress: Annotated[Progress, Field(description="Training progress.")] = Field(
         default_factory=Progress
     )

@@ -249,8 +249,13 @@ class TrainingParams(_Section):
         int, Field(ge=1, le=32, description="Steps accumulated before each optimizer update.")
     ] = 4
     warmup_steps: Annotated[
-        int, Field(ge=0, description="Steps of linear learning-rate warmup.")
-    ] = 100
+        int | None,
+        Field(
+            ge=0,
+            description="Optimizer steps of linear learning-rate warmup. Null (the default): "
+            "10% of the run's optimizer steps, rounded up, at most 100.",
+        ),
+    ] = None
     weight_decay: Annotated[
         float, Field(ge=0.0, le=1.0, description="Decoupled L2 regularization strength.")
     ] = 0.01
@@ -278,8 +283,14 @@ class AdvancedParams(_Section):
     save_steps: Annotated[int, Field(ge=1, description="Steps between checkpoint saves.")] = 500
     eval_steps: Annotated[int, Field(ge=1, description="Steps between evaluations.")] = 500
     dataloader_workers: Annotated[
-        int, Field(ge=0, le=16, description="Parallel data loading workers.")
-    ] = 4
+        int | None,
+        Field(
+            ge=0,
+            le=16,
+            description="Parallel data loading workers. Null (the default): one fewer than "
+            "the trainer's CPU cores, at most 4.",
+        ),
+    ] = None
     fp16: Annotated[
         bool,
         Field(

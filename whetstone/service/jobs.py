@@ -34,6 +34,7 @@ from whetstone.core.job import (
 from whetstone.core.layout import JobLayout, UploadLayout
 from whetstone.core.lifecycle import ACTIVE_STATUSES, JobStatus, check_transition
 from whetstone.core.logs import LogQuery
+from whetstone.core.run_defaults import run_steps, spec_warnings
 from whetstone.core.spec import JobSpec
 from whetstone.service.datasets import check_from_params, check_source, require_valid_dataset
 from whetstone.service.models import require_reachable_model, resolve_base_model
@@ -177,6 +178,7 @@ def create_job(
             hourly_rate_usd=estimate.hourly_rate_usd,
             estimated_total_usd=estimate.estimated_cost_usd,
         ),
+        warnings=spec_warnings(spec, run_steps(spec, num_examples)) if num_examples else [],
         idempotency_key=idempotency_key,
     ).with_status(JobStatus.PENDING, "job created")
     try:

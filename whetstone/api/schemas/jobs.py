@@ -26,6 +26,7 @@ from whetstone.core.job import (
     StatusChange,
 )
 from whetstone.core.lifecycle import JobStatus, is_terminal
+from whetstone.core.run_defaults import SpecWarning
 from whetstone.core.spec import JobSpec
 
 
@@ -76,6 +77,7 @@ class JobResponse(WireModel):
     estimate: CostEstimate = field_of(JobRecord, "estimate")
     required_gib: float = field_of(JobRecord, "required_gib")
     cost: CostInfo = field_of(JobRecord, "cost")
+    warnings: list[SpecWarning] = field_of(JobRecord, "warnings")
     progress: Progress = field_of(JobRecord, "progress")
     latest_metrics: dict[str, float] = field_of(JobRecord, "latest_metrics")
     checkpoints: list[Checkpoint] = field_of(JobRecord, "checkpoints")
