@@ -446,7 +446,8 @@ def register(commands: Any) -> None:
         parent,
         "download",
         _download,
-        "download a completed job's model, adapter, merged model or a checkpoint",
+        "download a completed job's model, adapter, merged model or a checkpoint "
+        "(a stopped job's checkpoints too)",
     )
     download.add_argument(
         "--artifact",
