@@ -59,8 +59,8 @@ TOKEN_VALIDITY = Duration.hours(1)
 LAMBDA_MEMORY_MB = 1024
 LAMBDA_TIMEOUT = Duration.seconds(29)  # API Gateway's integration limit
 STEP_TIMEOUT = Duration.minutes(5)
-# Finalize streams every archive (model, merged model, checkpoints) through the Lambda:
-# Lambda's longest run.
+# Finalize streams every archive (model, merged model, checkpoints) through the Lambda, and
+# Cancel (or Fail, on a stopping job) a stopped job's checkpoints: Lambda's longest run.
 ARCHIVE_STEP_TIMEOUT = Duration.minutes(15)
 INGEST_TIMEOUT = Duration.seconds(60)
 RECONCILE_TIMEOUT = Duration.minutes(5)
@@ -111,9 +111,13 @@ STEP_FUNCTIONS = (
         "FailFunctionArn",
         "functions.workflow.fail",
         frozenset({"eks", "build_logs", "pod_identity"}),
+        timeout=ARCHIVE_STEP_TIMEOUT,
     ),
     StepFunction(
-        "CancelFunctionArn", "functions.workflow.cancel", frozenset({"eks", "pod_identity"})
+        "CancelFunctionArn",
+        "functions.workflow.cancel",
+        frozenset({"eks", "pod_identity"}),
+        timeout=ARCHIVE_STEP_TIMEOUT,
     ),
 )
 API_HANDLER = "functions.api.handler"

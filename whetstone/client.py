@@ -358,7 +358,7 @@ class WhetstoneClient(Transport):
         self, job_id: str, *, artifact: ArtifactName | None = None, step: int | None = None
     ) -> DownloadLinkResponse:
         """Where to fetch an archive of a completed job: `artifact` model (the default),
-        adapter, merged or checkpoint (with `step`)."""
+        adapter, merged or checkpoint (with `step`; a stopped job's checkpoints too)."""
         return self._get(
             DownloadLinkResponse, f"/jobs/{segment(job_id)}/download", artifact=artifact, step=step
         )

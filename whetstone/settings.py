@@ -79,6 +79,14 @@ class Settings(BaseModel):
         float,
         Field(ge=1, le=3600, description="Seconds a local model server gets to answer."),
     ] = 600.0
+    local_hourly_rate_usd: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="What an hour of a local job costs, USD (the machine is yours: 0 "
+            "unless you price it); local jobs' cost and estimate use it.",
+        ),
+    ] = 0.0
 
     # The aws workflow (state machine, EKS, image builds, trainer events).
     aws_region: Annotated[

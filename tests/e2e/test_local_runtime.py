@@ -136,7 +136,10 @@ def test_a_job_runs_through_every_status_to_completed(server_url: str, tiny_mode
 
     assert job["status"] == "completed", job["error"]
     assert [h["status"] for h in job["status_history"]] == HAPPY_PATH
-    assert job["progress"]["fraction"] == 1.0 and job["cost"]["current_usd"] > 0
+    assert job["progress"]["fraction"] == 1.0
+    # The local hourly rate defaults to 0; GPU hours count only when the trainer had a GPU.
+    assert job["cost"]["current_usd"] == 0 and job["device"] is not None
+    assert (job["cost"]["compute_hours"] > 0) == (job["device"]["gpu_count"] > 0)
     metrics = call("GET", f"{server_url}{API}/jobs/{job_id}/metrics")["series"]
     assert {"loss", "eval_loss", "learning_rate"} <= set(metrics)
     for source in ("build", "deployment", "training"):
@@ -160,6 +163,10 @@ def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
     assert job["status"] == "cancelled"
     assert [h["status"] for h in job["status_history"]][-2:] == ["stopping", "cancelled"]
     assert trainer_processes(job_id) == []
+    step = job["checkpoints"][-1]["step"]
+    link = call("GET", f"{server_url}{API}/jobs/{job_id}/download?artifact=checkpoint&step={step}")
+    archive = call("GET", f"{server_url}{link['url']}")
+    assert tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz").getnames()
 
 
 def test_a_killed_trainer_ends_failed_with_the_reason(server_url: str, tiny_model: Path) -> None:

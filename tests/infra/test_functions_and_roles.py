@@ -137,11 +137,13 @@ def test_the_code_asset_ships_bytecode_that_imports_without_its_sources(tmp_path
     assert imported.returncode == 0, imported.stderr
 
 
-def test_finalize_has_lambdas_longest_run_to_stream_the_archives(synthesized: Any) -> None:
+def test_the_steps_that_archive_have_lambdas_longest_run_to_stream_them(synthesized: Any) -> None:
     timeouts = {
         function["Properties"]["Handler"]: function["Properties"]["Timeout"]
         for function in _functions(synthesized).values()
     }
 
     assert timeouts["functions.workflow.finalize"] == 15 * 60
+    assert timeouts["functions.workflow.cancel"] == 15 * 60
+    assert timeouts["functions.workflow.fail"] == 15 * 60
     assert timeouts["functions.workflow.poll"] == 5 * 60

@@ -16,6 +16,7 @@ from support.platform import use_ports
 from whetstone.cli.main import main
 from whetstone.cli.tokens import load_tokens
 from whetstone.client import MULTIPART_LIMIT_BYTES, Job
+from whetstone.core.events import TrainingDevice
 from whetstone.core.job import JobError, JobRecord, LogEntry, MetricPoint
 from whetstone.core.layout import UPLOADS_ROOT, JobLayout
 from whetstone.core.lifecycle import JobStatus
@@ -320,6 +321,29 @@ def test_jobs_get_shows_a_job(whet: Callable[..., Result], config: Path, dataset
 
     assert human.code == 0 and job_id in human.out and "status:" in human.out
     assert raw["job_id"] == job_id and raw["status_history"][0]["status"] == "pending"
+
+
+def test_jobs_get_and_list_show_the_device_a_job_ran_on_once_the_trainer_reports_it(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    asked = whet("jobs", "get", job_id).out
+    update_job(
+        get_platform(),
+        job_id,
+        lambda job: job.model_copy(update={"device": TrainingDevice(gpu_count=0)}),
+    )
+
+    shown = whet("jobs", "get", job_id).out
+    listed = whet("jobs", "list").out
+
+    assert _line(asked, "hardware").endswith("x nvidia-t4")
+    assert _line(shown, "hardware").endswith(" cpu")
+    assert _line(listed, job_id).split()[5] == "cpu"
+
+
+def _line(text: str, start: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(start))
 
 
 def test_an_unknown_job_exits_1_with_the_servers_message(whet: Callable[..., Result]) -> None:

@@ -23,6 +23,7 @@ from whetstone.core.job import Caller, JobRecord
 from whetstone.core.layout import CHECKPOINT_COMPLETE_MARKER, JobLayout, OutputNames
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import Method
+from whetstone.ports import ComputeState, ComputeStatus
 from whetstone.runtime import get_platform
 from whetstone.service import workflow
 from whetstone.service.platform import Platform
@@ -80,6 +81,35 @@ def finish(platform: Platform, job: JobRecord, output: dict[str, bytes]) -> JobR
     for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
         transition(platform, job.job_id, status)
     return workflow.finalize(platform, job.job_id)
+
+
+class StoppedTrainer:
+    """The compute of a trainer that has already stopped."""
+
+    def launch(self, job: JobRecord, plan_uri: str, image: str) -> None:
+        raise AssertionError("a stopped job launches nothing")
+
+    def status(self, job: JobRecord) -> ComputeStatus:
+        return ComputeStatus(state=ComputeState.MISSING)
+
+    def stop(self, job: JobRecord) -> None:
+        pass
+
+
+def stopped_job(platform: Platform, output: dict[str, bytes]) -> JobRecord:
+    """A job stopped during training whose trainer left `output`, cancelled by the workflow."""
+    job = make_job(DEFAULT_CALLER.org_id)
+    platform.jobs.create(job.with_status(JobStatus.PENDING, "job created"))
+    prefix = JobLayout.of(job).output
+    for name, data in output.items():
+        platform.blobs.put(prefix + name, data)
+    for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
+        transition(platform, job.job_id, status)
+    transition(platform, job.job_id, JobStatus.STOPPING, "stop requested")
+    workflow.cancel(platform, job.job_id, StoppedTrainer())
+    stopped = platform.jobs.get(job.job_id)
+    assert stopped is not None and stopped.status is JobStatus.CANCELLED
+    return stopped
 
 
 def members(archive: bytes) -> dict[str, bytes]:
@@ -220,6 +250,50 @@ def test_given_a_job_without_checkpoints_when_one_is_asked_then_404_says_none_we
 
     assert status == 404 and body["details"] == {"available_steps": []}
     assert "kept no checkpoints" in body["message"]
+
+
+def test_given_a_stopped_job_when_a_checkpoint_it_kept_is_asked_then_its_archive_is_linked(
+    platform: Platform,
+) -> None:
+    job = stopped_job(platform, {**checkpoint(2), **checkpoint(4), **checkpoint(6, complete=False)})
+
+    status, link = download(job.job_id, "?artifact=checkpoint&step=4")
+    with platform.blobs.open(JobLayout.of(job).checkpoint_archive(4)) as stream:
+        archive = stream.read()
+
+    assert status == 200, link
+    assert link["filename"] == f"{job.job_id}-checkpoint-4.tar.gz"
+    assert set(members(archive)) == {"adapter_model.safetensors", "trainer_state.json"}
+
+
+def test_given_a_stopped_job_then_its_model_and_checkpoint_refusals_name_the_same_steps(
+    platform: Platform,
+) -> None:
+    job = stopped_job(platform, {**checkpoint(2), **checkpoint(4)})
+
+    model_status, model = download(job.job_id)
+    step_status, step = download(job.job_id, "?artifact=checkpoint")
+
+    assert model_status == 409 and model["code"] == "no_artifacts"
+    assert "stopped before training finished" in model["message"]
+    assert "artifact=checkpoint&step=N" in model["message"]
+    assert step_status == 422 and step["code"] == "step_required"
+    assert model["details"] == step["details"] == {"available_steps": [2, 4]}
+    assert "its checkpoints are at steps 2, 4" in model["message"]
+    assert "its checkpoints are at steps 2, 4" in step["message"]
+
+
+def test_given_a_job_stopped_before_any_checkpoint_then_both_refusals_say_none_were_kept(
+    platform: Platform,
+) -> None:
+    job = stopped_job(platform, {})
+
+    model_status, model = download(job.job_id)
+    step_status, step = download(job.job_id, "?artifact=checkpoint&step=1")
+
+    assert model_status == 409 and step_status == 404
+    assert "it kept no checkpoints" in model["message"]
+    assert "it kept no checkpoints" in step["message"]
 
 
 @pytest.mark.parametrize("query", ["?artifact=adapter", "?artifact=checkpoint&step=2"])

@@ -19,6 +19,7 @@ from whetstone.runtime import get_platform
 from whetstone.service.hub_cache import HubRepo, cache_folders
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition
+from whetstone.settings import get_settings
 
 API = "/api/v1/fine-tuning"
 MODEL = "qwen2.5-0.5b-instruct"
@@ -73,7 +74,7 @@ def test_create_with_an_uploaded_dataset_stores_a_pending_job_and_starts_it(
     assert job["job_id"] in orchestrator.started
     assert job["dataset"]["num_examples"] == 120 and job["dataset"]["format"] == "alpaca"
     assert job["estimate"]["tokens_per_example_measured"]
-    assert job["cost"]["hourly_rate_usd"] == 0.526
+    assert job["cost"]["hourly_rate_usd"] == job["estimate"]["estimated_cost_usd"] == 0.0
     assert [h["status"] for h in job["status_history"]] == ["pending"]
     assert platform.blobs.exists(job["spec"]["dataset"]["source"].split("/blobs/", 1)[1])
 
@@ -96,6 +97,20 @@ def test_create_does_not_warn_when_warmup_is_left_to_the_run() -> None:
     assert response.status == 201
     assert response.body["warnings"] == []
     assert response.body["spec"]["training"]["warmup_steps"] is None
+
+
+def test_given_a_local_hourly_rate_when_a_job_is_created_then_its_cost_uses_that_rate(
+    monkeypatch: pytest.MonkeyPatch, orchestrator: RecordingOrchestrator
+) -> None:
+    monkeypatch.setenv("WHETSTONE_LOCAL_HOURLY_RATE_USD", "1.5")
+    get_settings.cache_clear()
+    get_platform.cache_clear()
+
+    job = create().body
+
+    hours = job["estimate"]["estimated_hours"]
+    assert job["cost"]["hourly_rate_usd"] == job["estimate"]["hourly_rate_usd"] == 1.5
+    assert job["estimate"]["estimated_cost_usd"] == round(hours * 1.5, 2)
 
 
 def test_create_accepts_a_config_with_name_and_spec() -> None:

@@ -25,6 +25,7 @@ from whetstone.core.events import (
     TrainerErrorCode,
     TrainerEvent,
     TrainerPhase,
+    TrainingDevice,
     make_event,
 )
 from whetstone.core.plan import EventSinkSettings
@@ -187,8 +188,12 @@ class EventEmitter:
         *,
         step: int | None = None,
         error_code: TrainerErrorCode | None = None,
+        device: TrainingDevice | None = None,
     ) -> None:
-        self.emit(StatusDetail(phase=phase, message=message, step=step, error_code=error_code))
+        detail = StatusDetail(
+            phase=phase, message=message, step=step, error_code=error_code, device=device
+        )
+        self.emit(detail)
 
     def log(self, level: LogLevel, message: str, **fields: Any) -> None:
         safe = json.loads(json.dumps(fields, default=str))

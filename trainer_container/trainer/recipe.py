@@ -21,7 +21,7 @@ import torch
 from whetstone.core.catalog.base_models import get_base_model
 from whetstone.core.datasets.records import SplitManifest, split_file
 from whetstone.core.estimates import resolve_optimizer
-from whetstone.core.events import TrainerPhase
+from whetstone.core.events import TrainerPhase, TrainingDevice
 from whetstone.core.layout import OutputNames, checkpoint_step
 from whetstone.core.plan import TrainerPlan
 from whetstone.core.run_defaults import (
@@ -291,7 +291,7 @@ def run_plan(
     )
 
     with ResourceMonitor(emitter, plan.events.resources_interval_s):
-        _train(trainer, store, stop, emitter)
+        _train(trainer, store, stop, emitter, _device(runtime))
         if stop.requested:
             emitter.status(
                 TrainerPhase.INTERRUPTED,
@@ -350,6 +350,14 @@ def _record_golden(
             "no golden answer recorded, deployments will not check it: "
             f"{type(error).__name__}: {error}",
         )
+
+
+def _device(runtime: Runtime) -> TrainingDevice:
+    if not runtime.on_gpu:
+        return TrainingDevice(gpu_count=0)
+    return TrainingDevice(
+        gpu_count=torch.cuda.device_count(), gpu_name=torch.cuda.get_device_name(0)
+    )
 
 
 def _report_runtime(runtime: Runtime, emitter: EventEmitter) -> None:
@@ -547,13 +555,18 @@ def _decide_warmup(
 
 
 def _train(
-    trainer: WhetstoneTrainer, store: CheckpointStore, stop: StopRequest, emitter: EventEmitter
+    trainer: WhetstoneTrainer,
+    store: CheckpointStore,
+    stop: StopRequest,
+    emitter: EventEmitter,
+    device: TrainingDevice,
 ) -> None:
     """Train, resuming from the latest checkpoint at the output; SIGTERM ends it early."""
     resume = store.restore_latest()
     if resume is not None:
         emitter.log("info", "resuming from checkpoint", checkpoint=resume.name)
-    emitter.status(TrainerPhase.TRAINING, step=checkpoint_step(resume.name) if resume else 0)
+    step = checkpoint_step(resume.name) if resume else 0
+    emitter.status(TrainerPhase.TRAINING, step=step, device=device)
     stop.training = True
     try:
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)

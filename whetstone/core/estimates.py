@@ -357,6 +357,16 @@ class CostEstimate(DeferredModel):
     effective_tflops: Annotated[float, Field(description="Sustained TFLOPS assumed, all GPUs.")]
     instance_type: Annotated[str, Field(description="EC2 instance type.")]
 
+    def at_rate(self, hourly_rate_usd: float) -> CostEstimate:
+        """The same hours priced at another rate (the local runtime's own)."""
+        return self.model_copy(
+            update={
+                "hourly_rate_usd": hourly_rate_usd,
+                "node_hourly_rate_usd": hourly_rate_usd,
+                "estimated_cost_usd": round(self.estimated_hours * hourly_rate_usd, 2),
+            }
+        )
+
 
 def flops_per_token(model: BaseModelInfo, spec: JobSpec) -> float:
     """Training FLOPs per token: 2N forward; backward 2N for activation gradients,

@@ -107,6 +107,22 @@ class TrainerErrorCode(StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
+class TrainingDevice(_Detail):
+    """What the trainer runs on, as it found it."""
+
+    gpu_count: Annotated[
+        int, Field(ge=0, description="GPUs the trainer uses; 0 when it runs on the CPU.")
+    ]
+    gpu_name: Annotated[
+        str | None, Field(description="The GPUs' name, e.g. 'NVIDIA A10G'; null on the CPU.")
+    ] = None
+
+    @property
+    def label(self) -> str:
+        """'cpu', or e.g. '2 x NVIDIA A10G'."""
+        return f"{self.gpu_count} x {self.gpu_name or 'GPU'}" if self.gpu_count else "cpu"
+
+
 class StatusDetail(_Detail):
     """A phase change. `failed` carries an error code and a message a person can act on."""
 
@@ -116,6 +132,9 @@ class StatusDetail(_Detail):
         TrainerErrorCode | None, Field(description="Set when phase is failed.")
     ] = None
     step: Annotated[int | None, Field(ge=0, description="Global step at the change.")] = None
+    device: Annotated[
+        TrainingDevice | None, Field(description="What the trainer runs on (phase training).")
+    ] = None
 
     @model_validator(mode="after")
     def _error_code_iff_failed(self) -> StatusDetail:

@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field
 
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.estimates import CostEstimate
+from whetstone.core.events import TrainingDevice
 from whetstone.core.lifecycle import JobStatus, is_terminal
 from whetstone.core.run_defaults import SpecWarning
 from whetstone.core.serving import ServingProblem
@@ -78,7 +79,9 @@ class CostInfo(DeferredModel):
     hourly_rate_usd: Annotated[float, Field(description="The job's rate, USD/h.")]
     estimated_total_usd: Annotated[float, Field(description="Projected final cost, USD.")]
     current_usd: Annotated[float, Field(description="Spent so far, USD.")] = 0.0
-    compute_hours: Annotated[float, Field(description="GPU-hours used so far.")] = 0.0
+    compute_hours: Annotated[
+        float, Field(description="GPU-hours used so far; a job on the CPU uses none.")
+    ] = 0.0
 
 
 class Checkpoint(DeferredModel):
@@ -148,6 +151,10 @@ class JobRecord(DeferredModel):
     finished_at: Annotated[datetime | None, Field(description="When it ended.")] = None
     dataset: Annotated[DatasetInfo, Field(description="The dataset.")]
     estimate: Annotated[CostEstimate, Field(description="Estimate stored at creation.")]
+    device: Annotated[
+        TrainingDevice | None,
+        Field(description="What the trainer ran on, as it reported; null until it trains."),
+    ] = None
     required_gib: Annotated[float, Field(description="Estimated memory per GPU, GiB.")]
     cost: Annotated[CostInfo, Field(description="Live cost.")]
     warnings: Annotated[
@@ -198,6 +205,11 @@ class JobRecord(DeferredModel):
 _PROJECTION_MIN_PROGRESS = 0.05
 
 
+def gpus_used(job: JobRecord) -> int:
+    """The GPUs the trainer reported it ran on; the ones asked for until it reports."""
+    return job.spec.hardware.gpu_count if job.device is None else job.device.gpu_count
+
+
 def live_cost(job: JobRecord, now: datetime) -> CostInfo:
     """Spend since compute started, and the projected total from progress so far."""
     start = job.training_started_at
@@ -216,7 +228,7 @@ def live_cost(job: JobRecord, now: datetime) -> CostInfo:
         update={
             "current_usd": round(current, 4),
             "estimated_total_usd": round(projected, 4),
-            "compute_hours": round(hours * job.spec.hardware.gpu_count, 4),
+            "compute_hours": round(hours * gpus_used(job), 4),
         }
     )
 

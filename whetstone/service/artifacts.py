@@ -41,7 +41,7 @@ class ArtifactKind(StrEnum):
     MODEL = "model"  # the final model as trained: the adapter, or full weights for full
     ADAPTER = "adapter"  # LoRA, QLoRA and prompt tuning: the adapter (same files as model)
     MERGED = "merged"  # LoRA and QLoRA saved with the adapter merged into the base
-    CHECKPOINT = "checkpoint"  # one of the checkpoints kept at the end of training
+    CHECKPOINT = "checkpoint"  # one of the checkpoints kept at the end of training or a stop
 
 
 class DownloadLink(DeferredModel):
@@ -155,6 +155,13 @@ def archive_outputs(platform: Platform, layout: JobLayout, files: dict[str, int]
     if merged:
         _write_archive(platform, layout.merged, merged, layout.merged_archive)
         archives.append(JobLayout.merged_archive)
+    return archives + archive_checkpoints(platform, layout, files)
+
+
+def archive_checkpoints(platform: Platform, layout: JobLayout, files: dict[str, int]) -> list[str]:
+    """Archive every complete checkpoint of the output `files`, the only archives a stopped
+    job gets; returns their names under the job."""
+    archives = []
     for step, contents in sorted(_complete_checkpoints(files).items()):
         key = layout.checkpoint_archive(step)
         _write_archive(platform, layout.checkpoint(step), contents, key)
@@ -207,24 +214,15 @@ def _archive(
     """(storage key, file name) of the archive asked for; the 4xx that says why not."""
     layout = JobLayout.of(job)
     if artifact is ArtifactKind.CHECKPOINT:
-        if step is None:
-            steps = checkpoint_steps(platform, job)
-            raise InvalidInputError(
-                f"artifact=checkpoint needs step=N; {_steps_text(steps)}",
-                code="step_required",
-                details={"available_steps": steps},
-            )
-    elif step is not None:
+        return _checkpoint_archive(platform, job, step)
+    if step is not None:
         raise InvalidInputError(
             "step picks a checkpoint: ask for artifact=checkpoint&step=N, or drop step",
             code="step_not_allowed",
         )
     model_key = layout.model_archive
     if job.status is not JobStatus.COMPLETED or not platform.blobs.exists(model_key):
-        raise ConflictError(
-            f"job {job.job_id} is {job.status}; its model can be downloaded once it is completed",
-            code="no_artifacts",
-        )
+        raise _no_model(platform, job)
     if artifact is ArtifactKind.MODEL:
         return model_key, f"{job.job_id}.tar.gz"
     if artifact is ArtifactKind.ADAPTER:
@@ -235,18 +233,52 @@ def _archive(
                 code="no_adapter",
             )
         return model_key, f"{job.job_id}-adapter.tar.gz"
-    if artifact is ArtifactKind.MERGED:
-        if not platform.blobs.exists(layout.merged_archive):
-            raise ConflictError(_no_merged_message(job), code="no_merged_model")
-        return layout.merged_archive, f"{job.job_id}-merged.tar.gz"
+    if not platform.blobs.exists(layout.merged_archive):
+        raise ConflictError(_no_merged_message(job), code="no_merged_model")
+    return layout.merged_archive, f"{job.job_id}-merged.tar.gz"
+
+
+def _no_model(platform: Platform, job: JobRecord) -> ConflictError:
+    """Why a job that is not completed has no model: a stopped one names the checkpoints it
+    kept, in the words a checkpoint download uses."""
+    if job.status is not JobStatus.CANCELLED:
+        return ConflictError(
+            f"job {job.job_id} is {job.status}; its model can be downloaded once it is completed",
+            code="no_artifacts",
+        )
     steps = checkpoint_steps(platform, job)
+    fetch = ": download one with artifact=checkpoint&step=N" if steps else ""
+    return ConflictError(
+        f"job {job.job_id} was stopped before training finished, so it has no final model; "
+        f"{_steps_text(steps)}{fetch}",
+        code="no_artifacts",
+        details={"available_steps": steps},
+    )
+
+
+def _checkpoint_archive(platform: Platform, job: JobRecord, step: int | None) -> tuple[str, str]:
+    """(storage key, file name) of a checkpoint's archive, kept by a completed or a stopped
+    job; the 4xx that says why not, naming the steps there are."""
+    if job.status not in (JobStatus.COMPLETED, JobStatus.CANCELLED):
+        raise ConflictError(
+            f"job {job.job_id} is {job.status}; its checkpoints can be downloaded once it is "
+            "completed or stopped",
+            code="no_artifacts",
+        )
+    steps = checkpoint_steps(platform, job)
+    if step is None:
+        raise InvalidInputError(
+            f"artifact=checkpoint needs step=N; {_steps_text(steps)}",
+            code="step_required",
+            details={"available_steps": steps},
+        )
     if step not in steps:
         raise NotFoundError(
             f"job {job.job_id} has no checkpoint at step {step}; {_steps_text(steps)}",
             code="checkpoint_not_found",
             details={"available_steps": steps},
         )
-    return layout.checkpoint_archive(step), f"{job.job_id}-checkpoint-{step}.tar.gz"
+    return JobLayout.of(job).checkpoint_archive(step), f"{job.job_id}-checkpoint-{step}.tar.gz"
 
 
 def download_link(
@@ -258,7 +290,8 @@ def download_link(
     step: int | None = None,
 ) -> DownloadLink:
     """A link to one archive of a completed job: its model, adapter, merged model or a
-    checkpoint; presigned (one hour) where the store can."""
+    checkpoint, or to a checkpoint a stopped job kept; presigned (one hour) where the store
+    can."""
     job = get_job(platform, caller, job_id)
     key, filename = _archive(platform, job, artifact, step)
     return DownloadLink(

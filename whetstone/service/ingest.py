@@ -142,6 +142,8 @@ def _status(platform: Platform, event: TrainerEvent, detail: StatusDetail) -> No
     )
 
     def apply(job: JobRecord) -> JobRecord:
+        if detail.device is not None:
+            job = job.model_copy(update={"device": detail.device})
         target = PHASE_STATUS.get(detail.phase)
         if target is not None:
             # A training job resumed after a restart passes through deploying again.

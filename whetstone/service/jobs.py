@@ -152,6 +152,8 @@ def create_job(
         num_examples or 1000,
         round(mean_tokens) if mean_tokens else None,
     )
+    if platform.settings.runtime == "local":
+        estimate = estimate.at_rate(platform.settings.local_hourly_rate_usd)
     now = utcnow()
     job = JobRecord(
         job_id=job_id,

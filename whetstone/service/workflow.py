@@ -34,6 +34,7 @@ from whetstone.core.plan import EventSinkSettings, TrainerOptions, TrainerPlan
 from whetstone.core.spec import LORA_METHODS
 from whetstone.ports import Compute, ComputeState, ImageBuilder
 from whetstone.service.artifacts import (
+    archive_checkpoints,
     archive_outputs,
     files_under,
     holds_loadable_model,
@@ -303,6 +304,8 @@ def fail(
     if job is None or is_terminal(job.status):
         return
     compute.stop(job)
+    if job.status is JobStatus.STOPPING:
+        _keep_checkpoints(platform, job)
     log(platform, job_id, "deployment", "job failed", code=code, step=step, error=True)
 
     def failed(current: JobRecord) -> JobRecord:
@@ -322,6 +325,7 @@ def cancel(platform: Platform, job_id: str, compute: Compute) -> None:
         return
     compute.stop(job)
     log(platform, job_id, "deployment", "compute released after stop")
+    _keep_checkpoints(platform, job)
 
     def cancelled(current: JobRecord) -> JobRecord:
         if current.status is not JobStatus.STOPPING:
@@ -329,6 +333,26 @@ def cancel(platform: Platform, job_id: str, compute: Compute) -> None:
         return current.with_status(JobStatus.CANCELLED, "stopped by the user")
 
     _end(platform, job_id, cancelled)
+
+
+def _keep_checkpoints(platform: Platform, job: JobRecord) -> None:
+    """Archive the complete checkpoints a stopped trainer left, for download."""
+    layout = JobLayout.of(job)
+    try:
+        archives = archive_checkpoints(platform, layout, output_files(platform, layout))
+    # The stop must still end the job: the checkpoints stay in its output folder.
+    except Exception as error:
+        log(
+            platform,
+            job.job_id,
+            "deployment",
+            "checkpoints not archived",
+            reason=str(error),
+            error=True,
+        )
+        return
+    if archives:
+        log(platform, job.job_id, "deployment", "checkpoints kept", archives=archives)
 
 
 def _end(platform: Platform, job_id: str, end: Callable[[JobRecord], JobRecord]) -> None:

@@ -13,6 +13,7 @@ from whetstone.api.schemas.base import WireModel, field_of
 from whetstone.api.schemas.deployments import DeploymentResponse
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.estimates import CostEstimate
+from whetstone.core.events import TrainingDevice
 from whetstone.core.job import (
     Artifacts,
     Checkpoint,
@@ -75,6 +76,7 @@ class JobResponse(WireModel):
     finished_at: datetime | None = field_of(JobRecord, "finished_at")
     dataset: JobDataset = field_of(JobRecord, "dataset")
     estimate: CostEstimate = field_of(JobRecord, "estimate")
+    device: TrainingDevice | None = field_of(JobRecord, "device")
     required_gib: float = field_of(JobRecord, "required_gib")
     cost: CostInfo = field_of(JobRecord, "cost")
     warnings: list[SpecWarning] = field_of(JobRecord, "warnings")
@@ -117,6 +119,8 @@ class UserStatsResponse(WireModel):
 
     total_jobs: Annotated[int, Field(description="Jobs the caller created.")]
     jobs_by_status: Annotated[dict[str, int], Field(description="How many are in each status.")]
-    gpu_hours: Annotated[float, Field(description="GPU-hours used, all jobs together.")]
+    gpu_hours: Annotated[
+        float, Field(description="GPU-hours used, all jobs together (time on the CPU is not).")
+    ]
     spend_usd: Annotated[float, Field(description="Spent so far, USD.")]
     success_rate: Annotated[float | None, Field(description="completed / ended; null: none ended.")]

@@ -32,21 +32,27 @@ DEFAULT_POLL_S = 2.0
 PLOTTED_SERIES = ("loss", "eval_loss", "learning_rate")
 
 
+def _hardware(job: JobResponse) -> str:
+    """What the job ran on once the trainer said; what it asked for until then."""
+    if job.device is not None:
+        return job.device.label
+    return f"{job.spec.hardware.gpu_count} x {job.spec.hardware.gpu_type}"
+
+
 def _row(job: JobResponse) -> list[object]:
-    hardware = job.spec.hardware
     return [
         job.job_id,
         job.name,
         job.status,
         job.spec.base_model,
         job.spec.method,
-        f"{hardware.gpu_count} x {hardware.gpu_type}",
+        _hardware(job),
         job.created_at,
         usd(job.cost.current_usd),
     ]
 
 
-JOB_HEADERS = ["JOB ID", "NAME", "STATUS", "BASE MODEL", "METHOD", "GPUS", "CREATED", "COST"]
+JOB_HEADERS = ["JOB ID", "NAME", "STATUS", "BASE MODEL", "METHOD", "HARDWARE", "CREATED", "COST"]
 
 
 def _describe(job: JobResponse) -> str:
@@ -57,7 +63,7 @@ def _describe(job: JobResponse) -> str:
         ("status", job.status),
         ("base model", job.spec.base_model),
         ("method", job.spec.method),
-        ("hardware", f"{job.spec.hardware.gpu_count} x {job.spec.hardware.gpu_type}"),
+        ("hardware", _hardware(job)),
         ("dataset", job.dataset.source),
         ("examples", job.dataset.num_examples),
         ("created", job.created_at),
@@ -440,7 +446,8 @@ def register(commands: Any) -> None:
         parent,
         "download",
         _download,
-        "download a completed job's model, adapter, merged model or a checkpoint",
+        "download a completed job's model, adapter, merged model or a checkpoint "
+        "(a stopped job's checkpoints too)",
     )
     download.add_argument(
         "--artifact",
