@@ -12,9 +12,6 @@ import os
 import tarfile
 import threading
 from enum import StrEnum
-from typing import Annotated
-
-from pydantic import Field
 
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -45,18 +42,17 @@ class ArtifactKind(StrEnum):
 
 
 class DownloadLink(DeferredModel):
-    """Where one archive of a job lies, and a presigned URL to it where the store has them."""
+    """Where one archive of a job lies (`key`), and a presigned URL to it where the store has
+    them (None in a folder store); the API answers it as a DownloadLinkResponse, without the
+    key."""
 
-    url: Annotated[str | None, Field(description="Presigned URL (aws); None in a folder store.")]
-    key: Annotated[str, Field(description="Storage key of the artifact archive.")]
-    expires_in_s: Annotated[int, Field(description="Seconds the URL stays valid.")]
-    size_bytes: Annotated[int, Field(description="Size of the archive.")]
-    artifact: Annotated[
-        ArtifactKind,
-        Field(description="What the archive holds: model, adapter, merged, checkpoint."),
-    ]
-    step: Annotated[int | None, Field(description="The checkpoint's step (checkpoint only).")]
-    filename: Annotated[str, Field(description="A file name for the archive.")]
+    url: str | None
+    key: str
+    expires_in_s: int
+    size_bytes: int
+    artifact: ArtifactKind
+    step: int | None  # checkpoint only
+    filename: str
 
 
 # -- archiving the trainer's output ------------------------------------------------------
