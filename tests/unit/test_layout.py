@@ -30,6 +30,7 @@ def test_every_key_of_a_job_lies_under_its_prefix() -> None:
     # Given the layout of one job, Then each key is the one stored jobs use
     assert LAYOUT.prefix == "jobs/acme/ftjob-1/"
     assert LAYOUT.plan == "jobs/acme/ftjob-1/plan.json"
+    assert LAYOUT.prepared == "jobs/acme/ftjob-1/prepared.json"
     assert LAYOUT.data == "jobs/acme/ftjob-1/data/"
     assert LAYOUT.split("test") == "jobs/acme/ftjob-1/data/test.jsonl"
     assert LAYOUT.output == "jobs/acme/ftjob-1/output/"

@@ -92,6 +92,14 @@ class TrainerPhase(StrEnum):
     FAILED = "failed"
 
 
+class TrainerStage(StrEnum):
+    """Which run of the trainer program an event comes from: `python -m trainer <stage>`."""
+
+    PREPARE = "prepare"
+    TRAIN = "train"
+    FINALIZE = "finalize"
+
+
 TERMINAL_PHASES = frozenset({TrainerPhase.DONE, TrainerPhase.INTERRUPTED, TrainerPhase.FAILED})
 
 
@@ -104,6 +112,7 @@ class TrainerErrorCode(StrEnum):
     OUT_OF_MEMORY = "out_of_memory"
     NON_FINITE_LOSS = "non_finite_loss"
     STORAGE_ERROR = "storage_error"
+    RUN_TIME_EXCEEDED = "run_time_exceeded"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -127,6 +136,9 @@ class StatusDetail(_Detail):
     """A phase change. `failed` carries an error code and a message a person can act on."""
 
     phase: Annotated[TrainerPhase, Field(description="The phase the trainer entered.")]
+    stage: Annotated[
+        TrainerStage, Field(description="The trainer run (prepare, train, finalize) it belongs to.")
+    ] = TrainerStage.TRAIN
     message: Annotated[str | None, Field(description="What happens, or what went wrong.")] = None
     error_code: Annotated[
         TrainerErrorCode | None, Field(description="Set when phase is failed.")

@@ -173,6 +173,13 @@ class JobRecord(DeferredModel):
     error: Annotated[JobError | None, Field(description="Why the job failed.")] = None
     artifacts: Annotated[Artifacts | None, Field(description="The job's output.")] = None
     stop_requested: Annotated[bool, Field(description="A stop was asked for.")] = False
+    task_token: Annotated[
+        str | None,
+        Field(
+            description="Step Functions task token of the trainer stage the workflow waits "
+            "for (aws); null when it waits for none."
+        ),
+    ] = None
     deployment: Annotated[
         Deployment | None, Field(description="Where the trained model is served.")
     ] = None

@@ -102,6 +102,8 @@ class JobLayout:
 
     plan = _JobName("plan.json")
     data = _JobName("data/")
+    # What the trainer's prepare stage found: examples and tokens per split, the report.
+    prepared = _JobName("prepared.json")
     output = _JobName(_OUTPUT)
     model = _JobName(f"{_OUTPUT}{OutputNames.MODEL}/")
     merged = _JobName(f"{_OUTPUT}{OutputNames.MERGED}/")

@@ -342,6 +342,15 @@ class HardwareParams(_Section):
         GpuType.T4
     )
     gpu_count: Annotated[int, Field(ge=1, le=8, description="Number of GPUs.")] = 1
+    max_run_hours: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            le=720,
+            description="Cap on training time; the trainer checkpoints and fails with "
+            "run_time_exceeded when it is reached. Null: the estimate with a margin.",
+        ),
+    ] = None
     storage_gb: Annotated[
         int, Field(ge=50, le=MAX_STORAGE_GB, description="Ephemeral storage in GB.")
     ] = 100
