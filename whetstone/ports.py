@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import BinaryIO, Protocol
 
 from whetstone.core.deferred import DeferredModel
+from whetstone.core.events import TrainerStage
 from whetstone.core.job import (
     Deployment,
     JobFilter,
@@ -126,10 +127,12 @@ class ComputeStatus(DeferredModel):
 class Compute(Protocol):
     """Where a job's trainer runs: a subprocess (local) or a Kubernetes Job (aws)."""
 
-    def launch(self, job: JobRecord, plan_uri: str, image: str) -> None:
-        """Start `python -m trainer --spec <plan_uri>` in `image` for the job."""
+    def launch(
+        self, job: JobRecord, plan_uri: str, image: str, stage: TrainerStage = TrainerStage.TRAIN
+    ) -> None:
+        """Start `python -m trainer <stage> --spec <plan_uri>` in `image` for the job."""
 
-    def status(self, job: JobRecord) -> ComputeStatus: ...
+    def status(self, job: JobRecord, stage: TrainerStage = TrainerStage.TRAIN) -> ComputeStatus: ...
 
     def stop(self, job: JobRecord) -> None:
         """SIGTERM the trainer (it checkpoints and exits), then kill it after a grace period;

@@ -25,6 +25,7 @@ from whetstone.adapters.aws.kube.training_status import (
     new_event_entries,
 )
 from whetstone.adapters.aws.kube.workload_identity import ClusterAccess, PodIdentity
+from whetstone.core.events import TrainerStage
 from whetstone.core.job import JobRecord
 from whetstone.ports import ComputeStatus, LogStore
 
@@ -47,10 +48,12 @@ class EksCompute:
         self._settings = settings
         self._logs = logs
 
-    def launch(self, job: JobRecord, plan_uri: str, image: str) -> None:
+    def launch(
+        self, job: JobRecord, plan_uri: str, image: str, stage: TrainerStage = TrainerStage.TRAIN
+    ) -> None:
         self._cluster.apply_all(manifests_for(job, plan_uri, image, self._settings))
 
-    def status(self, job: JobRecord) -> ComputeStatus:
+    def status(self, job: JobRecord, stage: TrainerStage = TrainerStage.TRAIN) -> ComputeStatus:
         api = self._cluster.api
         namespace = job_namespace(job, self._settings)
         k8s_job = api.read("Job", namespace, job.job_id)

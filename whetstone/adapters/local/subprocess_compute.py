@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from whetstone.core.events import TrainerEvent, parse_trainer_event
+from whetstone.core.events import TrainerEvent, TrainerStage, parse_trainer_event
 from whetstone.core.job import JobRecord, LogEntry, LogLevelName, utcnow
 from whetstone.core.trainer_exit import TrainerExit
 from whetstone.observability import logger
@@ -51,7 +51,9 @@ class SubprocessCompute:
         self._runs: dict[str, _Run] = {}
         self._lock = threading.Lock()
 
-    def launch(self, job: JobRecord, plan_uri: str, image: str) -> None:
+    def launch(
+        self, job: JobRecord, plan_uri: str, image: str, stage: TrainerStage = TrainerStage.TRAIN
+    ) -> None:
         """`image` is the Python interpreter of the local environment."""
         env = {**os.environ, **(self._env or {}), "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
@@ -95,7 +97,7 @@ class SubprocessCompute:
             except Exception:
                 logger.exception("trainer output not recorded", job_id=job_id)
 
-    def status(self, job: JobRecord) -> ComputeStatus:
+    def status(self, job: JobRecord, stage: TrainerStage = TrainerStage.TRAIN) -> ComputeStatus:
         with self._lock:
             run = self._runs.get(job.job_id)
         if run is None:
