@@ -154,6 +154,14 @@ class Settings(BaseModel):
         int,
         Field(ge=60, description="Seconds a pending job may wait for its workflow to start."),
     ] = 300
+    deployment_idle_ttl_s: Annotated[
+        int | None,
+        Field(
+            ge=60,
+            description="Seconds a model deployment may serve no request before the "
+            "reconciler scales it to zero (stops its server); unset: never.",
+        ),
+    ] = None
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from datetime import timedelta
@@ -10,11 +9,11 @@ from datetime import timedelta
 import boto3
 import pytest
 from support.aws_workflow import (
-    ACCOUNT,
     CALLER,
     DATASET,
     eventbridge_event,
     new_job,
+    waiting_orchestrator,
 )
 from support.kube import FakeKube
 
@@ -206,18 +205,7 @@ def test_given_a_bad_config_when_dropped_then_the_error_report_names_the_field(
 
 @pytest.fixture
 def orchestrator(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> StepFunctionsOrchestrator:
-    sfn = boto3.client("stepfunctions")
-    arn = sfn.create_state_machine(
-        name="Whetstone",
-        definition=json.dumps(
-            {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 300, "End": True}}}
-        ),
-        roleArn=f"arn:aws:iam::{ACCOUNT}:role/whetstone-workflow",
-    )["stateMachineArn"]
-    orchestrator = StepFunctionsOrchestrator(arn, poll_interval_s=0)
-    ports = dataclasses.replace(runtime.get_aws_workflow_ports(), orchestrator=orchestrator)
-    monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: ports)
-    return orchestrator
+    return waiting_orchestrator(monkeypatch)
 
 
 def test_given_a_job_when_started_twice_then_one_execution_runs(

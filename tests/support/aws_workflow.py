@@ -3,6 +3,7 @@ the step handlers' ports (EKS compute on a fake Kubernetes API), and a job to ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from whetstone.adapters.aws.codebuild_logs import CodeBuildLogs
 from whetstone.adapters.aws.dynamodb_requests import table_definition
 from whetstone.adapters.aws.ecr_images import EcrImages
 from whetstone.adapters.aws.eks_compute import EksCompute, JobSettings
+from whetstone.adapters.aws.eks_deployer import ClusterAccess, EksDeployer, ServingSettings
 from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 from whetstone.core.events import StatusDetail, TrainerEvent, TrainerPhase, make_event
 from whetstone.core.job import Caller, JobRecord
@@ -69,7 +71,8 @@ def aws_workflow(
 ) -> Iterator[Platform]:
     """Moto with every resource the workflow touches; the platform and ports built on it.
     The platform's orchestrator records the jobs it is asked to start (a test runs the
-    state machine itself where it means to) unless `ports` names another."""
+    state machine itself where it means to) and its deployer serves on `kube`, unless
+    `ports` names others."""
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     runtime.get_settings.cache_clear()
@@ -80,7 +83,15 @@ def aws_workflow(
         logs.create_log_group(logGroupName=LOG_GROUP)
         logs.create_log_group(logGroupName=BUILD_LOG_GROUP)
         boto3.client("ecr").create_repository(repositoryName=REPOSITORY)
-        platform = use_ports(monkeypatch, **{"orchestrator": RecordingOrchestrator(), **ports})
+        deployer = EksDeployer(
+            lambda: ClusterAccess(api=kube),
+            ServingSettings(cluster=JobSettings(region=REGION)),
+            expected_golden=lambda job: None,
+        )
+        platform = use_ports(
+            monkeypatch,
+            **{"orchestrator": RecordingOrchestrator(), "deployer": deployer, **ports},
+        )
         settings = platform.settings
         workflow_ports = runtime.AwsWorkflowPorts(
             compute=EksCompute(
@@ -95,6 +106,23 @@ def aws_workflow(
         monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: workflow_ports)
         yield platform
     runtime.get_platform.cache_clear()
+
+
+def waiting_orchestrator(monkeypatch: pytest.MonkeyPatch) -> StepFunctionsOrchestrator:
+    """A state machine whose executions wait five minutes (they stay running), as the
+    workflow Lambdas' orchestrator."""
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="Whetstone",
+        definition=json.dumps(
+            {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 300, "End": True}}}
+        ),
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/whetstone-workflow",
+    )["stateMachineArn"]
+    orchestrator = StepFunctionsOrchestrator(arn, poll_interval_s=0)
+    ports = dataclasses.replace(runtime.get_aws_workflow_ports(), orchestrator=orchestrator)
+    monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: ports)
+    return orchestrator
 
 
 def push_image(tag: str = TAG) -> str:

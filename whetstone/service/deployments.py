@@ -176,11 +176,18 @@ def get_deployment(platform: Platform, caller: Caller, job_id: str) -> Deploymen
     recorded = _recorded(job)
     if not recorded.is_live:
         return recorded
-    current = _deployer(platform).status(job)
+    return refresh_deployment(platform, job, _deployer(platform))
+
+
+def refresh_deployment(platform: Platform, job: JobRecord, deployer: Deployer) -> Deployment:
+    """The job's live deployment as `deployer` finds it now (a failed server is cleaned up
+    by the deployer), saved when its status or message moved."""
+    recorded = _recorded(job)
+    current = deployer.status(job)
     new = [p for p in current.problems if p not in recorded.problems]  # once, not per check
     current = current.model_copy(update={"problems": recorded.problems + new})
     if current.status != recorded.status or current.message != recorded.message:
-        _save(platform, job_id, current)
+        _save(platform, job.job_id, current)
     return current
 
 
@@ -190,15 +197,22 @@ def delete_deployment(platform: Platform, caller: Caller, job_id: str) -> Deploy
     recorded = _recorded(job)
     if recorded.status == "deleted":
         return recorded
-    _deployer(platform).stop(job)
-    deleted = recorded.model_copy(
+    return stop_deployment(platform, job, _deployer(platform), "deleted")
+
+
+def stop_deployment(
+    platform: Platform, job: JobRecord, deployer: Deployer, message: str
+) -> Deployment:
+    """Stop the job's server and record its deployment deleted, saying why."""
+    deployer.stop(job)
+    deleted = _recorded(job).model_copy(
         update={
             "status": "deleted",
             "pid": None,
             "endpoint": None,
             "updated_at": utcnow(),
-            "message": "deleted",
+            "message": message,
         }
     )
-    _save(platform, job_id, deleted)
+    _save(platform, job.job_id, deleted)
     return deleted

@@ -1,17 +1,24 @@
-"""Repair jobs whose workflow or Kubernetes Job no longer matches their status.
+"""Repair jobs whose workflow, Kubernetes Job or model server no longer matches their record.
 
-Run on a schedule (aws). Three mismatches are repaired:
+Run on a schedule (aws). These mismatches are repaired:
 
 - an unfinished job with no running execution: a pending job whose start was lost is
   started again (after a grace period); a stopping job is cancelled; any other is failed
   with `workflow_lost` (its compute cleaned up), since nothing will move it any more;
 - a running execution whose job has ended or vanished is stopped;
-- a trainer Job on the cluster whose job has ended or vanished is deleted.
+- a trainer Job on the cluster whose job has ended is deleted; one whose record was deleted
+  too (with its service account);
+- model servers, when the pass is given them: see whetstone/service/serving_reconcile.py.
+
+Each job is repaired on its own: one whose repair raises is logged and counted under
+`errors`, and the pass goes on with the others.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Protocol
 
 from pydantic import BaseModel, Field
@@ -22,6 +29,11 @@ from whetstone.observability import logger
 from whetstone.ports import Compute
 from whetstone.service import workflow
 from whetstone.service.platform import Platform
+from whetstone.service.serving_reconcile import (
+    ServedModels,
+    ServingRepairs,
+    reconcile_deployments,
+)
 
 # The step a job was in, for the error of a job whose workflow is gone.
 STATUS_STEP = {
@@ -37,15 +49,17 @@ class WorkflowRuns(Protocol):
     def running(self) -> dict[str, str]:
         """job id → id of its running workflow execution."""
 
-    def has_execution(self, job: JobRecord) -> bool: ...
-
-    def restart(self, job: JobRecord, attempt: int) -> None: ...
+    def restart(self, job: JobRecord) -> None:
+        """Start a new execution for the job, under a name no earlier one used."""
 
     def abort(self, execution: str, reason: str) -> None: ...
 
 
 class ClusterJobs(Compute, Protocol):
     def trainer_job_ids(self) -> list[str]: ...
+
+    def remove_orphan(self, job_id: str) -> None:
+        """Delete the trainer Jobs and service account of a job that has no record."""
 
 
 class Repairs(BaseModel):
@@ -54,6 +68,22 @@ class Repairs(BaseModel):
     cancelled: Annotated[list[str], Field(description="Stopping jobs cancelled.")] = []
     aborted: Annotated[list[str], Field(description="Executions of ended jobs stopped.")] = []
     deleted: Annotated[list[str], Field(description="Trainer Jobs of ended jobs deleted.")] = []
+    orphans: Annotated[list[str], Field(description="Trainer Jobs of deleted jobs removed.")] = []
+    serving: Annotated[
+        ServingRepairs, Field(description="What the pass over model servers repaired.")
+    ] = Field(default_factory=ServingRepairs)
+    errors: Annotated[
+        list[str], Field(description="Jobs whose repair raised (logged); the pass went on.")
+    ] = []
+
+
+def isolated(repairs: Repairs, job_id: str, what: str, repair: Callable[[], None]) -> None:
+    """Run one job's repair; an error is logged and counted, not raised."""
+    try:
+        repair()
+    except Exception:
+        logger.exception("reconciling a job failed", job_id=job_id, what=what)
+        repairs.errors.append(job_id)
 
 
 def reconcile(
@@ -61,50 +91,97 @@ def reconcile(
     runs: WorkflowRuns,
     cluster: ClusterJobs,
     *,
+    servers: ServedModels | None = None,
     now: datetime | None = None,
 ) -> Repairs:
     now = now or utcnow()
-    grace = timedelta(seconds=platform.settings.pending_grace_s)
     repairs = Repairs()
     running = runs.running()
     for job in platform.jobs.list_unfinished():
-        if job.job_id in running:
-            continue
-        if job.status is JobStatus.PENDING:
-            if now - job.updated_at >= grace:
-                runs.restart(job, attempt=1 if runs.has_execution(job) else 0)
-                repairs.restarted.append(job.job_id)
-        elif job.status is JobStatus.STOPPING:
-            workflow.cancel(platform, job.job_id, cluster)
-            repairs.cancelled.append(job.job_id)
-        elif now - job.updated_at >= grace:  # a step may have only just handed over
-            step = STATUS_STEP.get(job.status, "workflow")
-            workflow.fail(
-                platform,
+        if job.job_id not in running:
+            isolated(
+                repairs,
                 job.job_id,
-                cluster,
-                "workflow_lost",
-                "the job's workflow ended without finishing it; start the job again",
-                step,
+                "unfinished job",
+                partial(_repair_unfinished, platform, runs, cluster, job, now, repairs),
             )
-            repairs.failed.append(job.job_id)
     for job_id, execution in running.items():
-        record = platform.jobs.get(job_id)
-        if record is None or record.is_terminal:
-            runs.abort(execution, f"job {job_id} has ended")
-            repairs.aborted.append(job_id)
+        isolated(
+            repairs,
+            job_id,
+            "execution",
+            partial(_repair_execution, platform, runs, job_id, execution, repairs),
+        )
     for job_id in cluster.trainer_job_ids():
-        record = platform.jobs.get(job_id)
-        if record is not None and not record.is_terminal:
-            continue
-        if record is not None and record.deployment is not None and record.deployment.is_live:
-            # Its model server runs under the job's service account: leave the finished
-            # trainer Job to the cluster's TTL rather than take the account away.
-            continue
-        if record is not None:
-            cluster.stop(record)
-            repairs.deleted.append(job_id)
-        else:
-            logger.warning("trainer job of an unknown job left on the cluster", job_id=job_id)
-    logger.info("reconciled", **repairs.model_dump())
+        isolated(
+            repairs,
+            job_id,
+            "trainer job",
+            partial(_repair_trainer_job, platform, cluster, job_id, repairs),
+        )
+    if servers is not None:
+        repairs.serving = reconcile_deployments(
+            platform,
+            servers,
+            now=now,
+            isolate=lambda job_id, what, repair: isolated(repairs, job_id, what, repair),
+        )
+    logger.info("reconciled", errors_count=len(repairs.errors), **repairs.model_dump())
     return repairs
+
+
+def _repair_unfinished(
+    platform: Platform,
+    runs: WorkflowRuns,
+    cluster: ClusterJobs,
+    job: JobRecord,
+    now: datetime,
+    repairs: Repairs,
+) -> None:
+    grace = timedelta(seconds=platform.settings.pending_grace_s)
+    if job.status is JobStatus.PENDING:
+        if now - job.updated_at >= grace:
+            runs.restart(job)
+            repairs.restarted.append(job.job_id)
+    elif job.status is JobStatus.STOPPING:
+        workflow.cancel(platform, job.job_id, cluster)
+        repairs.cancelled.append(job.job_id)
+    elif now - job.updated_at >= grace:  # a step may have only just handed over
+        step = STATUS_STEP.get(job.status, "workflow")
+        workflow.fail(
+            platform,
+            job.job_id,
+            cluster,
+            "workflow_lost",
+            "the job's workflow ended without finishing it; start the job again",
+            step,
+        )
+        repairs.failed.append(job.job_id)
+
+
+def _repair_execution(
+    platform: Platform, runs: WorkflowRuns, job_id: str, execution: str, repairs: Repairs
+) -> None:
+    record = platform.jobs.get(job_id)
+    if record is None or record.is_terminal:
+        runs.abort(execution, f"job {job_id} has ended")
+        repairs.aborted.append(job_id)
+
+
+def _repair_trainer_job(
+    platform: Platform, cluster: ClusterJobs, job_id: str, repairs: Repairs
+) -> None:
+    record = platform.jobs.get(job_id)
+    if record is None:
+        logger.warning("removing the trainer job of a deleted job", job_id=job_id)
+        cluster.remove_orphan(job_id)
+        repairs.orphans.append(job_id)
+        return
+    if not record.is_terminal:
+        return
+    if record.deployment is not None and record.deployment.is_live:
+        # Its model server runs under the job's service account: leave the finished
+        # trainer Job to the cluster's TTL rather than take the account away.
+        return
+    cluster.stop(record)
+    repairs.deleted.append(job_id)

@@ -86,10 +86,24 @@ class EksCompute:
         self._cluster.api.delete("Job", namespace, job.job_id)
         self._cluster.remove_identity(namespace, job.job_id)
 
+    def remove_orphan(self, job_id: str) -> None:
+        """Delete every trainer Job labelled with `job_id` (whatever its namespace or stage)
+        and the job's service account: what a job whose record was deleted left behind."""
+        api = self._cluster.api
+        namespaces: set[str] = set()
+        for item in api.list_objects("Job", None, {LABEL_APP: TRAINER_APP, LABEL_JOB: job_id}):
+            meta = item["metadata"]
+            api.delete("Job", meta["namespace"], meta["name"])
+            namespaces.add(meta["namespace"])
+        for namespace in sorted(namespaces):
+            self._cluster.remove_identity(namespace, job_id)
+
     def trainer_job_ids(self) -> list[str]:
-        """Job ids of every trainer Job the cluster holds."""
+        """Job ids of every trainer Job the cluster holds (once each, whatever its stages)."""
         return sorted(
-            str(item["metadata"]["labels"][LABEL_JOB])
-            for item in self._cluster.api.list_objects("Job", None, {LABEL_APP: TRAINER_APP})
-            if LABEL_JOB in ((item.get("metadata") or {}).get("labels") or {})
+            {
+                str(item["metadata"]["labels"][LABEL_JOB])
+                for item in self._cluster.api.list_objects("Job", None, {LABEL_APP: TRAINER_APP})
+                if LABEL_JOB in ((item.get("metadata") or {}).get("labels") or {})
+            }
         )

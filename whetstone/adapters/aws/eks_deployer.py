@@ -20,6 +20,7 @@ from typing import Any
 from whetstone.adapters.aws.kube.eks_auth import KubernetesApi
 from whetstone.adapters.aws.kube.serving_manifests import (
     PORT_NAME,
+    SERVING_APP,
     ServingSettings,
     deployment_name,
     endpoint_url,
@@ -27,7 +28,7 @@ from whetstone.adapters.aws.kube.serving_manifests import (
     serving_manifests,
 )
 from whetstone.adapters.aws.kube.serving_status import server_state
-from whetstone.adapters.aws.kube.shared_manifests import job_namespace
+from whetstone.adapters.aws.kube.shared_manifests import LABEL_APP, LABEL_JOB, job_namespace
 from whetstone.adapters.aws.kube.workload_identity import ClusterAccess, PodIdentity
 from whetstone.core.catalog.hardware import get_gpu
 from whetstone.core.job import Deployment, JobRecord, utcnow
@@ -172,6 +173,29 @@ class EksDeployer:
         # Training is over (only completed jobs deploy): the job's identity is the server's.
         cluster.remove_identity(namespace, job.job_id)
         logger.info("deployment stopped", job_id=job.job_id)
+
+    def served_job_ids(self) -> list[str]:
+        """Job ids of every vLLM Deployment on the cluster."""
+        found = self._cluster.api.list_objects("Deployment", None, {LABEL_APP: SERVING_APP})
+        return sorted(
+            {
+                str(labels[LABEL_JOB])
+                for item in found
+                if LABEL_JOB in (labels := (item.get("metadata") or {}).get("labels") or {})
+            }
+        )
+
+    def remove_orphan(self, job_id: str) -> None:
+        """Delete the Deployment, Service and service account of a job that has no record."""
+        cluster = self._cluster
+        for item in cluster.api.list_objects(
+            "Deployment", None, {LABEL_APP: SERVING_APP, LABEL_JOB: job_id}
+        ):
+            namespace, name = item["metadata"]["namespace"], item["metadata"]["name"]
+            cluster.api.delete("Service", namespace, name)
+            cluster.api.delete("Deployment", namespace, name)
+            cluster.remove_identity(namespace, job_id)
+        logger.info("orphan deployment removed", job_id=job_id)
 
 
 def connect_to_cluster(

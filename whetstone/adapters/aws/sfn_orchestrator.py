@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,9 @@ DEFINITION_PLACEHOLDERS = (
     "TrainerImageTag",
 )
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+# A restarted execution is named <job id>-r<suffix> (job ids have no "-r").
+RESTART_MARK = "-r"
+_RESTART_SUFFIX = re.compile(r"-r[0-9a-z]+$")
 
 
 def definition_placeholders(text: str) -> set[str]:
@@ -79,9 +83,11 @@ class StepFunctionsOrchestrator:
     def start(self, job: JobRecord) -> None:
         self._start(job.job_id, job.job_id)
 
-    def restart(self, job: JobRecord, attempt: int) -> None:
-        """A new execution for a job whose first one never started (reconciler)."""
-        self._start(job.job_id, f"{job.job_id}-r{attempt}")
+    def restart(self, job: JobRecord) -> None:
+        """A new execution for a job whose execution was lost (reconciler). Its name is new
+        every time: StartExecution answers a name already used with that old execution, so a
+        job restarted twice would otherwise never start again."""
+        self._start(job.job_id, f"{job.job_id}{RESTART_MARK}{uuid.uuid4().hex[:12]}")
 
     def _start(self, job_id: str, name: str) -> None:
         started = self._sfn.start_execution(
@@ -102,18 +108,8 @@ class StepFunctionsOrchestrator:
             stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
         ):
             for execution in page["executions"]:
-                runs[re.sub(r"-r\d+$", "", execution["name"])] = execution["executionArn"]
+                runs[_RESTART_SUFFIX.sub("", execution["name"])] = execution["executionArn"]
         return runs
-
-    def has_execution(self, job: JobRecord) -> bool:
-        """Whether the job's first execution exists (in any status)."""
-        try:
-            self._sfn.describe_execution(
-                executionArn=execution_arn(self.state_machine_arn, job.job_id)
-            )
-        except self._sfn.exceptions.ExecutionDoesNotExist:
-            return False
-        return True
 
     def abort(self, execution: str, reason: str) -> None:
         self._sfn.stop_execution(executionArn=execution, error="Reconciled", cause=reason)

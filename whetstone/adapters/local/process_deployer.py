@@ -143,15 +143,32 @@ class ProcessDeployer:
         )
 
     def stop(self, job: JobRecord) -> None:
+        self._remove(job.job_id, job.deployment.pid if job.deployment is not None else None)
+        logger.info("deployment stopped", job_id=job.job_id)
+
+    def served_job_ids(self) -> list[str]:
+        """Jobs whose server this deployer started, or a previous one did (its pid file)."""
         with self._lock:
-            served = self._served.pop(job.job_id, None)
+            served = set(self._served)
+        found = {path.stem for path in self._run_dir.glob("*.pid")}
+        return sorted(served | found)
+
+    def remove_orphan(self, job_id: str) -> None:
+        """End the server of a job that has no record (found by its pid file)."""
+        text = (
+            self._pid_file(job_id).read_text().strip() if self._pid_file(job_id).is_file() else ""
+        )
+        self._remove(job_id, int(text) if text.isdigit() else None)
+
+    def _remove(self, job_id: str, pid: int | None) -> None:
+        with self._lock:
+            served = self._served.pop(job_id, None)
         if served is not None:
             self._end(served.process)
-        elif job.deployment is not None and job.deployment.pid is not None:
-            self._end_orphan(job.job_id, job.deployment.pid)
-        self._pid_file(job.job_id).unlink(missing_ok=True)
-        self._log_file(job.job_id).unlink(missing_ok=True)  # a failure's tail is in its message
-        logger.info("deployment stopped", job_id=job.job_id)
+        elif pid is not None:
+            self._end_orphan(job_id, pid)
+        self._pid_file(job_id).unlink(missing_ok=True)
+        self._log_file(job_id).unlink(missing_ok=True)  # a failure's tail is in its message
 
     def _log_file(self, job_id: str) -> Path:
         return self._run_dir / f"{job_id}.log"

@@ -4,16 +4,18 @@ A queue with a concurrency limit (the local GPUs, or one job on CPU) runs each
 job through begin → prepare → image → launch → poll → finalize. After a restart,
 `reconcile` picks every unfinished job up where it can be resumed: from the
 start, from its plan (the trainer resumes from its latest checkpoint), or to
-cancelled when a stop was under way.
+cancelled when a stop was under way; and it reconciles the model servers a
+previous run left (failed, idle past the TTL, or of deleted jobs).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
-from whetstone.core.job import JobRecord
+from whetstone.core.job import JobRecord, utcnow
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.plan import EventSinkSettings
@@ -21,8 +23,16 @@ from whetstone.observability import logger
 from whetstone.ports import Compute, ImageBuilder
 from whetstone.service import workflow
 from whetstone.service.platform import Platform, PlatformRef
+from whetstone.service.serving_reconcile import ServedModels, reconcile_deployments
 
 LOCAL_IMAGE_TAG = "local"
+
+
+def _logged(job_id: str, what: str, repair: Callable[[], None]) -> None:
+    try:
+        repair()
+    except Exception:
+        logger.exception("reconciling a job failed", job_id=job_id, what=what)
 
 
 class _Resume(Enum):
@@ -76,7 +86,14 @@ class LocalRunner:
                 self._pool.submit(self._run, job.job_id, _Resume.FROM_PREPARE)
             else:
                 self._pool.submit(self._run, job.job_id, _Resume.FROM_PLAN)
+        self._reconcile_deployments()
         return len(jobs)
+
+    def _reconcile_deployments(self) -> None:
+        """The model servers, as the aws reconciler does them (service/serving_reconcile.py)."""
+        deployer = self._platform.deployer
+        if isinstance(deployer, ServedModels):
+            reconcile_deployments(self._platform, deployer, now=utcnow(), isolate=_logged)
 
     def _run(self, job_id: str, resume: _Resume) -> None:
         platform, compute = self._platform, self._compute

@@ -32,30 +32,44 @@ class ServerState:
     message: str
 
 
+def _last_exit(container: Mapping[str, Any]) -> str:
+    last = (container.get("lastState") or {}).get("terminated") or {}
+    if not last:
+        return ""
+    return (
+        f"exit code {last.get('exitCode')}"
+        + (f" ({last['reason']})" if last.get("reason") else "")
+        + (f": {last['message']}" if last.get("message") else "")
+    )
+
+
 def _container_failure(pod: Mapping[str, Any]) -> str | None:
     status = pod.get("status") or {}
+    if status.get("phase") == "Failed":
+        return clip(
+            f"the server's pod failed: {status.get('reason') or ''} "
+            f"{status.get('message') or ''}".strip()
+        )
     statuses = [
         *(status.get("initContainerStatuses") or []),
         *(status.get("containerStatuses") or []),
     ]
     for container in statuses:
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason")
-        if reason not in _FAILED_WAITING:
-            continue
-        restarts = int(container.get("restartCount") or 0)
-        if reason == "CrashLoopBackOff" and restarts < CRASH_LOOP_RESTARTS:
-            continue
         name = container.get("name", "")
         what = "fetching the model from S3" if name == FETCH_CONTAINER else f"container {name}"
-        detail = str(waiting.get("message") or "")
-        last = (container.get("lastState") or {}).get("terminated") or {}
-        if last:
-            detail = (
-                f"exit code {last.get('exitCode')}"
-                + (f" ({last['reason']})" if last.get("reason") else "")
-                + (f": {last['message']}" if last.get("message") else "")
-            )
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        restarts = int(container.get("restartCount") or 0)
+        if reason not in _FAILED_WAITING:
+            if restarts >= CRASH_LOOP_RESTARTS and not container.get("ready"):
+                # Between two back-offs a crash-looping container reads running, not ready.
+                message = f"{what}: restarted {restarts} times without becoming ready"
+                detail = _last_exit(container)
+                return clip(f"{message}; {detail}" if detail else message)
+            continue
+        if reason == "CrashLoopBackOff" and restarts < CRASH_LOOP_RESTARTS:
+            continue
+        detail = _last_exit(container) or str(waiting.get("message") or "")
         return clip(f"{what}: {reason}, {_FAILED_WAITING[reason]}; {detail}".rstrip("; "))
     return None
 

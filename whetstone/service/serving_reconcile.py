@@ -1,0 +1,104 @@
+"""Reconcile model servers with their jobs, so no server holds a GPU nobody uses.
+
+For every server that holds resources (a vLLM Deployment on EKS, a local server process):
+- its job's record is gone: the server is removed;
+- its record says the deployment is no longer live: the server is stopped;
+- it failed or crash-loops: the deployer's status finds it (and deletes its objects), and the
+  failure is saved on the job with the reason, without anyone reading the deployment;
+- it has been ready and idle past `deployment_idle_ttl_s`: it is scaled to zero (stopped) and
+  the deployment recorded deleted, saying why; a deploy starts it again.
+
+Idle means no request the platform can observe. Requests go straight to the server (the
+in-cluster Service, or the local port), so none is recorded today and a deployment's idle
+time counts from when it was deployed (`created_at`); see docs/serving.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Annotated, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+from whetstone.core.job import Deployment, JobRecord
+from whetstone.observability import logger
+from whetstone.ports import Deployer
+from whetstone.service.deployments import refresh_deployment, stop_deployment
+from whetstone.service.platform import Platform
+
+Isolate = Callable[[str, str, Callable[[], None]], None]
+
+
+@runtime_checkable
+class ServedModels(Deployer, Protocol):
+    def served_job_ids(self) -> list[str]:
+        """Ids of the jobs whose model server holds resources now."""
+
+    def remove_orphan(self, job_id: str) -> None:
+        """Remove the server of a job that has no record."""
+
+
+class ServingRepairs(BaseModel):
+    failed: Annotated[
+        list[str], Field(description="Failed or crash-looping servers cleaned up.")
+    ] = []
+    idled: Annotated[list[str], Field(description="Servers idle past the TTL stopped.")] = []
+    stopped: Annotated[
+        list[str], Field(description="Servers of deleted jobs or ended deployments removed.")
+    ] = []
+
+
+def idle_since(deployment: Deployment) -> datetime:
+    """Since when the deployment has served no request the platform saw (module docstring)."""
+    return deployment.created_at
+
+
+def reconcile_deployments(
+    platform: Platform, servers: ServedModels, *, now: datetime, isolate: Isolate
+) -> ServingRepairs:
+    """One pass over every running server; `isolate` runs each server's repair so that one
+    that raises does not stop the pass."""
+    repairs = ServingRepairs()
+    for job_id in servers.served_job_ids():
+        isolate(
+            job_id,
+            "deployment",
+            partial(_reconcile_server, platform, servers, job_id, now, repairs),
+        )
+    return repairs
+
+
+def _reconcile_server(
+    platform: Platform, servers: ServedModels, job_id: str, now: datetime, repairs: ServingRepairs
+) -> None:
+    job = platform.jobs.get(job_id)
+    if job is None:
+        logger.warning("removing the model server of a deleted job", job_id=job_id)
+        servers.remove_orphan(job_id)
+        repairs.stopped.append(job_id)
+        return
+    if job.deployment is None or not job.deployment.is_live:
+        servers.stop(job)
+        repairs.stopped.append(job_id)
+        return
+    current = refresh_deployment(platform, job, servers)
+    if current.status == "failed":
+        repairs.failed.append(job_id)
+        return
+    ttl_s = platform.settings.deployment_idle_ttl_s
+    if ttl_s is None or current.status != "ready":
+        return
+    if now - idle_since(current) >= timedelta(seconds=ttl_s):
+        message = (
+            f"scaled to zero: no request for {ttl_s} s (WHETSTONE_DEPLOYMENT_IDLE_TTL_S); "
+            "deploy again to serve it"
+        )
+        stop_deployment(platform, _with(job, current), servers, message)
+        logger.info("idle deployment scaled to zero", job_id=job_id, ttl_s=ttl_s)
+        repairs.idled.append(job_id)
+
+
+def _with(job: JobRecord, deployment: Deployment) -> JobRecord:
+    return job.model_copy(update={"deployment": deployment})
