@@ -41,11 +41,14 @@ def classify_error(exc: BaseException) -> tuple[TrainerErrorCode, str]:
     """A stable error code and a message a person can act on."""
     import torch
 
+    from .callbacks import RunTimeExceeded
     from .data import DataError
     from .loop import NonFiniteLossError
     from .methods import ModelLoadError
     from .storage import StorageError
 
+    if isinstance(exc, RunTimeExceeded):
+        return TrainerErrorCode.RUN_TIME_EXCEEDED, str(exc)
     if isinstance(exc, NonFiniteLossError):
         return TrainerErrorCode.NON_FINITE_LOSS, str(exc)
     if isinstance(exc, torch.OutOfMemoryError):

@@ -148,3 +148,48 @@ class StopOnSignalCallback(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
             control.should_evaluate = False
+
+
+class RunTimeExceeded(Exception):
+    """Training reached the plan's run-time cap (a checkpoint was saved first)."""
+
+
+def training_clock() -> float:
+    """Seconds on a monotonic clock (a test puts its own in its place)."""
+    return time.monotonic()
+
+
+class RunTimeCapCallback(TrainerCallback):
+    """At the end of the step during which training time reaches `max_run_hours`: save a
+    checkpoint and stop training; the recipe then raises RunTimeExceeded."""
+
+    def __init__(self, max_run_hours: float | None) -> None:
+        self.max_run_hours = max_run_hours
+        self.reached_at_step: int | None = None
+        self._start = 0.0
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
+        self._start = training_clock()
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
+        if self.max_run_hours is None or self.reached_at_step is not None:
+            return
+        if training_clock() - self._start >= self.max_run_hours * 3600:
+            self.reached_at_step = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+            control.should_evaluate = False
+
+    def exceeded(self) -> RunTimeExceeded | None:
+        """The error to fail the run with, once the cap was reached."""
+        if self.reached_at_step is None:
+            return None
+        return RunTimeExceeded(
+            f"training reached its run-time cap of {self.max_run_hours:g} h "
+            f"(hardware.max_run_hours, or the estimate with a margin when unset) at step "
+            f"{self.reached_at_step}; a checkpoint of that step was saved"
+        )

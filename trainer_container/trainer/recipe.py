@@ -35,7 +35,12 @@ from whetstone.core.spec import LORA_METHODS, JobSpec, Method, resolve_precision
 from whetstone.inference.generation import ChatModel, golden_answer
 
 from .attention import PACKED_SDPA, register_packed_attention
-from .callbacks import CheckpointCallback, MetricsCallback, StopOnSignalCallback
+from .callbacks import (
+    CheckpointCallback,
+    MetricsCallback,
+    RunTimeCapCallback,
+    StopOnSignalCallback,
+)
 from .checkpoints import CheckpointStore, StopRequest
 from .data import (
     DataError,
@@ -290,8 +295,14 @@ def run_plan(
         plan, runtime, model, tokenizer, data, store, stop, emitter
     )
 
+    cap = RunTimeCapCallback(plan.options.max_run_hours)
+    trainer.add_callback(cap)
+
     with ResourceMonitor(emitter, plan.events.resources_interval_s):
         _train(trainer, store, stop, emitter, _device(runtime))
+        exceeded = None if stop.requested else cap.exceeded()
+        if exceeded is not None:
+            raise exceeded
         if stop.requested:
             emitter.status(
                 TrainerPhase.INTERRUPTED,

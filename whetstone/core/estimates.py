@@ -255,9 +255,9 @@ def _with(spec: JobSpec, **sections: dict[str, object]) -> JobSpec:
 
 
 def hardware_choices(gpu_counts: tuple[int, ...] = (1, 2, 4, 8)) -> list[tuple[GpuInfo, int]]:
-    """Every (GPU, count) configuration, cheapest hourly rate first."""
+    """Every (GPU, count) configuration, cheapest training rate first."""
     choices = [(gpu, n) for gpu in GPUS.values() for n in gpu_counts if n <= gpu.max_gpus]
-    return sorted(choices, key=lambda choice: choice[0].hourly_rate(choice[1]))
+    return sorted(choices, key=lambda choice: choice[0].training_rate(choice[1]))
 
 
 def smallest_fitting_hardware(model: BaseModelInfo, spec: JobSpec) -> HardwareChoice | None:
@@ -273,7 +273,7 @@ def smallest_fitting_hardware(model: BaseModelInfo, spec: JobSpec) -> HardwareCh
                 gpu_type=gpu.gpu_type,
                 gpu_count=count,
                 instance_type=gpu.instance_for(count).instance_type,
-                hourly_rate_usd=round(gpu.hourly_rate(count), 4),
+                hourly_rate_usd=round(gpu.training_rate(count), 4),
                 required_gib=memory.total_gib,
             )
     return None
@@ -341,7 +341,10 @@ def check_fit(model: BaseModelInfo, spec: JobSpec) -> FitReport:
 class CostEstimate(DeferredModel):
     estimated_hours: Annotated[float, Field(description="Wall-clock hours, overhead included.")]
     estimated_cost_usd: Annotated[float, Field(description="hours x hourly rate, USD.")]
-    hourly_rate_usd: Annotated[float, Field(description="The job's share of its node, USD/h.")]
+    hourly_rate_usd: Annotated[
+        float,
+        Field(description="What the job is charged: its whole node, held alone, USD/h."),
+    ]
     node_hourly_rate_usd: Annotated[
         float, Field(description="On-demand price of the whole node, USD/h.")
     ]
@@ -406,7 +409,7 @@ def estimate_cost(
     training_hours = flops / (tflops * 1e12) / 3600
     overhead_hours = training_hours * OVERHEAD_FRACTION
     hours = training_hours + overhead_hours
-    rate = gpu.hourly_rate(count)
+    rate = gpu.training_rate(count)
     return CostEstimate(
         estimated_hours=round(hours, 3),
         estimated_cost_usd=round(hours * rate, 2),
@@ -422,3 +425,16 @@ def estimate_cost(
         effective_tflops=round(tflops, 2),
         instance_type=gpu.instance_for(count).instance_type,
     )
+
+
+# A job that sets no hardware.max_run_hours is capped at its estimate with a margin: twice
+# the estimate (a slower node, more tokens than estimated) plus an hour.
+RUN_TIME_CAP_FACTOR = 2.0
+RUN_TIME_CAP_MARGIN_HOURS = 1.0
+
+
+def run_time_cap_hours(max_run_hours: float | None, estimate: CostEstimate) -> float:
+    """The training time after which the trainer stops the job with run_time_exceeded."""
+    if max_run_hours is not None:
+        return max_run_hours
+    return round(estimate.estimated_hours * RUN_TIME_CAP_FACTOR + RUN_TIME_CAP_MARGIN_HOURS, 3)

@@ -82,6 +82,15 @@ class TrainerOptions(_Section):
     stream_buffer: Annotated[
         int, Field(ge=16, description="Examples held to shuffle and group a streamed split.")
     ] = 2048
+    max_run_hours: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            description="Training time after which the trainer saves a checkpoint and fails "
+            "with run_time_exceeded: hardware.max_run_hours, or the estimate with a margin "
+            "(run_time_cap_hours); null in plans written before the cap existed.",
+        ),
+    ] = None
 
 
 class TrainerPlan(_Section):

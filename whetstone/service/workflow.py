@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from whetstone.core.catalog.base_models import BASE_MODELS_BY_ID
 from whetstone.core.errors import InvalidInputError, TransientError, WhetstoneError
+from whetstone.core.estimates import run_time_cap_hours
 from whetstone.core.job import (
     Artifacts,
     JobError,
@@ -183,7 +184,10 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
         model_source=trainer_model_source(spec.base_model),
         output=platform.blobs.uri(layout.output),
         events=events,
-        options=TrainerOptions(merge_adapter=spec.method in LORA_METHODS and spec.lora.save_merged),
+        options=TrainerOptions(
+            merge_adapter=spec.method in LORA_METHODS and spec.lora.save_merged,
+            max_run_hours=run_time_cap_hours(spec.hardware.max_run_hours, job.estimate),
+        ),
     )
     platform.blobs.put(layout.plan, plan.model_dump_json(indent=2).encode())
     log(platform, job_id, "build", "trainer plan written", model=plan.model_source)
