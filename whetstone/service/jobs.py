@@ -28,6 +28,7 @@ from whetstone.core.job import (
     JobRecord,
     LogEntry,
     MetricPoint,
+    live_cost,
     new_job_id,
     utcnow,
 )
@@ -54,7 +55,15 @@ def get_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
     job = platform.jobs.get(job_id)
     if job is None or job.org_id != caller.org_id:
         raise NotFoundError(f"no job {job_id!r}", code="job_not_found")
-    return job
+    return with_spend_to_date(job)
+
+
+def with_spend_to_date(job: JobRecord) -> JobRecord:
+    """The job with its cost up to now: a launched trainer's node bills from the launch
+    (provisioning, image pull), before any metrics event moves the stored cost."""
+    if job.is_terminal or job.training_started_at is None:
+        return job
+    return job.model_copy(update={"cost": live_cost(job, utcnow())})
 
 
 def _check_quotas(platform: Platform, caller: Caller, spec: JobSpec) -> None:
@@ -226,7 +235,8 @@ def all_jobs(platform: Platform, caller: Caller, filters: JobFilter) -> list[Job
 def list_jobs(
     platform: Platform, caller: Caller, filters: JobFilter, *, limit: int, cursor: str | None
 ) -> tuple[list[JobRecord], str | None]:
-    return platform.jobs.list_jobs(caller.org_id, filters, limit=limit, cursor=cursor)
+    jobs, next_cursor = platform.jobs.list_jobs(caller.org_id, filters, limit=limit, cursor=cursor)
+    return [with_spend_to_date(job) for job in jobs], next_cursor
 
 
 def stop_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:

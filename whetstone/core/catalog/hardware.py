@@ -82,6 +82,14 @@ class GpuInfo(BaseModel):
         option = self.instance_for(gpu_count)
         return option.hourly_usd * gpu_count / option.gpus
 
+    def training_rate(self, gpu_count: int) -> float:
+        """What a training job of `gpu_count` GPUs is charged per hour: its node's whole price.
+
+        A trainer holds its node alone (required anti-affinity, docs/workflow.md "exclusive
+        node"), so a one-GPU job on an 8-GPU p4d pays all of it: what the bill says.
+        """
+        return self.instance_for(gpu_count).hourly_usd
+
     def node_selector(self, gpu_count: int = 1) -> dict[str, str]:
         """Kubernetes node labels that pick this GPU type for a job of `gpu_count` GPUs."""
         family = self.instance_for(gpu_count).instance_type.split(".")[0]
