@@ -33,6 +33,7 @@ from whetstone.service.serving_reconcile import (
     ServedModels,
     ServingRepairs,
     reconcile_deployments,
+    record_or_remove,
 )
 
 # The step a job was in, for the error of a job whose workflow is gone.
@@ -171,13 +172,8 @@ def _repair_execution(
 def _repair_trainer_job(
     platform: Platform, cluster: ClusterJobs, job_id: str, repairs: Repairs
 ) -> None:
-    record = platform.jobs.get(job_id)
-    if record is None:
-        logger.warning("removing the trainer job of a deleted job", job_id=job_id)
-        cluster.remove_orphan(job_id)
-        repairs.orphans.append(job_id)
-        return
-    if not record.is_terminal:
+    record = record_or_remove(platform, cluster, job_id, "trainer Job", repairs.orphans)
+    if record is None or not record.is_terminal:
         return
     if record.deployment is not None and record.deployment.is_live:
         # Its model server runs under the job's service account: leave the finished

@@ -31,6 +31,24 @@ from whetstone.service.platform import Platform
 Isolate = Callable[[str, str, Callable[[], None]], None]
 
 
+class LeftOnTheCluster(Protocol):
+    def remove_orphan(self, job_id: str) -> None:
+        """Remove what a job that has no record left running."""
+
+
+def record_or_remove(
+    platform: Platform, owner: LeftOnTheCluster, job_id: str, what: str, removed: list[str]
+) -> JobRecord | None:
+    """The job's record; None when it was deleted, after removing what `owner` runs for it
+    (`what`, for the log) and listing the job in `removed`."""
+    job = platform.jobs.get(job_id)
+    if job is None:
+        logger.warning("removing what a deleted job left", job_id=job_id, what=what)
+        owner.remove_orphan(job_id)
+        removed.append(job_id)
+    return job
+
+
 @runtime_checkable
 class ServedModels(Deployer, Protocol):
     def served_job_ids(self) -> list[str]:
@@ -73,11 +91,8 @@ def reconcile_deployments(
 def _reconcile_server(
     platform: Platform, servers: ServedModels, job_id: str, now: datetime, repairs: ServingRepairs
 ) -> None:
-    job = platform.jobs.get(job_id)
+    job = record_or_remove(platform, servers, job_id, "model server", repairs.stopped)
     if job is None:
-        logger.warning("removing the model server of a deleted job", job_id=job_id)
-        servers.remove_orphan(job_id)
-        repairs.stopped.append(job_id)
         return
     if job.deployment is None or not job.deployment.is_live:
         servers.stop(job)
