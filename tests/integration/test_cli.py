@@ -342,6 +342,39 @@ def test_jobs_get_and_list_show_the_device_a_job_ran_on_once_the_trainer_reports
     assert _line(listed, job_id).split()[5] == "cpu"
 
 
+def test_a_job_starting_its_trainer_reads_apart_from_a_model_deployment(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    for status in (JobStatus.PREPARING, JobStatus.DEPLOYING):
+        transition(get_platform(), job_id, status)
+
+    shown = whet("jobs", "get", job_id).out
+
+    assert _line(shown, "status").endswith("deploying (starting trainer)")
+    assert "deploying (starting trainer)" in whet("jobs", "list").out
+
+
+def test_a_cancelled_job_shows_no_eta_and_a_second_stop_says_it_ended(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    update_job(
+        get_platform(),
+        job_id,
+        lambda job: job.model_copy(
+            update={"progress": job.progress.model_copy(update={"eta_seconds": 90.0})}
+        ),
+    )
+    whet("jobs", "stop", job_id)
+
+    shown = whet("jobs", "get", job_id).out
+    again = whet("jobs", "stop", job_id)
+
+    assert _line(shown, "ETA").split() == ["ETA:", "-"]
+    assert again.code == 1 and "the job already ended (cancelled)" in again.err
+
+
 def _line(text: str, start: str) -> str:
     return next(line for line in text.splitlines() if line.startswith(start))
 

@@ -145,6 +145,14 @@ def test_create_rejects_an_invalid_spec_by_path() -> None:
     assert response.body["details"][0]["loc"] == "spec.training.epochs"
 
 
+def test_create_names_an_unknown_field_and_the_one_meant() -> None:
+    response = create(spec(training={"epoch": 2}))
+    assert response.status == 422
+    (detail,) = response.body["details"]
+    assert detail["loc"] == "spec.training"
+    assert detail["message"].startswith("unknown field 'epoch'; did you mean 'epochs'?")
+
+
 def test_create_rejects_a_config_that_is_not_json() -> None:
     body, content_type = multipart({"config": "{nope"}, {"file": ("a.jsonl", dataset())})
     response = call_api("POST", f"{API}/jobs", body=body, headers={"content-type": content_type})
@@ -355,6 +363,7 @@ def test_stopping_twice_is_a_conflict() -> None:
     call_api("POST", f"{API}/jobs/{job_id}/stop")
     again = call_api("POST", f"{API}/jobs/{job_id}/stop")
     assert again.status == 409 and again.body["code"] == "illegal_transition"
+    assert again.body["message"] == "the job already ended (cancelled); there is nothing to stop"
 
 
 def test_a_stop_racing_a_completion_loses_cleanly(platform: Platform) -> None:

@@ -237,6 +237,12 @@ def stop_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
         return transition(platform, job_id, JobStatus.CANCELLED, "stopped before it started")
 
     def request_stop(current: JobRecord) -> JobRecord:
+        if current.is_terminal or current.status is JobStatus.STOPPING:
+            state = "already ended" if current.is_terminal else "is already stopping"
+            raise ConflictError(
+                f"the job {state} ({current.status}); there is nothing to stop",
+                code="illegal_transition",
+            )
         check_transition(current.status, JobStatus.STOPPING)
         stopping = current.with_status(JobStatus.STOPPING, f"stop requested by {caller.user_id}")
         return stopping.model_copy(update={"stop_requested": True})
