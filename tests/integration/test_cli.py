@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -373,6 +375,18 @@ def test_a_cancelled_job_shows_no_eta_and_a_second_stop_says_it_ended(
 
     assert _line(shown, "ETA").split() == ["ETA:", "-"]
     assert again.code == 1 and "the job already ended (cancelled)" in again.err
+
+
+def test_output_into_a_closed_pipe_ends_quietly(
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given stdout is a pipe whose reader went away, as with `whet models | head -1`
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w", buffering=1) as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        # When a command prints its table, Then it exits 0 without a traceback
+        assert main(["models", "--url", server_url]) == 0
 
 
 def _line(text: str, start: str) -> str:

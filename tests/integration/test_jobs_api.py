@@ -456,6 +456,18 @@ def test_metrics_by_name_and_step_range_downsampled(platform: Platform) -> None:
     }
 
 
+def test_a_typod_metric_name_is_refused_with_the_known_names() -> None:
+    job_id = create().body["job_id"]
+
+    response = call_api("GET", f"{API}/jobs/{job_id}/metrics?names=loss,eval_los")
+
+    assert response.status == 422 and response.body["code"] == "unknown_metric"
+    assert response.body["message"].startswith(
+        "unknown metric 'eval_los'; did you mean 'eval_loss'"
+    )
+    assert "known metrics: loss, eval_loss" in response.body["message"]
+
+
 def test_download_waits_for_completion_then_links_the_archive(platform: Platform) -> None:
     job_id = create().body["job_id"]
     early = call_api("GET", f"{API}/jobs/{job_id}/download")

@@ -37,6 +37,7 @@ from whetstone.core.logs import LogQuery
 from whetstone.core.run_defaults import run_steps, spec_warnings
 from whetstone.core.spec import JobSpec
 from whetstone.service.datasets import check_from_params, check_source, require_valid_dataset
+from whetstone.service.metric_names import require_known_metrics
 from whetstone.service.models import require_reachable_model, resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
@@ -325,6 +326,7 @@ def job_metrics(
     max_points: int,
 ) -> dict[str, list[MetricPoint]]:
     get_job(platform, caller, job_id)
+    require_known_metrics(names or ())
     series: dict[str, list[MetricPoint]] = {}
     for point in platform.jobs.query_metrics(
         job_id, names=names, min_step=min_step, max_step=max_step
