@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from trainer.model_card import write_model_card
+from trainer.model_card import render_model_card
 
 from whetstone.core.spec import JobSpec
 
@@ -14,31 +13,24 @@ RUNTIME = {"precision": "fp32", "device": "cpu", "warmup_steps": 3}
 HISTORY = [{"step": 5, "loss": 2.5}, {"step": 10, "loss": 1.25, "eval_loss": 1.5}]
 
 
-def card(tmp_path: Path, *, adapter: bool = True, **results: Any) -> str:
+def card(adapter: bool = True, **results: Any) -> str:
     spec = JobSpec.model_validate(
         {"base_model": "qwen2.5-0.5b-instruct", "method": "qlora", "lora": {"r": 8}}
     )
-    (tmp_path / "README.md").write_text("# Model Card for Model ID\n[More Information Needed]")
-    write_model_card(
-        tmp_path,
+    facts: dict[str, Any] = {"dataset": DATASET, "runtime": RUNTIME, "history": HISTORY}
+    return render_model_card(
         job_id="ftjob-abc",
         spec=spec,
         base_model="qwen2.5-0.5b-instruct",
         adapter=adapter,
-        dataset=DATASET,
-        runtime=RUNTIME,
-        history=HISTORY,
         results={"global_step": 10, "epoch": 1.0, **results},
+        **facts,
     )
-    return (tmp_path / "README.md").read_text()
 
 
-def test_the_card_replaces_the_template_with_base_model_settings_data_and_metrics(
-    tmp_path: Path,
-) -> None:
-    text = card(tmp_path)
+def test_the_card_names_the_base_model_settings_data_and_metrics() -> None:
+    text = card()
 
-    assert "More Information Needed" not in text
     assert "base_model: qwen2.5-0.5b-instruct" in text and "library_name: peft" in text
     assert "Fine-tuned by Whetstone job `ftjob-abc`." in text
     assert "| lora r / alpha / dropout | 8 / 32 / 0.1 |" in text
@@ -49,16 +41,16 @@ def test_the_card_replaces_the_template_with_base_model_settings_data_and_metric
     assert "AutoPeftModelForCausalLM.from_pretrained" in text
 
 
-def test_the_card_shows_the_test_evaluation_only_when_there_was_one(tmp_path: Path) -> None:
-    assert "## Evaluation" not in card(tmp_path)
+def test_the_card_shows_the_test_evaluation_only_when_there_was_one() -> None:
+    assert "## Evaluation" not in card()
 
-    text = card(tmp_path, test_loss=1.0, test_perplexity=2.718281828)
+    text = card(test_loss=1.0, test_perplexity=2.718281828)
 
     assert "| test loss | 1.0 |" in text and "| test perplexity | 2.7183 |" in text
 
 
-def test_a_full_model_card_loads_it_with_transformers(tmp_path: Path) -> None:
-    text = card(tmp_path, adapter=False)
+def test_a_full_model_card_loads_it_with_transformers() -> None:
+    text = card(adapter=False)
 
     assert "library_name: transformers" in text
     assert "AutoModelForCausalLM.from_pretrained" in text

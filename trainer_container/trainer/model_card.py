@@ -6,38 +6,11 @@ how it was trained, on what data, how well it did and how to load it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from whetstone.core.spec import LORA_METHODS, JobSpec, Method
 
-CARD_NAME = "README.md"
-
-
-def write_model_card(
-    model_dir: Path,
-    *,
-    job_id: str,
-    spec: JobSpec,
-    base_model: str,
-    adapter: bool,
-    dataset: dict[str, Any],
-    runtime: dict[str, Any],
-    history: list[dict[str, Any]],
-    results: dict[str, Any],
-) -> None:
-    """Write README.md into `model_dir`, replacing the library's template."""
-    card = render_model_card(
-        job_id=job_id,
-        spec=spec,
-        base_model=base_model,
-        adapter=adapter,
-        dataset=dataset,
-        runtime=runtime,
-        history=history,
-        results=results,
-    )
-    (model_dir / CARD_NAME).write_text(card)
+CARD_NAME = "README.md"  # the file name the Hugging Face Hub and the libraries read
 
 
 def render_model_card(

@@ -58,7 +58,7 @@ from .methods import (
     merge_adapter,
     strategy_for,
 )
-from .model_card import write_model_card
+from .model_card import CARD_NAME, render_model_card
 from .resources import ResourceMonitor
 from .storage import Location, open_location
 
@@ -674,7 +674,7 @@ def _write_artifacts(
     for stale in ("training_args.bin",):
         (model_dir / stale).unlink(missing_ok=True)
     card = partial(
-        write_model_card,
+        render_model_card,
         job_id=plan.job_id,
         spec=plan.spec,
         base_model=model_name,
@@ -683,7 +683,7 @@ def _write_artifacts(
         history=history,
         results=results,
     )
-    card(model_dir, adapter=trains_adapter)
+    (model_dir / CARD_NAME).write_text(card(adapter=trains_adapter))
     output.upload_dir(model_dir, OutputNames.MODEL)
     if plan.options.merge_adapter:
         if plan.spec.method in LORA_METHODS:
@@ -692,7 +692,7 @@ def _write_artifacts(
             from transformers import AutoTokenizer
 
             AutoTokenizer.from_pretrained(model_dir).save_pretrained(merged_dir)
-            card(merged_dir, adapter=False)
+            (merged_dir / CARD_NAME).write_text(card(adapter=False))
             output.upload_dir(merged_dir, OutputNames.MERGED)
             results["merged_model"] = output.child_uri(OutputNames.MERGED)
         else:
