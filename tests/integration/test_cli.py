@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -340,6 +342,51 @@ def test_jobs_get_and_list_show_the_device_a_job_ran_on_once_the_trainer_reports
     assert _line(asked, "hardware").endswith("x nvidia-t4")
     assert _line(shown, "hardware").endswith(" cpu")
     assert _line(listed, job_id).split()[5] == "cpu"
+
+
+def test_a_job_starting_its_trainer_reads_apart_from_a_model_deployment(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    for status in (JobStatus.PREPARING, JobStatus.DEPLOYING):
+        transition(get_platform(), job_id, status)
+
+    shown = whet("jobs", "get", job_id).out
+
+    assert _line(shown, "status").endswith("deploying (starting trainer)")
+    assert "deploying (starting trainer)" in whet("jobs", "list").out
+
+
+def test_a_cancelled_job_shows_no_eta_and_a_second_stop_says_it_ended(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    job_id = create(whet, config, dataset)
+    update_job(
+        get_platform(),
+        job_id,
+        lambda job: job.model_copy(
+            update={"progress": job.progress.model_copy(update={"eta_seconds": 90.0})}
+        ),
+    )
+    whet("jobs", "stop", job_id)
+
+    shown = whet("jobs", "get", job_id).out
+    again = whet("jobs", "stop", job_id)
+
+    assert _line(shown, "ETA").split() == ["ETA:", "-"]
+    assert again.code == 1 and "the job already ended (cancelled)" in again.err
+
+
+def test_output_into_a_closed_pipe_ends_quietly(
+    server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given stdout is a pipe whose reader went away, as with `whet models | head -1`
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w", buffering=1) as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        # When a command prints its table, Then it exits 0 without a traceback
+        assert main(["models", "--url", server_url]) == 0
 
 
 def _line(text: str, start: str) -> str:

@@ -145,6 +145,14 @@ def test_create_rejects_an_invalid_spec_by_path() -> None:
     assert response.body["details"][0]["loc"] == "spec.training.epochs"
 
 
+def test_create_names_an_unknown_field_and_the_one_meant() -> None:
+    response = create(spec(training={"epoch": 2}))
+    assert response.status == 422
+    (detail,) = response.body["details"]
+    assert detail["loc"] == "spec.training"
+    assert detail["message"].startswith("unknown field 'epoch'; did you mean 'epochs'?")
+
+
 def test_create_rejects_a_config_that_is_not_json() -> None:
     body, content_type = multipart({"config": "{nope"}, {"file": ("a.jsonl", dataset())})
     response = call_api("POST", f"{API}/jobs", body=body, headers={"content-type": content_type})
@@ -355,6 +363,7 @@ def test_stopping_twice_is_a_conflict() -> None:
     call_api("POST", f"{API}/jobs/{job_id}/stop")
     again = call_api("POST", f"{API}/jobs/{job_id}/stop")
     assert again.status == 409 and again.body["code"] == "illegal_transition"
+    assert again.body["message"] == "the job already ended (cancelled); there is nothing to stop"
 
 
 def test_a_stop_racing_a_completion_loses_cleanly(platform: Platform) -> None:
@@ -445,6 +454,18 @@ def test_metrics_by_name_and_step_range_downsampled(platform: Platform) -> None:
         "learning_rate": [5, 6, 7],
         "loss": [5, 6, 7],
     }
+
+
+def test_a_typod_metric_name_is_refused_with_the_known_names() -> None:
+    job_id = create().body["job_id"]
+
+    response = call_api("GET", f"{API}/jobs/{job_id}/metrics?names=loss,eval_los")
+
+    assert response.status == 422 and response.body["code"] == "unknown_metric"
+    assert response.body["message"].startswith(
+        "unknown metric 'eval_los'; did you mean 'eval_loss'"
+    )
+    assert "known metrics: loss, eval_loss" in response.body["message"]
 
 
 def test_download_waits_for_completion_then_links_the_archive(platform: Platform) -> None:

@@ -220,6 +220,8 @@ def test_results_metrics_history_and_run_manifest_are_written(
     assert manifest["runtime"]["attention"] == "whetstone_packed_sdpa"
     assert [row["step"] for row in history] == [1, 2, 3]
     assert results["artifact_kind"] == "adapter" and "test_loss" in results
+    model_card = (out / OutputNames.MODEL / "README.md").read_text()
+    assert "Fine-tuned by Whetstone job" in model_card and "## Evaluation" in model_card
 
 
 def test_a_golden_answer_that_cannot_be_computed_leaves_the_run_done_with_a_warning(

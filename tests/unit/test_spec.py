@@ -100,7 +100,25 @@ def test_out_of_range_values_name_the_field(section: str, field: str, value: Any
 
 
 def test_unknown_fields_are_rejected_rather_than_ignored() -> None:
-    assert "training.learning_rat" in error_text(training={"learning_rat": 1e-4})
+    text = error_text(training={"learning_rat": 1e-4})
+    assert "training" in text and "unknown field 'learning_rat'" in text
+
+
+@pytest.mark.parametrize(
+    ("section", "typo", "meant"),
+    [("training", "epoch", "epochs"), ("lora", "rank", "r"), ("training", "lr", "learning_rate")],
+)
+def test_an_unknown_field_suggests_the_closest_known_one(
+    section: str, typo: str, meant: str
+) -> None:
+    text = error_text(**{section: {typo: 1}})
+    assert f"unknown field {typo!r}; did you mean {meant!r}?" in text
+    assert "Extra inputs" not in text and "docs/job-spec.md" in text
+
+
+def test_an_unknown_field_like_no_known_one_lists_the_known_fields() -> None:
+    text = error_text(dataset={"zzz": 1})
+    assert "known fields: source, format, columns, split" in text
 
 
 def test_all_linear_targets_every_linear_layer_alone() -> None:

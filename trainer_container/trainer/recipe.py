@@ -13,6 +13,7 @@ import platform
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,6 +63,7 @@ from .methods import (
     merge_adapter,
     strategy_for,
 )
+from .model_card import CARD_NAME, render_model_card
 from .resources import ResourceMonitor
 from .storage import Location, open_location
 
@@ -682,6 +684,17 @@ def _write_artifacts(
         adapter_config.write_text(json.dumps(config, indent=2))
     for stale in ("training_args.bin",):
         (model_dir / stale).unlink(missing_ok=True)
+    card = partial(
+        render_model_card,
+        job_id=plan.job_id,
+        spec=plan.spec,
+        base_model=model_name,
+        dataset=manifest_extra["dataset"],
+        runtime=manifest_extra["runtime"],
+        history=history,
+        results=results,
+    )
+    (model_dir / CARD_NAME).write_text(card(adapter=trains_adapter))
     output.upload_dir(model_dir, OutputNames.MODEL)
     if plan.options.merge_adapter:
         if plan.spec.method in LORA_METHODS:
@@ -690,6 +703,7 @@ def _write_artifacts(
             from transformers import AutoTokenizer
 
             AutoTokenizer.from_pretrained(model_dir).save_pretrained(merged_dir)
+            (merged_dir / CARD_NAME).write_text(card(adapter=False))
             output.upload_dir(merged_dir, OutputNames.MERGED)
             results["merged_model"] = output.child_uri(OutputNames.MERGED)
         else:

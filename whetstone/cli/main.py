@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from whetstone.cli.commands import datasets, jobs, planning
 from whetstone.cli.commands.common import (
     EXIT_CODES_HELP,
+    EXIT_OK,
     EXIT_REFUSED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -97,6 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WhetstoneAPIError as error:
         print(f"whet: {api_error_text(error.message, error.code, error.details)}", file=sys.stderr)
         return EXIT_UNAVAILABLE if error.status >= 500 else EXIT_REFUSED
+    except BrokenPipeError:
+        # `whet ... | head` closed the pipe: the reader has what it wanted. Point stdout at
+        # nothing so the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except WhetstoneConnectionError as error:
         print(f"whet: {error}", file=sys.stderr)
         return EXIT_UNAVAILABLE

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from pydantic_core import to_jsonable_python
 
 from whetstone.api.schemas.jobs import JobResponse
+from whetstone.core.lifecycle import status_label
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -66,7 +67,7 @@ def duration(seconds: float | None) -> str:
 def progress_line(job: JobResponse) -> str:
     """status, step/max_steps, loss, ETA and cost of a job in one line."""
     progress = job.progress
-    parts = [job.job_id, str(job.status).ljust(10)]
+    parts = [job.job_id, status_label(job.status).ljust(10)]
     if progress.max_steps:
         width = 20
         filled = round(width * progress.fraction)

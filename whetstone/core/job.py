@@ -139,7 +139,13 @@ class JobRecord(DeferredModel):
     user_id: Annotated[str, Field(description="User who created the job.")]
     name: Annotated[str | None, Field(description="Optional human name.")] = None
     spec: Annotated[JobSpec, Field(description="The job spec.")]
-    status: Annotated[JobStatus, Field(description="Current status.")] = JobStatus.PENDING
+    status: Annotated[
+        JobStatus,
+        Field(
+            description="Current status. `deploying` is the trainer starting (a node being "
+            "provisioned, or the local process starting), not a model deployment (`/deployment`)."
+        ),
+    ] = JobStatus.PENDING
     status_history: Annotated[
         list[StatusChange], Field(description="Every status entered, oldest first.")
     ] = Field(default_factory=list)

@@ -33,6 +33,16 @@ STATUS_DESCRIPTIONS: dict[JobStatus, str] = {
     JobStatus.CANCELLED: "Stopped by user",
 }
 
+# What people read: `deploying` starts the trainer, which `jobs deploy` (serving the trained
+# model) is easily taken for. The status keeps product.md's name; its label says what it is.
+STATUS_LABELS: dict[JobStatus, str] = {JobStatus.DEPLOYING: "deploying (starting trainer)"}
+
+
+def status_label(status: str) -> str:
+    """A status as the CLI and messages show it."""
+    return STATUS_LABELS.get(JobStatus(status), str(status))
+
+
 TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
     {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
 )

@@ -18,13 +18,15 @@ from pydantic import (
 )
 
 from whetstone.core.catalog.hardware import GpuType, get_gpu
-from whetstone.core.deferred import DeferredModel
+from whetstone.core.strict import StrictModel
+
+SPEC_REFERENCE = "docs/job-spec.md"
 
 
-class _Section(DeferredModel):
+class _Section(StrictModel):
     """A spec section: unknown fields are rejected so a typo never passes silently."""
 
-    model_config = ConfigDict(extra="forbid")
+    field_reference = SPEC_REFERENCE
 
 
 class Method(StrEnum):
@@ -44,6 +46,8 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 class LoraParams(_Section):
     """Adapter settings, used by the `lora` and `qlora` methods."""
+
+    field_synonyms = {"rank": "r", "lora_alpha": "alpha", "lora_dropout": "dropout"}
 
     r: Annotated[
         int, Field(ge=1, le=256, description="Rank: dimensionality of adapter matrices.")
@@ -73,11 +77,14 @@ class LoraParams(_Section):
     @field_validator("target_modules", mode="before")
     @classmethod
     def _one_name_is_a_list(cls, value: Any) -> Any:
+        """`lora.target_modules` may be one name instead of a list."""
         return [value] if isinstance(value, str) else value
 
     @field_validator("target_modules")
     @classmethod
     def _valid_module_names(cls, value: list[str]) -> list[str]:
+        """`lora.target_modules` are module names (letters, digits, `_`, `.`), each listed once;
+        `all-linear` stands alone."""
         if ALL_LINEAR in value and len(value) > 1:
             raise ValueError("'all-linear' already covers every linear layer; give it alone")
         for name in value:
@@ -113,6 +120,8 @@ class QuantizationParams(_Section):
 
     @model_validator(mode="after")
     def _quant_type_fits_bits(self) -> Self:
+        """`quantization.quant_type` `nf4` and `fp4` exist only at 4 bits; left unset, it becomes
+        `int4` at other widths."""
         if self.quant_type in ("nf4", "fp4") and self.bits != 4:
             if "quant_type" in self.model_fields_set:
                 raise ValueError(
@@ -142,6 +151,7 @@ class PromptTuningParams(_Section):
 
     @model_validator(mode="after")
     def _text_goes_with_text_init(self) -> Self:
+        """`prompt_tuning.init_text` goes with `init: text` only, which needs it."""
         if self.init == "text" and self.init_text is None:
             raise ValueError("init 'text' needs init_text: the text to start the prompt from")
         if self.init == "random" and self.init_text is not None:
@@ -159,10 +169,11 @@ class DatasetFormat(StrEnum):
     PARQUET = "parquet"
 
 
-class ColumnMapping(DeferredModel):
+class ColumnMapping(StrictModel):
     """Which column (or JSON key) holds which field; unset fields are auto-detected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    field_reference = SPEC_REFERENCE
 
     text: Annotated[str | None, Field(description="Column holding the text.")] = None
     label: Annotated[str | None, Field(description="Column holding the class label.")] = None
@@ -186,6 +197,7 @@ class SplitParams(_Section):
     @model_validator(mode="before")
     @classmethod
     def _from_slashed_string(cls, value: Any) -> Any:
+        """`dataset.split` may be a string `train/validation/test`, e.g. `80/15/5`."""
         if not isinstance(value, str):
             return value
         parts = value.split("/")
@@ -198,6 +210,7 @@ class SplitParams(_Section):
 
     @model_validator(mode="after")
     def _sums_to_100(self) -> Self:
+        """The three `dataset.split` percentages sum to 100."""
         total = self.train + self.validation + self.test
         if total != 100:
             raise ValueError(
@@ -239,6 +252,8 @@ class DatasetParams(_Section):
 
 class TrainingParams(_Section):
     """Optimization hyperparameters."""
+
+    field_synonyms = {"lr": "learning_rate", "num_epochs": "epochs", "num_train_epochs": "epochs"}
 
     learning_rate: Annotated[
         float, Field(ge=1e-6, le=1e-2, description="Step size for weight updates.")
@@ -315,6 +330,8 @@ class AdvancedParams(_Section):
 
     @model_validator(mode="after")
     def _early_stopping_needs_matching_evaluation(self) -> Self:
+        """`advanced.early_stopping` needs evaluation (`eval_strategy` not `no`), `save_strategy`
+        equal to `eval_strategy`, and with `steps`, `save_steps` a multiple of `eval_steps`."""
         if not self.early_stopping:
             return self
         if self.eval_strategy == "no":
@@ -364,6 +381,8 @@ class HardwareParams(_Section):
 
     @model_validator(mode="after")
     def _derive_instance_type(self) -> Self:
+        """`hardware.instance_type` is derived from `gpu_type` and `gpu_count`; when given, it
+        must match."""
         derived = get_gpu(self.gpu_type).instance_for(self.gpu_count).instance_type
         if self.instance_type is not None and self.instance_type != derived:
             raise ValueError(
@@ -411,6 +430,8 @@ class JobSpec(_Section):
 
     @model_validator(mode="after")
     def _precision_fits_the_gpu(self) -> Self:
+        """`advanced.bf16`, and `quantization.compute_dtype: bfloat16` with qlora, need a GPU with
+        bfloat16 (not `nvidia-t4`)."""
         gpu = get_gpu(self.hardware.gpu_type)
         if gpu.bf16:
             return self
@@ -428,6 +449,7 @@ class JobSpec(_Section):
 
     @model_validator(mode="after")
     def _cutoff_within_sequence_length(self) -> Self:
+        """`dataset.cutoff_length` is at most `training.max_sequence_length`."""
         if self.dataset.cutoff_length > self.training.max_sequence_length:
             raise ValueError(
                 f"dataset.cutoff_length ({self.dataset.cutoff_length}) exceeds "

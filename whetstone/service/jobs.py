@@ -38,6 +38,7 @@ from whetstone.core.logs import LogQuery
 from whetstone.core.run_defaults import run_steps, spec_warnings
 from whetstone.core.spec import JobSpec
 from whetstone.service.datasets import check_from_params, check_source, require_valid_dataset
+from whetstone.service.metric_names import require_known_metrics
 from whetstone.service.models import require_reachable_model, resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
@@ -247,6 +248,12 @@ def stop_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
         return transition(platform, job_id, JobStatus.CANCELLED, "stopped before it started")
 
     def request_stop(current: JobRecord) -> JobRecord:
+        if current.is_terminal or current.status is JobStatus.STOPPING:
+            state = "already ended" if current.is_terminal else "is already stopping"
+            raise ConflictError(
+                f"the job {state} ({current.status}); there is nothing to stop",
+                code="illegal_transition",
+            )
         check_transition(current.status, JobStatus.STOPPING)
         stopping = current.with_status(JobStatus.STOPPING, f"stop requested by {caller.user_id}")
         return stopping.model_copy(update={"stop_requested": True})
@@ -329,6 +336,7 @@ def job_metrics(
     max_points: int,
 ) -> dict[str, list[MetricPoint]]:
     get_job(platform, caller, job_id)
+    require_known_metrics(names or ())
     series: dict[str, list[MetricPoint]] = {}
     for point in platform.jobs.query_metrics(
         job_id, names=names, min_step=min_step, max_step=max_step

@@ -66,6 +66,12 @@ def require_reachable_model(ref: str, model: BaseModelInfo) -> None:
 
 
 def _from_local_folder(folder: Path) -> BaseModelInfo:
+    if not folder.is_dir():
+        raise NotFoundError(
+            f"no folder {folder} on the platform's machine; point at a folder saved with "
+            "save_pretrained",
+            code="model_not_found",
+        )
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise InvalidInputError(

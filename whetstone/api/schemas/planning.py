@@ -12,6 +12,7 @@ from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.estimates import CostEstimate, FitReport, HardwareChoice, SettingChange
 from whetstone.core.spec import HardwareParams, JobSpec, Method, TrainingParams
+from whetstone.core.strict import StrictModel
 
 
 def _unless_in_config(model: type[BaseModel], name: str) -> Any:
@@ -31,7 +32,7 @@ def _overlay(section: Any, **values: Any) -> dict[str, Any]:
     return merged
 
 
-class PlanningRequest(DeferredModel):
+class PlanningRequest(StrictModel):
     """A model, a method and hardware; any other job spec setting goes in `config`."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())

@@ -25,7 +25,7 @@ from whetstone.cli.commands.common import (
 from whetstone.cli.output import ProgressBar, duration, fields, table, to_json, usd
 from whetstone.client import Job, load_job_config
 from whetstone.core.job import LOG_LEVELS, LogEntry, MetricPoint
-from whetstone.core.lifecycle import JobStatus
+from whetstone.core.lifecycle import JobStatus, status_label
 from whetstone.core.spec import Method
 
 DEFAULT_POLL_S = 2.0
@@ -43,7 +43,7 @@ def _row(job: JobResponse) -> list[object]:
     return [
         job.job_id,
         job.name,
-        job.status,
+        status_label(job.status),
         job.spec.base_model,
         job.spec.method,
         _hardware(job),
@@ -60,7 +60,7 @@ def _describe(job: JobResponse) -> str:
     pairs: list[tuple[str, object]] = [
         ("job", job.job_id),
         ("name", job.name),
-        ("status", job.status),
+        ("status", status_label(job.status)),
         ("base model", job.spec.base_model),
         ("method", job.spec.method),
         ("hardware", _hardware(job)),
@@ -69,7 +69,7 @@ def _describe(job: JobResponse) -> str:
         ("created", job.created_at),
         ("finished", job.finished_at),
         ("progress", f"step {progress.step}/{progress.max_steps}, epoch {progress.epoch:.2f}"),
-        ("ETA", duration(progress.eta_seconds)),
+        ("ETA", duration(None if job.is_terminal else progress.eta_seconds)),
         (
             "cost",
             f"{usd(job.cost.current_usd)} of ~{usd(job.cost.estimated_total_usd)} "
@@ -87,7 +87,7 @@ def _describe(job: JobResponse) -> str:
         pairs.append(("error", f"{job.error.message} ({job.error.code} at {job.error.step})"))
     history = table(
         ["STATUS", "AT", "MESSAGE"],
-        [[change.status, change.at, change.message] for change in job.status_history],
+        [[status_label(change.status), change.at, change.message] for change in job.status_history],
     )
     return fields(pairs) + "\n\n" + history
 
