@@ -214,7 +214,7 @@ def orchestrator(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> StepFun
         ),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/whetstone-workflow",
     )["stateMachineArn"]
-    orchestrator = StepFunctionsOrchestrator(arn, poll_interval_s=0)
+    orchestrator = StepFunctionsOrchestrator(arn)
     ports = dataclasses.replace(runtime.get_aws_workflow_ports(), orchestrator=orchestrator)
     monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: ports)
     return orchestrator

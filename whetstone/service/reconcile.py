@@ -19,9 +19,10 @@ from pydantic import BaseModel, Field
 from whetstone.core.job import JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
 from whetstone.observability import logger
-from whetstone.ports import Compute
+from whetstone.ports import Compute, TaskCallbacks
 from whetstone.service import workflow
 from whetstone.service.platform import Platform
+from whetstone.service.stage_tasks import settle_lost_stage
 
 # The step a job was in, for the error of a job whose workflow is gone.
 STATUS_STEP = {
@@ -69,6 +70,7 @@ def reconcile(
     running = runs.running()
     for job in platform.jobs.list_unfinished():
         if job.job_id in running:
+            _settle_lost_stage(platform, job, runs, cluster, now)
             continue
         if job.status is JobStatus.PENDING:
             if now - job.updated_at >= grace:
@@ -108,3 +110,13 @@ def reconcile(
             logger.warning("trainer job of an unknown job left on the cluster", job_id=job_id)
     logger.info("reconciled", **repairs.model_dump())
     return repairs
+
+
+def _settle_lost_stage(
+    platform: Platform, job: JobRecord, runs: WorkflowRuns, cluster: ClusterJobs, now: datetime
+) -> None:
+    """A running workflow waiting on a trainer stage whose Kubernetes Job is gone or ended
+    without its event: answer the wait (aws; a runner without callbacks has none)."""
+    if isinstance(runs, TaskCallbacks):
+        grace_s = platform.settings.pending_grace_s
+        settle_lost_stage(platform, job, cluster, runs, now=now, grace_s=grace_s)
