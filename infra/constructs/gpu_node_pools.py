@@ -31,6 +31,16 @@ GPU_TYPE_LABEL = "whetstone.dev/gpu-type"
 GPU_RESOURCE = "nvidia.com/gpu"
 
 
+ON_DEMAND_AMD64 = (
+    {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["on-demand"]},
+    {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+)
+
+
+def _node_class_ref(node_class: str) -> Manifest:
+    return {"group": NODE_CLASS_GROUP, "kind": "EC2NodeClass", "name": node_class}
+
+
 def node_pool_name(gpu: GpuInfo) -> str:
     return f"whetstone-{gpu.gpu_type.value}"
 
@@ -44,11 +54,7 @@ def gpu_node_pool_manifest(gpu: GpuInfo, node_class: str) -> Manifest:
             "template": {
                 "metadata": {"labels": {GPU_TYPE_LABEL: gpu.gpu_type.value}},
                 "spec": {
-                    "nodeClassRef": {
-                        "group": NODE_CLASS_GROUP,
-                        "kind": "EC2NodeClass",
-                        "name": node_class,
-                    },
+                    "nodeClassRef": _node_class_ref(node_class),
                     "requirements": [
                         {
                             "key": "node.kubernetes.io/instance-type",
@@ -60,12 +66,7 @@ def gpu_node_pool_manifest(gpu: GpuInfo, node_class: str) -> Manifest:
                             "operator": "In",
                             "values": [gpu.karpenter_gpu_name],
                         },
-                        {
-                            "key": "karpenter.sh/capacity-type",
-                            "operator": "In",
-                            "values": ["on-demand"],
-                        },
-                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                        *ON_DEMAND_AMD64,
                     ],
                     "taints": [{"key": GPU_TAINT_KEY, "value": "true", "effect": "NoSchedule"}],
                     # A fine-tuning job may run for days (the workflow allows 7): no expiry.
@@ -92,23 +93,14 @@ def cpu_node_pool_manifest(node_class: str) -> Manifest:
             "template": {
                 "metadata": {"labels": {CPU_POOL_LABEL: CPU_POOL}},
                 "spec": {
-                    "nodeClassRef": {
-                        "group": NODE_CLASS_GROUP,
-                        "kind": "EC2NodeClass",
-                        "name": node_class,
-                    },
+                    "nodeClassRef": _node_class_ref(node_class),
                     "requirements": [
                         {
                             "key": "karpenter.k8s.aws/instance-category",
                             "operator": "In",
                             "values": ["c", "m"],
                         },
-                        {
-                            "key": "karpenter.sh/capacity-type",
-                            "operator": "In",
-                            "values": ["on-demand"],
-                        },
-                        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+                        *ON_DEMAND_AMD64,
                     ],
                     "taints": [{"key": CPU_POOL_LABEL, "value": CPU_POOL, "effect": "NoSchedule"}],
                 },

@@ -190,7 +190,7 @@ def test_given_a_stop_while_a_stage_runs_then_the_orchestrator_fails_its_task_as
     sent: list[dict[str, str]] = []
     client = boto3.client("stepfunctions")
     client.meta.events.register(
-        "before-call.sfn.SendTaskFailure", lambda params, **_: sent.append(params)
+        "provide-client-params.sfn.SendTaskFailure", lambda params, **_: sent.append(dict(params))
     )
     orchestrator = StepFunctionsOrchestrator(
         f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:Whetstone", client=client

@@ -73,6 +73,8 @@ def run_job(
 
     client = boto3.client("stepfunctions")
     outcome = wait_for(client, execution_arn(arn, job.job_id))
+    stored = platform.jobs.get(job.job_id)
+    assert outcome.status == "SUCCEEDED", (outcome.path, stored and stored.error)
     return outcome.status, len(history(client, execution_arn(arn, job.job_id)))
 
 

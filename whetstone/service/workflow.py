@@ -334,14 +334,16 @@ def complete(platform: Platform, job_id: str) -> JobRecord:
     (JobStopped) for a job that ended or was stopped meanwhile."""
     job = _job(platform, job_id)
     files = output_files(platform, JobLayout.of(job))
-    return _completed(platform, job_id, files)
+    return _completed(platform, job_id, files, only_running=True)
 
 
-def _completed(platform: Platform, job_id: str, files: dict[str, int]) -> JobRecord:
+def _completed(
+    platform: Platform, job_id: str, files: dict[str, int], *, only_running: bool = False
+) -> JobRecord:
     layout = JobLayout.of(_job(platform, job_id))
 
     def complete(current: JobRecord) -> JobRecord:
-        if current.is_terminal or current.is_stop_requested:
+        if only_running and (current.is_terminal or current.is_stop_requested):
             raise JobStopped(f"job {job_id} is {current.status}; not completed")
         done = current.with_status(JobStatus.COMPLETED, "training finished")
         done = done.model_copy(
