@@ -12,10 +12,11 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, Field
 
 from whetstone import runtime
+from whetstone.core.events import TrainerStage
 from whetstone.core.plan import EventSinkSettings
 from whetstone.observability import STEP_FUNCTIONS, lambda_entry, log_job, logger
+from whetstone.service import stage_tasks, workflow
 from whetstone.service import state_machine_steps as steps
-from whetstone.service import workflow
 
 
 class StepInput(BaseModel):
@@ -30,9 +31,11 @@ class BuildInput(ImageInput):
     build: steps.BuildRun
 
 
-class LaunchInput(StepInput):
+class StageInput(StepInput):
+    stage: TrainerStage
     plan_uri: Annotated[str, Field(min_length=1)]
     image: Annotated[str, Field(min_length=1)]
+    task_token: Annotated[str, Field(min_length=1)]
 
 
 class Caught(BaseModel):
@@ -64,14 +67,14 @@ def begin(event: dict[str, Any], context: object = None) -> dict[str, Any]:
 
 
 @step_handler
-def prepare(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+def write_plan(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     step = _read(StepInput, event)
     platform = runtime.get_platform()
     settings = platform.settings
     events = EventSinkSettings(
         kind="eventbridge", bus_name=settings.event_bus_name, region=settings.aws_region
     )
-    return workflow.prepare(platform, step.job_id, events).model_dump()
+    return workflow.write_plan(platform, step.job_id, events).model_dump()
 
 
 @step_handler
@@ -99,24 +102,34 @@ def build_finished(event: dict[str, Any], context: object = None) -> dict[str, A
 
 
 @step_handler
-def launch(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    step = _read(LaunchInput, event)
+def run_stage(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    """Store the task token and start the stage's Kubernetes Job; the workflow then waits
+    for the stage's end event (ingest answers the token)."""
+    step = _read(StageInput, event)
     compute = runtime.get_aws_workflow_ports().compute
-    workflow.launch(runtime.get_platform(), step.job_id, compute, step.plan_uri, step.image)
+    stage_tasks.run_stage(
+        runtime.get_platform(),
+        step.job_id,
+        compute,
+        step.stage,
+        step.task_token,
+        step.plan_uri,
+        step.image,
+    )
     return {}
 
 
 @step_handler
-def poll(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+def record_prepared(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     step = _read(StepInput, event)
-    compute = runtime.get_aws_workflow_ports().compute
-    return workflow.poll(runtime.get_platform(), step.job_id, compute).model_dump(mode="json")
+    job = workflow.record_prepared(runtime.get_platform(), step.job_id)
+    return {"estimated_hours": job.estimate.estimated_hours}
 
 
 @step_handler
-def finalize(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+def complete(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     step = _read(StepInput, event)
-    job = workflow.finalize(runtime.get_platform(), step.job_id)
+    job = workflow.complete(runtime.get_platform(), step.job_id)
     return {"status": job.status.value}
 
 

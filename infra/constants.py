@@ -59,15 +59,17 @@ TOKEN_VALIDITY = Duration.hours(1)
 LAMBDA_MEMORY_MB = 1024
 LAMBDA_TIMEOUT = Duration.seconds(29)  # API Gateway's integration limit
 STEP_TIMEOUT = Duration.minutes(5)
-# Finalize streams every archive (model, merged model, checkpoints) through the Lambda, and
-# Cancel (or Fail, on a stopping job) a stopped job's checkpoints: Lambda's longest run.
+# Cancel (or Fail, on a stopping job) archives a stopped job's checkpoints: Lambda's longest
+# run. The data work of a job (prepare, finalize) runs on the cluster, not in a Lambda.
 ARCHIVE_STEP_TIMEOUT = Duration.minutes(15)
 INGEST_TIMEOUT = Duration.seconds(60)
 RECONCILE_TIMEOUT = Duration.minutes(5)
 RECONCILE_EVERY = Duration.minutes(10)
 
 # Workflow.
-WORKFLOW_TIMEOUT = Duration.days(7)  # also the ASL's TimeoutSeconds
+# Also the ASL's TimeoutSeconds: max_run_hours (720) of training, plus preparing, queueing
+# and finalizing.
+WORKFLOW_TIMEOUT = Duration.days(35)
 EVENT_BUS_NAME = "whetstone"
 TRAINER_EVENT_SOURCE = "whetstone.trainer"
 
@@ -92,7 +94,7 @@ class StepFunction:
 # Every step Lambda reads and writes the job (table, blobs, job logs); these are the extras.
 STEP_FUNCTIONS = (
     StepFunction("BeginFunctionArn", "functions.workflow.begin"),
-    StepFunction("PrepareFunctionArn", "functions.workflow.prepare"),
+    StepFunction("WritePlanFunctionArn", "functions.workflow.write_plan"),
     StepFunction("ResolveImageFunctionArn", "functions.workflow.resolve_image", frozenset({"ecr"})),
     StepFunction("BuildStartedFunctionArn", "functions.workflow.build_started"),
     StepFunction(
@@ -101,12 +103,10 @@ STEP_FUNCTIONS = (
         frozenset({"ecr", "build_logs"}),
     ),
     StepFunction(
-        "LaunchFunctionArn", "functions.workflow.launch", frozenset({"eks", "pod_identity"})
+        "RunStageFunctionArn", "functions.workflow.run_stage", frozenset({"eks", "pod_identity"})
     ),
-    StepFunction("PollFunctionArn", "functions.workflow.poll", frozenset({"eks"})),
-    StepFunction(
-        "FinalizeFunctionArn", "functions.workflow.finalize", timeout=ARCHIVE_STEP_TIMEOUT
-    ),
+    StepFunction("RecordPreparedFunctionArn", "functions.workflow.record_prepared"),
+    StepFunction("CompleteFunctionArn", "functions.workflow.complete"),
     StepFunction(
         "FailFunctionArn",
         "functions.workflow.fail",

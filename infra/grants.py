@@ -154,9 +154,26 @@ def grant_start_workflow(role: iam.Role) -> None:
     )
 
 
+def grant_task_callbacks(role: iam.Role) -> None:
+    """StepFunctionsOrchestrator's TaskCallbacks: answer or keep alive the workflow's wait for
+    a trainer stage (ingest, the reconciler, the API's stop)."""
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=[
+                "states:SendTaskSuccess",
+                "states:SendTaskFailure",
+                "states:SendTaskHeartbeat",
+            ],
+            resources=[state_machine_arn(Stack.of(role))],
+        )
+    )
+
+
 def grant_manage_workflow(role: iam.Role) -> None:
-    """StepFunctionsOrchestrator as the reconciler uses it: start, list, describe, stop."""
+    """StepFunctionsOrchestrator as the reconciler uses it: start, list, describe, stop, and
+    answer a stage whose pod is gone."""
     grant_start_workflow(role)
+    grant_task_callbacks(role)
     role.add_to_policy(
         iam.PolicyStatement(
             actions=["states:ListExecutions"], resources=[state_machine_arn(Stack.of(role))]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.events import TrainerStage
@@ -157,6 +157,22 @@ class Orchestrator(Protocol):
 
     def stop(self, job: JobRecord) -> None:
         """Ask the workflow to stop the job and clean its compute up."""
+
+
+@runtime_checkable
+class TaskCallbacks(Protocol):
+    """Ends or keeps alive the workflow's wait for a trainer stage, by the task token the
+    workflow stored on the job (aws: Step Functions callbacks; the local runner waits on its
+    subprocess and has none)."""
+
+    def complete_task(self, token: str, output: dict[str, object]) -> None:
+        """The stage succeeded: the workflow goes on with `output`."""
+
+    def fail_task(self, token: str, error: str, cause: str) -> None:
+        """The stage failed with `error` (the name the workflow's Catch matches)."""
+
+    def heartbeat(self, token: str) -> None:
+        """The stage is alive (its heartbeat timeout starts over)."""
 
 
 class Deployer(Protocol):

@@ -114,9 +114,7 @@ def _step_functions(settings: Settings) -> StepFunctionsOrchestrator:
             "WHETSTONE_STATE_MACHINE_ARN",
             "the aws runtime runs every job on its workflow state machine",
         )
-    return StepFunctionsOrchestrator(
-        settings.state_machine_arn, poll_interval_s=settings.poll_interval_s
-    )
+    return StepFunctionsOrchestrator(settings.state_machine_arn)
 
 
 def _job_settings(settings: Settings) -> JobSettings:

@@ -127,9 +127,6 @@ class Settings(BaseModel):
             "scopes S3 to the job's prefix by the kubernetes-service-account session tag."
         ),
     ] = None
-    poll_interval_s: Annotated[
-        int, Field(ge=0, le=3600, description="Seconds between two looks at a running trainer.")
-    ] = 60
     job_ttl_s: Annotated[
         NonNegativeInt,
         Field(description="Seconds a finished Kubernetes Job is kept for debugging."),

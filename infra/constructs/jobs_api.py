@@ -28,6 +28,7 @@ from infra.grants import (
     grant_cluster_access,
     grant_pod_identity,
     grant_start_workflow,
+    grant_task_callbacks,
     trainer_role_arn,
 )
 
@@ -92,6 +93,7 @@ class JobsApi(Construct):
             description="Whetstone REST API",
         )
         grant_start_workflow(self.handler.role)
+        grant_task_callbacks(self.handler.role)  # a stop ends the wait for a stage
         grant_cluster_access(self.handler.role, cluster_name, API_K8S_GROUP)
         # vLLM pods run under the job's service account with the trainer role (S3 model).
         grant_pod_identity(self.handler.role, cluster_name)

@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.constants import EVENT_BUS_NAME, INGEST_HANDLER, INGEST_TIMEOUT, TRAINER_EVENT_SOURCE
 from infra.constructs.python_function import PythonFunction
+from infra.grants import grant_task_callbacks
 
 
 class TrainerEvents(Construct):
@@ -26,6 +27,8 @@ class TrainerEvents(Construct):
             layers=layers,
             description="Whetstone trainer events into jobs",
         )
+        # A stage's end event answers the workflow's wait; its metrics keep the wait alive.
+        grant_task_callbacks(self.ingest.role)
         self.rule = events.Rule(
             self,
             "Rule",

@@ -34,11 +34,16 @@ from infra.constructs.cluster_rbac import (
     namespace_policy_binding_manifest,
     namespace_policy_manifest,
 )
-from infra.constructs.gpu_node_pools import gpu_node_pool_manifests, node_pool_name
+from infra.constructs.gpu_node_pools import (
+    cpu_node_pool_manifest,
+    gpu_node_pool_manifests,
+    node_pool_name,
+)
 from infra.constructs.karpenter import node_class_manifest
 from whetstone.adapters.aws.kube.shared_manifests import JobSettings
-from whetstone.adapters.aws.kube.training_manifests import job_manifest
+from whetstone.adapters.aws.kube.training_manifests import cpu_stage_manifest, job_manifest
 from whetstone.core.catalog.hardware import GPU_NAME_LABEL, GPU_TAINT_KEY, GPUS, GpuType
+from whetstone.core.events import TrainerStage
 from whetstone.core.job import JobRecord
 from whetstone.core.spec import MAX_STORAGE_GB, HardwareParams
 
@@ -99,7 +104,9 @@ def _admits(pool: dict[str, Any], pod: dict[str, Any]) -> bool:
     node of the pool can carry, and every taint of the pool is tolerated."""
     spec = pool["spec"]["template"]["spec"]
     allowed = {r["key"]: set(r["values"]) for r in spec["requirements"]}
-    allowed[INSTANCE_FAMILY] = {t.split(".")[0] for t in allowed[INSTANCE_TYPE]}
+    allowed[INSTANCE_FAMILY] = {t.split(".")[0] for t in allowed.get(INSTANCE_TYPE, ())}
+    labels = pool["spec"]["template"].get("metadata", {}).get("labels", {})
+    allowed.update({key: {value} for key, value in labels.items()})
     fits = all(value in allowed.get(key, set()) for key, value in pod["nodeSelector"].items())
     tolerated = {(t["key"], t["effect"]) for t in pod["tolerations"]}
     return fits and all((t["key"], t["effect"]) in tolerated for t in spec["taints"])
@@ -135,7 +142,11 @@ def test_karpenter_chart_is_pinned_and_knows_its_cluster(synthesized: Any) -> No
 
 
 def test_one_tainted_on_demand_node_pool_per_catalog_gpu(synthesized: Any) -> None:
-    pools = _of_kind(synthesized.templates[STACK], "NodePool")
+    pools = [
+        p
+        for p in _of_kind(synthesized.templates[STACK], "NodePool")
+        if p["metadata"]["name"] != "whetstone-cpu"
+    ]
     assert sorted(p["metadata"]["name"] for p in pools) == sorted(
         node_pool_name(gpu) for gpu in GPUS.values()
     )
@@ -169,6 +180,18 @@ def test_every_trainer_pod_fits_exactly_its_own_gpu_pool(gpu: GpuType) -> None:
         admitting = [name for name, pool in pools.items() if _admits(pool, pod)]
         # Then exactly the pool of its GPU type does (the two A100s stay apart)
         assert admitting == [node_pool_name(GPUS[gpu])], (gpu, option.gpus)
+
+
+def test_the_prepare_and_finalize_pods_fit_only_the_cpu_pool() -> None:
+    # Given every pool, and the prepare stage's pod of a job on the largest GPUs
+    pools = [*gpu_node_pool_manifests(NODE_CLASS_NAME), cpu_node_pool_manifest(NODE_CLASS_NAME)]
+    for stage in (TrainerStage.PREPARE, TrainerStage.FINALIZE):
+        job = job_on(GpuType.H100, 8)
+        manifest = cpu_stage_manifest(job, "s3://b/p.json", "img", JobSettings(), stage)
+        pod = manifest["spec"]["template"]["spec"]
+        # When Karpenter looks for a pool that admits it, then only the CPU pool does
+        admitting = [pool["metadata"]["name"] for pool in pools if _admits(pool, pod)]
+        assert admitting == ["whetstone-cpu"]
 
 
 def test_gpu_nodes_keep_imds_from_pods_and_encrypt_their_disks() -> None:
@@ -395,6 +418,6 @@ def test_imported_cluster_gets_pools_rbac_and_trainer_role_but_no_new_cluster(
     (entry,) = [r for r in imported["Resources"].values() if r["Type"] == "AWS::EKS::AccessEntry"]
     assert "cluster-access-policy/AmazonEKSClusterAdminPolicy" in json.dumps(entry)
     pools = _of_kind(imported, "NodePool")
-    assert len(pools) == len(GPUS)
+    assert len(pools) == len(GPUS) + 1  # and the CPU pool
     assert {p["spec"]["template"]["spec"]["nodeClassRef"]["name"] for p in pools} == {"gpu"}
     assert "research" in json.dumps(imported["Outputs"]["ClusterName"])

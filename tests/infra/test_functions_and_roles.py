@@ -117,7 +117,7 @@ def test_only_steps_that_talk_to_the_cluster_may_describe_it(synthesized: Any) -
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if "eks:DescribeCluster" in statement["Action"]
     )
-    assert describers == ["Cancel", "Fail", "Launch", "Poll", "Reconciler"]
+    assert describers == ["Cancel", "Fail", "Reconciler", "RunStage"]
 
 
 def test_the_code_asset_ships_bytecode_that_imports_without_its_sources(tmp_path: Path) -> None:
@@ -137,13 +137,27 @@ def test_the_code_asset_ships_bytecode_that_imports_without_its_sources(tmp_path
     assert imported.returncode == 0, imported.stderr
 
 
-def test_the_steps_that_archive_have_lambdas_longest_run_to_stream_them(synthesized: Any) -> None:
+def test_only_the_stop_paths_archive_in_a_lambda_the_data_work_runs_on_the_cluster(
+    synthesized: Any,
+) -> None:
     timeouts = {
         function["Properties"]["Handler"]: function["Properties"]["Timeout"]
         for function in _functions(synthesized).values()
     }
 
-    assert timeouts["functions.workflow.finalize"] == 15 * 60
     assert timeouts["functions.workflow.cancel"] == 15 * 60
     assert timeouts["functions.workflow.fail"] == 15 * 60
-    assert timeouts["functions.workflow.poll"] == 5 * 60
+    assert timeouts["functions.workflow.run_stage"] == 5 * 60
+    assert timeouts["functions.workflow.complete"] == 5 * 60
+
+
+def test_only_ingest_the_reconciler_and_the_api_answer_a_stage_s_wait(synthesized: Any) -> None:
+    answerers = sorted(
+        name.split("Role")[0].removeprefix("TrainerEvents")
+        for stack in synthesized.templates
+        for name, policy in synthesized.resources(stack, "AWS::IAM::Policy").items()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "states:SendTaskFailure" in statement["Action"]
+    )
+
+    assert answerers == ["Ingest", "JobsApiHandler", "Reconciler"]

@@ -144,7 +144,7 @@ def test_only_launch_and_stop_paths_may_manage_pod_identity(synthesized: Any) ->
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement["Action"] == "iam:PassRole"
     )
-    assert passers == ["Cancel", "Fail", "Launch", "Reconciler"]
+    assert passers == ["Cancel", "Fail", "Reconciler", "RunStage"]
     for policy in policies.values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if statement["Action"] == "iam:PassRole":
@@ -156,7 +156,7 @@ def test_only_launch_and_stop_paths_may_manage_pod_identity(synthesized: Any) ->
 
 def test_workflow_lambdas_know_the_trainer_role(synthesized: Any) -> None:
     function = synthesized.resources(STACK, "AWS::Lambda::Function")[
-        _function_of(synthesized, "functions.workflow.launch")
+        _function_of(synthesized, "functions.workflow.run_stage")
     ]
     role_arn = function["Properties"]["Environment"]["Variables"]["WHETSTONE_TRAINER_ROLE_ARN"]
     assert ":role/whetstone-trainer-" in json.dumps(role_arn)

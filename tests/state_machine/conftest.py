@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import boto3
 import pytest
-from support.aws_workflow import ACCOUNT, REGION, TAG
+from support.aws_workflow import ACCOUNT, REGION, STATE_MACHINE_ARN, TAG, aws_workflow
+from support.kube import FakeKube
+from support.platform import use_ports
 from support.sfn_mock import STATE_MACHINE_NAME, MockedStepFunctions
 
 from functions import workflow as handlers
-from whetstone.adapters.aws.sfn_orchestrator import render_definition
+from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator, render_definition
+from whetstone.core.job import JobRecord
 from whetstone.service.platform import Platform
 
-# Each Lambda placeholder of the definition → the Task state that invokes it and its handler.
+# Each Lambda placeholder of the definition → the function name the tests give it (a Task
+# state's name, or RunStage: the one Lambda of RunPrepare, RunTraining and RunFinalize) and
+# its handler.
 FUNCTIONS = {
     "BeginFunctionArn": ("Begin", handlers.begin),
-    "PrepareFunctionArn": ("Prepare", handlers.prepare),
+    "WritePlanFunctionArn": ("WritePlan", handlers.write_plan),
     "ResolveImageFunctionArn": ("ResolveImage", handlers.resolve_image),
     "BuildStartedFunctionArn": ("BuildStarted", handlers.build_started),
     "BuildFinishedFunctionArn": ("BuildFinished", handlers.build_finished),
-    "LaunchFunctionArn": ("Launch", handlers.launch),
-    "PollFunctionArn": ("Poll", handlers.poll),
-    "FinalizeFunctionArn": ("Finalize", handlers.finalize),
+    "RunStageFunctionArn": ("RunStage", handlers.run_stage),
+    "RecordPreparedFunctionArn": ("RecordPrepared", handlers.record_prepared),
+    "CompleteFunctionArn": ("Complete", handlers.complete),
     "FailFunctionArn": ("RecordFailure", handlers.fail),
     "CancelFunctionArn": ("Cancel", handlers.cancel),
 }
@@ -34,9 +41,18 @@ def substitutions() -> dict[str, str]:
     return {**values, "BuildProjectName": "whetstone-trainer-image", "TrainerImageTag": TAG}
 
 
+class CallbacksOnly(StepFunctionsOrchestrator):
+    """The platform's orchestrator here: each test starts its execution under a test case
+    itself, so creating a job starts none; stops and stage callbacks are the real ones."""
+
+    def start(self, job: JobRecord) -> None:
+        pass
+
+
 @pytest.fixture
-def platform(aws_platform: Platform) -> Platform:
-    return aws_platform
+def platform(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> Iterator[Platform]:
+    with aws_workflow(monkeypatch, kube):
+        yield use_ports(monkeypatch, orchestrator=CallbacksOnly(STATE_MACHINE_ARN))
 
 
 @pytest.fixture

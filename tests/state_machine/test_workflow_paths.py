@@ -1,5 +1,7 @@
 """Every named test case of state_machine/test_cases.json, run through the real ASL: the
-exact states entered, and the job record the step handlers left behind."""
+exact states entered, and the job record the step handlers left behind. The trainer's
+stages answer the workflow's waits through their status events (EventBridge → ingest →
+SendTaskSuccess/SendTaskFailure), as on aws."""
 
 from __future__ import annotations
 
@@ -16,23 +18,26 @@ from support.aws_workflow import (
     trainer_says,
     write_build_log,
     write_model,
+    write_prepared,
 )
 from support.kube import FakeKube
 from support.sfn_mock import TEST_CASES_PATH, MockedStepFunctions, Outcome, wait_for
 
 from whetstone.adapters.aws.kube.shared_manifests import namespace_name
 from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator, execution_arn
-from whetstone.core.events import TrainerErrorCode, TrainerPhase
+from whetstone.core.events import TrainerErrorCode, TrainerPhase, TrainerStage
 from whetstone.core.job import JobRecord, LogSource, utcnow
 from whetstone.core.lifecycle import JobStatus as S
 from whetstone.core.logs import LogQuery
 from whetstone.service.jobs import stop_job
 from whetstone.service.platform import Platform
 
-PREPARE = ["Begin", "Prepare", "ResolveImage", "ImageCached"]
+PLAN = ["Begin", "WritePlan", "ResolveImage", "ImageCached"]
 BUILD = ["BuildStarted", "BuildImage", "BuildFinished"]
-LOOP = ["WaitForTrainer", "Poll", "TrainerState"]
+STAGES = ["RunPrepare", "RecordPrepared", "RunTraining", "RunFinalize", "Complete"]
 BUILD_STREAM = "0b5e4c1d"  # the stream of the mocked CodeBuild run
+# The RunStage Lambda's invocation (0-based) that starts each stage.
+STAGE_INVOCATION = {TrainerStage.PREPARE: 0, TrainerStage.TRAIN: 1, TrainerStage.FINALIZE: 2}
 
 
 class Run:
@@ -50,10 +55,17 @@ class Run:
         self.sfn.before(state, invocation, lambda: None if hook() else None)
 
     def stop_before(self, state: str, invocation: int = 0) -> None:
-        self.before(state, invocation, lambda: stop_job(self.platform, CALLER, self.job_id))
+        self.before(state, invocation, self.stop)
+
+    def stop(self) -> None:
+        stop_job(self.platform, CALLER, self.job_id)
+
+    def once_started(self, stage: TrainerStage, hook: Callable[[], object]) -> None:
+        """Run `hook` once the stage's Kubernetes Job is applied and the workflow waits."""
+        self.sfn.after("RunStage", STAGE_INVOCATION[stage], lambda: None if hook() else None)
 
     def execute(self, case: str) -> tuple[Outcome, JobRecord]:
-        StepFunctionsOrchestrator(f"{self.arn}#{case}", poll_interval_s=0).start(self.job)
+        StepFunctionsOrchestrator(f"{self.arn}#{case}").start(self.job)
         outcome = wait_for(boto3.client("stepfunctions"), execution_arn(self.arn, self.job_id))
         job = self.platform.jobs.get(self.job_id)
         assert job is not None
@@ -79,21 +91,42 @@ def log_messages(platform: Platform, job_id: str, source: LogSource) -> list[str
     return [entry.message for entry in entries]
 
 
-def trains_to_success(run: Run, kube: FakeKube) -> None:
-    """The cluster starts the pod, the trainer reports, writes its model and exits 0."""
+def prepares(run: Run) -> None:
+    """The prepare stage splits the dataset, writes prepared.json and says done."""
 
-    def first_poll() -> None:
+    def prepare() -> None:
+        write_prepared(run.platform, run.job)
+        trainer_says(run.job_id, TrainerPhase.DONE, stage=TrainerStage.PREPARE)
+
+    run.once_started(TrainerStage.PREPARE, prepare)
+
+
+def trains(run: Run, kube: FakeKube) -> None:
+    """The pod starts, the trainer trains and evaluates (the stage still runs after)."""
+
+    def train() -> None:
         kube.start_pod(run.job_id)
         kube.add_event(run.job_id, "Pulled", "pulled the trainer image", utcnow().isoformat())
         trainer_says(run.job_id, TrainerPhase.TRAINING)
-
-    def second_poll() -> None:
         trainer_says(run.job_id, TrainerPhase.EVALUATING)
-        write_model(run.platform, run.job)
-        kube.finish_job(run.job_id, succeeded=True)
 
-    run.before("Poll", 0, first_poll)
-    run.before("Poll", 1, second_poll)
+    run.once_started(TrainerStage.TRAIN, train)
+
+
+def runs_to_success(run: Run, kube: FakeKube) -> None:
+    """Every stage succeeds: the trainer writes its model, finalize archives it."""
+    prepares(run)
+    trains(run, kube)
+
+    def trained() -> None:
+        write_model(run.platform, run.job)
+        trainer_says(run.job_id, TrainerPhase.DONE)
+
+    run.once_started(TrainerStage.TRAIN, trained)
+    run.once_started(
+        TrainerStage.FINALIZE,
+        lambda: trainer_says(run.job_id, TrainerPhase.DONE, stage=TrainerStage.FINALIZE),
+    )
 
 
 def test_given_every_test_case_when_listed_then_each_has_a_test_here() -> None:
@@ -109,45 +142,65 @@ def test_given_every_test_case_when_listed_then_each_has_a_test_here() -> None:
         "StopDuringBuilding",
         "StopDuringDeploying",
         "StopDuringTraining",
+        "StopDuringFinalizing",
     }
 
 
-def test_given_no_image_when_the_job_runs_then_it_builds_trains_and_completes(
+def test_given_no_image_when_the_job_runs_then_it_builds_runs_each_stage_and_completes(
     run: Run, kube: FakeKube
 ) -> None:
     run.before("BuildImage", 0, push_image)
     run.before("BuildImage", 0, lambda: write_build_log(BUILD_STREAM, ["Step 1/9 : FROM cuda"]))
-    trains_to_success(run, kube)
+    runs_to_success(run, kube)
 
     outcome, job = run.execute("HappyPathWithBuild")
 
     assert ran(outcome, job) == (
         "SUCCEEDED",
-        [*PREPARE, *BUILD, "Launch", *LOOP, *LOOP, "Finalize", "Completed"],
+        [*PLAN, *BUILD, *STAGES, "Completed"],
         [S.PENDING, S.PREPARING, S.BUILDING, S.DEPLOYING, S.TRAINING, S.EVALUATING, S.COMPLETED],
     )
     assert job.artifacts is not None and "model/adapter_model.safetensors" in job.artifacts.files
     assert job.cost.current_usd >= 0 and job.progress.fraction == 1.0
     assert job.dataset.num_examples == 120 and job.error is None
+    assert job.task_token is None and job.task_stage is None
     image = kube.job(job.job_id)["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image.startswith(
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/whetstone-trainer@sha256:"
     )
     assert "Step 1/9 : FROM cuda" in log_messages(run.platform, job.job_id, "build")
-    assert "pulled the trainer image" in log_messages(run.platform, job.job_id, "deployment")
+
+
+def test_given_a_job_when_its_stages_run_then_prepare_and_finalize_run_on_cpu_nodes(
+    run: Run, kube: FakeKube
+) -> None:
+    push_image(TAG)
+    runs_to_success(run, kube)
+
+    outcome, job = run.execute("HappyPathCachedImage")
+
+    namespace = namespace_name(job.org_id, "whetstone-")
+    names = {name for kind, ns, name in kube.objects if kind == "Job" and ns == namespace}
+    assert names == {job.job_id, f"{job.job_id}-prepare", f"{job.job_id}-finalize"}
+    for stage in ("prepare", "finalize"):
+        pod = kube.objects[("Job", namespace, f"{job.job_id}-{stage}")]["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        assert container["args"][0] == stage
+        assert "nvidia.com/gpu" not in container["resources"]["requests"]
+        assert pod["spec"]["nodeSelector"]["whetstone.dev/pool"] == "cpu"
 
 
 def test_given_a_cached_image_when_the_job_runs_then_it_skips_the_build(
     run: Run, kube: FakeKube
 ) -> None:
     push_image(TAG)
-    trains_to_success(run, kube)
+    runs_to_success(run, kube)
 
     outcome, job = run.execute("HappyPathCachedImage")
 
     assert ran(outcome, job) == (
         "SUCCEEDED",
-        [*PREPARE, "Launch", *LOOP, *LOOP, "Finalize", "Completed"],
+        [*PLAN, *STAGES, "Completed"],
         [S.PENDING, S.PREPARING, S.DEPLOYING, S.TRAINING, S.EVALUATING, S.COMPLETED],
     )
 
@@ -161,7 +214,7 @@ def test_given_a_failing_build_when_the_job_runs_then_it_fails_at_build_with_the
 
     assert ran(outcome, job) == (
         "FAILED",
-        [*PREPARE, "BuildStarted", "BuildImage", "RecordFailure", "Failed"],
+        [*PLAN, "BuildStarted", "BuildImage", "RecordFailure", "Failed"],
         [S.PENDING, S.PREPARING, S.BUILDING, S.FAILED],
     )
     assert job.error is not None
@@ -178,7 +231,7 @@ def test_given_a_rejected_launch_when_the_job_runs_then_it_fails_at_launch(run: 
 
     assert ran(outcome, job) == (
         "FAILED",
-        [*PREPARE, "Launch", "RecordFailure", "Failed"],
+        [*PLAN, "RunPrepare", "RecordFailure", "Failed"],
         [S.PENDING, S.PREPARING, S.FAILED],
     )
     assert job.error is not None
@@ -186,13 +239,14 @@ def test_given_a_rejected_launch_when_the_job_runs_then_it_fails_at_launch(run: 
     assert "admission webhook" in job.error.message
 
 
-def test_given_a_trainer_out_of_memory_when_polled_then_the_job_fails_with_its_code(
+def test_given_a_trainer_out_of_memory_when_it_says_so_then_the_job_fails_with_its_code(
     run: Run, kube: FakeKube
 ) -> None:
     push_image(TAG)
-    run.before(
-        "Poll",
-        1,
+    prepares(run)
+    trains(run, kube)
+    run.once_started(
+        TrainerStage.TRAIN,
         lambda: trainer_says(
             run.job_id,
             TrainerPhase.FAILED,
@@ -205,32 +259,39 @@ def test_given_a_trainer_out_of_memory_when_polled_then_the_job_fails_with_its_c
 
     assert outcome.status == "FAILED"
     assert outcome.path == [
-        *PREPARE,
-        "Launch",
-        *LOOP,
-        "WaitForTrainer",
-        "Poll",
+        *PLAN,
+        "RunPrepare",
+        "RecordPrepared",
+        "RunTraining",
         "RecordFailure",
         "Failed",
     ]
-    assert statuses(job) == [S.PENDING, S.PREPARING, S.DEPLOYING, S.FAILED]
+    assert statuses(job) == [
+        S.PENDING,
+        S.PREPARING,
+        S.DEPLOYING,
+        S.TRAINING,
+        S.EVALUATING,
+        S.FAILED,
+    ]
     assert job.error is not None
     assert (job.error.code, job.error.step) == ("out_of_memory", "train")
+    assert job.error.message == "CUDA ran out of memory; lower the batch size"
     namespace = namespace_name(job.org_id, "whetstone-")
     assert ("Job", namespace, job.job_id) in kube.deleted
 
 
 def test_given_transient_errors_when_retried_then_the_job_completes(
-    run: Run, sfn: MockedStepFunctions
+    run: Run, kube: FakeKube, sfn: MockedStepFunctions
 ) -> None:
-    write_model(run.platform, run.job)
+    runs_to_success(run, kube)
 
     outcome, job = run.execute("TransientErrorsRetried")
 
     assert outcome.status == "SUCCEEDED"
-    assert outcome.path == [*PREPARE, "Launch", *LOOP, *LOOP, "Finalize", "Completed"]
-    assert (sfn.visits["ResolveImage"], sfn.visits["Poll"]) == (3, 3)
-    # two throttles (interval 2 s, then 4 s) and one API outage (5 s), each with full jitter
+    assert outcome.path == [*PLAN, *STAGES, "Completed"]
+    assert (sfn.visits["ResolveImage"], sfn.visits["RecordPrepared"]) == (3, 2)
+    # two throttles (interval 2 s, then 4 s) and one DynamoDB throttle (5 s), full jitter
     assert len(sfn.retry_sleeps) == 3
     assert all(0 <= s <= limit for s, limit in zip(sfn.retry_sleeps, (2, 4, 5), strict=True))
     assert job.status is S.COMPLETED
@@ -245,7 +306,7 @@ def test_given_a_stop_while_preparing_when_the_step_ends_then_the_job_is_cancell
 
     assert ran(outcome, job) == (
         "SUCCEEDED",
-        ["Begin", "Prepare", "ResolveImage", "Cancel", "Cancelled"],
+        ["Begin", "WritePlan", "ResolveImage", "Cancel", "Cancelled"],
         [S.PENDING, S.PREPARING, S.STOPPING, S.CANCELLED],
     )
     assert job.stop_requested and "Job" not in kube.kinds()
@@ -261,47 +322,59 @@ def test_given_a_stop_while_building_when_the_build_ends_then_the_job_is_cancell
 
     assert ran(outcome, job) == (
         "SUCCEEDED",
-        [*PREPARE, *BUILD, "Cancel", "Cancelled"],
+        [*PLAN, *BUILD, "Cancel", "Cancelled"],
         [S.PENDING, S.PREPARING, S.BUILDING, S.STOPPING, S.CANCELLED],
     )
     assert "Job" not in kube.kinds()
 
 
-def test_given_a_stop_while_deploying_when_polled_then_the_kubernetes_job_is_deleted(
+def test_given_a_stop_while_the_prepare_stage_runs_then_its_wait_ends_and_its_job_is_deleted(
     run: Run, kube: FakeKube
 ) -> None:
     push_image(TAG)
-    run.stop_before("Poll", 0)
+    run.once_started(TrainerStage.PREPARE, run.stop)
 
     outcome, job = run.execute("StopDuringDeploying")
 
     assert ran(outcome, job) == (
         "SUCCEEDED",
-        [*PREPARE, "Launch", *LOOP, "Cancel", "Cancelled"],
+        [*PLAN, "RunPrepare", "Cancel", "Cancelled"],
         [S.PENDING, S.PREPARING, S.DEPLOYING, S.STOPPING, S.CANCELLED],
     )
     namespace = namespace_name(job.org_id, "whetstone-")
-    assert ("Job", namespace, job.job_id) in kube.deleted
+    assert ("Job", namespace, f"{job.job_id}-prepare") in kube.deleted
     assert ("ServiceAccount", namespace, job.job_id) in kube.deleted
 
 
-def test_given_a_stop_while_training_when_polled_then_the_job_is_cancelled(
+def test_given_a_stop_while_training_then_the_wait_ends_and_the_job_is_cancelled(
     run: Run, kube: FakeKube
 ) -> None:
     push_image(TAG)
-
-    def training() -> None:
-        kube.start_pod(run.job_id)
-        trainer_says(run.job_id, TrainerPhase.TRAINING)
-
-    run.before("Poll", 0, training)
-    run.stop_before("Poll", 1)
+    prepares(run)
+    trains(run, kube)
+    run.once_started(TrainerStage.TRAIN, run.stop)
 
     outcome, job = run.execute("StopDuringTraining")
 
     assert ran(outcome, job) == (
         "SUCCEEDED",
-        [*PREPARE, "Launch", *LOOP, *LOOP, "Cancel", "Cancelled"],
-        [S.PENDING, S.PREPARING, S.DEPLOYING, S.TRAINING, S.STOPPING, S.CANCELLED],
+        [*PLAN, "RunPrepare", "RecordPrepared", "RunTraining", "Cancel", "Cancelled"],
+        [S.PENDING, S.PREPARING, S.DEPLOYING, S.TRAINING, S.EVALUATING, S.STOPPING, S.CANCELLED],
     )
     assert "Job" not in kube.kinds()
+
+
+def test_given_a_stop_while_finalizing_then_the_wait_ends_and_the_job_is_cancelled(
+    run: Run, kube: FakeKube
+) -> None:
+    push_image(TAG)
+    prepares(run)
+    trains(run, kube)
+    run.once_started(TrainerStage.TRAIN, lambda: trainer_says(run.job_id, TrainerPhase.DONE))
+    run.once_started(TrainerStage.FINALIZE, run.stop)
+
+    outcome, job = run.execute("StopDuringFinalizing")
+
+    assert outcome.status == "SUCCEEDED"
+    assert outcome.path == [*PLAN, *STAGES[:-1], "Cancel", "Cancelled"]
+    assert job.status is S.CANCELLED and "Job" not in kube.kinds()

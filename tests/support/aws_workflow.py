@@ -30,6 +30,7 @@ from whetstone.core.events import StatusDetail, TrainerEvent, TrainerPhase, make
 from whetstone.core.job import Caller, JobRecord
 from whetstone.core.layout import JobLayout
 from whetstone.core.spec import JobSpec
+from whetstone.service.datasets import prepare_splits
 from whetstone.service.jobs import NewJob, create_job
 from whetstone.service.platform import Platform
 
@@ -60,7 +61,6 @@ ENVIRONMENT = {
     "WHETSTONE_BUCKET": BUCKET,
     "WHETSTONE_LOG_GROUP": LOG_GROUP,
     "WHETSTONE_ECR_REPOSITORY_URI": REPOSITORY_URI,
-    "WHETSTONE_POLL_INTERVAL_S": "0",
     "WHETSTONE_STATE_MACHINE_ARN": STATE_MACHINE_ARN,
 }
 
@@ -101,7 +101,7 @@ def aws_workflow(
             ),
             images=EcrImages(REPOSITORY_URI, project=settings.build_project),
             build_logs=CodeBuildLogs(),
-            orchestrator=StepFunctionsOrchestrator(STATE_MACHINE_ARN, poll_interval_s=0),
+            orchestrator=StepFunctionsOrchestrator(STATE_MACHINE_ARN),
         )
         monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: workflow_ports)
         yield platform
@@ -119,7 +119,7 @@ def waiting_orchestrator(monkeypatch: pytest.MonkeyPatch) -> StepFunctionsOrches
         ),
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/whetstone-workflow",
     )["stateMachineArn"]
-    orchestrator = StepFunctionsOrchestrator(arn, poll_interval_s=0)
+    orchestrator = StepFunctionsOrchestrator(arn)
     ports = dataclasses.replace(runtime.get_aws_workflow_ports(), orchestrator=orchestrator)
     monkeypatch.setattr(runtime, "get_aws_workflow_ports", lambda: ports)
     return orchestrator
@@ -171,6 +171,22 @@ def new_job(platform: Platform) -> JobRecord:
     """A job as the API creates it (the orchestrator of `platform` starts its workflow)."""
     spec = JobSpec(base_model="llama-3.2-1b-instruct", method="lora")
     return create_job(platform, CALLER, NewJob(spec=spec), dataset=DATASET, filename="chat.jsonl")
+
+
+def write_prepared(platform: Platform, job: JobRecord) -> None:
+    """What the trainer's prepare stage leaves in S3: the splits and prepared.json."""
+    layout = JobLayout.of(job)
+    prepared = prepare_splits(
+        DATASET,
+        job.spec.dataset,
+        cutoff_length=job.spec.sequence_length,
+        seed=job.spec.advanced.seed,
+        blobs=platform.blobs,
+        prefix=layout.data,
+        settings=platform.settings,
+        filename=job.dataset.filename,
+    )
+    platform.blobs.put(layout.prepared, prepared.manifest.model_dump_json().encode())
 
 
 def write_model(platform: Platform, job: JobRecord) -> None:

@@ -9,15 +9,18 @@ connects it, in test code only:
 3. a mocked `codebuild:startBuild.sync` task runs (moto refuses `.sync` on services it
    does not emulate, even when the state is mocked).
 
-Two changes of semantics, both for loops: a mocked state's responses are numbered by
-the state's invocations in the execution (every attempt, retries included), not by
-retry count, so the Poll state of a Wait/Poll loop can answer "running" then
-"succeeded"; and Retry intervals are recorded instead of slept.
+Three changes of semantics: a mocked state's responses are numbered by the state's
+invocations in the execution (every attempt, retries included), not by retry count;
+Retry intervals are recorded instead of slept; and a task with HeartbeatSeconds sees an
+answer sent before its wait began (moto's heartbeat loop would sleep through it until
+the next heartbeat; Step Functions takes it).
 
 States a test case does not mock run for real: their Lambda invocations are handed to
 the handlers in functions/workflow.py in this process (against moto and the fake
-Kubernetes API). Hooks run just before a given invocation of a state: the trainer
-sending events, a user pressing stop.
+Kubernetes API). Hooks run just before, or just after, a given invocation of a state: the
+trainer sending events, a user pressing stop. A `.waitForTaskToken` task runs for real:
+its Lambda stores the token, and whatever answers it (SendTaskSuccess/Failure through
+moto) ends the wait, also before the wait began.
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_unsupported,
+)
+from moto.stepfunctions.parser.asl.eval.callback.callback import (
+    CallbackEndpoint,
+    HeartbeatEndpoint,
 )
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.backend.execution import Execution
@@ -85,12 +92,19 @@ class MockedStepFunctions:
     config: dict[str, Any] = field(default_factory=lambda: json.loads(TEST_CASES_PATH.read_text()))
     visits: Counter[str] = field(default_factory=Counter)
     hooks: dict[tuple[str, int], list[Hook]] = field(default_factory=dict)
+    after_hooks: dict[tuple[str, int], list[Hook]] = field(default_factory=dict)
     retry_sleeps: list[float] = field(default_factory=list)
     _cases: dict[str, MockTestCase] = field(default_factory=dict)
 
     def before(self, state: str, invocation: int, hook: Hook) -> None:
         """Run `hook` just before the `invocation`-th (0-based) invocation of `state`."""
         self.hooks.setdefault((state, invocation), []).append(hook)
+
+    def after(self, state: str, invocation: int, hook: Hook) -> None:
+        """Run `hook` just after the `invocation`-th (0-based) invocation of the Lambda named
+        `state` returned: the workflow waits on the task token it stored (the trainer
+        answering it, a user pressing stop)."""
+        self.after_hooks.setdefault((state, invocation), []).append(hook)
 
     def _visit(self, state: str) -> int:
         index = self.visits[state]
@@ -132,12 +146,14 @@ class MockedStepFunctions:
             state = str(parameters["FunctionName"]).rsplit(":", 1)[-1]
             raw = parameters.get("Payload") or b"{}"
             payload = json.loads(raw) if isinstance(raw, bytes | str) else raw
-            helper._visit(state)
+            index = helper._visit(state)
             try:
                 result = helper.handlers[state](payload, None)
             except Exception as error:  # what the Lambda runtime reports for an escaped error
                 failure = {"errorMessage": str(error), "errorType": type(error).__name__}
                 return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": failure}
+            for hook in helper.after_hooks.get((state, index), []):
+                hook()
             return {"StatusCode": 200, "Payload": json.loads(json.dumps(result))}
 
         class RecordedSleep:
@@ -145,6 +161,19 @@ class MockedStepFunctions:
             def sleep(seconds: float) -> None:
                 helper.retry_sleeps.append(seconds)
 
+        setup_heartbeat = CallbackEndpoint.setup_heartbeat_endpoint
+
+        def heartbeat_seeing_an_early_answer(
+            endpoint: CallbackEndpoint, heartbeat_seconds: int
+        ) -> HeartbeatEndpoint:
+            heartbeat = setup_heartbeat(endpoint, heartbeat_seconds)
+            if endpoint.get_outcome() is not None:
+                heartbeat.notify()
+            return heartbeat
+
+        monkeypatch.setattr(
+            CallbackEndpoint, "setup_heartbeat_endpoint", heartbeat_seeing_an_early_answer
+        )
         monkeypatch.setattr(StepFunctionsParserBackend, "start_execution", start_with_test_case)
         monkeypatch.setattr(Execution, "_get_start_execution_worker", worker_with_test_case)
         monkeypatch.setattr(
@@ -167,6 +196,14 @@ class Outcome:
     output: dict[str, Any] | None
 
 
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    """Every history event of an execution, oldest first."""
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page["events"])
+    return events
+
+
 def wait_for(sfn: Any, execution_arn: str, max_polls: int = 2000) -> Outcome:
     """The finished execution: its status, the states it entered in order, and its output."""
     for _ in range(max_polls):
@@ -176,9 +213,10 @@ def wait_for(sfn: Any, execution_arn: str, max_polls: int = 2000) -> Outcome:
         time.sleep(0.005)
     else:
         raise AssertionError(f"{execution_arn} still running")
-    history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
     path = [
-        e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e
+        e["stateEnteredEventDetails"]["name"]
+        for e in history(sfn, execution_arn)
+        if "stateEnteredEventDetails" in e
     ]
     output = described.get("output")
     return Outcome(

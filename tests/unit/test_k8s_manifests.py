@@ -32,6 +32,7 @@ from whetstone.adapters.aws.sfn_orchestrator import (
     render_definition,
 )
 from whetstone.core.catalog.hardware import GPU_NAME_LABEL, GPU_TAINT_KEY, GpuType
+from whetstone.core.events import TrainerStage
 from whetstone.core.job import JobRecord
 from whetstone.core.spec import HardwareParams
 from whetstone.ports import ComputeState
@@ -105,6 +106,48 @@ def test_given_an_estimate_when_the_deadline_is_set_then_it_has_the_margin() -> 
     expected = job.estimate.estimated_hours * 3600 * SETTINGS.deadline_factor
     assert deadline >= expected + SETTINGS.deadline_floor_s
     assert job_manifest(job, PLAN, IMAGE, SETTINGS)["spec"]["activeDeadlineSeconds"] == deadline
+
+
+def test_given_an_estimate_grown_fifty_fold_when_the_deadline_is_set_then_it_is_fifty_fold() -> (
+    None
+):
+    job = job_on(GpuType.A10G)
+    grown = job.estimate.model_copy(update={"estimated_hours": job.estimate.estimated_hours * 50})
+
+    before = active_deadline_s(job, SETTINGS) - SETTINGS.deadline_floor_s
+    after = active_deadline_s(job.model_copy(update={"estimate": grown}), SETTINGS)
+
+    assert after - SETTINGS.deadline_floor_s == pytest.approx(50 * before, abs=50)
+
+
+def test_given_max_run_hours_when_the_deadline_is_set_then_it_is_the_cap_with_a_margin() -> None:
+    job = job_on(GpuType.A10G)
+    hardware = job.spec.hardware.model_copy(update={"max_run_hours": 100.0})
+    capped = job.model_copy(update={"spec": job.spec.model_copy(update={"hardware": hardware})})
+
+    assert active_deadline_s(capped, SETTINGS) == 100 * 3600 + SETTINGS.deadline_floor_s
+
+
+@pytest.mark.parametrize("stage", [TrainerStage.PREPARE, TrainerStage.FINALIZE])
+def test_given_a_data_stage_when_its_manifests_are_built_then_a_cpu_job_of_its_own_fits_the_schemas(
+    stage: TrainerStage,
+) -> None:
+    job = job_on(GpuType.H100, 8)
+
+    manifests = manifests_for(job, PLAN, IMAGE, SETTINGS, stage)
+
+    for manifest in manifests:
+        validate(manifest)
+    stage_job = manifests[-1]
+    assert stage_job["metadata"]["name"] == f"{job.job_id}-{stage}"
+    pod = stage_job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == [stage.value, "--spec", PLAN]
+    assert "nvidia.com/gpu" not in json.dumps(container["resources"])
+    assert pod["nodeSelector"]["whetstone.dev/pool"] == "cpu"
+    assert pod["tolerations"] == [
+        {"key": "whetstone.dev/pool", "operator": "Exists", "effect": "NoSchedule"}
+    ]
 
 
 def test_given_an_org_id_when_named_then_the_namespace_is_a_dns_label() -> None:

@@ -47,7 +47,6 @@ def test_the_region_falls_back_to_the_lambda_runtimes_variable() -> None:
     [
         ("WHETSTONE_MAX_ACTIVE_JOBS", "0", "max_active_jobs"),
         ("WHETSTONE_RUNTIME", "kubernetes", "runtime"),
-        ("WHETSTONE_POLL_INTERVAL_S", "soon", "poll_interval_s"),
     ],
 )
 def test_a_bad_value_names_the_setting(variable: str, value: str, named: str) -> None:

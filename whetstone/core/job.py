@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field
 
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.estimates import CostEstimate
-from whetstone.core.events import TrainingDevice
+from whetstone.core.events import TrainerStage, TrainingDevice
 from whetstone.core.lifecycle import JobStatus, is_terminal
 from whetstone.core.run_defaults import SpecWarning
 from whetstone.core.serving import ServingProblem
@@ -185,6 +185,10 @@ class JobRecord(DeferredModel):
             description="Step Functions task token of the trainer stage the workflow waits "
             "for (aws); null when it waits for none."
         ),
+    ] = None
+    task_stage: Annotated[
+        TrainerStage | None,
+        Field(description="The trainer stage `task_token` waits for; null with it."),
     ] = None
     deployment: Annotated[
         Deployment | None, Field(description="Where the trained model is served.")

@@ -10,7 +10,9 @@ import math
 from collections.abc import Callable
 
 from whetstone.core.events import (
+    TERMINAL_PHASES,
     CheckpointDetail,
+    Detail,
     LogDetail,
     MetricsDetail,
     ResourcesDetail,
@@ -20,8 +22,10 @@ from whetstone.core.events import (
 )
 from whetstone.core.job import Checkpoint, JobError, JobRecord, LogEntry, MetricPoint, live_cost
 from whetstone.core.lifecycle import JobStatus, can_transition
+from whetstone.ports import TaskCallbacks
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
+from whetstone.service.stage_tasks import answer_stage, keep_alive
 
 METRIC_FIELDS = (
     "loss",
@@ -75,6 +79,18 @@ def ingest_event(platform: Platform, event: TrainerEvent) -> None:
                 )
             ],
         )
+    _answer_workflow(platform, job, detail)
+
+
+def _answer_workflow(platform: Platform, job: JobRecord, detail: Detail) -> None:
+    """aws: a stage's end answers the workflow's wait for it; its metrics keep it alive."""
+    callbacks = platform.orchestrator
+    if not isinstance(callbacks, TaskCallbacks):
+        return  # the local runner waits on its subprocess
+    if isinstance(detail, StatusDetail) and detail.phase in TERMINAL_PHASES:
+        answer_stage(platform, job, detail, callbacks)
+    elif isinstance(detail, MetricsDetail | ResourcesDetail):
+        keep_alive(job, callbacks)
 
 
 def _update(platform: Platform, job_id: str, change: Callable[[JobRecord], JobRecord]) -> None:
@@ -156,7 +172,7 @@ def _status(platform: Platform, event: TrainerEvent, detail: StatusDetail) -> No
             error = JobError(
                 code=detail.error_code.value,
                 message=detail.message or "the trainer failed",
-                step="train",
+                step=detail.stage.value,
             )
             return job.model_copy(update={"error": error})
         return job

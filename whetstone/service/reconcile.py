@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from whetstone.core.job import JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
 from whetstone.observability import logger
-from whetstone.ports import Compute
+from whetstone.ports import Compute, TaskCallbacks
 from whetstone.service import workflow
 from whetstone.service.platform import Platform
 from whetstone.service.serving_reconcile import (
@@ -35,6 +35,7 @@ from whetstone.service.serving_reconcile import (
     reconcile_deployments,
     record_or_remove,
 )
+from whetstone.service.stage_tasks import settle_lost_stage
 
 # The step a job was in, for the error of a job whose workflow is gone.
 STATUS_STEP = {
@@ -99,7 +100,14 @@ def reconcile(
     repairs = Repairs()
     running = runs.running()
     for job in platform.jobs.list_unfinished():
-        if job.job_id not in running:
+        if job.job_id in running:
+            isolated(
+                repairs,
+                job.job_id,
+                "waiting stage",
+                partial(_settle_lost_stage, platform, job, runs, cluster, now),
+            )
+        else:
             isolated(
                 repairs,
                 job.job_id,
@@ -181,3 +189,13 @@ def _repair_trainer_job(
         return
     cluster.stop(record)
     repairs.deleted.append(job_id)
+
+
+def _settle_lost_stage(
+    platform: Platform, job: JobRecord, runs: WorkflowRuns, cluster: ClusterJobs, now: datetime
+) -> None:
+    """A running workflow waiting on a trainer stage whose Kubernetes Job is gone or ended
+    without its event: answer the wait (aws; a runner without callbacks has none)."""
+    if isinstance(runs, TaskCallbacks):
+        grace_s = platform.settings.pending_grace_s
+        settle_lost_stage(platform, job, cluster, runs, now=now, grace_s=grace_s)

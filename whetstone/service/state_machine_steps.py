@@ -16,10 +16,11 @@ from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from whetstone.core.events import TrainerErrorCode
 from whetstone.core.job import JobError, LogEntry
 from whetstone.core.lifecycle import JobStatus
 from whetstone.ports import Compute, ImageBuilder
-from whetstone.service import workflow
+from whetstone.service import stage_tasks, workflow
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition
 
@@ -32,6 +33,21 @@ NAMED_ERRORS: dict[str, type[workflow.WorkflowError]] = {
         workflow.TrainingFailed,
         workflow.ArtifactsMissing,
     )
+}
+
+# What a trainer stage's task fails with (SendTaskFailure by ingest or the reconciler): the
+# error is the job's error code, the cause its message.
+STAGE_ERRORS = frozenset({*(code.value for code in TrainerErrorCode), stage_tasks.TRAINER_LOST})
+# Step Functions' own timeouts of a stage's wait: the train stage's heartbeat (its metrics
+# stopped), the prepare and finalize stages' TimeoutSeconds.
+TIMEOUTS = {
+    "States.HeartbeatTimeout": stage_tasks.TRAINER_UNRESPONSIVE,
+    "States.Timeout": TrainerErrorCode.RUN_TIME_EXCEEDED.value,
+}
+TIMEOUT_MESSAGES = {
+    "States.HeartbeatTimeout": "the trainer sent no metrics for 30 minutes (hung, or its node "
+    "lost its network); its last checkpoint is kept, start the job again to resume",
+    "States.Timeout": "the {step} stage ran past its time limit; see the training log",
 }
 
 
@@ -133,6 +149,12 @@ def failure_of(step: str, error: str, cause: str | None) -> JobError:
     """The job's error for what a Catch caught in `step`: a named step error keeps its own
     code and step; a failed build is image_build_failed; anything else is internal."""
     message, parsed = _cause_message(cause)
+    if error in STAGE_ERRORS:
+        return JobError(code=error, message=message or f"the {step} stage failed", step=step)
+    if error in TIMEOUTS:
+        return JobError(
+            code=TIMEOUTS[error], message=TIMEOUT_MESSAGES[error].format(step=step), step=step
+        )
     named = NAMED_ERRORS.get(error)
     if named is not None:
         return JobError(

@@ -18,8 +18,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 
 from whetstone.core.catalog.base_models import BASE_MODELS_BY_ID
+from whetstone.core.datasets.records import SplitManifest
 from whetstone.core.errors import InvalidInputError, TransientError, WhetstoneError
-from whetstone.core.estimates import run_time_cap_hours
+from whetstone.core.estimates import estimate_cost, run_time_cap_hours
 from whetstone.core.job import (
     Artifacts,
     JobError,
@@ -42,6 +43,7 @@ from whetstone.service.artifacts import (
     output_files,
 )
 from whetstone.service.datasets import prepare_splits
+from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
 
@@ -165,18 +167,27 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
     manifest = prepared.manifest
     log(platform, job_id, "build", "dataset split", counts=manifest.counts, sha256=manifest.sha256)
 
-    def record_dataset(current: JobRecord) -> JobRecord:
-        dataset = current.dataset.model_copy(
-            update={
-                "format": manifest.format,
-                "num_examples": sum(manifest.counts.values()),
-                "mean_tokens": manifest.mean_tokens,
-                "splits": manifest.counts,
-            }
-        )
-        return current.model_copy(update={"dataset": dataset})
+    update_job(platform, job_id, lambda current: _with_dataset_stats(current, manifest))
+    return write_plan(platform, job_id, events)
 
-    update_job(platform, job_id, record_dataset)
+
+def _with_dataset_stats(job: JobRecord, manifest: SplitManifest) -> JobRecord:
+    dataset = job.dataset.model_copy(
+        update={
+            "format": manifest.format,
+            "num_examples": sum(manifest.counts.values()),
+            "mean_tokens": manifest.mean_tokens,
+            "splits": manifest.counts,
+        }
+    )
+    return job.model_copy(update={"dataset": dataset})
+
+
+def write_plan(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepared:
+    """Write the trainer plan; it reads no data (the prepare stage splits the dataset)."""
+    job = _job(platform, job_id)
+    spec = job.spec
+    layout = JobLayout.of(job)
     plan = TrainerPlan(
         job_id=job_id,
         spec=spec,
@@ -192,6 +203,41 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
     platform.blobs.put(layout.plan, plan.model_dump_json(indent=2).encode())
     log(platform, job_id, "build", "trainer plan written", model=plan.model_source)
     return Prepared(plan_uri=platform.blobs.uri(layout.plan))
+
+
+def record_prepared(platform: Platform, job_id: str) -> JobRecord:
+    """Record what the prepare stage found (`prepared.json`: the split manifest) and the
+    estimate recomputed from the real example and token counts."""
+    job = _job(platform, job_id)
+    key = JobLayout.of(job).prepared
+    if not platform.blobs.exists(key):
+        raise DatasetInvalid(f"the prepare stage wrote no {key}; see the training log")
+    with platform.blobs.open(key) as stream:
+        manifest = SplitManifest.model_validate_json(stream.read())
+    num_examples = sum(manifest.counts.values())
+    mean_tokens = round(manifest.mean_tokens) if manifest.mean_tokens else None
+    model = resolve_base_model(job.spec.base_model, allow_local_paths=_is_local(platform))
+    estimate = estimate_cost(model, job.spec, num_examples, mean_tokens)
+    if _is_local(platform):
+        estimate = estimate.at_rate(platform.settings.local_hourly_rate_usd)
+
+    def record(current: JobRecord) -> JobRecord:
+        cost = current.cost.model_copy(
+            update={
+                "hourly_rate_usd": estimate.hourly_rate_usd,
+                "estimated_total_usd": estimate.estimated_cost_usd,
+            }
+        )
+        recorded = _with_dataset_stats(current, manifest)
+        return recorded.model_copy(update={"estimate": estimate, "cost": cost})
+
+    recorded = update_job(platform, job_id, record)
+    log(platform, job_id, "build", "dataset prepared", counts=manifest.counts)
+    return recorded
+
+
+def _is_local(platform: Platform) -> bool:
+    return platform.settings.runtime == "local"
 
 
 class ImageChoice(BaseModel):
@@ -283,14 +329,33 @@ def finalize(platform: Platform, job_id: str) -> JobRecord:
         )
     archives = archive_outputs(platform, layout, files)
     log(platform, job_id, "deployment", "artifacts verified", files=len(files), archives=archives)
+    return _completed(platform, job_id, files)
+
+
+def complete(platform: Platform, job_id: str) -> JobRecord:
+    """→ completed, after the finalize stage verified and archived the artifacts; refused
+    (JobStopped) for a job that ended or was stopped meanwhile."""
+    job = _job(platform, job_id)
+    files = output_files(platform, JobLayout.of(job))
+    return _completed(platform, job_id, files, only_running=True)
+
+
+def _completed(
+    platform: Platform, job_id: str, files: dict[str, int], *, only_running: bool = False
+) -> JobRecord:
+    layout = JobLayout.of(_job(platform, job_id))
 
     def complete(current: JobRecord) -> JobRecord:
+        if only_running and (current.is_terminal or current.is_stop_requested):
+            raise JobStopped(f"job {job_id} is {current.status}; not completed")
         done = current.with_status(JobStatus.COMPLETED, "training finished")
         done = done.model_copy(
             update={
                 "artifacts": Artifacts(location=platform.blobs.uri(layout.output), files=files),
                 "cost": live_cost(done, done.updated_at),
                 "progress": done.progress.model_copy(update={"fraction": 1.0}),
+                "task_token": None,
+                "task_stage": None,
             }
         )
         return done

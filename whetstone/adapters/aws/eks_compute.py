@@ -1,4 +1,5 @@
-"""Compute on EKS: one Kubernetes Job per fine-tuning job, on a GPU node Karpenter provides.
+"""Compute on EKS: one Kubernetes Job per trainer stage of a fine-tuning job; the train
+stage on a GPU node Karpenter provides, prepare and finalize on its CPU pool.
 
 Each organization gets a namespace (created on the first job) with the restricted Pod
 Security Standard and a ResourceQuota that caps its GPUs and Jobs; each job a ServiceAccount
@@ -18,7 +19,11 @@ from whetstone.adapters.aws.kube.shared_manifests import (
     JobSettings,
     job_namespace,
 )
-from whetstone.adapters.aws.kube.training_manifests import manifests_for, trainer_pod_selector
+from whetstone.adapters.aws.kube.training_manifests import (
+    manifests_for,
+    stage_job_name,
+    trainer_pod_selector,
+)
 from whetstone.adapters.aws.kube.training_status import (
     EVENTS_SEEN_ANNOTATION,
     job_state,
@@ -51,20 +56,21 @@ class EksCompute:
     def launch(
         self, job: JobRecord, plan_uri: str, image: str, stage: TrainerStage = TrainerStage.TRAIN
     ) -> None:
-        self._cluster.apply_all(manifests_for(job, plan_uri, image, self._settings))
+        self._cluster.apply_all(manifests_for(job, plan_uri, image, self._settings, stage))
 
     def status(self, job: JobRecord, stage: TrainerStage = TrainerStage.TRAIN) -> ComputeStatus:
         api = self._cluster.api
         namespace = job_namespace(job, self._settings)
-        k8s_job = api.read("Job", namespace, job.job_id)
+        name = stage_job_name(job, stage)
+        k8s_job = api.read("Job", namespace, name)
         if k8s_job is None:
             return job_state(None, [])
-        pods = api.list_objects("Pod", namespace, trainer_pod_selector(job))
-        names = [job.job_id, *(str(pod["metadata"]["name"]) for pod in pods)]
-        self._copy_events(job, k8s_job, names)
+        pods = api.list_objects("Pod", namespace, trainer_pod_selector(job, stage))
+        names = [name, *(str(pod["metadata"]["name"]) for pod in pods)]
+        self._copy_events(job, name, k8s_job, names)
         return job_state(k8s_job, pods)
 
-    def _copy_events(self, job: JobRecord, k8s_job: Manifest, names: list[str]) -> None:
+    def _copy_events(self, job: JobRecord, name: str, k8s_job: Manifest, names: list[str]) -> None:
         """The events of the Job and its pods not copied yet, into the deployment log."""
         api = self._cluster.api
         namespace = job_namespace(job, self._settings)
@@ -77,13 +83,14 @@ class EksCompute:
         entries, mark = new_event_entries(events, annotations.get(EVENTS_SEEN_ANNOTATION))
         if entries and mark is not None:
             self._logs.append(job.job_id, entries)
-            api.annotate("Job", namespace, job.job_id, {EVENTS_SEEN_ANNOTATION: mark})
+            api.annotate("Job", namespace, name, {EVENTS_SEEN_ANNOTATION: mark})
 
     def stop(self, job: JobRecord) -> None:
-        """Delete the Job (its pod gets SIGTERM and the grace period to checkpoint) and the
-        job's service account and Pod Identity association."""
+        """Delete the Job of every stage (a pod gets SIGTERM and the grace period to
+        checkpoint) and the job's service account and Pod Identity association."""
         namespace = job_namespace(job, self._settings)
-        self._cluster.api.delete("Job", namespace, job.job_id)
+        for stage in TrainerStage:
+            self._cluster.api.delete("Job", namespace, stage_job_name(job, stage))
         self._cluster.remove_identity(namespace, job.job_id)
 
     def remove_orphan(self, job_id: str) -> None:

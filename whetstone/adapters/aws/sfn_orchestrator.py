@@ -5,8 +5,11 @@ definition substitutions, listed in DEFINITION_PLACEHOLDERS (CDK fills them).
 
 start: StartExecution named after the job, so a retried start is the same
 execution (Step Functions answers an existing name with the same input with that
-execution). stop: the job's stop flag, already written by the stop service, is
-what the workflow acts on (see docs/workflow.md, "Stopping"); nothing to send.
+execution). The workflow waits for each trainer stage by a task token stored on the
+job (`.waitForTaskToken`); this class is also the TaskCallbacks that end or keep alive
+that wait. stop: the job's stop flag, already written by the stop service, is what
+every step checks; a stage being waited for is ended at once with `JobStopped` (see
+docs/workflow.md, "Stopping").
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,13 +32,13 @@ DEFINITION_PATH = Path(__file__).resolve().parents[3] / "state_machine" / "workf
 # project and the trainer image tag (whetstone.service.images.trainer_image_tag).
 DEFINITION_PLACEHOLDERS = (
     "BeginFunctionArn",
-    "PrepareFunctionArn",
+    "WritePlanFunctionArn",
     "ResolveImageFunctionArn",
     "BuildStartedFunctionArn",
     "BuildFinishedFunctionArn",
-    "LaunchFunctionArn",
-    "PollFunctionArn",
-    "FinalizeFunctionArn",
+    "RunStageFunctionArn",
+    "RecordPreparedFunctionArn",
+    "CompleteFunctionArn",
     "FailFunctionArn",
     "CancelFunctionArn",
     "BuildProjectName",
@@ -60,8 +63,12 @@ def render_definition(substitutions: Mapping[str, str], text: str | None = None)
     return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], source)
 
 
-def execution_input(job_id: str, poll_interval_s: int) -> dict[str, object]:
-    return {"job_id": job_id, "poll_seconds": poll_interval_s}
+# The error a stop ends a stage's wait with: the Catch of every stage sends it to Cancel.
+STOPPED_ERROR = "JobStopped"
+
+
+def execution_input(job_id: str) -> dict[str, object]:
+    return {"job_id": job_id}
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
@@ -69,16 +76,13 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 
 
 class StepFunctionsOrchestrator:
-    def __init__(
-        self, state_machine_arn: str, *, poll_interval_s: int, client: SFNClient | None = None
-    ) -> None:
+    def __init__(self, state_machine_arn: str, *, client: SFNClient | None = None) -> None:
         if client is None:
             import boto3
 
             client = boto3.client("stepfunctions")
         self._sfn = client
         self.state_machine_arn = state_machine_arn
-        self._poll_interval_s = poll_interval_s
 
     def start(self, job: JobRecord) -> None:
         self._start(job.job_id, job.job_id)
@@ -93,12 +97,44 @@ class StepFunctionsOrchestrator:
         started = self._sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=name,
-            input=json.dumps(execution_input(job_id, self._poll_interval_s)),
+            input=json.dumps(execution_input(job_id)),
         )
         logger.info("workflow started", job_id=job_id, execution=started["executionArn"])
 
     def stop(self, job: JobRecord) -> None:
-        logger.info("stop flag set; the workflow cleans up at its next check", job_id=job.job_id)
+        """End the wait for the stage running now, if any: the workflow cancels the job.
+        Between stages the next step sees the stop flag."""
+        if job.task_token is None:
+            logger.info("stop flag set; the next step cancels the job", job_id=job.job_id)
+            return
+        self.fail_task(job.task_token, STOPPED_ERROR, "stop requested")
+
+    def complete_task(self, token: str, output: dict[str, object]) -> None:
+        self._callback(
+            "success",
+            lambda: self._sfn.send_task_success(taskToken=token, output=json.dumps(output)),
+        )
+
+    def fail_task(self, token: str, error: str, cause: str) -> None:
+        self._callback(
+            "failure",
+            lambda: self._sfn.send_task_failure(taskToken=token, error=error, cause=cause),
+        )
+
+    def heartbeat(self, token: str) -> None:
+        self._callback("heartbeat", lambda: self._sfn.send_task_heartbeat(taskToken=token))
+
+    def _callback(self, kind: str, send: Callable[[], object]) -> None:
+        # A token already answered (a duplicate event, a stop racing the trainer's end) or
+        # timed out has nothing left to wait for: the outcome stands, so this one is dropped.
+        try:
+            send()
+        except (
+            self._sfn.exceptions.TaskTimedOut,
+            self._sfn.exceptions.TaskDoesNotExist,
+            self._sfn.exceptions.InvalidToken,
+        ) as error:
+            logger.warning("task callback dropped", kind=kind, reason=type(error).__name__)
 
     def running(self) -> dict[str, str]:
         """job id → execution ARN of every running execution."""

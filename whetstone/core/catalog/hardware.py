@@ -20,6 +20,9 @@ PRICE_REGION = "us-east-1"
 GPU_NAME_LABEL = "karpenter.k8s.aws/instance-gpu-name"
 INSTANCE_FAMILY_LABEL = "karpenter.k8s.aws/instance-family"
 GPU_TAINT_KEY = "nvidia.com/gpu"
+# The CPU node pool of the trainer's prepare and finalize stages: its label, value and taint.
+CPU_POOL_LABEL = "whetstone.dev/pool"
+CPU_POOL = "cpu"
 
 
 class GpuType(StrEnum):

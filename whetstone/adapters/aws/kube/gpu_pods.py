@@ -35,6 +35,15 @@ def gpu_pod_template(
     a node with the GPUs, chosen by the GPU node pools' labels and taint, on-demand, that
     consolidation leaves alone while the pod runs; the pod and its containers restricted.
     `spec` gives the rest of the pod spec (containers, volumes ...)."""
+    selector = get_gpu(gpu_type).node_selector(gpu_count)
+    return restricted_pod_template(job, app, selector, GPU_TAINT_KEY, spec)
+
+
+def restricted_pod_template(
+    job: JobRecord, app: str, selector: dict[str, str], taint: str, spec: dict[str, Any]
+) -> Manifest:
+    """A pod template of the job's workload on an on-demand amd64 node picked by `selector`,
+    tolerating `taint`, restricted as its namespace requires (see gpu_pod_template)."""
     containers = {
         key: [_restricted(container) for container in spec[key]]
         for key in ("initContainers", "containers")
@@ -48,11 +57,11 @@ def gpu_pod_template(
         "spec": {
             "serviceAccountName": job.job_id,
             "nodeSelector": {
-                **get_gpu(gpu_type).node_selector(gpu_count),
+                **selector,
                 "kubernetes.io/arch": "amd64",
                 "karpenter.sh/capacity-type": "on-demand",
             },
-            "tolerations": [{"key": GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
+            "tolerations": [{"key": taint, "operator": "Exists", "effect": "NoSchedule"}],
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": TRAINER_UID,
