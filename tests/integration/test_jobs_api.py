@@ -11,7 +11,8 @@ import pytest
 from support.apigw import ApiResponse, call_api, multipart
 from support.jobs import RecordingOrchestrator
 
-from whetstone.core.job import Caller, LogEntry, MetricPoint
+from whetstone.cli.tokens import DEFAULT_CALLER
+from whetstone.core.job import Caller, JobFilter, LogEntry, MetricPoint
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.logs import LogQuery
@@ -214,6 +215,24 @@ def test_create_json_takes_a_cached_hub_dataset_offline() -> None:
     response = create_json(spec(dataset={"source": "hf://someone/cached"}))
 
     assert response.status == 201
+
+
+def test_create_json_refuses_an_hf_dataset_that_names_a_path() -> None:
+    response = create_json(spec(dataset={"source": "hf://../home"}))
+
+    assert response.status == 422 and response.body["code"] == "invalid_source"
+
+
+def test_on_aws_create_json_refuses_another_orgs_s3_dataset(aws_platform: Platform) -> None:
+    source = f"s3://{aws_platform.settings.bucket}/datasets/{OTHER_ORG.org_id}/job-1/data.jsonl"
+
+    response = create_json(spec(dataset={"source": source}))
+
+    assert response.status == 422 and response.body["code"] == "source_not_allowed"
+    assert (
+        aws_platform.jobs.list_jobs(DEFAULT_CALLER.org_id, JobFilter(), limit=9, cursor=None)[0]
+        == []
+    )
 
 
 @pytest.mark.parametrize("base_model", [MODEL, "hf://Qwen/Qwen2.5-0.5B-Instruct"])
