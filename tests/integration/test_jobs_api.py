@@ -446,6 +446,36 @@ def test_logs_filter_by_source_level_and_time_and_page(platform: Platform) -> No
     assert [e["message"] for e in first["logs"] + rest["logs"]] == [f"line {i}" for i in range(24)]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "logs?start_time=2026-01-01T00:00:05",
+        "logs?end_time=2026-01-01T00:00:05",
+        "?created_after=2026-01-01T00:00:00",
+        "?created_before=2026-01-01",
+    ],
+)
+def test_a_time_filter_without_a_time_zone_is_refused_with_a_message(
+    platform: Platform, query: str
+) -> None:
+    # Given a job with a log line, so a naive time would be compared with an aware one
+    job_id = create().body["job_id"]
+    platform.logs.append(
+        job_id,
+        [
+            LogEntry(
+                time=datetime(2026, 1, 1, tzinfo=UTC), source="build", level="info", message="x"
+            )
+        ],
+    )
+    path = f"{API}/jobs/{job_id}/{query}" if query.startswith("logs") else f"{API}/jobs{query}"
+
+    response = call_api("GET", path)
+
+    assert (response.status, response.body["code"]) == (422, "validation_error")
+    assert "timezone" in response.body["message"]
+
+
 def test_metrics_by_name_and_step_range_downsampled(platform: Platform) -> None:
     job_id = create().body["job_id"]
     now = datetime.now(UTC)
