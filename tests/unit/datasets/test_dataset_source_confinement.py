@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -11,6 +12,7 @@ from moto import mock_aws
 from unit.datasets.dataset_builders import chat, jsonl
 
 from whetstone.adapters.local.folder_blobs import FolderBlobStore
+from whetstone.core.datasets.report import ValidationReport
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.spec import DatasetParams
 from whetstone.service.datasets import (
@@ -23,6 +25,7 @@ from whetstone.service.hub_cache import HubRepo, cache_folders
 from whetstone.settings import Settings
 
 ARTIFACTS = "artifacts"
+BETA_SOURCE = f"s3://{ARTIFACTS}/datasets/beta/job-1/data.jsonl"
 
 
 def _aws(**extra: object) -> Settings:
@@ -130,19 +133,19 @@ def s3_client() -> Iterator[object]:
         yield client
 
 
-def test_given_aws_when_another_orgs_object_is_validated_then_refused_unread(
+def test_given_aws_when_an_orgs_object_is_validated_then_only_that_org_reads_it(
     s3_client: object,
 ) -> None:
+    def validate_as(org_id: str) -> ValidationReport:
+        client: Any = s3_client
+        return validate_source(BETA_SOURCE, DatasetCheck(), _aws(), org_id=org_id, s3_client=client)
+
     with pytest.raises(InvalidInputError) as raised:
-        validate_source(
-            f"s3://{ARTIFACTS}/datasets/beta/job-1/data.jsonl",
-            DatasetCheck(),
-            _aws(),
-            org_id="acme",
-            s3_client=s3_client,  # type: ignore[arg-type]
-        )
+        validate_as("acme")
+    report = validate_as("beta")
 
     assert raised.value.code == "source_not_allowed"
+    assert (report.valid, report.num_examples) == (True, 120)
 
 
 def test_given_aws_when_another_orgs_object_is_prepared_then_no_split_is_written(
@@ -152,7 +155,7 @@ def test_given_aws_when_another_orgs_object_is_prepared_then_no_split_is_written
 
     with pytest.raises(InvalidInputError) as raised:
         prepare_splits(
-            f"s3://{ARTIFACTS}/datasets/beta/job-1/data.jsonl",
+            BETA_SOURCE,
             DatasetParams(),
             cutoff_length=2048,
             seed=1,
@@ -165,20 +168,6 @@ def test_given_aws_when_another_orgs_object_is_prepared_then_no_split_is_written
 
     assert raised.value.code == "source_not_allowed"
     assert blobs.list("jobs/") == []
-
-
-def test_given_aws_when_the_orgs_own_object_is_validated_then_its_report(
-    s3_client: object,
-) -> None:
-    report = validate_source(
-        f"s3://{ARTIFACTS}/datasets/beta/job-1/data.jsonl",
-        DatasetCheck(),
-        _aws(),
-        org_id="beta",
-        s3_client=s3_client,  # type: ignore[arg-type]
-    )
-
-    assert (report.valid, report.num_examples) == (True, 120)
 
 
 def test_given_a_symlink_out_of_the_roots_when_checked_then_path_not_allowed(

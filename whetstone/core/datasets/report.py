@@ -129,9 +129,7 @@ class ClassBalance(DeferredModel):
         dict[str, int],
         Field(description="Examples per label, most frequent first; at most the top 50 labels."),
     ]
-    others: Annotated[
-        int, Field(ge=0, description="Examples whose label is not listed in counts.")
-    ] = 0
+    others: Annotated[int, Field(ge=0, description="Examples of the labels not listed.")] = 0
     num_classes: Annotated[
         int | None, Field(ge=0, description="Distinct labels seen (counted up to 10,000).")
     ] = None
