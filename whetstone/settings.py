@@ -40,6 +40,13 @@ class Settings(BaseModel):
             "list; empty means <home>/datasets only.",
         ),
     ] = Field(default_factory=list)
+    org_dataset_buckets: Annotated[
+        dict[str, list[str]],
+        Field(
+            description="S3 locations beyond its own keys each organization may name as a "
+            'dataset source (aws), as JSON: {"<org>": ["<bucket>", "<bucket>/<prefix>"]}.',
+        ),
+    ] = Field(default_factory=dict)
     max_upload_bytes: Annotated[
         int, Field(ge=1, description="Largest dataset file accepted, in bytes.")
     ] = 5 * 1024**3
@@ -178,12 +185,14 @@ class Settings(BaseModel):
 
 
 def _parsed(value: str, annotation: Any, variable: str) -> Any:
-    if typing.get_origin(annotation) is not list:
+    origin = typing.get_origin(annotation)
+    if origin not in (list, dict):
         return value  # pydantic converts numbers, paths and literals from their text
+    example = 'list, e.g. ["/data"]' if origin is list else 'object, e.g. {"acme": ["bucket"]}'
     try:
         return json.loads(value)
     except ValueError as error:
-        raise ValueError(f'{variable} must be a JSON list, e.g. ["/data"]: {error}') from error
+        raise ValueError(f"{variable} must be a JSON {example}: {error}") from error
 
 
 @lru_cache(maxsize=1)

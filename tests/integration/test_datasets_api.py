@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 from support.apigw import ApiResponse, call_api
+from support.aws_workflow import CALLER
+
+from whetstone.core.job import Caller
+from whetstone.service.platform import Platform
 
 URL = "/api/v1/fine-tuning/datasets/validate"
 BOUNDARY = "whetstone-test-boundary"
@@ -123,3 +127,28 @@ def test_given_neither_file_nor_source_when_validated_then_422() -> None:
     response = call_api("POST", URL, json_body={})
 
     assert response.status == 422
+
+
+def test_given_an_hf_source_that_is_a_path_when_validated_then_422_invalid_source() -> None:
+    response = call_api("POST", URL, json_body={"source": "hf://../../etc"})
+
+    assert response.status == 422
+    assert response.body["code"] == "invalid_source"
+
+
+def test_given_aws_when_another_orgs_s3_object_is_validated_then_422_unread(
+    aws_platform: Platform,
+) -> None:
+    # Given another organization's dataset in the artifacts bucket
+    key = "datasets/beta/job-1/data.jsonl"
+    aws_platform.blobs.put(key, _chat_lines(120))
+    source = aws_platform.blobs.uri(key)
+
+    # When acme's user validates it, Then it is refused; beta's own user reads it
+    refused = call_api("POST", URL, json_body={"source": source}, caller=CALLER)
+    owned = call_api(
+        "POST", URL, json_body={"source": source}, caller=Caller(user_id="bob", org_id="beta")
+    )
+
+    assert (refused.status, refused.body["code"]) == (422, "source_not_allowed")
+    assert (owned.status, owned.body["num_examples"]) == (200, 120)

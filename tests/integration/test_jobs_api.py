@@ -11,7 +11,8 @@ import pytest
 from support.apigw import ApiResponse, call_api, multipart
 from support.jobs import RecordingOrchestrator
 
-from whetstone.core.job import Caller, LogEntry, MetricPoint
+from whetstone.cli.tokens import DEFAULT_CALLER
+from whetstone.core.job import Caller, JobFilter, LogEntry, MetricPoint
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.logs import LogQuery
@@ -224,6 +225,24 @@ def test_create_json_takes_a_cached_hub_dataset_offline() -> None:
     assert response.status == 201
 
 
+def test_create_json_refuses_an_hf_dataset_that_names_a_path() -> None:
+    response = create_json(spec(dataset={"source": "hf://../home"}))
+
+    assert response.status == 422 and response.body["code"] == "invalid_source"
+
+
+def test_on_aws_create_json_refuses_another_orgs_s3_dataset(aws_platform: Platform) -> None:
+    source = f"s3://{aws_platform.settings.bucket}/datasets/{OTHER_ORG.org_id}/job-1/data.jsonl"
+
+    response = create_json(spec(dataset={"source": source}))
+
+    assert response.status == 422 and response.body["code"] == "source_not_allowed"
+    assert (
+        aws_platform.jobs.list_jobs(DEFAULT_CALLER.org_id, JobFilter(), limit=9, cursor=None)[0]
+        == []
+    )
+
+
 @pytest.mark.parametrize("base_model", [MODEL, "hf://Qwen/Qwen2.5-0.5B-Instruct"])
 def test_create_refuses_a_hub_model_not_cached_offline(
     orchestrator: RecordingOrchestrator, base_model: str
@@ -434,6 +453,36 @@ def test_logs_filter_by_source_level_and_time_and_page(platform: Platform) -> No
     assert {e["level"] for e in errors} == {"error"}
     assert [e["message"] for e in window] == [f"line {i}" for i in range(5, 10)]
     assert [e["message"] for e in first["logs"] + rest["logs"]] == [f"line {i}" for i in range(24)]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "logs?start_time=2026-01-01T00:00:05",
+        "logs?end_time=2026-01-01T00:00:05",
+        "?created_after=2026-01-01T00:00:00",
+        "?created_before=2026-01-01",
+    ],
+)
+def test_a_time_filter_without_a_time_zone_is_refused_with_a_message(
+    platform: Platform, query: str
+) -> None:
+    # Given a job with a log line, so a naive time would be compared with an aware one
+    job_id = create().body["job_id"]
+    platform.logs.append(
+        job_id,
+        [
+            LogEntry(
+                time=datetime(2026, 1, 1, tzinfo=UTC), source="build", level="info", message="x"
+            )
+        ],
+    )
+    path = f"{API}/jobs/{job_id}/{query}" if query.startswith("logs") else f"{API}/jobs{query}"
+
+    response = call_api("GET", path)
+
+    assert (response.status, response.body["code"]) == (422, "validation_error")
+    assert "timezone" in response.body["message"]
 
 
 def test_metrics_by_name_and_step_range_downsampled(platform: Platform) -> None:

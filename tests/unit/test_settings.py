@@ -57,3 +57,13 @@ def test_a_bad_value_names_the_setting(variable: str, value: str, named: str) ->
 def test_a_list_that_is_not_json_says_how_to_write_it() -> None:
     with pytest.raises(ValueError, match=r"WHETSTONE_DATASET_ROOTS must be a JSON list"):
         Settings.from_environment({"WHETSTONE_DATASET_ROOTS": "/data"})
+
+
+def test_the_buckets_granted_each_organization_are_read_as_a_json_object() -> None:
+    granted = '{"acme": ["acme-data", "shared/acme"]}'
+
+    settings = Settings.from_environment({"WHETSTONE_ORG_DATASET_BUCKETS": granted})
+
+    assert settings.org_dataset_buckets == {"acme": ["acme-data", "shared/acme"]}
+    with pytest.raises(ValueError, match=r"WHETSTONE_ORG_DATASET_BUCKETS must be a JSON object"):
+        Settings.from_environment({"WHETSTONE_ORG_DATASET_BUCKETS": "acme=acme-data"})

@@ -184,3 +184,22 @@ class UploadLayout:
     def data(self) -> str:
         """The uploaded bytes."""
         return self.prefix + "data"
+
+
+INCOMING_ROOT = "incoming/"
+
+
+@dataclass(frozen=True)
+class OrgLayout:
+    """The keys of the artifacts bucket an organization's datasets may be read from."""
+
+    org_id: str
+
+    @property
+    def dataset_prefixes(self) -> tuple[str, ...]:
+        """Its datasets sent with jobs, its uploads, its S3 drops and its jobs' files; none
+        for an id that is not one key segment (it would reach into another's)."""
+        if not self.org_id or "/" in self.org_id or self.org_id in {".", ".."}:
+            return ()
+        roots = (DATASETS_ROOT, UPLOADS_ROOT, INCOMING_ROOT, JOBS_ROOT)
+        return tuple(f"{root}{self.org_id}/" for root in roots)

@@ -1,7 +1,8 @@
 """Dataset use cases: validate a dataset from any source; validate, split and store it.
 
-Sources: uploaded bytes, s3://bucket/key, hf://<dataset>[:config][@split], and
-(local runtime) a path inside the configured dataset roots. Remote sources are
+Sources: uploaded bytes, s3://bucket/key, hf://<owner>/<name>[:config][@split], and
+(local runtime) a path inside the configured dataset roots; each read only where the
+caller's organization may read (`check_source`, rules in core/sources.py). Remote sources are
 copied once to a local temporary file (the split reads the data twice and the
 manifest records its SHA-256), never held in memory.
 """
@@ -34,6 +35,13 @@ from whetstone.core.datasets.validator import validate_dataset
 from whetstone.core.datasets.walk import iter_examples
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import InvalidInputError
+from whetstone.core.sources import (
+    HF_PREFIX,
+    S3_PREFIX,
+    parse_hf_dataset,
+    parse_s3_source,
+    require_s3_allowed,
+)
 from whetstone.core.spec import DatasetFormat, DatasetParams
 from whetstone.ports import BlobStore
 from whetstone.service.hub_cache import HubRepo, require_cached
@@ -135,16 +143,10 @@ def resolve_local_path(raw: str, roots: list[Path]) -> Path:
 
 
 def parse_hf_source(source: str) -> tuple[str, str | None, str]:
-    """(dataset id, config, split) of hf://<id>[:config][@split]; the split defaults to train."""
-    rest = source.removeprefix("hf://")
-    rest, _, split = rest.partition("@")
-    dataset_id, _, config = rest.partition(":")
-    if not dataset_id or dataset_id.count("/") > 1:
-        raise InvalidInputError(
-            f"{source!r} is not a Hugging Face dataset: use hf://<owner>/<name>[:config][@split]",
-            code="invalid_source",
-        )
-    return dataset_id, config or None, split or "train"
+    """(dataset id, config, split) of hf://<owner>/<name>[:config][@split]; the split
+    defaults to train."""
+    hub = parse_hf_dataset(source)
+    return hub.dataset_id, hub.config, hub.split
 
 
 def _copy_limited(stream: IO[bytes], out: IO[bytes], limit: int, what: str) -> str:
@@ -180,7 +182,8 @@ def _load_hf(source: str, out: IO[bytes], limit: int) -> None:
         ) from error
     size = 0
     try:
-        rows = load_dataset(dataset_id, config, split=split, streaming=True)
+        # The hf://datasets/ form reads the hub only, never a local folder of that name.
+        rows = load_dataset(f"hf://datasets/{dataset_id}", config, split=split, streaming=True)
         for row in rows:
             line = json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n"
             size += len(line)
@@ -207,16 +210,16 @@ def local_copy(
     source: str,
     settings: Settings,
     *,
+    org_id: str,
     s3_client: S3Client | None = None,
 ) -> Iterator[LocalCopy]:
-    """The dataset at `source` as a local file, removed afterwards (unless it was local)."""
-    if source.startswith("s3://"):
-        from whetstone.adapters.aws.s3_blobs import S3BlobStore, parse_s3_uri
+    """The dataset at `source` as a local file, removed afterwards (unless it was local).
+    Only a source organization `org_id` may read (`check_source`) is read."""
+    check_source(source, settings, org_id=org_id)
+    if source.startswith(S3_PREFIX):
+        from whetstone.adapters.aws.s3_blobs import S3BlobStore
 
-        try:
-            bucket, key = parse_s3_uri(source)
-        except ValueError as error:
-            raise InvalidInputError(str(error), code="invalid_source") from error
+        bucket, key = parse_s3_source(source)
         store = S3BlobStore(bucket, client=s3_client)
         with tempfile.TemporaryDirectory(prefix="whetstone-dataset-") as tmp:
             path = Path(tmp) / "data"
@@ -224,7 +227,7 @@ def local_copy(
                 sha = _copy_limited(stream, out, settings.max_upload_bytes, source)
             yield LocalCopy(path, key.rsplit("/", 1)[-1], sha)
         return
-    if source.startswith("hf://"):
+    if source.startswith(HF_PREFIX):
         with tempfile.TemporaryDirectory(prefix="whetstone-dataset-") as tmp:
             path = Path(tmp) / "data.jsonl"
             with path.open("wb") as out:
@@ -239,23 +242,33 @@ def _local_source(source: str, settings: Settings) -> Path:
     if settings.runtime != "local":
         raise InvalidInputError(
             f"{source!r} is not a dataset source here: use s3://bucket/key or "
-            "hf://<dataset>[:config][@split], or upload the file",
+            "hf://<owner>/<name>[:config][@split], or upload the file",
             code="invalid_source",
         )
     return resolve_local_path(source, settings.dataset_roots or [settings.home / "datasets"])
 
 
-def check_source(source: str, settings: Settings) -> None:
-    """Refuse, without reading it, a source that cannot be read here: a local path outside
-    the dataset roots or missing, a malformed hf:// id, or (local runtime) one the hub cannot
-    serve offline.
-    s3:// sources are read (and checked) by the preparing step."""
-    if source.startswith("s3://"):
+def check_source(source: str, settings: Settings, *, org_id: str) -> None:
+    """Refuse, without reading it, a source organization `org_id` may not read or that
+    cannot be read here: in aws an s3:// object outside its own keys and the buckets
+    granted it (`org_dataset_buckets`); an hf:// that is not a hub id, or (local runtime)
+    one the hub cannot serve offline; a local path outside the dataset roots or missing.
+    Every entry point calls it with the caller's organization; `local_copy` calls it too."""
+    if source.startswith(S3_PREFIX):
+        if settings.runtime == "aws":
+            require_s3_allowed(
+                source,
+                org_id,
+                artifacts_bucket=settings.bucket,
+                granted=settings.org_dataset_buckets.get(org_id, []),
+            )
+        else:  # read with the local user's own credentials
+            parse_s3_source(source)
         return
-    if source.startswith("hf://"):
-        dataset_id, _, _ = parse_hf_source(source)
+    if source.startswith(HF_PREFIX):
+        hub = parse_hf_dataset(source)
         if settings.runtime == "local":  # elsewhere the preparing step reaches the hub
-            require_cached(HubRepo("dataset", dataset_id), source)
+            require_cached(HubRepo("dataset", hub.dataset_id), source)
         return
     _local_source(source, settings)
 
@@ -290,11 +303,14 @@ def validate_source(
     check: DatasetCheck,
     settings: Settings,
     *,
+    org_id: str,
     s3_client: S3Client | None = None,
     token_counter: ExactTokenCounter | None = None,
 ) -> ValidationReport:
-    """The validation report of the dataset at an s3://, hf:// or local source."""
-    with local_copy(source, settings, s3_client=s3_client) as copy, copy.path.open("rb") as f:
+    """The validation report of the dataset at an s3://, hf:// or local source that
+    organization `org_id` may read."""
+    local = local_copy(source, settings, org_id=org_id, s3_client=s3_client)
+    with local as copy, copy.path.open("rb") as f:
         return validate_dataset(
             f, _options(check, copy.filename, settings), token_counter=token_counter
         )
@@ -376,6 +392,7 @@ def prepare_splits(
     blobs: BlobStore,
     prefix: str,
     settings: Settings,
+    org_id: str,
     filename: str | None = None,
     s3_client: S3Client | None = None,
     token_counter: ExactTokenCounter | None = None,
@@ -384,13 +401,14 @@ def prepare_splits(
 
     Writes `<prefix>train.jsonl`, `validation.jsonl`, `test.jsonl` (one normalized
     `Example` per line) and `manifest.json`. Raises InvalidInputError (code
-    `dataset_invalid`, details = the report) when the data has errors.
+    `dataset_invalid`, details = the report) when the data has errors. A source is read
+    only if organization `org_id` may read it.
     """
     check = check_from_params(params, cutoff_length)
     if isinstance(source, bytes):
         context = upload_copy(source, filename)
     else:
-        context = local_copy(source, settings, s3_client=s3_client)
+        context = local_copy(source, settings, org_id=org_id, s3_client=s3_client)
     with context as copy:
         if filename is not None and not isinstance(source, bytes):
             copy = LocalCopy(copy.path, filename, copy.sha256)

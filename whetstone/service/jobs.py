@@ -145,7 +145,8 @@ def create_job(
             report = _validate_dataset(platform, spec, stream, filename)
         source = platform.blobs.uri(blob_key)
     elif spec.dataset.source:
-        check_source(spec.dataset.source, platform.settings)  # its data: the preparing step's
+        # Its data: the preparing step's, which checks it again.
+        check_source(spec.dataset.source, platform.settings, org_id=caller.org_id)
         source = spec.dataset.source
     else:
         raise InvalidInputError(

@@ -160,6 +160,7 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
             blobs=platform.blobs,
             prefix=layout.data,
             settings=platform.settings,
+            org_id=job.org_id,
             filename=job.dataset.filename,
         )
     except InvalidInputError as error:

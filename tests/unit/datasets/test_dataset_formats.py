@@ -114,6 +114,18 @@ def test_given_a_csv_with_text_and_label_when_validated_then_classification_rows
     assert report.stats.classes.counts == {"a": 60, "b": 60}
 
 
+def test_given_a_label_per_row_when_validated_then_the_report_lists_only_the_top_50() -> None:
+    # Given a "label" column that is really a unique value per row (an id, an email)
+    data = "text,label\n" + "".join(f"hello {i},secret-{i:03d}\n" for i in range(120))
+
+    report = report_of(data.encode(), filename="data.csv")
+
+    assert report.stats.classes is not None
+    assert len(report.stats.classes.counts) == 50
+    assert (report.stats.classes.others, report.stats.classes.num_classes) == (70, 120)
+    assert "secret-119" not in report.model_dump_json()
+
+
 def test_given_a_csv_with_a_short_row_when_validated_then_malformed_csv_at_row_and_line() -> None:
     data = "prompt,completion\n" + "".join(f"p{i},c{i}\n" for i in range(120)) + "lonely\n"
 

@@ -42,6 +42,7 @@ def _prepare(
         blobs=blobs,
         prefix=prefix,
         settings=_settings(tmp_path),
+        org_id="acme",
         filename="data.jsonl",
     )
     return blobs, prepared.manifest
@@ -172,7 +173,7 @@ def test_given_a_missing_file_when_resolved_then_dataset_missing(tmp_path: Path)
     ("source", "parsed"),
     [
         ("hf://tatsu-lab/alpaca", ("tatsu-lab/alpaca", None, "train")),
-        ("hf://glue:sst2@validation", ("glue", "sst2", "validation")),
+        ("hf://nyu-mll/glue:sst2@validation", ("nyu-mll/glue", "sst2", "validation")),
         ("hf://org/name@test", ("org/name", None, "test")),
     ],
 )
@@ -186,7 +187,12 @@ def test_given_no_network_when_an_hf_dataset_is_validated_then_hf_unavailable(
     tmp_path: Path,
 ) -> None:
     with pytest.raises(InvalidInputError) as raised:
-        validate_source("hf://whetstone-test/does-not-exist", DatasetCheck(), _settings(tmp_path))
+        validate_source(
+            "hf://whetstone-test/does-not-exist",
+            DatasetCheck(),
+            _settings(tmp_path),
+            org_id="acme",
+        )
 
     assert raised.value.code == "hf_unavailable"
 
@@ -209,6 +215,7 @@ def test_given_an_s3_uri_when_validated_then_the_report_of_the_object(
         "s3://data/sets/chat.jsonl",
         DatasetCheck(),
         _settings(tmp_path),
+        org_id="acme",
         s3_client=s3_client,  # type: ignore[arg-type]
     )
 

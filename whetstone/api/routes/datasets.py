@@ -7,6 +7,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import File, Form, UploadFile
 
+from whetstone.api.identity import current_caller
 from whetstone.api.schemas.datasets import DatasetValidationResponse
 from whetstone.core.datasets.options import ColumnMapping
 from whetstone.core.errors import InvalidInputError
@@ -28,8 +29,9 @@ def validate_dataset(
     source: Annotated[
         str | None,
         Form(
-            description="Instead of a file: s3://bucket/key, hf://<dataset>[:config][@split], "
-            "or a local path under the dataset roots (local runtime).",
+            description="Instead of a file: s3://bucket/key (aws: under your organization's "
+            "keys or a bucket granted it), hf://<owner>/<name>[:config][@split], or a local "
+            "path under the dataset roots (local runtime).",
         ),
     ] = None,
     format: Annotated[
@@ -61,7 +63,8 @@ def validate_dataset(
         report = datasets.validate_bytes(file.content, file.filename, check, settings)
         return DatasetValidationResponse.from_record(report)
     if source is not None and file is None:
-        report = datasets.validate_source(source, check, settings)
+        caller = current_caller(router)
+        report = datasets.validate_source(source, check, settings, org_id=caller.org_id)
         return DatasetValidationResponse.from_record(report)
     raise InvalidInputError(
         "send either a multipart 'file' field or a 'source' (s3://, hf:// or a local path), "

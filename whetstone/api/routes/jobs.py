@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
 from http import HTTPStatus
 from typing import Annotated
 
@@ -18,7 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.params import (
     Query,
     UploadFile,
 )
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 
 from whetstone.api.identity import current_caller
 from whetstone.api.paths import download_file_path, upload_path
@@ -129,10 +128,10 @@ def list_jobs(
     method: Annotated[Method | None, Query(description="Only this method.")] = None,
     base_model: Annotated[str | None, Query(description="Only this base model.")] = None,
     created_after: Annotated[
-        datetime | None, Query(description="Created at or after (ISO 8601).")
+        AwareDatetime | None, Query(description="Created at or after (ISO 8601 with a time zone).")
     ] = None,
     created_before: Annotated[
-        datetime | None, Query(description="Created before (ISO 8601).")
+        AwareDatetime | None, Query(description="Created before (ISO 8601 with a time zone).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     next_token: Annotated[
@@ -179,10 +178,12 @@ def job_logs(
         LogLevelName, Query(alias="level", description="Only this level and above.")
     ] = "debug",
     start: Annotated[
-        datetime | None, Query(alias="start_time", description="From (ISO 8601).")
+        AwareDatetime | None,
+        Query(alias="start_time", description="From (ISO 8601 with a time zone)."),
     ] = None,
     end: Annotated[
-        datetime | None, Query(alias="end_time", description="Until, excluded (ISO 8601).")
+        AwareDatetime | None,
+        Query(alias="end_time", description="Until, excluded (ISO 8601 with a time zone)."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
     cursor: Annotated[str | None, Query(alias="next_token", max_length=4096)] = None,

@@ -125,7 +125,14 @@ class DuplicateStats(DeferredModel):
 
 
 class ClassBalance(DeferredModel):
-    counts: Annotated[dict[str, int], Field(description="Examples per label.")]
+    counts: Annotated[
+        dict[str, int],
+        Field(description="Examples per label, most frequent first; at most the top 50 labels."),
+    ]
+    others: Annotated[int, Field(ge=0, description="Examples of the labels not listed.")] = 0
+    num_classes: Annotated[
+        int | None, Field(ge=0, description="Distinct labels seen (counted up to 10,000).")
+    ] = None
     imbalance_ratio: Annotated[
         float | None, Field(description="Largest class over smallest class.")
     ] = None

@@ -7,8 +7,8 @@ each of two sets (exact, near), about 35 MB per full set. When a dataset
 outgrows it, the sets switch to hash-based adaptive sampling (only digests
 whose low `level` bits are zero are kept) and the duplicate counts become
 estimates (`sample_rate` < 1). Class counts keep at most `MAX_TRACKED_LABELS`
-labels; listed issues are capped by `max_listed_issues` (per-code counts stay
-exact).
+labels, of which the report lists the `MAX_LISTED_LABELS` most frequent; listed
+issues are capped by `max_listed_issues` (per-code counts stay exact).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ FILE_ERRORS = frozenset(
 )
 TRUNCATION_WARNING_SHARE = 0.01
 MAX_TRACKED_LABELS = 10_000
+MAX_LISTED_LABELS = 50
 HISTOGRAM_EDGES = (0, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
 _FINE_LIMIT = 8192
 _COARSE_SHIFT = 8
@@ -260,7 +261,7 @@ def validate_dataset(
         _judge_truncation(stats.tokens, issues)
     if walk.kind is ExampleKind.CLASSIFICATION and labels:
         stats.classes = _class_balance(labels)
-        _judge_balance(stats.classes, issues)
+        _judge_balance(stats.classes, labels, issues)
     stats.invalid_records = invalid
     stats.error_counts = issues.error_counts
     stats.warning_counts = issues.warning_counts
@@ -431,13 +432,20 @@ def _judge_truncation(tokens: TokenStats, issues: _Issues) -> None:
 
 
 def _class_balance(labels: dict[str, int]) -> ClassBalance:
+    # Only the top labels: a report never echoes a column's values wholesale.
     ratio = max(labels.values()) / min(labels.values()) if len(labels) > 1 else None
-    ordered = dict(sorted(labels.items(), key=lambda kv: (-kv[1], kv[0])))
-    return ClassBalance(counts=ordered, imbalance_ratio=round(ratio, 2) if ratio else None)
+    ordered = sorted(labels.items(), key=lambda kv: (-kv[1], kv[0]))
+    listed = dict(ordered[:MAX_LISTED_LABELS])
+    return ClassBalance(
+        counts=listed,
+        others=sum(count for _, count in ordered[MAX_LISTED_LABELS:]),
+        num_classes=len(labels),
+        imbalance_ratio=round(ratio, 2) if ratio else None,
+    )
 
 
-def _judge_balance(classes: ClassBalance, issues: _Issues) -> None:
-    if len(classes.counts) == 1:
+def _judge_balance(classes: ClassBalance, labels: dict[str, int], issues: _Issues) -> None:
+    if len(labels) == 1:
         label = next(iter(classes.counts))
         issues.add(
             Issue(
@@ -447,12 +455,13 @@ def _judge_balance(classes: ClassBalance, issues: _Issues) -> None:
             )
         )
     elif classes.imbalance_ratio is not None and classes.imbalance_ratio > IMBALANCE_WARNING_RATIO:
-        largest, *_, smallest = classes.counts
+        largest = next(iter(classes.counts))
+        rarest = max(labels, key=lambda label: (-labels[label], label))  # maybe not listed
         issues.add(
             Issue(
                 code=IssueCode.CLASS_IMBALANCE,
                 message=f"classes are imbalanced {classes.imbalance_ratio:.0f}:1 ({largest!r}: "
-                f"{classes.counts[largest]}, {smallest!r}: {classes.counts[smallest]}); add "
+                f"{classes.counts[largest]}, {rarest!r}: {labels[rarest]}); add "
                 "examples of the rare classes or downsample the common ones",
             )
         )
