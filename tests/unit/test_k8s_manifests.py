@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 from support.jobs import make_job
 from support.kube import validate
 
 from whetstone.adapters.aws.kube.eks_auth import eks_token
-from whetstone.adapters.aws.kube.shared_manifests import JobSettings, namespace_name
+from whetstone.adapters.aws.kube.shared_manifests import (
+    JobSettings,
+    namespace_name,
+    org_label,
+)
 from whetstone.adapters.aws.kube.training_manifests import (
     active_deadline_s,
     job_manifest,
@@ -107,9 +114,35 @@ def test_given_an_estimate_when_the_deadline_is_set_then_it_has_the_margin() -> 
     assert job_manifest(job, PLAN, IMAGE, SETTINGS)["spec"]["activeDeadlineSeconds"] == deadline
 
 
-def test_given_an_org_id_when_named_then_the_namespace_is_a_dns_label() -> None:
-    assert namespace_name("Acme Corp_EU", "whetstone-") == "whetstone-acme-corp-eu"
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PREFIXES = st.sampled_from(["whetstone-", "", "w", "a-much-longer-prefix"])
+
+
+def test_given_an_org_id_when_named_then_the_namespace_reads_as_the_org() -> None:
+    assert namespace_name("Acme Corp_EU", "whetstone-").startswith("whetstone-acme-corp-eu-")
     assert len(namespace_name("x" * 100, "whetstone-")) == 63
+
+
+@pytest.mark.parametrize(
+    ("one", "other"), [("Acme", "acme"), ("a_b", "a.b"), ("x" * 70 + "1", "x" * 70 + "2")]
+)
+def test_given_ids_that_slug_alike_when_named_then_their_namespaces_differ(
+    one: str, other: str
+) -> None:
+    assert namespace_name(one, "whetstone-") != namespace_name(other, "whetstone-")
+    assert org_label(one) != org_label(other)
+
+
+@settings(max_examples=300)
+@given(ids=st.lists(st.text(min_size=1, max_size=120), min_size=2, unique=True), prefix=PREFIXES)
+def test_given_distinct_org_ids_when_named_then_no_two_share_a_valid_namespace(
+    ids: list[str], prefix: str
+) -> None:
+    names = [namespace_name(org_id, prefix) for org_id in ids]
+
+    assert len(set(names)) == len(ids)
+    assert all(DNS_LABEL.match(name) and len(name) <= 63 for name in names)
+    assert all(DNS_LABEL.match(org_label(org_id)) for org_id in ids)
 
 
 def test_given_job_conditions_when_read_then_the_compute_state_follows() -> None:
