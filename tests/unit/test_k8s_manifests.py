@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
@@ -46,6 +49,7 @@ from whetstone.service.images import trainer_image_tag
 
 SETTINGS = JobSettings()
 PLAN = "s3://whetstone-artifacts/jobs/acme/ftjob-1/plan.json"
+BUILDSPEC = Path(__file__).resolve().parents[2] / "trainer_container" / "buildspec.yml"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/whetstone-trainer@sha256:" + "a" * 64
 
 
@@ -214,3 +218,29 @@ def test_given_the_image_sources_when_one_changes_then_the_tag_changes(tmp_path:
     after = trainer_image_tag(tmp_path)
     assert len(before) == 16 and before != after
     assert trainer_image_tag(tmp_path) == after
+
+
+def _buildspec_source_check() -> str:
+    commands = yaml.safe_load(BUILDSPEC.read_text())["phases"]["pre_build"]["commands"]
+    (check,) = [c for c in commands if "whetstone/service/images.py" in c]
+    return str(check)
+
+
+@pytest.mark.parametrize("matches", [True, False])
+def test_given_a_build_source_when_its_hash_is_not_the_image_tag_then_the_build_stops(
+    matches: bool,
+) -> None:
+    repo = BUILDSPEC.parents[1]
+    tag = trainer_image_tag(repo) if matches else "0" * 16
+
+    done = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + _buildspec_source_check()],
+        cwd=repo,
+        env={**os.environ, "TAG": tag},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (done.returncode == 0) is matches
+    assert ("not building" in done.stderr) is not matches

@@ -41,6 +41,7 @@ from whetstone.service.artifacts import (
     output_files,
 )
 from whetstone.service.datasets import prepare_splits
+from whetstone.service.event_credentials import issue_event_credential
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
 
@@ -176,6 +177,7 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
         return current.model_copy(update={"dataset": dataset})
 
     update_job(platform, job_id, record_dataset)
+    events = issue_event_credential(platform, job_id, events)
     plan = TrainerPlan(
         job_id=job_id,
         spec=spec,

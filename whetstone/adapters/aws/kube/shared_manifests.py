@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from whetstone.adapters.aws.kube.client import Manifest
+from whetstone.adapters.aws.kube.network_policies import default_deny_manifest, egress_manifest
 from whetstone.core.job import JobRecord
 
 _DNS_LABEL = re.compile(r"[^a-z0-9-]+")
@@ -122,10 +123,13 @@ def service_account_manifest(job: JobRecord, settings: JobSettings) -> Manifest:
 
 
 def org_manifests(job: JobRecord, settings: JobSettings) -> list[Manifest]:
-    """The namespace, quota and service account a job's workload runs in (applying them
-    again is a no-op)."""
+    """The namespace, its quota and network policies, and the service account a job's
+    workload runs in (applying them again is a no-op)."""
+    namespace = job_namespace(job, settings)
     return [
         namespace_manifest(job.org_id, settings),
         resource_quota_manifest(job.org_id, settings),
+        default_deny_manifest(namespace),
+        egress_manifest(namespace),
         service_account_manifest(job, settings),
     ]
