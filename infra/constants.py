@@ -142,6 +142,10 @@ KARPENTER_CHART = "oci://public.ecr.aws/karpenter/karpenter"
 KARPENTER_NAMESPACE = "kube-system"
 KARPENTER_SERVICE_ACCOUNT = "karpenter"
 CTX_NODE_CLASS = "whetstone:node_class"  # an imported cluster's EC2NodeClass
+# A created cluster's API endpoint: "public" (the default: public and private), "private",
+# or allowed CIDRs ("203.0.113.0/24,198.51.100.7/32": public from those only, and private).
+CTX_ENDPOINT_ACCESS = "whetstone:endpoint_access"
+VPC_CNI_ADDON = "vpc-cni"
 NODE_CLASS_NAME = "whetstone-gpu"
 # A GPU node's data volume (image layers, the pod's scratch space): room for the largest
 # `hardware.storage_gb` a job may ask for, plus the images and the kubelet's reserve.

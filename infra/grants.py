@@ -34,10 +34,12 @@ _TABLE_ACTIONS = (
     "dynamodb:Scan",
     "dynamodb:UpdateItem",
 )
-# S3BlobStore: objects (presigned URLs are signed with the Lambda's own role).
+# S3BlobStore: objects (presigned URLs are signed with the Lambda's own role); deleting a
+# prefix removes every version of its objects.
 _OBJECT_ACTIONS = (
     "s3:AbortMultipartUpload",
     "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
     "s3:GetObject",
     "s3:PutObject",
 )
@@ -125,7 +127,9 @@ def grant_job_data(role: iam.Role) -> None:
         )
     )
     bucket = f"arn:{Aws.PARTITION}:s3:::{artifacts_bucket_name()}"
-    role.add_to_policy(iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket]))
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["s3:ListBucket", "s3:ListBucketVersions"], resources=[bucket])
+    )
     role.add_to_policy(
         iam.PolicyStatement(actions=list(_OBJECT_ACTIONS), resources=[f"{bucket}/*"])
     )

@@ -27,23 +27,27 @@ def _rule(group: str, resources: list[str], verbs: list[str]) -> Manifest:
 
 
 # whetstone.adapters.aws.eks_compute's Kubernetes calls: launch (namespace, quota,
-# service account, Job), poll (Job, its pods and events, the events-copied annotation),
-# stop (Job, service account), the reconciler (trainer Jobs of every namespace).
+# network policies, service account, Job), poll (Job, its pods and events, the
+# events-copied annotation), stop (Job, service account), the reconciler (trainer Jobs of
+# every namespace).
 WORKFLOW_RULES = (
     _rule("", ["namespaces"], ["get", "create"]),
     _rule("", ["resourcequotas"], ["get", "create"]),
+    _rule("networking.k8s.io", ["networkpolicies"], ["get", "create"]),
     _rule("", ["serviceaccounts"], ["get", "create", "delete"]),
     _rule("", ["pods"], ["get", "list"]),
     _rule("", ["events"], ["list"]),
     _rule("batch", ["jobs"], ["get", "list", "create", "patch", "delete"]),
 )
-# whetstone.adapters.aws.eks_deployer: a deploy applies the namespace, quota and service
-# account (no-ops after training), a vLLM Deployment and a Service; status reads the
-# Deployment and its pods and POSTs the golden prompt through the service proxy; stop
-# deletes the Service, Deployment and service account.
+# whetstone.adapters.aws.eks_deployer: a deploy applies the namespace, quota, network
+# policies and service account (no-ops after training), the servers' ingress policy, a
+# vLLM Deployment and a Service; status reads the Deployment and its pods and POSTs the
+# golden prompt through the service proxy; stop deletes the Service, Deployment and service
+# account.
 API_RULES = (
     _rule("", ["namespaces"], ["get", "create"]),
     _rule("", ["resourcequotas"], ["get", "create"]),
+    _rule("networking.k8s.io", ["networkpolicies"], ["get", "create"]),
     _rule("", ["serviceaccounts"], ["get", "create", "delete"]),
     _rule("apps", ["deployments"], ["get", "list", "create", "delete"]),
     _rule("", ["services"], ["get", "create", "delete"]),
@@ -85,7 +89,7 @@ def namespace_policy_manifest(prefix: str = NAMESPACE_PREFIX) -> Manifest:
             "matchConstraints": {
                 "resourceRules": [
                     {
-                        "apiGroups": ["", "apps", "batch"],
+                        "apiGroups": ["", "apps", "batch", "networking.k8s.io"],
                         "apiVersions": ["*"],
                         "operations": ["CREATE", "UPDATE", "DELETE", "CONNECT"],
                         # "*" alone leaves out subresources such as services/proxy (CONNECT)

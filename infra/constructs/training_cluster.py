@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 from aws_cdk import Aws, Stack
@@ -14,16 +15,45 @@ from constructs import Construct, IConstruct
 from infra.constants import (
     CLUSTER_AZS,
     CLUSTER_LOG_RETENTION,
+    CTX_ENDPOINT_ACCESS,
     KUBERNETES_VERSION,
     POD_IDENTITY_ADDON,
     SYSTEM_NODE_TYPE,
     SYSTEM_NODES,
+    VPC_CNI_ADDON,
 )
 from infra.constructs.log_groups import service_log_group
 from infra.grants import acknowledge
 
 # Karpenter finds the subnets of GPU nodes by this tag (the EC2NodeClass selects on it).
 DISCOVERY_TAG = "karpenter.sh/discovery"
+
+
+@dataclass(frozen=True)
+class EndpointSetting:
+    """The API endpoint the `whetstone:endpoint_access` context asks for."""
+
+    public: bool = True
+    public_cidrs: tuple[str, ...] = ()  # empty: any address
+
+    @classmethod
+    def parse(cls, setting: str | None) -> EndpointSetting:
+        """ "public" (or nothing), "private", or comma-separated CIDRs the public endpoint
+        admits."""
+        choice = (setting or "public").strip()
+        if choice == "public":
+            return cls()
+        if choice == "private":
+            return cls(public=False)
+        return cls(public_cidrs=tuple(c.strip() for c in choice.split(",") if c.strip()))
+
+    def access(self) -> eks.EndpointAccess:
+        """The cluster's endpoint access; the private endpoint is always on."""
+        if not self.public:
+            return eks.EndpointAccess.PRIVATE
+        if self.public_cidrs:
+            return eks.EndpointAccess.PUBLIC_AND_PRIVATE.only_from(*self.public_cidrs)
+        return eks.EndpointAccess.PUBLIC_AND_PRIVATE
 
 
 class TrainingCluster(Construct):
@@ -79,8 +109,11 @@ class TrainingCluster(Construct):
             version=eks.KubernetesVersion.of(KUBERNETES_VERSION),
             vpc=self.vpc,
             vpc_subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
-            # The Lambdas run outside the VPC and reach the API server by its public endpoint.
-            endpoint_access=eks.EndpointAccess.PUBLIC_AND_PRIVATE,
+            # The Lambdas run outside the VPC and reach the API server by its public endpoint;
+            # the context may close it or narrow it (docs/infra.md says what that costs).
+            endpoint_access=EndpointSetting.parse(
+                self.node.try_get_context(CTX_ENDPOINT_ACCESS)
+            ).access(),
             default_capacity_type=eks.DefaultCapacityType.NODEGROUP,
             default_capacity=0,
             cluster_logging=[
@@ -109,7 +142,18 @@ class TrainingCluster(Construct):
             self, "PodIdentityAgent", cluster=self.cluster, addon_name=POD_IDENTITY_ADDON
         )
         pod_identity_agent.node.add_dependency(nodegroup)
-        self.system_ready = [nodegroup, pod_identity_agent]
+        # The VPC CNI's network policy agent enforces the organizations' NetworkPolicies.
+        vpc_cni = eks.Addon(
+            self,
+            "VpcCni",
+            cluster=self.cluster,
+            addon_name=VPC_CNI_ADDON,
+            configuration_values={"enableNetworkPolicy": "true"},
+        )
+        # EKS installed the CNI itself; the managed add-on takes over its settings.
+        cast(eks.CfnAddon, vpc_cni.node.default_child).resolve_conflicts = "OVERWRITE"
+        vpc_cni.node.add_dependency(nodegroup)
+        self.system_ready = [nodegroup, pod_identity_agent, vpc_cni]
         self._acknowledge_cdk_roles()
         self._acknowledge_provider_invoke(cluster)
         acknowledge(

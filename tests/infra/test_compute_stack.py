@@ -40,6 +40,7 @@ from infra.constructs.gpu_node_pools import (
     node_pool_name,
 )
 from infra.constructs.karpenter import node_class_manifest
+from infra.constructs.training_cluster import EndpointSetting
 from whetstone.adapters.aws.kube.shared_manifests import JobSettings
 from whetstone.adapters.aws.kube.training_manifests import cpu_stage_manifest, job_manifest
 from whetstone.core.catalog.hardware import GPU_NAME_LABEL, GPU_TAINT_KEY, GPUS, GpuType
@@ -326,6 +327,7 @@ def test_workflow_group_may_do_what_the_eks_compute_adapter_calls() -> None:
     needed = {
         ("", "namespaces", "create"),
         ("", "resourcequotas", "create"),
+        ("networking.k8s.io", "networkpolicies", "create"),
         ("", "serviceaccounts", "create"),
         ("batch", "jobs", "create"),
         ("batch", "jobs", "get"),
@@ -345,6 +347,7 @@ def test_api_group_may_do_what_the_eks_deployer_calls() -> None:
     needed = {
         ("", "namespaces", "create"),
         ("", "resourcequotas", "create"),
+        ("networking.k8s.io", "networkpolicies", "create"),
         ("", "serviceaccounts", "create"),
         ("apps", "deployments", "create"),
         ("", "services", "create"),
@@ -421,3 +424,26 @@ def test_imported_cluster_gets_pools_rbac_and_trainer_role_but_no_new_cluster(
     assert len(pools) == len(GPUS) + 1  # and the CPU pool
     assert {p["spec"]["template"]["spec"]["nodeClassRef"]["name"] for p in pools} == {"gpu"}
     assert "research" in json.dumps(imported["Outputs"]["ClusterName"])
+
+
+def test_given_no_endpoint_setting_then_the_api_endpoint_is_public(
+    synthesized: Any,
+) -> None:
+    assert EndpointSetting.parse(None) == EndpointSetting.parse("public") == EndpointSetting()
+    (cluster,) = synthesized.resources("WhetstoneCompute", "AWS::EKS::Cluster").values()
+    vpc_config = cluster["Properties"]["ResourcesVpcConfig"]
+    assert vpc_config["EndpointPublicAccess"] and vpc_config["EndpointPrivateAccess"]
+
+
+def test_given_private_or_cidrs_when_set_then_the_api_endpoint_follows() -> None:
+    assert EndpointSetting.parse("private") == EndpointSetting(public=False)
+    assert EndpointSetting.parse("203.0.113.0/24, 198.51.100.7/32") == EndpointSetting(
+        public_cidrs=("203.0.113.0/24", "198.51.100.7/32")
+    )
+
+
+def test_the_created_cluster_enforces_network_policies(synthesized: Any) -> None:
+    addons = synthesized.resources("WhetstoneCompute", "AWS::EKS::Addon").values()
+    cni = [a["Properties"] for a in addons if a["Properties"]["AddonName"] == "vpc-cni"]
+    assert len(cni) == 1 and cni[0]["ResolveConflicts"] == "OVERWRITE"
+    assert json.loads(cni[0]["ConfigurationValues"]) == {"enableNetworkPolicy": "true"}

@@ -25,8 +25,10 @@ from whetstone.core.events import MetricsDetail, make_event
 from whetstone.core.job import Deployment, JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.logs import LogQuery
+from whetstone.core.plan import EventSinkSettings
 from whetstone.ports import ComputeState
 from whetstone.service import workflow
+from whetstone.service.event_credentials import issue_event_credential
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
 
@@ -78,7 +80,14 @@ def test_given_a_job_when_launched_twice_then_its_objects_exist_once(
     compute.launch(job, PLAN, IMAGE)
     compute.launch(job, PLAN, IMAGE)
 
-    assert sorted(kube.kinds()) == ["Job", "Namespace", "ResourceQuota", "ServiceAccount"]
+    assert sorted(kube.kinds()) == [
+        "Job",
+        "Namespace",
+        "NetworkPolicy",
+        "NetworkPolicy",
+        "ResourceQuota",
+        "ServiceAccount",
+    ]
 
 
 def test_given_a_launched_job_when_polled_then_state_and_pod_events_follow_the_cluster(
@@ -129,6 +138,29 @@ def test_given_a_metrics_event_when_ingested_then_the_job_has_metrics_and_live_c
     assert stored.cost.current_usd > 0 and stored.progress.step == 10
     points = platform.jobs.query_metrics(job.job_id, names=["loss"], min_step=None, max_step=None)
     assert [p.value for p in points] == [1.25]
+
+
+def test_given_two_jobs_when_one_signs_an_event_for_the_other_then_it_is_dropped(
+    platform: Platform, job: JobRecord
+) -> None:
+    other = new_job(platform)
+    sinks = EventSinkSettings(kind="eventbridge", bus_name="whetstone")
+    own = issue_event_credential(platform, job.job_id, sinks).credential
+    theirs = issue_event_credential(platform, other.job_id, sinks).credential
+    for each in (job, other):
+        deployed_an_hour_ago(platform, each)
+    detail = MetricsDetail(step=10, max_steps=100, epoch=0.3, progress=0.1, loss=1.25)
+
+    ingest.handler(eventbridge_event(make_event(other.job_id, detail, credential=own)))
+    ingest.handler(eventbridge_event(make_event(other.job_id, detail)))
+    ingest.handler(eventbridge_event(make_event(job.job_id, detail, credential=own)))
+
+    forged = platform.jobs.get(other.job_id)
+    assert forged is not None and forged.progress.step == 0 and not forged.latest_metrics
+    signed = platform.jobs.get(job.job_id)
+    assert signed is not None and signed.progress.step == 10
+    assert own is not None and theirs is not None and own != theirs
+    assert signed.event_credential_sha256 != own  # the record keeps only its hash
 
 
 def test_given_a_job_that_trained_an_hour_when_it_fails_then_its_cost_is_final_and_logged(

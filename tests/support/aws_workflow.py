@@ -29,6 +29,7 @@ from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
 from whetstone.core.events import StatusDetail, TrainerEvent, TrainerPhase, make_event
 from whetstone.core.job import Caller, JobRecord
 from whetstone.core.layout import JobLayout
+from whetstone.core.plan import TrainerPlan
 from whetstone.core.spec import JobSpec
 from whetstone.service.datasets import prepare_splits
 from whetstone.service.jobs import NewJob, create_job
@@ -211,6 +212,21 @@ def eventbridge_event(event: TrainerEvent) -> dict[str, Any]:
     }
 
 
+def plan_credential(job_id: str) -> str | None:
+    """The event credential of the job's plan, as the trainer reads it (None: no plan)."""
+    platform = runtime.get_platform()
+    job = platform.jobs.get(job_id)
+    key = JobLayout.of(job).plan if job is not None else None
+    if key is None or not platform.blobs.exists(key):
+        return None
+    with platform.blobs.open(key) as stream:
+        return TrainerPlan.model_validate_json(stream.read()).events.credential
+
+
 def trainer_says(job_id: str, phase: TrainerPhase, **detail: Any) -> None:
-    """A trainer status event, through EventBridge and the ingest Lambda."""
-    ingest.handler(eventbridge_event(make_event(job_id, StatusDetail(phase=phase, **detail))))
+    """A trainer status event, signed with its plan's credential, through EventBridge and
+    the ingest Lambda."""
+    event = make_event(
+        job_id, StatusDetail(phase=phase, **detail), credential=plan_credential(job_id)
+    )
+    ingest.handler(eventbridge_event(event))

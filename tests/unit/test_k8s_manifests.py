@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from moto import mock_aws
 from support.jobs import make_job
 from support.kube import validate
 
 from whetstone.adapters.aws.kube.eks_auth import eks_token
-from whetstone.adapters.aws.kube.shared_manifests import JobSettings, namespace_name
+from whetstone.adapters.aws.kube.shared_manifests import (
+    JobSettings,
+    namespace_name,
+    org_label,
+)
 from whetstone.adapters.aws.kube.training_manifests import (
     active_deadline_s,
     job_manifest,
@@ -40,6 +50,7 @@ from whetstone.service.images import trainer_image_tag
 
 SETTINGS = JobSettings()
 PLAN = "s3://whetstone-artifacts/jobs/acme/ftjob-1/plan.json"
+BUILDSPEC = Path(__file__).resolve().parents[2] / "trainer_container" / "buildspec.yml"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/whetstone-trainer@sha256:" + "a" * 64
 
 
@@ -150,9 +161,35 @@ def test_given_a_data_stage_when_its_manifests_are_built_then_a_cpu_job_of_its_o
     ]
 
 
-def test_given_an_org_id_when_named_then_the_namespace_is_a_dns_label() -> None:
-    assert namespace_name("Acme Corp_EU", "whetstone-") == "whetstone-acme-corp-eu"
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PREFIXES = st.sampled_from(["whetstone-", "", "w", "a-much-longer-prefix"])
+
+
+def test_given_an_org_id_when_named_then_the_namespace_reads_as_the_org() -> None:
+    assert namespace_name("Acme Corp_EU", "whetstone-").startswith("whetstone-acme-corp-eu-")
     assert len(namespace_name("x" * 100, "whetstone-")) == 63
+
+
+@pytest.mark.parametrize(
+    ("one", "other"), [("Acme", "acme"), ("a_b", "a.b"), ("x" * 70 + "1", "x" * 70 + "2")]
+)
+def test_given_ids_that_slug_alike_when_named_then_their_namespaces_differ(
+    one: str, other: str
+) -> None:
+    assert namespace_name(one, "whetstone-") != namespace_name(other, "whetstone-")
+    assert org_label(one) != org_label(other)
+
+
+@settings(max_examples=300)
+@given(ids=st.lists(st.text(min_size=1, max_size=120), min_size=2, unique=True), prefix=PREFIXES)
+def test_given_distinct_org_ids_when_named_then_no_two_share_a_valid_namespace(
+    ids: list[str], prefix: str
+) -> None:
+    names = [namespace_name(org_id, prefix) for org_id in ids]
+
+    assert len(set(names)) == len(ids)
+    assert all(DNS_LABEL.match(name) and len(name) <= 63 for name in names)
+    assert all(DNS_LABEL.match(org_label(org_id)) for org_id in ids)
 
 
 def test_given_job_conditions_when_read_then_the_compute_state_follows() -> None:
@@ -224,3 +261,29 @@ def test_given_the_image_sources_when_one_changes_then_the_tag_changes(tmp_path:
     after = trainer_image_tag(tmp_path)
     assert len(before) == 16 and before != after
     assert trainer_image_tag(tmp_path) == after
+
+
+def _buildspec_source_check() -> str:
+    commands = yaml.safe_load(BUILDSPEC.read_text())["phases"]["pre_build"]["commands"]
+    (check,) = [c for c in commands if "whetstone/service/images.py" in c]
+    return str(check)
+
+
+@pytest.mark.parametrize("matches", [True, False])
+def test_given_a_build_source_when_its_hash_is_not_the_image_tag_then_the_build_stops(
+    matches: bool,
+) -> None:
+    repo = BUILDSPEC.parents[1]
+    tag = trainer_image_tag(repo) if matches else "0" * 16
+
+    done = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + _buildspec_source_check()],
+        cwd=repo,
+        env={**os.environ, "TAG": tag},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert (done.returncode == 0) is matches
+    assert ("not building" in done.stderr) is not matches

@@ -17,7 +17,7 @@ from urllib3.exceptions import NewConnectionError
 
 from whetstone.adapters.aws.kube.client import Backoff, KubeClient, KubernetesUnavailable
 from whetstone.adapters.aws.kube.serving_manifests import ServingSettings, serving_manifests
-from whetstone.adapters.aws.kube.shared_manifests import JobSettings
+from whetstone.adapters.aws.kube.shared_manifests import JobSettings, job_namespace
 from whetstone.adapters.aws.kube.training_manifests import manifests_for
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.serving_hardware import job_serving_hardware
@@ -110,13 +110,17 @@ def test_given_a_launch_and_a_deploy_when_applied_then_each_object_is_created_un
     for manifest in manifests:
         kube.apply(manifest)
 
+    ns = job_namespace(job, JobSettings())
+    policies = f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies"
     collections = [
         "/api/v1/namespaces",
-        "/api/v1/namespaces/whetstone-acme/resourcequotas",
-        "/api/v1/namespaces/whetstone-acme/serviceaccounts",
-        "/apis/batch/v1/namespaces/whetstone-acme/jobs",
-        "/api/v1/namespaces/whetstone-acme/services",
-        "/apis/apps/v1/namespaces/whetstone-acme/deployments",
+        f"/api/v1/namespaces/{ns}/resourcequotas",
+        policies,
+        policies,
+        f"/api/v1/namespaces/{ns}/serviceaccounts",
+        f"/apis/batch/v1/namespaces/{ns}/jobs",
+        f"/api/v1/namespaces/{ns}/services",
+        f"/apis/apps/v1/namespaces/{ns}/deployments",
     ]
     assert paths(server) == [f"POST {collection}" for collection in collections]
     assert [body for _, _, body in server.requests] == manifests  # the typed models lose nothing

@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rank = int(os.environ.get("RANK", "0"))
     sink = build_sink(plan.events, stream=events_stream) if rank == 0 else NullSink()
-    emitter = EventEmitter(plan.job_id, sink)
+    emitter = EventEmitter(plan.job_id, sink, plan.events.credential)
     for name in ("transformers", "peft", "accelerate", "torch"):
         logging.getLogger(name).addHandler(_EventLogHandler(emitter))
     stop = StopRequest()

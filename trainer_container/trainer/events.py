@@ -172,12 +172,13 @@ def _finite(value: Any) -> float | None:
 class EventEmitter:
     """What the recipe and its callbacks call to report; every event goes through the sink."""
 
-    def __init__(self, job_id: str, sink: EventSink) -> None:
+    def __init__(self, job_id: str, sink: EventSink, credential: str | None = None) -> None:
         self.job_id = job_id
         self.sink = sink
+        self._credential = credential
 
     def emit(self, detail: Detail) -> TrainerEvent:
-        event = make_event(self.job_id, detail)
+        event = make_event(self.job_id, detail, credential=self._credential)
         self.sink.send(event)
         return event
 

@@ -717,7 +717,7 @@ def _write_artifacts(
     manifest = {
         "job_id": plan.job_id,
         "spec": plan.spec.model_dump(mode="json"),
-        "plan": plan.model_dump(mode="json"),
+        "plan": plan.model_dump(mode="json", exclude={"events": {"credential"}}),
         "seed": plan.spec.advanced.seed,
         "base_model": model_name,
         "libraries": _library_versions(),

@@ -205,6 +205,14 @@ class TrainerEvent(DeferredModel):
     time: Annotated[datetime, Field(description="When it happened (UTC).")]
     detail_type: Annotated[DetailType, Field(description="Which detail model `detail` is.")]
     detail: Annotated[Detail, Field(description="The event's content.")]
+    credential: Annotated[
+        str | None,
+        Field(
+            repr=False,
+            description="The job's event credential (from the plan); ingest compares its "
+            "sha256 with the job record's.",
+        ),
+    ] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -226,13 +234,20 @@ class TrainerEvent(DeferredModel):
         return self
 
 
-def make_event(job_id: str, detail: Detail, *, time: datetime | None = None) -> TrainerEvent:
+def make_event(
+    job_id: str,
+    detail: Detail,
+    *,
+    time: datetime | None = None,
+    credential: str | None = None,
+) -> TrainerEvent:
     """Wrap a detail in its envelope, stamped now unless `time` is given."""
     return TrainerEvent(
         job_id=job_id,
         time=time or datetime.now(UTC),
         detail_type=_DETAIL_TYPES[type(detail)],
         detail=detail,
+        credential=credential,
     )
 
 

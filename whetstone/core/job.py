@@ -196,6 +196,13 @@ class JobRecord(DeferredModel):
     idempotency_key: Annotated[
         str | None, Field(description="The Idempotency-Key the job was created with.")
     ] = None
+    event_credential_sha256: Annotated[
+        str | None,
+        Field(
+            description="sha256 (hex) of the credential the job's trainer signs its events "
+            "with (aws); null when its events need none."
+        ),
+    ] = None
     version: Annotated[int, Field(ge=0, description="Incremented by every write.")] = 0
 
     @property

@@ -33,6 +33,14 @@ class EventSinkSettings(_Section):
     resources_interval_s: Annotated[
         float, Field(gt=0, le=3600, description="Seconds between resource samples.")
     ] = 10.0
+    credential: Annotated[
+        str | None,
+        Field(
+            repr=False,
+            description="The job's event credential, put on every event (aws: ingest drops "
+            "events whose credential is not the job's). Secret: never logged.",
+        ),
+    ] = None
 
     @model_validator(mode="after")
     def _bus_for_eventbridge(self) -> Self:

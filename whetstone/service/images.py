@@ -51,3 +51,11 @@ def trainer_image_tag(repo_root: Path) -> str:
         digest.update(len(relative).to_bytes(8, "big") + relative)
         digest.update(len(content).to_bytes(8, "big") + content)
     return digest.hexdigest()[:TAG_LENGTH]
+
+
+if __name__ == "__main__":
+    # The build (trainer_container/buildspec.yml) runs this file by path, without the
+    # package's dependencies, to check the source it got against the tag it must push.
+    import sys
+
+    print(trainer_image_tag(Path(sys.argv[1] if len(sys.argv) > 1 else ".")))

@@ -22,7 +22,9 @@ from whetstone.core.events import (
 )
 from whetstone.core.job import Checkpoint, JobError, JobRecord, LogEntry, MetricPoint, live_cost
 from whetstone.core.lifecycle import JobStatus, can_transition
+from whetstone.observability import logger
 from whetstone.ports import TaskCallbacks
+from whetstone.service.event_credentials import event_is_authentic
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
 from whetstone.service.stage_tasks import answer_stage, keep_alive
@@ -54,7 +56,7 @@ def _finite(values: dict[str, float | None]) -> dict[str, float]:
 
 def ingest_event(platform: Platform, event: TrainerEvent) -> None:
     """Apply one trainer event to its job; events of a missing or ended job are dropped."""
-    job = platform.jobs.get(event.job_id)
+    job = _authentic_job(platform, event)
     if job is None or job.is_terminal:
         return
     detail = event.detail
@@ -91,6 +93,18 @@ def _answer_workflow(platform: Platform, job: JobRecord, detail: Detail) -> None
         answer_stage(platform, job, detail, callbacks)
     elif isinstance(detail, MetricsDetail | ResourcesDetail):
         keep_alive(job, callbacks)
+
+
+def _authentic_job(platform: Platform, event: TrainerEvent) -> JobRecord | None:
+    """The event's job, or None when there is none or the event does not carry its
+    credential (another job's trainer reporting under this job's id)."""
+    job = platform.jobs.get(event.job_id)
+    if job is None:
+        return None
+    if not event_is_authentic(job, event):
+        logger.warning("trainer event dropped: not the job's credential", job_id=event.job_id)
+        return None
+    return job
 
 
 def _update(platform: Platform, job_id: str, change: Callable[[JobRecord], JobRecord]) -> None:

@@ -43,6 +43,7 @@ from whetstone.service.artifacts import (
     output_files,
 )
 from whetstone.service.datasets import prepare_splits
+from whetstone.service.event_credentials import issue_event_credential
 from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
@@ -189,6 +190,7 @@ def write_plan(platform: Platform, job_id: str, events: EventSinkSettings) -> Pr
     job = _job(platform, job_id)
     spec = job.spec
     layout = JobLayout.of(job)
+    events = issue_event_credential(platform, job_id, events)
     plan = TrainerPlan(
         job_id=job_id,
         spec=spec,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -244,3 +245,21 @@ def test_given_a_folder_store_when_a_key_climbs_out_then_refused(tmp_path: Path)
 
     with pytest.raises(InvalidInputError):
         store.put("../outside", b"x")
+
+
+def test_given_a_versioned_bucket_when_a_prefix_is_deleted_then_no_version_remains(
+    s3_client: object,
+) -> None:
+    client: Any = s3_client
+    client.put_bucket_versioning(Bucket="data", VersioningConfiguration={"Status": "Enabled"})
+    store = S3BlobStore("data", prefix="p/", client=client)
+    store.put("jobs/a/1.bin", b"first")
+    store.put("jobs/a/1.bin", b"second")
+    client.delete_object(Bucket="data", Key="p/jobs/a/2.bin")  # a lone delete marker
+    store.put("jobs/b/1.bin", b"kept")
+
+    deleted = store.delete_prefix("jobs/a/")
+
+    listed = client.list_object_versions(Bucket="data", Prefix="p/jobs/")
+    left = [v["Key"] for v in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]]
+    assert deleted == 1 and left == ["p/jobs/b/1.bin"]

@@ -9,6 +9,7 @@ from whetstone.core.errors import NotFoundError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 
 def put_object_args(bucket: str, key: str, kms_key_id: str | None = None) -> dict[str, Any]:
@@ -88,14 +89,22 @@ class S3BlobStore:
         return sorted(keys)
 
     def delete_prefix(self, prefix: str) -> int:
-        keys = self.list(prefix)
-        for start in range(0, len(keys), 1000):
-            batch = keys[start : start + 1000]
+        """Delete every version and delete marker under `prefix` (the artifacts bucket is
+        versioned: deleting only the current objects would leave their data behind); the
+        number of keys that had a current object."""
+        versions: list[ObjectIdentifierTypeDef] = []
+        current = 0
+        paginator = self._s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                versions.append({"Key": item["Key"], "VersionId": item["VersionId"]})
+            current += sum(1 for item in page.get("Versions", []) if item["IsLatest"])
+        for start in range(0, len(versions), 1000):
             self._s3.delete_objects(
                 Bucket=self.bucket,
-                Delete={"Objects": [{"Key": self._key(k)} for k in batch], "Quiet": True},
+                Delete={"Objects": versions[start : start + 1000], "Quiet": True},
             )
-        return len(keys)
+        return current
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"

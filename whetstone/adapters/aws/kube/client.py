@@ -93,6 +93,7 @@ _KINDS = {
     "Event": _Kind("CoreV1Api", "event"),
     "Job": _Kind("BatchV1Api", "job", owns_pods=True),
     "Deployment": _Kind("AppsV1Api", "deployment", owns_pods=True),
+    "NetworkPolicy": _Kind("NetworkingV1Api", "network_policy"),
 }
 
 

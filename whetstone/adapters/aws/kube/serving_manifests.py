@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from whetstone.adapters.aws.kube.client import Manifest
 from whetstone.adapters.aws.kube.gpu_pods import gpu_pod_template, shm_volume
+from whetstone.adapters.aws.kube.network_policies import serving_ingress_manifest
 from whetstone.adapters.aws.kube.shared_manifests import (
     GPU_RESOURCE,
     LABEL_APP,
@@ -261,8 +262,10 @@ def serving_manifests(
     """Everything a deploy applies, in order (the namespace, quota and service account
     exist since training; applying them again is a no-op). The Deployment, which takes a
     GPU node, comes last: a deploy that fails before it leaves nothing costly behind."""
+    namespace = job_namespace(job, settings.cluster)
     return [
         *org_manifests(job, settings.cluster),
+        serving_ingress_manifest(namespace, {LABEL_APP: SERVING_APP}, PORT),
         service_manifest(job, settings),
         deployment_manifest(job, model_uri, hardware, max_lora_rank, settings),
     ]

@@ -3,13 +3,20 @@ job's ServiceAccount, the labels and names. Pure functions returning dicts."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from dataclasses import dataclass
 
 from whetstone.adapters.aws.kube.client import Manifest
+from whetstone.adapters.aws.kube.network_policies import default_deny_manifest, egress_manifest
 from whetstone.core.job import JobRecord
 
 _DNS_LABEL = re.compile(r"[^a-z0-9-]+")
+_MAX_LABEL = 63
+# 13 base32 characters are 65 bits of sha256: two org ids sharing a namespace would take
+# about 2**32 organizations to happen by chance.
+_DIGEST_CHARS = 13
 LABEL_APP = "app.kubernetes.io/name"
 LABEL_JOB = "whetstone.dev/job-id"
 LABEL_ORG = "whetstone.dev/org-id"
@@ -33,10 +40,21 @@ class JobSettings:
     max_active_jobs: int = 10
 
 
+def org_slug(org_id: str, max_length: int = _MAX_LABEL) -> str:
+    """A DNS label of at most `max_length` characters naming exactly one org id: a readable
+    part (lowercase, other characters as `-`) and a digest of the exact id, since the
+    readable part alone maps `Acme`/`acme`, `a_b`/`a.b` and long ids to one name."""
+    digest = hashlib.sha256(org_id.encode("utf-8")).digest()
+    suffix = base64.b32encode(digest).decode("ascii").lower()[:_DIGEST_CHARS]
+    room = max_length - _DIGEST_CHARS - 1
+    readable = _DNS_LABEL.sub("-", org_id.lower())[:room].strip("-") or "org"
+    return f"{readable}-{suffix}"
+
+
 def namespace_name(org_id: str, prefix: str) -> str:
-    """A DNS-1123 label for the organization: lowercase, at most 63 characters."""
-    slug = _DNS_LABEL.sub("-", org_id.lower()).strip("-") or "org"
-    return (prefix + slug)[:63].rstrip("-")
+    """The organization's namespace: `prefix` and the org's slug, a DNS-1123 label of at
+    most 63 characters that no other org id shares."""
+    return prefix + org_slug(org_id, _MAX_LABEL - len(prefix))
 
 
 def job_namespace(job: JobRecord, settings: JobSettings) -> str:
@@ -45,8 +63,8 @@ def job_namespace(job: JobRecord, settings: JobSettings) -> str:
 
 
 def org_label(org_id: str) -> str:
-    """The organization id as a label value."""
-    return _DNS_LABEL.sub("-", org_id.lower())[:63]
+    """The organization id as a label value (the same slug as its namespace)."""
+    return org_slug(org_id)
 
 
 def job_labels(job: JobRecord, app: str) -> dict[str, str]:
@@ -105,10 +123,13 @@ def service_account_manifest(job: JobRecord, settings: JobSettings) -> Manifest:
 
 
 def org_manifests(job: JobRecord, settings: JobSettings) -> list[Manifest]:
-    """The namespace, quota and service account a job's workload runs in (applying them
-    again is a no-op)."""
+    """The namespace, its quota and network policies, and the service account a job's
+    workload runs in (applying them again is a no-op)."""
+    namespace = job_namespace(job, settings)
     return [
         namespace_manifest(job.org_id, settings),
         resource_quota_manifest(job.org_id, settings),
+        default_deny_manifest(namespace),
+        egress_manifest(namespace),
         service_account_manifest(job, settings),
     ]
