@@ -28,7 +28,9 @@ def tokens() -> dict[str, str]:
 
 
 @pytest.fixture
-def server_url(tokens: dict[str, str]) -> Iterator[str]:
+def server_url() -> Iterator[str]:
+    """A server with no token yet: this machine acts as the local user until a test asks
+    for `tokens`, from when every request needs one."""
     server = make_server("127.0.0.1", 0, TokenFile(get_settings().home))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -16,7 +16,7 @@ from support.model_folder import model_folder
 from support.platform import use_ports
 
 from whetstone.cli.main import main
-from whetstone.cli.tokens import load_tokens
+from whetstone.cli.tokens import hash_token, load_tokens
 from whetstone.client import MULTIPART_LIMIT_BYTES, Job
 from whetstone.core.events import TrainingDevice
 from whetstone.core.job import JobError, JobRecord, LogEntry, MetricPoint
@@ -542,7 +542,7 @@ def test_token_create_prints_a_token_the_server_accepts_once_it_restarts(
     assert main(["token", "create", "--user", "carol", "--org", "acme"]) == 0
     token = capsys.readouterr().out.strip()
     assert token.startswith("whet_")
-    assert load_tokens(get_settings().home)[token].user_id == "carol"
+    assert load_tokens(get_settings().home)[hash_token(token)].user_id == "carol"
 
 
 def test_url_and_token_come_from_the_environment(

@@ -12,6 +12,7 @@ import pytest
 from support.apigw import multipart
 from support.http import request
 
+from whetstone.api.app import OPENAPI_PATH
 from whetstone.cli.server import DEFAULT_MAX_BODY_BYTES, make_server
 from whetstone.cli.tokens import TokenFile, create_token, tokens_path
 from whetstone.core.job import Caller
@@ -45,14 +46,27 @@ def test_a_multipart_upload_over_http_creates_a_job(
     assert job["dataset"]["format"] == "jsonl" and job["dataset"]["num_examples"] == 120
 
 
-def test_without_a_token_this_machine_acts_as_the_local_user(server_url: str) -> None:
+def test_while_no_token_exists_this_machine_acts_as_the_local_user(server_url: str) -> None:
     status, job = create(server_url, None)
     assert status == 201 and job["org_id"] == "local"
 
 
-def test_a_bad_token_is_refused(server_url: str) -> None:
+def test_once_a_token_exists_a_request_from_this_machine_needs_one(
+    server_url: str, tokens: dict[str, str]
+) -> None:
+    # Given a server on loopback and a token created for alice
+    # When this machine sends a request without a token
+    status, body = create(server_url, None)
+
+    # Then it is refused, saying a token is now required
+    assert status == 401 and body["code"] == "unauthenticated"
+    assert "requires a token" in body["message"]
+
+
+def test_a_bad_token_is_refused_saying_it_is_not_valid(server_url: str) -> None:
     status, body = request("GET", f"{server_url}{API}/jobs", token="whet_forged")
     assert status == 401 and body["code"] == "unauthenticated"
+    assert "token is not valid" in body["message"]
 
 
 def test_organizations_do_not_see_each_others_jobs_over_http(
@@ -115,10 +129,12 @@ def test_a_damaged_token_file_refuses_tokens_and_keeps_the_server_up(
 
     refused, body = request("GET", f"{server_url}{API}/jobs", token=tokens["alice"])
     local, _ = request("GET", f"{server_url}{API}/jobs")
+    docs, _ = request("GET", f"{server_url}{OPENAPI_PATH}")
 
     assert refused == 401
     assert body["code"] == "unauthenticated"
-    assert local == 200
+    assert local == 401
+    assert docs == 200
 
 
 def test_a_damaged_token_file_stops_the_server_from_starting() -> None:

@@ -6,12 +6,12 @@ import re
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whetstone.api.errors import register_error_handlers
 from whetstone.api.identity import ORG_CLAIM
 from whetstone.api.paths import API_PREFIX
+from whetstone.api.resolver import ThreadSafeResolver
 from whetstone.api.routes import datasets, deployments, jobs, planning
 from whetstone.core.job import JOB_ID_PREFIX
 from whetstone.observability import API_GATEWAY, lambda_entry, log_job
@@ -22,7 +22,7 @@ TITLE = "Whetstone fine-tuning API"
 VERSION = "1.0.0"
 _JOB_IN_PATH = re.compile(rf"/jobs/({JOB_ID_PREFIX}[0-9a-z]+)")
 
-app = APIGatewayRestResolver(enable_validation=True)
+app = ThreadSafeResolver(enable_validation=True)
 app.include_router(planning.router, prefix=API_PREFIX)
 app.include_router(jobs.router, prefix=API_PREFIX)
 app.include_router(datasets.router, prefix=API_PREFIX)

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from whetstone.cli.commands import datasets, jobs, planning
+from whetstone.cli.commands import datasets, jobs, planning, tokens
 from whetstone.cli.commands.common import (
     EXIT_CODES_HELP,
     EXIT_OK,
@@ -28,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
     home = get_settings().home
     home.mkdir(parents=True, exist_ok=True)
     try:
-        server = make_server(args.host, args.port, TokenFile(home))
+        server = make_server(args.host, args.port, TokenFile(home), allowed_hosts=args.allowed_host)
     except ValueError as error:
         print(f"whet serve: {error}", file=sys.stderr)
         return 2
@@ -52,15 +52,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _create_token(args: argparse.Namespace) -> int:
-    from whetstone.cli.tokens import create_token
-    from whetstone.core.job import Caller
-
-    token = create_token(get_settings().home, Caller(user_id=args.user, org_id=args.org))
-    print(token)
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="whet",
@@ -73,15 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the local platform and its REST API")
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     serve.add_argument("--port", type=int, default=8000, help="port (0 picks a free one)")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name clients call this server by (repeatable; addresses always work)",
+    )
     serve.set_defaults(run=_serve)
 
-    token = commands.add_parser("token", help="manage API tokens of the local runtime")
-    token_commands = token.add_subparsers(dest="token_command", required=True)
-    create = token_commands.add_parser("create", help="create a token for a user")
-    create.add_argument("--user", required=True, help="user id the token acts as")
-    create.add_argument("--org", required=True, help="organization of that user")
-    create.set_defaults(run=_create_token)
-
+    tokens.register(commands)
     planning.register(commands)
     datasets.register(commands)
     jobs.register(commands)
