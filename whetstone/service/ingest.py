@@ -156,7 +156,7 @@ def _status(platform: Platform, event: TrainerEvent, detail: StatusDetail) -> No
             error = JobError(
                 code=detail.error_code.value,
                 message=detail.message or "the trainer failed",
-                step="train",
+                step=detail.stage.value,
             )
             return job.model_copy(update={"error": error})
         return job

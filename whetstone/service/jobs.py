@@ -11,6 +11,7 @@ from typing import Annotated, BinaryIO
 
 from pydantic import Field
 
+from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.datasets.report import ValidationReport
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
@@ -19,7 +20,7 @@ from whetstone.core.errors import (
     NotFoundError,
     QuotaExceededError,
 )
-from whetstone.core.estimates import FitReport, check_fit, estimate_cost
+from whetstone.core.estimates import CostEstimate, FitReport, check_fit, estimate_cost
 from whetstone.core.job import (
     Caller,
     CostInfo,
@@ -41,6 +42,9 @@ from whetstone.service.models import require_reachable_model, resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
 from whetstone.service.uploads import UPLOAD_ID_PREFIX, require_upload_id
+
+# Examples a job is estimated at until its dataset has been read.
+GUESSED_EXAMPLES = 1000
 
 
 class NewJob(DeferredModel):
@@ -84,6 +88,23 @@ def _validate_dataset(
 ) -> ValidationReport:
     check = check_from_params(spec.dataset, spec.sequence_length)
     return require_valid_dataset(stream, check, filename, platform.settings)
+
+
+def estimate_job(
+    platform: Platform,
+    model: BaseModelInfo,
+    spec: JobSpec,
+    num_examples: int | None,
+    mean_tokens: float | None,
+) -> CostEstimate:
+    """The job's estimate from its dataset's counts; before the dataset is read (a source
+    prepared later) from a guessed 1,000 examples. The local runtime bills its own rate."""
+    estimate = estimate_cost(
+        model, spec, num_examples or GUESSED_EXAMPLES, round(mean_tokens) if mean_tokens else None
+    )
+    if platform.settings.runtime == "local":
+        estimate = estimate.at_rate(platform.settings.local_hourly_rate_usd)
+    return estimate
 
 
 def create_job(
@@ -146,14 +167,7 @@ def create_job(
 
     mean_tokens = report.stats.tokens.mean if report and report.stats.tokens else None
     num_examples = report.num_examples if report else None
-    estimate = estimate_cost(
-        model,
-        spec,
-        num_examples or 1000,
-        round(mean_tokens) if mean_tokens else None,
-    )
-    if platform.settings.runtime == "local":
-        estimate = estimate.at_rate(platform.settings.local_hourly_rate_usd)
+    estimate = estimate_job(platform, model, spec, num_examples, mean_tokens)
     now = utcnow()
     job = JobRecord(
         job_id=job_id,
