@@ -90,6 +90,15 @@ def _validate_dataset(
     return require_valid_dataset(stream, check, filename, platform.settings)
 
 
+def _validate_small(
+    platform: Platform, spec: JobSpec, key: str, filename: str | None
+) -> ValidationReport | None:
+    if platform.blobs.size(key) > platform.settings.sync_validation_max_bytes:
+        return None
+    with platform.blobs.open(key) as stream:
+        return _validate_dataset(platform, spec, stream, filename)
+
+
 def estimate_job(
     platform: Platform,
     model: BaseModelInfo,
@@ -115,8 +124,13 @@ def create_job(
     dataset: bytes | None = None,
     filename: str | None = None,
     idempotency_key: str | None = None,
+    dataset_key: str | None = None,
 ) -> JobRecord:
     """Check the spec, the hardware and the dataset, store the job and start its workflow.
+
+    `dataset_key` names a dataset already in the store (an S3 drop). A dataset up to
+    `sync_validation_max_bytes` is validated here, so its errors come back at once; a larger
+    one is validated by the trainer's prepare stage, never read whole here.
 
     The dataset comes as uploaded bytes, or as `new.spec.dataset.source`: an
     upload id from `create_upload`, or an s3://, hf:// or (local runtime) path source
@@ -140,9 +154,14 @@ def create_job(
     report: ValidationReport | None = None
     blob_key: str | None = None
     if dataset is not None:
-        report = _validate_dataset(platform, spec, io.BytesIO(dataset), filename)
+        if len(dataset) <= platform.settings.sync_validation_max_bytes:
+            report = _validate_dataset(platform, spec, io.BytesIO(dataset), filename)
         blob_key = JobLayout(caller.org_id, job_id).dataset(filename or "dataset")
         platform.blobs.put(blob_key, dataset)
+        source = platform.blobs.uri(blob_key)
+    elif dataset_key is not None:
+        blob_key = dataset_key
+        report = _validate_small(platform, spec, blob_key, filename)
         source = platform.blobs.uri(blob_key)
     elif spec.dataset.source and spec.dataset.source.startswith(UPLOAD_ID_PREFIX):
         require_upload_id(spec.dataset.source)
@@ -152,8 +171,7 @@ def create_job(
                 f"upload {spec.dataset.source} has no data; PUT the file to its upload URL first",
                 code="upload_missing",
             )
-        with platform.blobs.open(blob_key) as stream:
-            report = _validate_dataset(platform, spec, stream, filename)
+        report = _validate_small(platform, spec, blob_key, filename)
         source = platform.blobs.uri(blob_key)
     elif spec.dataset.source:
         check_source(spec.dataset.source, platform.settings)  # its data: the preparing step's
