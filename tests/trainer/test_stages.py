@@ -128,8 +128,8 @@ def test_an_s3_multipart_object_exists_only_once_completed() -> None:
     with mock_aws():
         # Given a bucket
         client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="b")
-        location = S3Location("s3://b/jobs/j", client)
+        client.create_bucket(Bucket="stage-tests")
+        location = S3Location("s3://stage-tests/jobs/j", client)
 
         # When one object is written whole and another fails half-way
         with location.open_write("model.tar.gz") as out:
@@ -141,7 +141,7 @@ def test_an_s3_multipart_object_exists_only_once_completed() -> None:
         # Then only the whole one exists, and it says it is whole
         assert location.is_whole("model.tar.gz")
         assert location.list_files("") == {"model.tar.gz": 100}
-        assert client.list_multipart_uploads(Bucket="b").get("Uploads", []) == []
+        assert client.list_multipart_uploads(Bucket="stage-tests").get("Uploads", []) == []
 
 
 def _rows(count: int) -> bytes:
