@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from .multipart import ARCHIVE_METADATA, MultipartWriter
 
@@ -214,9 +214,11 @@ class S3Location:
             raise StorageError(f"cannot read {self.child_uri(rel)}: {exc}") from exc
         return contextlib.closing(body)
 
-    def open_write(self, rel: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+    @contextlib.contextmanager
+    def open_write(self, rel: str) -> Iterator[IO[bytes]]:
         """A multipart upload, completed once whole (aborted if the writing fails)."""
-        return MultipartWriter(self.client, self.bucket, self._key(rel))
+        with MultipartWriter(self.client, self.bucket, self._key(rel)) as writer:
+            yield cast(IO[bytes], writer)
 
     def is_whole(self, rel: str) -> bool:
         """Whether the object exists and carries the metadata only a completed multipart
