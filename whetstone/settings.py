@@ -50,6 +50,15 @@ class Settings(BaseModel):
     max_upload_bytes: Annotated[
         int, Field(ge=1, description="Largest dataset file accepted, in bytes.")
     ] = 5 * 1024**3
+    sync_validation_max_bytes: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Datasets up to this size are validated when the job is created, so "
+            "errors come back at once; larger ones (and s3:// and hf:// sources) are validated "
+            "by the trainer's prepare stage.",
+        ),
+    ] = 10 * 1024**2
     max_row_bytes: Annotated[
         int, Field(ge=1, description="Largest dataset line or row accepted, in bytes.")
     ] = 1024**2

@@ -1,8 +1,13 @@
-"""`python -m trainer --spec <plan.json | s3://...>`: run one fine-tuning job.
+"""`python -m trainer [prepare|train|finalize] --spec <plan.json | s3://...>`: one stage of
+a fine-tuning job, train when none is named (docs/trainer.md, "Stages").
 
-Exit codes (whetstone.core.trainer_exit): 0 done, 1 failed (a `failed` status event says
-why), 143 stopped by SIGTERM after saving a checkpoint (a restart with the same output
-resumes from it).
+- prepare: validate and split the dataset into the job's data files, write prepared.json;
+- train: fine-tune (the default);
+- finalize: verify the model files and build the download archives.
+
+Each stage ends with a status event that names it. Exit codes (whetstone.core.trainer_exit):
+0 done, 1 failed (a `failed` status event says why), 143 stopped by SIGTERM (training saves
+a checkpoint first, and a restart with the same output resumes from it).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from whetstone.core.events import TrainerErrorCode, TrainerPhase
+from whetstone.core.events import TrainerErrorCode, TrainerPhase, TrainerStage
 from whetstone.core.plan import TrainerPlan
 from whetstone.core.trainer_exit import TrainerExit
 
@@ -104,12 +109,63 @@ class _EventLogHandler(logging.Handler):
             self.handleError(record)
 
 
+def _stage_error(exc: BaseException) -> tuple[TrainerErrorCode, str]:
+    """The code of a prepare or finalize failure; these stages never import torch."""
+    from .finalize import ArtifactsMissing
+    from .storage import StorageError
+
+    if isinstance(exc, ArtifactsMissing):
+        return TrainerErrorCode.ARTIFACTS_MISSING, str(exc)
+    if isinstance(exc, StorageError):
+        return TrainerErrorCode.STORAGE_ERROR, str(exc)
+    return TrainerErrorCode.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
+
+
+def run_data_stage(stage: TrainerStage, plan: TrainerPlan, emitter: Any) -> int:
+    """Run the prepare or the finalize stage; its last event is its terminal status."""
+    from .checkpoints import Interrupted, StopRequest
+
+    StopRequest().install()  # nothing to checkpoint: SIGTERM raises Interrupted at once
+    code: TrainerErrorCode | None = None
+    try:
+        emitter.status(TrainerPhase.LOADING, f"{stage} started")
+        if stage is TrainerStage.PREPARE:
+            from .prepare import prepare_dataset
+
+            prepared = prepare_dataset(plan, emitter)
+            message = "dataset valid" if prepared.valid else f"dataset invalid: {prepared.message}"
+        else:
+            from .finalize import finalize_outputs
+
+            built = finalize_outputs(plan, emitter)
+            message = f"{len(built)} archive(s) built"
+        phase, exit_code = TrainerPhase.DONE, TrainerExit.DONE
+    except Interrupted:
+        phase, exit_code = TrainerPhase.INTERRUPTED, TrainerExit.INTERRUPTED
+        message = f"{stage} stopped by SIGTERM"
+    except Exception as exc:
+        code, message = _stage_error(exc)
+        emitter.log("error", f"{stage} failed", traceback=traceback.format_exc(limit=20))
+        phase, exit_code = TrainerPhase.FAILED, TrainerExit.FAILED
+    emitter.status(phase, message, error_code=code)
+    emitter.close()
+    return exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
+    parser.add_argument(
+        "stage",
+        nargs="?",
+        choices=[stage.value for stage in TrainerStage],
+        default=TrainerStage.TRAIN.value,
+        help="the stage to run (default: train)",
+    )
     parser.add_argument("--spec", required=True, help="trainer plan JSON: a path or s3:// URI")
     parser.add_argument("--workdir", default=None, help="local scratch folder")
     raw_argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(raw_argv)
+    stage = TrainerStage(args.stage)
 
     # Events own stdout; anything a library prints goes to stderr instead.
     events_stream = sys.stdout
@@ -121,16 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = load_plan(args.spec)
     except (ValidationError, OSError, ValueError) as exc:
-        emitter = EventEmitter("unknown", StdoutSink(events_stream))
+        emitter = EventEmitter("unknown", StdoutSink(events_stream), stage)
         emitter.status(
             TrainerPhase.FAILED, f"unreadable plan: {exc}", error_code=TrainerErrorCode.INVALID_PLAN
         )
         return TrainerExit.FAILED
+    if stage is not TrainerStage.TRAIN:
+        sink = build_sink(plan.events, stream=events_stream)
+        emitter = EventEmitter(plan.job_id, sink, stage, plan.events.credential)
+        return run_data_stage(stage, plan, emitter)
     _relaunch_distributed(plan, raw_argv)
 
     rank = int(os.environ.get("RANK", "0"))
     sink = build_sink(plan.events, stream=events_stream) if rank == 0 else NullSink()
-    emitter = EventEmitter(plan.job_id, sink, plan.events.credential)
+    emitter = EventEmitter(plan.job_id, sink, credential=plan.events.credential)
     for name in ("transformers", "peft", "accelerate", "torch"):
         logging.getLogger(name).addHandler(_EventLogHandler(emitter))
     stop = StopRequest()

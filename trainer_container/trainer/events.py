@@ -25,6 +25,7 @@ from whetstone.core.events import (
     TrainerErrorCode,
     TrainerEvent,
     TrainerPhase,
+    TrainerStage,
     TrainingDevice,
     make_event,
 )
@@ -172,9 +173,16 @@ def _finite(value: Any) -> float | None:
 class EventEmitter:
     """What the recipe and its callbacks call to report; every event goes through the sink."""
 
-    def __init__(self, job_id: str, sink: EventSink, credential: str | None = None) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        sink: EventSink,
+        stage: TrainerStage = TrainerStage.TRAIN,
+        credential: str | None = None,
+    ) -> None:
         self.job_id = job_id
         self.sink = sink
+        self.stage = stage  # every status event says which run of the trainer it is
         self._credential = credential
 
     def emit(self, detail: Detail) -> TrainerEvent:
@@ -192,7 +200,12 @@ class EventEmitter:
         device: TrainingDevice | None = None,
     ) -> None:
         detail = StatusDetail(
-            phase=phase, message=message, step=step, error_code=error_code, device=device
+            phase=phase,
+            stage=self.stage,
+            message=message,
+            step=step,
+            error_code=error_code,
+            device=device,
         )
         self.emit(detail)
 

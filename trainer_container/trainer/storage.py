@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, cast
+
+from .multipart import ARCHIVE_METADATA, MultipartWriter
 
 
 class StorageError(Exception):
@@ -22,6 +27,10 @@ class Location(Protocol):
     def write_bytes(self, rel: str, data: bytes) -> None: ...
     def iter_lines(self, rel: str) -> Iterator[bytes]: ...
     def list_dirs(self, rel: str) -> list[str]: ...
+    def list_files(self, rel: str) -> dict[str, int]: ...
+    def open_read(self, rel: str) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+    def open_write(self, rel: str) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+    def is_whole(self, rel: str) -> bool: ...
     def upload_dir(self, local: Path, rel: str) -> None: ...
     def download_dir(self, rel: str, local: Path) -> None: ...
     def delete_dir(self, rel: str) -> None: ...
@@ -69,6 +78,41 @@ class FolderLocation:
     def list_dirs(self, rel: str) -> list[str]:
         path = self._path(rel)
         return sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+
+    def list_files(self, rel: str) -> dict[str, int]:
+        """The size of each file under `rel`, by its name relative to `rel`."""
+        root = self._path(rel)
+        if not root.is_dir():
+            return {}
+        return {
+            path.relative_to(root).as_posix(): path.stat().st_size
+            for path in root.rglob("*")
+            if path.is_file() and not path.name.startswith(".tmp-")
+        }
+
+    def open_read(self, rel: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        try:
+            return self._path(rel).open("rb")
+        except OSError as exc:
+            raise StorageError(f"cannot read {self._path(rel)}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def open_write(self, rel: str) -> Iterator[IO[bytes]]:
+        """A file written beside its place and renamed into it once whole; removed if the
+        writing fails, so a file that exists is always whole."""
+        path = self._path(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                yield out
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def is_whole(self, rel: str) -> bool:
+        """Whether a file written with `open_write` was finished (it exists only then)."""
+        return self._path(rel).is_file()
 
     def upload_dir(self, local: Path, rel: str) -> None:
         target = self._path(rel)
@@ -150,6 +194,40 @@ class S3Location:
             for common in page.get("CommonPrefixes", []):
                 names.add(common["Prefix"][len(prefix) :].strip("/"))
         return sorted(names)
+
+    def list_files(self, rel: str) -> dict[str, int]:
+        """The size of each object under `rel`, by its key relative to `rel`."""
+        prefix = self._key(rel) + "/"
+        files: dict[str, int] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        ):
+            for item in page.get("Contents", []):
+                files[item["Key"][len(prefix) :]] = int(item["Size"])
+        return files
+
+    def open_read(self, rel: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """The object as a stream (one GET, read as it goes)."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"]
+        except Exception as exc:
+            raise StorageError(f"cannot read {self.child_uri(rel)}: {exc}") from exc
+        return contextlib.closing(body)
+
+    @contextlib.contextmanager
+    def open_write(self, rel: str) -> Iterator[IO[bytes]]:
+        """A multipart upload, completed once whole (aborted if the writing fails)."""
+        with MultipartWriter(self.client, self.bucket, self._key(rel)) as writer:
+            yield cast(IO[bytes], writer)
+
+    def is_whole(self, rel: str) -> bool:
+        """Whether the object exists and carries the metadata only a completed multipart
+        upload of `open_write` has."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(rel))
+        except Exception:
+            return False
+        return ARCHIVE_METADATA in head.get("Metadata", {})
 
     def upload_dir(self, local: Path, rel: str) -> None:
         for path in sorted(local.rglob("*")):

@@ -113,6 +113,7 @@ class TrainerErrorCode(StrEnum):
     NON_FINITE_LOSS = "non_finite_loss"
     STORAGE_ERROR = "storage_error"
     RUN_TIME_EXCEEDED = "run_time_exceeded"
+    ARTIFACTS_MISSING = "artifacts_missing"
     INTERNAL_ERROR = "internal_error"
 
 

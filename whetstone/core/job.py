@@ -65,6 +65,16 @@ class DatasetInfo(DeferredModel):
     warnings: Annotated[list[str], Field(description="Codes of the validation warnings.")] = Field(
         default_factory=list
     )
+    splits: Annotated[
+        dict[str, int], Field(description="Examples per split, once the dataset is prepared.")
+    ] = Field(default_factory=dict)
+    tokens: Annotated[
+        int | None, Field(description="Tokens in all splits, once the dataset is prepared.")
+    ] = None
+    tokens_estimated: Annotated[
+        bool | None,
+        Field(description="Whether `tokens` is an estimate (~4 bytes a token), not a count."),
+    ] = None
 
 
 class Progress(DeferredModel):
@@ -97,6 +107,9 @@ class Artifacts(DeferredModel):
     files: Annotated[dict[str, int], Field(description="Relative path -> size in bytes.")] = Field(
         default_factory=dict
     )
+    archives: Annotated[
+        dict[str, int], Field(description="Download archive (name under the job) -> bytes.")
+    ] = Field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:

@@ -101,6 +101,24 @@ class TrainerOptions(_Section):
     ] = None
 
 
+class PlanDataset(_Section):
+    """The dataset the prepare stage reads, and the limits it reads it under."""
+
+    source: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="A file path, s3://bucket/key (an upload's key included) or "
+            "hf://<dataset>[:config][@split].",
+        ),
+    ]
+    filename: Annotated[
+        str | None, Field(description="The file's name, used to detect the format.")
+    ] = None
+    max_file_bytes: Annotated[int, Field(ge=1, description="Largest source accepted, in bytes.")]
+    max_row_bytes: Annotated[int, Field(ge=1, description="Largest line or row, in bytes.")]
+
+
 class TrainerPlan(_Section):
     """What `python -m trainer --spec` reads."""
 
@@ -130,6 +148,17 @@ class TrainerPlan(_Section):
             "run manifest. A run restarted with the same output resumes.",
         ),
     ]
+    job_files: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="Folder or s3:// prefix of the job's files (core.layout.JobLayout "
+            "names under it): where prepare writes prepared.json and finalize the archives.",
+        ),
+    ] = None
+    dataset: Annotated[
+        PlanDataset | None, Field(description="What the prepare stage reads and splits.")
+    ] = None
     events: Annotated[EventSinkSettings, Field(description="Event sink.")] = Field(
         default_factory=EventSinkSettings
     )

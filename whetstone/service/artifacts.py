@@ -7,29 +7,26 @@ the trainer saved one, and one per complete checkpoint.
 
 from __future__ import annotations
 
-import gzip
 import os
-import tarfile
 import threading
 from enum import StrEnum
 
+from whetstone.core.archives import (
+    ArchivePlan,
+    checkpoint_archives,
+    output_archives,
+    write_tar_gz,
+)
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
 from whetstone.core.job import Caller, JobRecord
-from whetstone.core.layout import (
-    CHECKPOINT_COMPLETE_MARKER,
-    JobLayout,
-    OutputNames,
-    checkpoint_step,
-)
+from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import ADAPTER_METHODS, Method
 from whetstone.service.jobs import get_job
 from whetstone.service.platform import Platform
 
 DOWNLOAD_EXPIRY_S = 3600
-# Checkpoint state only a resume needs: left out of what users download.
-_RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state")
 
 
 class ArtifactKind(StrEnum):
@@ -66,42 +63,6 @@ def output_files(platform: Platform, layout: JobLayout) -> dict[str, int]:
     }
 
 
-def files_under(files: dict[str, int], folder: str) -> dict[str, int]:
-    """The files in `folder` (a name under the output), by their names relative to it."""
-    inside = folder + "/"
-    return {
-        name.removeprefix(inside): size for name, size in files.items() if name.startswith(inside)
-    }
-
-
-def holds_loadable_model(model: dict[str, int]) -> bool:
-    """Whether a model folder's files include a config and weights."""
-    has_config = any(
-        name.rsplit("/", 1)[-1] in ("config.json", "adapter_config.json") for name in model
-    )
-    return has_config and any(name.endswith(".safetensors") for name in model)
-
-
-def _complete_checkpoints(files: dict[str, int]) -> dict[int, dict[str, int]]:
-    """The files of each checkpoint the trainer marked complete, by step, less the state
-    only a resume needs."""
-    folders: dict[int, dict[str, int]] = {}
-    for name, size in files_under(files, OutputNames.CHECKPOINTS).items():
-        folder, _, rest = name.partition("/")
-        step = checkpoint_step(folder)
-        if step is not None and rest:
-            folders.setdefault(step, {})[rest] = size
-    return {
-        step: {
-            name: size
-            for name, size in contents.items()
-            if name != CHECKPOINT_COMPLETE_MARKER and not name.startswith(_RESUME_ONLY)
-        }
-        for step, contents in folders.items()
-        if CHECKPOINT_COMPLETE_MARKER in contents
-    }
-
-
 def _write_archive(platform: Platform, source: str, files: dict[str, int], key: str) -> None:
     """A tar.gz of `files` (names under `source`), stored at `key` as it is made.
 
@@ -114,17 +75,8 @@ def _write_archive(platform: Platform, source: str, files: dict[str, int], key: 
 
     def produce() -> None:
         try:
-            # Weights barely compress: the fastest level keeps large models in the step's time.
-            with (
-                os.fdopen(write_end, "wb") as sink,
-                gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=1) as zipped,
-                tarfile.open(fileobj=zipped, mode="w|") as tar,
-            ):
-                for name in sorted(files):
-                    info = tarfile.TarInfo(name)
-                    info.size = files[name]
-                    with platform.blobs.open(source + name) as stream:
-                        tar.addfile(info, stream)
+            with os.fdopen(write_end, "wb") as sink:
+                write_tar_gz(sink, files, lambda name: platform.blobs.open(source + name))
         except BaseException as error:  # reported by the caller, after the store has read
             failures.append(error)
 
@@ -140,29 +92,24 @@ def _write_archive(platform: Platform, source: str, files: dict[str, int], key: 
         raise failures[0]
 
 
+def write_archives(platform: Platform, layout: JobLayout, plans: list[ArchivePlan]) -> list[str]:
+    """Write each planned archive under the job; returns their names under the job."""
+    for plan in plans:
+        source = layout.output + plan.folder + "/"
+        _write_archive(platform, source, plan.files, layout.key(plan.name))
+    return [plan.name for plan in plans]
+
+
 def archive_outputs(platform: Platform, layout: JobLayout, files: dict[str, int]) -> list[str]:
     """Archive the model, the merged model if any and every complete checkpoint of the
     output `files` (from `output_files`); returns the archives' names under the job."""
-    _write_archive(
-        platform, layout.model, files_under(files, OutputNames.MODEL), layout.model_archive
-    )
-    archives = [JobLayout.model_archive]
-    merged = files_under(files, OutputNames.MERGED)
-    if merged:
-        _write_archive(platform, layout.merged, merged, layout.merged_archive)
-        archives.append(JobLayout.merged_archive)
-    return archives + archive_checkpoints(platform, layout, files)
+    return write_archives(platform, layout, output_archives(files))
 
 
 def archive_checkpoints(platform: Platform, layout: JobLayout, files: dict[str, int]) -> list[str]:
     """Archive every complete checkpoint of the output `files`, the only archives a stopped
     job gets; returns their names under the job."""
-    archives = []
-    for step, contents in sorted(_complete_checkpoints(files).items()):
-        key = layout.checkpoint_archive(step)
-        _write_archive(platform, layout.checkpoint(step), contents, key)
-        archives.append(key.removeprefix(layout.prefix))
-    return archives
+    return write_archives(platform, layout, checkpoint_archives(files))
 
 
 # -- downloads ---------------------------------------------------------------------------

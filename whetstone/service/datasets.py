@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field
 
+from whetstone.core.datasets.hub import load_hf, parse_hf_source
 from whetstone.core.datasets.options import ColumnMapping, ValidationOptions
 from whetstone.core.datasets.records import (
     MANIFEST_NAME,
@@ -142,13 +142,6 @@ def resolve_local_path(raw: str, roots: list[Path]) -> Path:
     return resolved
 
 
-def parse_hf_source(source: str) -> tuple[str, str | None, str]:
-    """(dataset id, config, split) of hf://<owner>/<name>[:config][@split]; the split
-    defaults to train."""
-    hub = parse_hf_dataset(source)
-    return hub.dataset_id, hub.config, hub.split
-
-
 def _copy_limited(stream: IO[bytes], out: IO[bytes], limit: int, what: str) -> str:
     digest = hashlib.sha256()
     size = 0
@@ -168,41 +161,6 @@ def _copy_limited(stream: IO[bytes], out: IO[bytes], limit: int, what: str) -> s
 def _sha256_of(path: Path) -> str:
     with path.open("rb") as stream:
         return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def _load_hf(source: str, out: IO[bytes], limit: int) -> None:
-    dataset_id, config, split = parse_hf_source(source)
-    try:
-        from datasets import load_dataset  # type: ignore[import-untyped]
-    except ImportError as error:
-        raise InvalidInputError(
-            "Hugging Face datasets cannot be read here (the 'datasets' package is not "
-            "installed); upload the file or put it on S3",
-            code="hf_unavailable",
-        ) from error
-    size = 0
-    try:
-        # The hf://datasets/ form reads the hub only, never a local folder of that name.
-        rows = load_dataset(f"hf://datasets/{dataset_id}", config, split=split, streaming=True)
-        for row in rows:
-            line = json.dumps(row, ensure_ascii=False, default=str).encode() + b"\n"
-            size += len(line)
-            if size > limit:
-                raise InvalidInputError(
-                    f"{source} is larger than the {limit / 1024**2:.0f} MiB limit; use "
-                    "max_samples on an extract or a smaller split",
-                    code="file_too_large",
-                )
-            out.write(line)
-    except InvalidInputError:
-        raise
-    except Exception as error:  # the hub client raises many kinds; all mean "not readable"
-        raise InvalidInputError(
-            f"Hugging Face dataset {dataset_id} (config {config or 'default'}, split {split}) "
-            f"could not be loaded: {error}. Without network access (HF_HUB_OFFLINE) only "
-            "cached datasets load; upload the file or put it on S3 instead",
-            code="hf_unavailable",
-        ) from error
 
 
 @contextmanager
@@ -231,14 +189,14 @@ def local_copy(
         with tempfile.TemporaryDirectory(prefix="whetstone-dataset-") as tmp:
             path = Path(tmp) / "data.jsonl"
             with path.open("wb") as out:
-                _load_hf(source, out, settings.max_upload_bytes)
+                load_hf(source, out, settings.max_upload_bytes)
             yield LocalCopy(path, path.name, _sha256_of(path))
         return
-    path = _local_source(source, settings)
+    path = local_source_path(source, settings)
     yield LocalCopy(path, path.name, _sha256_of(path))
 
 
-def _local_source(source: str, settings: Settings) -> Path:
+def local_source_path(source: str, settings: Settings) -> Path:
     if settings.runtime != "local":
         raise InvalidInputError(
             f"{source!r} is not a dataset source here: use s3://bucket/key or "
@@ -270,7 +228,7 @@ def check_source(source: str, settings: Settings, *, org_id: str) -> None:
         if settings.runtime == "local":  # elsewhere the preparing step reaches the hub
             require_cached(HubRepo("dataset", hub.dataset_id), source)
         return
-    _local_source(source, settings)
+    local_source_path(source, settings)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from typing import Annotated, BinaryIO
 
 from pydantic import Field
 
+from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.datasets.report import ValidationReport
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
@@ -19,7 +20,7 @@ from whetstone.core.errors import (
     NotFoundError,
     QuotaExceededError,
 )
-from whetstone.core.estimates import FitReport, check_fit, estimate_cost
+from whetstone.core.estimates import CostEstimate, FitReport, check_fit, estimate_cost
 from whetstone.core.job import (
     Caller,
     CostInfo,
@@ -43,6 +44,9 @@ from whetstone.service.models import require_reachable_model, resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
 from whetstone.service.uploads import UPLOAD_ID_PREFIX, require_upload_id
+
+# Examples a job is estimated at until its dataset has been read.
+GUESSED_EXAMPLES = 1000
 
 
 class NewJob(DeferredModel):
@@ -96,6 +100,32 @@ def _validate_dataset(
     return require_valid_dataset(stream, check, filename, platform.settings)
 
 
+def _validate_small(
+    platform: Platform, spec: JobSpec, key: str, filename: str | None
+) -> ValidationReport | None:
+    if platform.blobs.size(key) > platform.settings.sync_validation_max_bytes:
+        return None
+    with platform.blobs.open(key) as stream:
+        return _validate_dataset(platform, spec, stream, filename)
+
+
+def estimate_job(
+    platform: Platform,
+    model: BaseModelInfo,
+    spec: JobSpec,
+    num_examples: int | None,
+    mean_tokens: float | None,
+) -> CostEstimate:
+    """The job's estimate from its dataset's counts; before the dataset is read (a source
+    prepared later) from a guessed 1,000 examples. The local runtime bills its own rate."""
+    estimate = estimate_cost(
+        model, spec, num_examples or GUESSED_EXAMPLES, round(mean_tokens) if mean_tokens else None
+    )
+    if platform.settings.runtime == "local":
+        estimate = estimate.at_rate(platform.settings.local_hourly_rate_usd)
+    return estimate
+
+
 def create_job(
     platform: Platform,
     caller: Caller,
@@ -104,8 +134,13 @@ def create_job(
     dataset: bytes | None = None,
     filename: str | None = None,
     idempotency_key: str | None = None,
+    dataset_key: str | None = None,
 ) -> JobRecord:
     """Check the spec, the hardware and the dataset, store the job and start its workflow.
+
+    `dataset_key` names a dataset already in the store (an S3 drop). A dataset up to
+    `sync_validation_max_bytes` is validated here, so its errors come back at once; a larger
+    one is validated by the trainer's prepare stage, never read whole here.
 
     The dataset comes as uploaded bytes, or as `new.spec.dataset.source`: an
     upload id from `create_upload`, or an s3://, hf:// or (local runtime) path source
@@ -129,9 +164,14 @@ def create_job(
     report: ValidationReport | None = None
     blob_key: str | None = None
     if dataset is not None:
-        report = _validate_dataset(platform, spec, io.BytesIO(dataset), filename)
+        if len(dataset) <= platform.settings.sync_validation_max_bytes:
+            report = _validate_dataset(platform, spec, io.BytesIO(dataset), filename)
         blob_key = JobLayout(caller.org_id, job_id).dataset(filename or "dataset")
         platform.blobs.put(blob_key, dataset)
+        source = platform.blobs.uri(blob_key)
+    elif dataset_key is not None:
+        blob_key = dataset_key
+        report = _validate_small(platform, spec, blob_key, filename)
         source = platform.blobs.uri(blob_key)
     elif spec.dataset.source and spec.dataset.source.startswith(UPLOAD_ID_PREFIX):
         require_upload_id(spec.dataset.source)
@@ -141,8 +181,7 @@ def create_job(
                 f"upload {spec.dataset.source} has no data; PUT the file to its upload URL first",
                 code="upload_missing",
             )
-        with platform.blobs.open(blob_key) as stream:
-            report = _validate_dataset(platform, spec, stream, filename)
+        report = _validate_small(platform, spec, blob_key, filename)
         source = platform.blobs.uri(blob_key)
     elif spec.dataset.source:
         # Its data: the preparing step's, which checks it again.
@@ -157,14 +196,7 @@ def create_job(
 
     mean_tokens = report.stats.tokens.mean if report and report.stats.tokens else None
     num_examples = report.num_examples if report else None
-    estimate = estimate_cost(
-        model,
-        spec,
-        num_examples or 1000,
-        round(mean_tokens) if mean_tokens else None,
-    )
-    if platform.settings.runtime == "local":
-        estimate = estimate.at_rate(platform.settings.local_hourly_rate_usd)
+    estimate = estimate_job(platform, model, spec, num_examples, mean_tokens)
     now = utcnow()
     job = JobRecord(
         job_id=job_id,

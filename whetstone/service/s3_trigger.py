@@ -7,7 +7,9 @@ the second one creates the job, exactly as the API would (same checks, same quot
 with an idempotency key derived from the dataset's key and ETag, so the two events of a
 pair, or a redelivered event, create one job. A drop that cannot become a job leaves
 `<name>.error.json` beside it (code, message, details); an accepted one leaves
-`<name>.accepted.json` with the job id.
+`<name>.accepted.json` with the job id. The dataset is not read here (a small one is
+validated by `create_job`, a larger one by the prepare stage): the job reads it from its
+key in incoming/, which must stay until the job has been prepared.
 """
 
 from __future__ import annotations
@@ -90,13 +92,11 @@ def ingest_drop(platform: Platform, key: str, etag: str = "") -> JobRecord | Non
                 f"{drop.dataset_key} is larger than {platform.settings.max_upload_bytes} bytes",
                 code="dataset_too_large",
             )
-        with platform.blobs.open(drop.dataset_key) as stream:
-            data = stream.read()
         job = create_job(
             platform,
             caller,
             new,
-            dataset=data,
+            dataset_key=drop.dataset_key,
             filename=drop.dataset_key.rsplit("/", 1)[-1],
             idempotency_key=f"s3-drop-{key_hash}",
         )

@@ -1,8 +1,14 @@
 """The steps of a job's workflow, called in order by Step Functions (aws) or the
 in-process runner (local):
 
-    begin → prepare → resolve image → [build] → launch → poll ... → finalize
+    begin → write_plan → resolve image → [build] → prepare stage → record_prepared
+          → launch (train stage) → finalize stage → complete
     any step → fail          stop requested → cancel
+
+The stages are runs of the trainer program (`python -m trainer prepare|train|finalize`) on
+the compute plane; the steps here only read and write the job record and small files.
+`prepare` and `finalize`, which do the data work in the calling process, remain for the aws
+state machine until it runs the stages.
 
 Each step raises a named exception (`DatasetInvalid`, `ImageBuildFailed`,
 `LaunchFailed`, `TrainingFailed`, `ArtifactsMissing`) that the state machine
@@ -12,15 +18,15 @@ catches by name; `fail` records the code, the message and the step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
+from whetstone.core.archives import files_under, holds_loadable_model, output_archives
 from whetstone.core.catalog.base_models import BASE_MODELS_BY_ID
-from whetstone.core.datasets.records import SplitManifest
-from whetstone.core.errors import InvalidInputError, TransientError, WhetstoneError
-from whetstone.core.estimates import estimate_cost, run_time_cap_hours
+from whetstone.core.datasets.prepared import PreparedData
+from whetstone.core.errors import InvalidInputError, NotFoundError, TransientError, WhetstoneError
+from whetstone.core.estimates import run_time_cap_hours
 from whetstone.core.job import (
     Artifacts,
     JobError,
@@ -31,19 +37,14 @@ from whetstone.core.job import (
     utcnow,
 )
 from whetstone.core.layout import JobLayout, OutputNames
-from whetstone.core.lifecycle import JobStatus, check_transition, is_terminal
-from whetstone.core.plan import EventSinkSettings, TrainerOptions, TrainerPlan
+from whetstone.core.lifecycle import JobStatus, can_transition, check_transition, is_terminal
+from whetstone.core.plan import EventSinkSettings, PlanDataset, TrainerOptions, TrainerPlan
 from whetstone.core.spec import LORA_METHODS
-from whetstone.ports import Compute, ComputeState, ImageBuilder
-from whetstone.service.artifacts import (
-    archive_checkpoints,
-    archive_outputs,
-    files_under,
-    holds_loadable_model,
-    output_files,
-)
-from whetstone.service.datasets import prepare_splits
+from whetstone.ports import Compute, ImageBuilder
+from whetstone.service.artifacts import archive_checkpoints, archive_outputs, output_files
+from whetstone.service.datasets import check_source, local_source_path, prepare_splits
 from whetstone.service.event_credentials import issue_event_credential
+from whetstone.service.jobs import estimate_job
 from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
@@ -142,8 +143,126 @@ def trainer_model_source(base_model: str) -> str:
     return f"hf://{model.hf_repo}" if model else base_model
 
 
+def _plan_dataset(platform: Platform, job: JobRecord) -> PlanDataset:
+    """The dataset as the prepare stage reads it: checked against the job's organization
+    again (the plan only ever names a source it may read), a local path resolved, not read."""
+    source = job.dataset.source
+    if job.dataset.blob_key is not None:
+        source = platform.blobs.uri(job.dataset.blob_key)
+    else:
+        try:
+            check_source(source, platform.settings, org_id=job.org_id)
+            if not source.startswith(("s3://", "hf://")):
+                source = str(local_source_path(source, platform.settings))
+        except InvalidInputError as error:
+            raise DatasetInvalid(error.message, details=error.details) from error
+    return PlanDataset(
+        source=source,
+        filename=job.dataset.filename,
+        max_file_bytes=platform.settings.max_upload_bytes,
+        max_row_bytes=platform.settings.max_row_bytes,
+    )
+
+
+def write_plan(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepared:
+    """Write the trainer plan, which names the dataset's source; reads no data."""
+    job = _job(platform, job_id)
+    spec = job.spec
+    layout = JobLayout.of(job)
+    events = issue_event_credential(platform, job_id, events)
+    plan = TrainerPlan(
+        job_id=job_id,
+        spec=spec,
+        data=platform.blobs.uri(layout.data),
+        model_source=trainer_model_source(spec.base_model),
+        output=platform.blobs.uri(layout.output),
+        job_files=platform.blobs.uri(layout.prefix),
+        dataset=_plan_dataset(platform, job),
+        events=events,
+        options=TrainerOptions(
+            merge_adapter=spec.method in LORA_METHODS and spec.lora.save_merged,
+            max_run_hours=run_time_cap_hours(spec.hardware.max_run_hours, job.estimate),
+        ),
+    )
+    platform.blobs.put(layout.plan, plan.model_dump_json(indent=2).encode())
+    log(platform, job_id, "build", "trainer plan written", model=plan.model_source)
+    return Prepared(plan_uri=platform.blobs.uri(layout.plan))
+
+
+def _read_prepared(platform: Platform, layout: JobLayout) -> PreparedData:
+    try:
+        with platform.blobs.open(layout.prepared) as stream:
+            return PreparedData.model_validate_json(stream.read())
+    except NotFoundError as error:
+        raise DatasetInvalid("the prepare stage left no prepared.json; see the log") from error
+
+
+def record_prepared(platform: Platform, job_id: str) -> JobRecord:
+    """Record what the prepare stage found and re-estimate the job from the real counts;
+    DatasetInvalid (with the report) when the dataset cannot be trained on."""
+    job = _job(platform, job_id)
+    prepared = _read_prepared(platform, JobLayout.of(job))
+    if not prepared.valid:
+        report = prepared.report
+        raise DatasetInvalid(
+            f"the dataset is not valid: {prepared.message}",
+            details=report.model_dump(mode="json") if report else None,
+        )
+    spec = job.spec
+    local = platform.settings.runtime == "local"
+    model = resolve_base_model(spec.base_model, allow_local_paths=local)
+    estimate = estimate_job(platform, model, spec, prepared.examples, prepared.mean_tokens)
+    warnings = [w.code.value for w in prepared.report.warnings] if prepared.report else []
+
+    def record(current: JobRecord) -> JobRecord:
+        dataset = current.dataset.model_copy(
+            update={
+                "format": prepared.format,
+                "num_examples": prepared.examples,
+                "mean_tokens": prepared.mean_tokens,
+                "splits": {name: split.examples for name, split in prepared.splits.items()},
+                "tokens": prepared.tokens,
+                "tokens_estimated": prepared.tokens_estimated,
+                "warnings": warnings,
+            }
+        )
+        cost = current.cost.model_copy(
+            update={
+                "hourly_rate_usd": estimate.hourly_rate_usd,
+                "estimated_total_usd": estimate.estimated_cost_usd,
+            }
+        )
+        return current.model_copy(update={"dataset": dataset, "estimate": estimate, "cost": cost})
+
+    recorded = update_job(platform, job_id, record)
+    _cap_run_time(platform, recorded)
+    log(
+        platform,
+        job_id,
+        "build",
+        "dataset prepared",
+        splits=recorded.dataset.splits,
+        tokens=prepared.tokens,
+        tokens_estimated=prepared.tokens_estimated,
+        estimated_hours=estimate.estimated_hours,
+    )
+    return recorded
+
+
+def _cap_run_time(platform: Platform, job: JobRecord) -> None:
+    """The plan's run-time cap follows the estimate recomputed from the real counts."""
+    key = JobLayout.of(job).plan
+    with platform.blobs.open(key) as stream:
+        plan = TrainerPlan.model_validate_json(stream.read())
+    cap = run_time_cap_hours(job.spec.hardware.max_run_hours, job.estimate)
+    options = plan.options.model_copy(update={"max_run_hours": cap})
+    plan = plan.model_copy(update={"options": options})
+    platform.blobs.put(key, plan.model_dump_json(indent=2).encode())
+
+
 def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepared:
-    """Validate and split the dataset, write the normalized splits and the trainer plan."""
+    """Validate and split the dataset in this process, then write the trainer plan (the aws
+    state machine's step until it runs the prepare stage)."""
     job = _job(platform, job_id)
     spec = job.spec
     layout = JobLayout.of(job)
@@ -169,78 +288,19 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
     manifest = prepared.manifest
     log(platform, job_id, "build", "dataset split", counts=manifest.counts, sha256=manifest.sha256)
 
-    update_job(platform, job_id, lambda current: _with_dataset_stats(current, manifest))
-    return write_plan(platform, job_id, events)
-
-
-def _with_dataset_stats(job: JobRecord, manifest: SplitManifest) -> JobRecord:
-    dataset = job.dataset.model_copy(
-        update={
-            "format": manifest.format,
-            "num_examples": sum(manifest.counts.values()),
-            "mean_tokens": manifest.mean_tokens,
-            "splits": manifest.counts,
-        }
-    )
-    return job.model_copy(update={"dataset": dataset})
-
-
-def write_plan(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepared:
-    """Write the trainer plan; it reads no data (the prepare stage splits the dataset)."""
-    job = _job(platform, job_id)
-    spec = job.spec
-    layout = JobLayout.of(job)
-    events = issue_event_credential(platform, job_id, events)
-    plan = TrainerPlan(
-        job_id=job_id,
-        spec=spec,
-        data=platform.blobs.uri(layout.data),
-        model_source=trainer_model_source(spec.base_model),
-        output=platform.blobs.uri(layout.output),
-        events=events,
-        options=TrainerOptions(
-            merge_adapter=spec.method in LORA_METHODS and spec.lora.save_merged,
-            max_run_hours=run_time_cap_hours(spec.hardware.max_run_hours, job.estimate),
-        ),
-    )
-    platform.blobs.put(layout.plan, plan.model_dump_json(indent=2).encode())
-    log(platform, job_id, "build", "trainer plan written", model=plan.model_source)
-    return Prepared(plan_uri=platform.blobs.uri(layout.plan))
-
-
-def record_prepared(platform: Platform, job_id: str) -> JobRecord:
-    """Record what the prepare stage found (`prepared.json`: the split manifest) and the
-    estimate recomputed from the real example and token counts."""
-    job = _job(platform, job_id)
-    key = JobLayout.of(job).prepared
-    if not platform.blobs.exists(key):
-        raise DatasetInvalid(f"the prepare stage wrote no {key}; see the training log")
-    with platform.blobs.open(key) as stream:
-        manifest = SplitManifest.model_validate_json(stream.read())
-    num_examples = sum(manifest.counts.values())
-    mean_tokens = round(manifest.mean_tokens) if manifest.mean_tokens else None
-    model = resolve_base_model(job.spec.base_model, allow_local_paths=_is_local(platform))
-    estimate = estimate_cost(model, job.spec, num_examples, mean_tokens)
-    if _is_local(platform):
-        estimate = estimate.at_rate(platform.settings.local_hourly_rate_usd)
-
-    def record(current: JobRecord) -> JobRecord:
-        cost = current.cost.model_copy(
+    def record_dataset(current: JobRecord) -> JobRecord:
+        dataset = current.dataset.model_copy(
             update={
-                "hourly_rate_usd": estimate.hourly_rate_usd,
-                "estimated_total_usd": estimate.estimated_cost_usd,
+                "format": manifest.format,
+                "num_examples": sum(manifest.counts.values()),
+                "mean_tokens": manifest.mean_tokens,
+                "splits": manifest.counts,
             }
         )
-        recorded = _with_dataset_stats(current, manifest)
-        return recorded.model_copy(update={"estimate": estimate, "cost": cost})
+        return current.model_copy(update={"dataset": dataset})
 
-    recorded = update_job(platform, job_id, record)
-    log(platform, job_id, "build", "dataset prepared", counts=manifest.counts)
-    return recorded
-
-
-def _is_local(platform: Platform) -> bool:
-    return platform.settings.runtime == "local"
+    update_job(platform, job_id, record_dataset)
+    return write_plan(platform, job_id, events)
 
 
 class ImageChoice(BaseModel):
@@ -291,36 +351,9 @@ def launch(platform: Platform, job_id: str, compute: Compute, plan_uri: str, ima
     log(platform, job_id, "deployment", "trainer launched", image=image)
 
 
-class PollState(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    STOP = "stop"
-
-
-class Poll(BaseModel):
-    state: PollState
-
-
-def poll(platform: Platform, job_id: str, compute: Compute) -> Poll:
-    """Where the trainer is. Raises TrainingFailed when it failed."""
-    job = _job(platform, job_id)
-    if job.is_stop_requested:
-        return Poll(state=PollState.STOP)
-    status = compute.status(job)
-    if status.state in (ComputeState.PENDING, ComputeState.RUNNING):
-        return Poll(state=PollState.RUNNING)
-    if status.state is ComputeState.SUCCEEDED:
-        return Poll(state=PollState.SUCCEEDED)
-    reason = job.error.message if job.error else (status.message or "the trainer stopped")
-    raise TrainingFailed(reason, code=job.error.code if job.error else "training_failed")
-
-
 def finalize(platform: Platform, job_id: str) -> JobRecord:
-    """Verify the artifacts, archive them for download, write the final cost → completed.
-
-    One archive each: the model, the merged model when the trainer saved one, and every
-    complete checkpoint (GET .../download?artifact=... serves them).
-    """
+    """Verify the artifacts and archive them in this process, then `complete` (the aws state
+    machine's step until it runs the finalize stage)."""
     job = _job(platform, job_id)
     layout = JobLayout.of(job)
     files = output_files(platform, layout)
@@ -332,40 +365,53 @@ def finalize(platform: Platform, job_id: str) -> JobRecord:
         )
     archives = archive_outputs(platform, layout, files)
     log(platform, job_id, "deployment", "artifacts verified", files=len(files), archives=archives)
-    return _completed(platform, job_id, files)
+    return complete(platform, job_id)
 
 
 def complete(platform: Platform, job_id: str) -> JobRecord:
-    """→ completed, after the finalize stage verified and archived the artifacts; refused
-    (JobStopped) for a job that ended or was stopped meanwhile."""
+    """→ completed, with the output's files, the archives' sizes and the final cost.
+
+    Only a job still training or evaluating completes: one the reconciler failed or that
+    ended otherwise meanwhile is returned as it is; one asked to stop raises JobStopped (the
+    workflow then cancels it).
+    """
     job = _job(platform, job_id)
-    files = output_files(platform, JobLayout.of(job))
-    return _completed(platform, job_id, files, only_running=True)
+    layout = JobLayout.of(job)
+    files = output_files(platform, layout)
+    archives = {
+        plan.name: platform.blobs.size(layout.key(plan.name))
+        for plan in output_archives(files)
+        if platform.blobs.exists(layout.key(plan.name))
+    }
+    completed_here = False  # set by the last (retried) call of `completed`
 
-
-def _completed(
-    platform: Platform, job_id: str, files: dict[str, int], *, only_running: bool = False
-) -> JobRecord:
-    layout = JobLayout.of(_job(platform, job_id))
-
-    def complete(current: JobRecord) -> JobRecord:
-        if only_running and (current.is_terminal or current.is_stop_requested):
-            raise JobStopped(f"job {job_id} is {current.status}; not completed")
+    def completed(current: JobRecord) -> JobRecord:
+        nonlocal completed_here
+        if current.is_stop_requested and not current.is_terminal:
+            raise JobStopped(f"job {job_id} was asked to stop; not completed")
+        completed_here = can_transition(current.status, JobStatus.COMPLETED)
+        if not completed_here:
+            return current
         done = current.with_status(JobStatus.COMPLETED, "training finished")
-        done = done.model_copy(
+        artifacts = Artifacts(
+            location=platform.blobs.uri(layout.output), files=files, archives=archives
+        )
+        return done.model_copy(
             update={
-                "artifacts": Artifacts(location=platform.blobs.uri(layout.output), files=files),
+                "artifacts": artifacts,
                 "cost": live_cost(done, done.updated_at),
                 "progress": done.progress.model_copy(update={"fraction": 1.0}),
                 "task_token": None,
                 "task_stage": None,
             }
         )
-        return done
 
-    completed = update_job(platform, job_id, complete)
-    _log_ended(platform, completed)
-    return completed
+    result = update_job(platform, job_id, completed)
+    if completed_here:
+        _log_ended(platform, result)
+    else:
+        log(platform, job_id, "deployment", "not completed", status=result.status.value)
+    return result
 
 
 def fail(

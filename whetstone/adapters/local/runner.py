@@ -1,11 +1,14 @@
 """The local workflow runner: the steps of whetstone.service.workflow, in order, in threads.
 
 A queue with a concurrency limit (the local GPUs, or one job on CPU) runs each
-job through begin → prepare → image → launch → poll → finalize. After a restart,
-`reconcile` picks every unfinished job up where it can be resumed: from the
-start, from its plan (the trainer resumes from its latest checkpoint), or to
-cancelled when a stop was under way; and it reconciles the model servers a
-previous run left (failed, idle past the TTL, or of deleted jobs).
+job through begin → write plan → image → prepare stage → record prepared → train
+stage → finalize stage → complete; each stage is a `python -m trainer <stage>`
+subprocess (the same program, and code, the aws runtime runs on its cluster), waited
+for here while a stop is watched for. After a restart, `reconcile` picks every
+unfinished job up where it can be resumed: from the start, from its plan (the
+trainer resumes from its latest checkpoint), or to cancelled when a stop was under way;
+and it reconciles the model servers a previous run left (failed, idle past the TTL, or
+of deleted jobs).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
+from whetstone.core.events import TrainerStage
 from whetstone.core.job import JobRecord, utcnow
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.plan import EventSinkSettings
 from whetstone.observability import logger
-from whetstone.ports import Compute, ImageBuilder
+from whetstone.ports import Compute, ComputeState, ImageBuilder
 from whetstone.service import workflow
 from whetstone.service.platform import Platform, PlatformRef
 from whetstone.service.serving_reconcile import ServedModels, reconcile_deployments
@@ -111,17 +115,23 @@ class LocalRunner:
                 if resume is _Resume.FROM_START:
                     workflow.begin(platform, job_id)
                 step = "prepare"
-                prepared = workflow.prepare(platform, job_id, EventSinkSettings(kind="stdout"))
-                plan_uri = prepared.plan_uri
+                events = EventSinkSettings(kind="stdout")
+                plan_uri = workflow.write_plan(platform, job_id, events).plan_uri
                 step = "build"
                 choice = workflow.resolve_image(platform, job_id, self._images, LOCAL_IMAGE_TAG)
                 image = choice.image or workflow.build_image(
                     platform, job_id, self._images, LOCAL_IMAGE_TAG
                 )
+                step = "prepare"
+                self._stage(job_id, plan_uri, image, TrainerStage.PREPARE)
+                workflow.record_prepared(platform, job_id)
             step = "launch"
             workflow.launch(platform, job_id, compute, plan_uri, image)
             step = "train"
-            self._follow(job_id)
+            self._wait(job_id, TrainerStage.TRAIN)
+            step = "finalize"
+            self._stage(job_id, plan_uri, image, TrainerStage.FINALIZE)
+            workflow.complete(platform, job_id)
         except workflow.JobStopped:
             workflow.cancel(platform, job_id, compute)
         except workflow.WorkflowError as error:
@@ -130,18 +140,38 @@ class LocalRunner:
             logger.exception("workflow step crashed", job_id=job_id, step=step)
             workflow.fail(platform, job_id, compute, "internal_error", str(error), step)
 
-    def _follow(self, job_id: str) -> None:
+    def _stage(self, job_id: str, plan_uri: str, image: str, stage: TrainerStage) -> None:
+        """Run a data stage of the trainer (prepare, finalize) and wait for it."""
+        job = self._platform.jobs.get(job_id)
+        if job is None or job.is_stop_requested:
+            raise workflow.JobStopped(f"stop requested before the {stage} stage")
+        self._compute.launch(job, plan_uri, image, stage)
+        workflow.log(self._platform, job_id, "deployment", f"{stage} stage started")
+        self._wait(job_id, stage)
+
+    def _wait(self, job_id: str, stage: TrainerStage) -> None:
+        """Until the stage's process ends: JobStopped when a stop is asked for meanwhile,
+        the stage's failure when it fails."""
         platform, compute = self._platform, self._compute
         while True:
-            state = workflow.poll(platform, job_id, compute).state
-            if state is workflow.PollState.SUCCEEDED:
-                workflow.finalize(platform, job_id)
-                job = platform.jobs.get(job_id)
-                if job is not None:
-                    compute.stop(job)  # releases the finished process's bookkeeping
+            job = platform.jobs.get(job_id)
+            if job is None or job.is_stop_requested:
+                raise workflow.JobStopped(f"stop requested during the {stage} stage")
+            status = compute.status(job, stage)
+            if status.state is ComputeState.SUCCEEDED:
+                compute.stop(job)  # releases the finished process's bookkeeping
                 return
-            if state is workflow.PollState.STOP:
-                workflow.cancel(platform, job_id, compute)
-                return
+            if status.state not in (ComputeState.PENDING, ComputeState.RUNNING):
+                failed = platform.jobs.get(job_id) or job  # with the error ingested last
+                reason = failed.error.message if failed.error else status.message
+                code = failed.error.code if failed.error else None
+                raise _STAGE_FAILURES[stage](reason or f"the {stage} stage stopped", code=code)
             self._wake.wait(self._poll_interval_s)
             self._wake.clear()
+
+
+_STAGE_FAILURES: dict[TrainerStage, type[workflow.WorkflowError]] = {
+    TrainerStage.PREPARE: workflow.DatasetInvalid,
+    TrainerStage.TRAIN: workflow.TrainingFailed,
+    TrainerStage.FINALIZE: workflow.ArtifactsMissing,
+}

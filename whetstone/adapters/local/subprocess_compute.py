@@ -1,4 +1,4 @@
-"""Compute on this machine: one `python -m trainer` subprocess per job.
+"""Compute on this machine: one `python -m trainer <stage>` subprocess per job at a time.
 
 The trainer prints its events as JSON lines; a reader thread hands each to the
 ingest service as it arrives, and turns anything else it prints into training
@@ -30,6 +30,7 @@ EventSink = Callable[[TrainerEvent], None]
 @dataclass
 class _Run:
     process: subprocess.Popen[bytes]
+    stage: TrainerStage
     readers: list[threading.Thread] = field(default_factory=list)
 
 
@@ -57,7 +58,7 @@ class SubprocessCompute:
         """`image` is the Python interpreter of the local environment."""
         env = {**os.environ, **(self._env or {}), "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen(
-            [image or sys.executable, "-m", "trainer", "--spec", plan_uri],
+            [image or sys.executable, "-m", "trainer", stage.value, "--spec", plan_uri],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -65,7 +66,7 @@ class SubprocessCompute:
         )
         self._pid_dir.mkdir(parents=True, exist_ok=True)
         self._pid_file(job.job_id).write_text(str(process.pid))
-        run = _Run(process)
+        run = _Run(process, stage)
         assert process.stdout is not None and process.stderr is not None
         for stream, level in ((process.stdout, "info"), (process.stderr, "warning")):
             reader = threading.Thread(
@@ -100,8 +101,8 @@ class SubprocessCompute:
     def status(self, job: JobRecord, stage: TrainerStage = TrainerStage.TRAIN) -> ComputeStatus:
         with self._lock:
             run = self._runs.get(job.job_id)
-        if run is None:
-            return ComputeStatus(state=ComputeState.MISSING, message="no trainer process")
+        if run is None or run.stage is not stage:
+            return ComputeStatus(state=ComputeState.MISSING, message=f"no {stage} process")
         code = run.process.poll()
         if code is None:
             return ComputeStatus(state=ComputeState.RUNNING)

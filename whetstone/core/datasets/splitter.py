@@ -21,7 +21,7 @@ are held in memory until the end, when they are sorted and cut exactly.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO
 
 from whetstone.core.datasets.normalize import Normalized
@@ -63,7 +63,7 @@ class _Stratum:
         self.histogram = [0] * _BUCKETS
         self.cuts: tuple[int, int] = (0, 0)
         self.cut_buckets: tuple[int, int] = (0, 0)
-        self.held: list[tuple[int, bytes]] = []
+        self.held: list[tuple[int, bytes, int]] = []
         self.before_bucket: dict[int, int] = {}
 
 
@@ -74,6 +74,8 @@ class SplitPlanner:
         self.split = split
         self.seed = seed
         self._strata: dict[str, _Stratum] = {}
+        # Tokens written per split, when `write` is given a counter.
+        self.tokens: dict[str, int] = {TRAIN: 0, VALIDATION: 0, TEST: 0}
 
     def observe(self, line: int | None, row: int | None, normalized: Normalized) -> None:
         stratum = self._strata.get(normalized.label or "")
@@ -106,9 +108,13 @@ class SplitPlanner:
             stratum.cut_buckets = (buckets[0], buckets[1])
 
     def write(
-        self, examples: Iterable[Normalized], outputs: Mapping[str, IO[bytes]]
+        self,
+        examples: Iterable[Normalized],
+        outputs: Mapping[str, IO[bytes]],
+        count_tokens: Callable[[Normalized], int] | None = None,
     ) -> dict[str, int]:
-        """Write every example to its split; returns the examples written per split."""
+        """Write every example to its split; returns the examples written per split.
+        With `count_tokens`, `tokens` holds the tokens written per split."""
         self._prepare()
         counts = {TRAIN: 0, VALIDATION: 0, TEST: 0}
         for normalized in examples:
@@ -116,12 +122,14 @@ class SplitPlanner:
             rank = example_rank(normalized, self.seed)
             bucket = rank >> _BUCKET_SHIFT
             first, second = stratum.cut_buckets
+            tokens = count_tokens(normalized) if count_tokens is not None else 0
             if bucket == first or bucket == second:
-                stratum.held.append((rank, example_line(normalized)))
+                stratum.held.append((rank, example_line(normalized), tokens))
                 continue
             name = TEST if bucket < first else VALIDATION if bucket < second else TRAIN
             outputs[name].write(example_line(normalized))
             counts[name] += 1
+            self.tokens[name] += tokens
         for stratum in self._strata.values():
             self._write_held(stratum, outputs, counts)
         return counts
@@ -135,7 +143,7 @@ class SplitPlanner:
         previous: tuple[int, str] | None = None
         position = {first_bucket: stratum.before_bucket[first_bucket]}
         position.setdefault(second_bucket, stratum.before_bucket[second_bucket])
-        for rank, line in stratum.held:
+        for rank, line, tokens in stratum.held:
             bucket = rank >> _BUCKET_SHIFT
             place = position[bucket]
             position[bucket] = place + 1
@@ -145,5 +153,6 @@ class SplitPlanner:
                 name = TEST if place < first_cut else VALIDATION if place < second_cut else TRAIN
             outputs[name].write(line)
             counts[name] += 1
+            self.tokens[name] += tokens
             previous = (rank, name)
         stratum.held = []
