@@ -10,10 +10,11 @@ from support.jobs import make_job
 from whetstone.core.catalog.base_models import get_base_model
 from whetstone.core.datasets.prepared import PreparedData, SplitSize
 from whetstone.core.datasets.report import DatasetStats, Issue, IssueCode, ValidationReport
-from whetstone.core.estimates import estimate_cost
+from whetstone.core.estimates import estimate_cost, run_time_cap_hours
 from whetstone.core.job import JobRecord
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
+from whetstone.core.plan import EventSinkSettings, TrainerPlan
 from whetstone.runtime import get_platform
 from whetstone.service import workflow
 from whetstone.service.platform import Platform
@@ -23,6 +24,7 @@ from whetstone.service.records import transition, update_job
 def _job_in(platform: Platform, *statuses: JobStatus) -> JobRecord:
     job = make_job()
     platform.jobs.create(job)
+    workflow.write_plan(platform, job.job_id, EventSinkSettings(kind="stdout"))
     for status in statuses:
         transition(platform, job.job_id, status)
     return job
@@ -56,6 +58,10 @@ def test_a_dataset_50_times_the_guess_gets_the_job_re_estimated() -> None:
     assert recorded.dataset.num_examples == 50_000
     assert recorded.dataset.splits == {"train": 45_000, "validation": 2_500, "test": 2_500}
     assert recorded.dataset.tokens == 50_000 * 300 and recorded.dataset.tokens_estimated
+    # and the plan's run-time cap follows the new estimate
+    with platform.blobs.open(JobLayout.of(job).plan) as stream:
+        plan = TrainerPlan.model_validate_json(stream.read())
+    assert plan.options.max_run_hours == run_time_cap_hours(None, recorded.estimate)
 
 
 def test_an_invalid_dataset_fails_the_step_with_the_reports_errors() -> None:
@@ -91,9 +97,9 @@ def test_a_training_job_completes() -> None:
     assert completed.status is JobStatus.COMPLETED and completed.artifacts is not None
 
 
-@pytest.mark.parametrize("ended", [JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.STOPPING])
-def test_a_job_that_ended_or_is_stopping_is_not_turned_completed(ended: JobStatus) -> None:
-    # Given a training job the reconciler failed, or a user stopped, before finalize ended
+@pytest.mark.parametrize("ended", [JobStatus.FAILED, JobStatus.CANCELLED])
+def test_a_job_that_ended_is_not_turned_completed(ended: JobStatus) -> None:
+    # Given a training job the reconciler failed, or a user cancelled, before finalize ended
     platform = get_platform()
     job = _job_in(platform, JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING)
     update_job(platform, job.job_id, lambda current: current.with_status(ended, "ended"))
@@ -106,3 +112,16 @@ def test_a_job_that_ended_or_is_stopping_is_not_turned_completed(ended: JobStatu
     stored = platform.jobs.get(job.job_id)
     assert stored is not None and stored.status is ended
     assert JobStatus.COMPLETED not in [change.status for change in stored.status_history]
+
+
+def test_a_job_asked_to_stop_is_handed_to_cancel_not_completed() -> None:
+    # Given a training job a user stopped while finalize ran
+    platform = get_platform()
+    job = _job_in(platform, JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING)
+    update_job(platform, job.job_id, lambda current: current.with_status(JobStatus.STOPPING))
+
+    # When the workflow's complete step runs, then it raises JobStopped (the workflow cancels)
+    with pytest.raises(workflow.JobStopped):
+        workflow.complete(platform, job.job_id)
+    stored = platform.jobs.get(job.job_id)
+    assert stored is not None and stored.status is JobStatus.STOPPING

@@ -26,6 +26,7 @@ from whetstone.adapters.aws.ecr_images import EcrImages
 from whetstone.adapters.aws.eks_compute import EksCompute, JobSettings
 from whetstone.adapters.aws.eks_deployer import ClusterAccess, EksDeployer, ServingSettings
 from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator
+from whetstone.core.datasets.prepared import PreparedData, SplitSize
 from whetstone.core.events import StatusDetail, TrainerEvent, TrainerPhase, make_event
 from whetstone.core.job import Caller, JobRecord
 from whetstone.core.layout import JobLayout
@@ -185,9 +186,22 @@ def write_prepared(platform: Platform, job: JobRecord) -> None:
         blobs=platform.blobs,
         prefix=layout.data,
         settings=platform.settings,
+        org_id=job.org_id,
         filename=job.dataset.filename,
     )
-    platform.blobs.put(layout.prepared, prepared.manifest.model_dump_json().encode())
+    manifest = prepared.manifest
+    mean_tokens = manifest.mean_tokens or 0
+    result = PreparedData(
+        valid=True,
+        format=manifest.format,
+        splits={
+            name: SplitSize(examples=count, tokens=round(count * mean_tokens))
+            for name, count in manifest.counts.items()
+        },
+        sha256=manifest.sha256,
+        report=prepared.report,
+    )
+    platform.blobs.put(layout.prepared, result.model_dump_json().encode())
 
 
 def write_model(platform: Platform, job: JobRecord) -> None:

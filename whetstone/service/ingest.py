@@ -25,19 +25,10 @@ from whetstone.core.lifecycle import JobStatus, can_transition
 from whetstone.observability import logger
 from whetstone.ports import TaskCallbacks
 from whetstone.service.event_credentials import event_is_authentic
+from whetstone.service.metric_names import METRIC_FIELDS
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
 from whetstone.service.stage_tasks import answer_stage, keep_alive
-
-METRIC_FIELDS = (
-    "loss",
-    "eval_loss",
-    "learning_rate",
-    "grad_norm",
-    "samples_per_second",
-    "tokens_per_second",
-    "epoch",
-)
 
 # The job record lists the most recent checkpoints; the trainer keeps fewer on disk.
 MAX_LISTED_CHECKPOINTS = 20

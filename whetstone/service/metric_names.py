@@ -7,8 +7,17 @@ from collections.abc import Iterable
 from difflib import get_close_matches
 
 from whetstone.core.errors import InvalidInputError
-from whetstone.service.ingest import METRIC_FIELDS
 
+# The MetricsDetail fields a job records as series (ingest stores them by these names).
+METRIC_FIELDS = (
+    "loss",
+    "eval_loss",
+    "learning_rate",
+    "grad_norm",
+    "samples_per_second",
+    "tokens_per_second",
+    "epoch",
+)
 RESOURCE_METRICS = ("cpu_pct", "ram_used_mb", "process_rss_mb")
 _GPU_METRIC = re.compile(r"^gpu\d+_(util_pct|memory_used_mb|temperature_c)$")
 GPU_METRICS = ("gpu<N>_util_pct", "gpu<N>_memory_used_mb", "gpu<N>_temperature_c")
