@@ -20,7 +20,7 @@ INVENTORY: dict[str, dict[str, int]] = {
     "WhetstoneCompute": {
         "AWS::EKS::Cluster": 1,
         "AWS::EKS::Nodegroup": 1,  # system nodes; GPU nodes come from Karpenter
-        "AWS::EKS::Addon": 2,  # Pod Identity agent, CloudWatch observability
+        "AWS::EKS::Addon": 3,  # Pod Identity agent, CloudWatch observability, VPC CNI (policies)
         "AWS::EKS::AccessEntry": 2,  # CDK's kubectl role, Karpenter's GPU nodes
         "AWS::EKS::PodIdentityAssociation": 1,  # Karpenter's controller
         "AWS::EC2::VPC": 1,
