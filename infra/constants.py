@@ -8,7 +8,7 @@ from pathlib import Path
 from aws_cdk import Duration
 from aws_cdk import aws_logs as logs
 
-from whetstone.core.layout import JOBS_ROOT
+from whetstone.core.layout import INCOMING_ROOT, JOBS_ROOT
 from whetstone.core.spec import MAX_STORAGE_GB
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ ACCESS_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 WORKFLOW_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 # Artifacts bucket prefixes and their lifecycle.
-INCOMING_PREFIX = "incoming/"
+INCOMING_PREFIX = INCOMING_ROOT
 INCOMING_EXPIRY = Duration.days(30)
 # Checkpoints and models lie under jobs/<org>/<job>/ (whetstone.core.layout): a lifecycle filter
 # matches prefixes only, so the whole jobs/ tree moves to Intelligent-Tiering (large, rarely

@@ -22,11 +22,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from whetstone.core.errors import WhetstoneError
 from whetstone.core.job import Caller, JobRecord
+from whetstone.core.layout import INCOMING_ROOT
 from whetstone.observability import logger
 from whetstone.service.jobs import NewJob, create_job
 from whetstone.service.platform import Platform
 
-INCOMING = "incoming/"
 CONFIG_SUFFIX = ".job.json"
 ERROR_SUFFIX = ".error.json"
 ACCEPTED_SUFFIX = ".accepted.json"
@@ -54,7 +54,7 @@ def _stem_of(key: str) -> str | None:
 def find_drop(platform: Platform, key: str) -> Drop | None:
     """The complete drop `key` belongs to, or None (not a drop, or its partner is missing)."""
     parts = key.split("/")
-    if len(parts) != 3 or parts[0] + "/" != INCOMING or not parts[1] or not parts[2]:
+    if len(parts) != 3 or parts[0] + "/" != INCOMING_ROOT or not parts[1] or not parts[2]:
         return None
     if key.endswith((ERROR_SUFFIX, ACCEPTED_SUFFIX)):
         return None
