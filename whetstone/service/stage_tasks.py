@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from whetstone.core.errors import TransientError
 from whetstone.core.events import StatusDetail, TrainerErrorCode, TrainerPhase, TrainerStage
 from whetstone.core.job import JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus, check_transition
@@ -62,15 +61,7 @@ def run_stage(
     write is conditional, so a stop either sees the token or this sees the stop), then
     start the stage's Kubernetes Job."""
     job = update_job(platform, job_id, lambda current: _waiting_for(current, stage, token))
-    try:
-        compute.launch(job, plan_uri, image, stage)
-    except TransientError:
-        raise
-    except Exception as error:
-        raise workflow.LaunchFailed(f"the {stage} stage could not be started: {error}") from error
-    # "trainer launched" is what the JobsLaunched metric counts: once per job.
-    started = "trainer launched" if stage is TrainerStage.TRAIN else f"{stage} stage started"
-    workflow.log(platform, job_id, "deployment", started, image=image)
+    workflow.start_stage(platform, job, compute, plan_uri, image, stage)
 
 
 def _clear_token(platform: Platform, job_id: str, token: str) -> None:

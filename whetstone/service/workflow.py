@@ -27,6 +27,7 @@ from whetstone.core.catalog.base_models import BASE_MODELS_BY_ID
 from whetstone.core.datasets.prepared import PreparedData
 from whetstone.core.errors import InvalidInputError, NotFoundError, TransientError, WhetstoneError
 from whetstone.core.estimates import run_time_cap_hours
+from whetstone.core.events import TrainerStage
 from whetstone.core.job import (
     Artifacts,
     JobError,
@@ -342,13 +343,29 @@ def launch(platform: Platform, job_id: str, compute: Compute, plan_uri: str, ima
         return job.model_copy(update={"training_started_at": job.training_started_at or utcnow()})
 
     job = update_job(platform, job_id, deploying)
+    start_stage(platform, job, compute, plan_uri, image, TrainerStage.TRAIN)
+
+
+def start_stage(
+    platform: Platform,
+    job: JobRecord,
+    compute: Compute,
+    plan_uri: str,
+    image: str,
+    stage: TrainerStage,
+) -> None:
+    """Start one run of the trainer program; LaunchFailed when it cannot start (transient
+    errors pass through for a retry)."""
+    what = "the trainer" if stage is TrainerStage.TRAIN else f"the {stage} stage"
     try:
-        compute.launch(job, plan_uri, image)
+        compute.launch(job, plan_uri, image, stage)
     except TransientError:
         raise
     except Exception as error:
-        raise LaunchFailed(f"the trainer could not be started: {error}") from error
-    log(platform, job_id, "deployment", "trainer launched", image=image)
+        raise LaunchFailed(f"{what} could not be started: {error}") from error
+    # "trainer launched" is what the JobsLaunched metric counts: once per job.
+    started = "trainer launched" if stage is TrainerStage.TRAIN else f"{stage} stage started"
+    log(platform, job.job_id, "deployment", started, image=image)
 
 
 def finalize(platform: Platform, job_id: str) -> JobRecord:
