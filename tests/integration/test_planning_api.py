@@ -62,7 +62,7 @@ def test_hardware_options_lists_six_gpus_with_prices_and_ranges() -> None:
 def test_requirements_give_every_method_a_memory_figure() -> None:
     response = call_api("GET", f"{API}/models/llama-3.1-8b-instruct/requirements")
     methods = {m["method"]: m for m in response.body["methods"]}
-    assert set(methods) == {"lora", "qlora", "full", "prompt_tuning"}
+    assert set(methods) == {"lora", "qlora", "full", "prompt_tuning", "dpo"}
     assert methods["qlora"]["required_gib"] < methods["full"]["required_gib"]
     assert all(m["smallest_fitting"] is not None for m in methods.values())
 

@@ -79,7 +79,7 @@ def test_planning_routes_return_the_servers_models(client: WhetstoneClient) -> N
 
     assert MODEL in [m.id for m in models]
     assert "nvidia-t4" in [g.gpu_type for g in hardware.gpus]
-    assert [r.method for r in needs.methods] == ["lora", "qlora", "full", "prompt_tuning"]
+    assert [r.method for r in needs.methods] == ["lora", "qlora", "full", "prompt_tuning", "dpo"]
     assert fit.fits is False and fit.smallest_fitting is not None
     assert estimate.epochs == 2 and estimate.gpu_type == "nvidia-a10g"
 

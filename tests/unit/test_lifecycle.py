@@ -15,12 +15,14 @@ from whetstone.core.lifecycle import (
 )
 
 
-def test_there_are_the_ten_statuses_of_product_md() -> None:
+def test_there_are_the_ten_statuses_of_product_md_and_pause() -> None:
     assert {s.value for s in JobStatus} == {
         *HAPPY_PATH,
         "failed",
         "stopping",
         "cancelled",
+        "pausing",
+        "paused",
     }
     assert set(STATUS_DESCRIPTIONS) == set(JobStatus)
 

@@ -55,6 +55,20 @@ class MetricsDetail(_Detail):
     eta_seconds: Annotated[
         float | None, Field(ge=0, description="Estimated seconds until training ends.")
     ] = None
+    # Preference tuning (dpo) only, averaged since the previous report like loss.
+    rewards_chosen: Annotated[
+        float | None, Field(description="Implicit reward of the preferred answers (dpo).")
+    ] = None
+    rewards_rejected: Annotated[
+        float | None, Field(description="Implicit reward of the rejected answers (dpo).")
+    ] = None
+    reward_margin: Annotated[
+        float | None, Field(description="rewards_chosen - rewards_rejected (dpo).")
+    ] = None
+    reward_accuracy: Annotated[
+        float | None,
+        Field(ge=0, le=1, description="Share of pairs whose preferred answer wins (dpo)."),
+    ] = None
 
 
 class GpuSample(_Detail):

@@ -18,6 +18,8 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     STOPPING = "stopping"
     CANCELLED = "cancelled"
+    PAUSING = "pausing"
+    PAUSED = "paused"
 
 
 STATUS_DESCRIPTIONS: dict[JobStatus, str] = {
@@ -31,6 +33,8 @@ STATUS_DESCRIPTIONS: dict[JobStatus, str] = {
     JobStatus.FAILED: "Error occurred (check logs)",
     JobStatus.STOPPING: "Stop requested, shutting down",
     JobStatus.CANCELLED: "Stopped by user",
+    JobStatus.PAUSING: "Pause requested, saving a checkpoint",
+    JobStatus.PAUSED: "Checkpoint kept, compute released; resume continues it",
 }
 
 # What people read: `deploying` starts the trainer, which `jobs deploy` (serving the trained
@@ -53,15 +57,21 @@ _S = JobStatus
 # deploying when their node (or the local server) disappears and the job resumes
 # from a checkpoint; training goes straight to completed when there is no test
 # split to evaluate; a pending job holds no compute, so stopping it cancels it
-# at once.
+# at once. A training job may pause (asked, or at its cost cap): pausing checkpoints and
+# releases the compute; a paused job holds nothing, resumes through deploying, and is
+# cancelled at once when stopped.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     _S.PENDING: frozenset({_S.PREPARING, _S.STOPPING, _S.CANCELLED, _S.FAILED}),
     _S.PREPARING: frozenset({_S.BUILDING, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
     _S.BUILDING: frozenset({_S.DEPLOYING, _S.STOPPING, _S.FAILED}),
-    _S.DEPLOYING: frozenset({_S.TRAINING, _S.STOPPING, _S.FAILED}),
-    _S.TRAINING: frozenset({_S.EVALUATING, _S.COMPLETED, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
+    _S.DEPLOYING: frozenset({_S.TRAINING, _S.PAUSING, _S.STOPPING, _S.FAILED}),
+    _S.TRAINING: frozenset(
+        {_S.EVALUATING, _S.COMPLETED, _S.DEPLOYING, _S.PAUSING, _S.STOPPING, _S.FAILED}
+    ),
     _S.EVALUATING: frozenset({_S.COMPLETED, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
     _S.STOPPING: frozenset({_S.CANCELLED, _S.FAILED}),
+    _S.PAUSING: frozenset({_S.PAUSED, _S.EVALUATING, _S.COMPLETED, _S.STOPPING, _S.FAILED}),
+    _S.PAUSED: frozenset({_S.DEPLOYING, _S.STOPPING, _S.CANCELLED, _S.FAILED}),
     _S.COMPLETED: frozenset(),
     _S.FAILED: frozenset(),
     _S.CANCELLED: frozenset(),

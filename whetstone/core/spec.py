@@ -34,6 +34,8 @@ class Method(StrEnum):
     QLORA = "qlora"
     FULL = "full"
     PROMPT_TUNING = "prompt_tuning"
+    # Preference tuning: trains on chosen/rejected pairs, through the weights `dpo.tuning` names.
+    DPO = "dpo"
 
 
 LORA_METHODS = frozenset({Method.LORA, Method.QLORA})  # the methods `lora` settings apply to
@@ -159,6 +161,41 @@ class PromptTuningParams(_Section):
         return self
 
 
+DpoTuning = Literal["lora", "qlora", "full"]
+
+
+class DpoParams(_Section):
+    """Preference tuning (Direct Preference Optimization), for the `dpo` method."""
+
+    beta: Annotated[
+        float,
+        Field(gt=0, le=10, description="How far the tuned model may move from the base model."),
+    ] = 0.1
+    tuning: Annotated[
+        DpoTuning,
+        Field(description="Which weights DPO trains: an adapter (lora, qlora) or all (full)."),
+    ] = "lora"
+
+
+class EvaluationParams(_Section):
+    """The evaluation step after training: generations scored against the test split."""
+
+    enabled: Annotated[bool, Field(description="Run the evaluation step after training.")] = True
+    max_samples: Annotated[
+        int, Field(ge=1, le=1000, description="Test examples generated and scored, at most.")
+    ] = 50
+    max_new_tokens: Annotated[
+        int, Field(ge=1, le=1024, description="Tokens generated per example, at most.")
+    ] = 64
+    prompts_source: Annotated[
+        str | None,
+        Field(
+            description="Optional file of prompts with expected answers, scored the same "
+            "way; read like dataset.source."
+        ),
+    ] = None
+
+
 class DatasetFormat(StrEnum):
     AUTO = "auto"
     JSONL = "jsonl"
@@ -167,6 +204,9 @@ class DatasetFormat(StrEnum):
     OPENAI = "openai"
     CSV = "csv"
     PARQUET = "parquet"
+    # Preference pairs: prompt/chosen/rejected, or OpenAI's input/preferred_output/
+    # non_preferred_output.
+    PREFERENCE = "preference"
 
 
 class ColumnMapping(StrictModel):
@@ -179,9 +219,25 @@ class ColumnMapping(StrictModel):
     label: Annotated[str | None, Field(description="Column holding the class label.")] = None
     prompt: Annotated[str | None, Field(description="Column holding the prompt.")] = None
     completion: Annotated[str | None, Field(description="Column holding the completion.")] = None
+    chosen: Annotated[
+        str | None, Field(description="Column holding the preferred answer (dpo).")
+    ] = None
+    rejected: Annotated[
+        str | None, Field(description="Column holding the rejected answer (dpo).")
+    ] = None
 
     def is_empty(self) -> bool:
-        return self.text is self.label is self.prompt is self.completion is None
+        return all(
+            value is None
+            for value in (
+                self.text,
+                self.label,
+                self.prompt,
+                self.completion,
+                self.chosen,
+                self.rejected,
+            )
+        )
 
 
 class SplitParams(_Section):
@@ -368,6 +424,14 @@ class HardwareParams(_Section):
             "run_time_exceeded when it is reached. Null: the estimate with a margin.",
         ),
     ] = None
+    max_cost_usd: Annotated[
+        float | None,
+        Field(
+            gt=0,
+            description="Cap on this job's spend; reaching it pauses the job with a checkpoint "
+            "(resume continues it). Null: no cap beyond the organization's budget.",
+        ),
+    ] = None
     storage_gb: Annotated[
         int, Field(ge=50, le=MAX_STORAGE_GB, description="Ephemeral storage in GB.")
     ] = 100
@@ -415,6 +479,9 @@ class JobSpec(_Section):
     prompt_tuning: Annotated[
         PromptTuningParams, Field(description="Soft prompt settings (prompt_tuning).")
     ] = Field(default_factory=PromptTuningParams)
+    dpo: Annotated[DpoParams, Field(description="Preference tuning settings (dpo).")] = Field(
+        default_factory=DpoParams
+    )
     dataset: Annotated[DatasetParams, Field(description="Dataset settings.")] = Field(
         default_factory=DatasetParams
     )
@@ -426,6 +493,9 @@ class JobSpec(_Section):
     )
     hardware: Annotated[HardwareParams, Field(description="Hardware selection.")] = Field(
         default_factory=HardwareParams
+    )
+    evaluation: Annotated[EvaluationParams, Field(description="Evaluation after training.")] = (
+        Field(default_factory=EvaluationParams)
     )
 
     @model_validator(mode="after")
@@ -457,6 +527,12 @@ class JobSpec(_Section):
                 "the cutoff or raise the maximum sequence length"
             )
         return self
+
+    @property
+    def tuning_method(self) -> Method:
+        """Which weights train: the method itself, or for `dpo` the one `dpo.tuning` names.
+        Everything about adapters, quantization and memory follows this, not `method`."""
+        return Method(self.dpo.tuning) if self.method is Method.DPO else self.method
 
     @property
     def sequence_length(self) -> int:

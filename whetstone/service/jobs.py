@@ -296,6 +296,16 @@ def stop_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
     return stopped
 
 
+def pause_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
+    """Checkpoint a training job and release its compute (pausing, then paused)."""
+    raise NotImplementedError("pause lands with the pause/resume change")
+
+
+def resume_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
+    """Relaunch a paused job from its checkpoint (deploying, then training)."""
+    raise NotImplementedError("resume lands with the pause/resume change")
+
+
 def delete_job(platform: Platform, caller: Caller, job_id: str) -> None:
     """Delete an ended job with its deployment, logs, metrics, dataset copy and artifacts.
 

@@ -17,6 +17,10 @@ METRIC_FIELDS = (
     "samples_per_second",
     "tokens_per_second",
     "epoch",
+    "rewards_chosen",
+    "rewards_rejected",
+    "reward_margin",
+    "reward_accuracy",
 )
 RESOURCE_METRICS = ("cpu_pct", "ram_used_mb", "process_rss_mb")
 _GPU_METRIC = re.compile(r"^gpu\d+_(util_pct|memory_used_mb|temperature_c)$")
