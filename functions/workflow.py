@@ -123,7 +123,7 @@ def run_stage(event: dict[str, Any], context: object = None) -> dict[str, Any]:
 def record_prepared(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     step = _read(StepInput, event)
     job = workflow.record_prepared(runtime.get_platform(), step.job_id)
-    return {"estimated_hours": job.estimate.estimated_hours}
+    return {"estimated_hours": job.estimate.estimated_hours if job.estimate else None}
 
 
 @step_handler

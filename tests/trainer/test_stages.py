@@ -172,7 +172,19 @@ def test_prepare_splits_the_dataset_and_counts_each_split(tmp_path: Path) -> Non
     assert sum(written.values()) == 200 and prepared.tokens > 0
     assert (tmp_path / "data" / "manifest.json").is_file()
     # the base model's tokenizer is not here: the counts say they are estimates
-    assert PreparedData.model_validate(_prepared(tmp_path)).tokens_estimated is True
+    stored = PreparedData.model_validate(_prepared(tmp_path))
+    assert stored.tokens_estimated is True and stored.base_model_config is None
+
+
+def test_prepare_records_the_base_models_config_for_the_fit_check(tmp_path: Path) -> None:
+    # Given a plan whose base model folder holds a config.json (and no weights)
+    source = tmp_path / "d.jsonl"
+    source.write_bytes(_rows(20))
+    _write(tmp_path / "no-model-here", {"config.json": b'{"model_type": "llama"}'})
+
+    # When the prepare stage runs, then prepared.json carries that config
+    prepare_dataset(_plan(tmp_path, source), EventEmitter("job-1", _Events()))
+    assert _prepared(tmp_path)["base_model_config"] == {"model_type": "llama"}
 
 
 def test_prepare_of_an_invalid_dataset_writes_the_report_and_no_splits(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -104,27 +105,47 @@ def open_source(dataset: PlanDataset, declared: DatasetFormat) -> Iterator[Opene
     yield lambda: path.open("rb")
 
 
+@contextlib.contextmanager
+def _model_files(plan: TrainerPlan, *names: str) -> Iterator[Path]:
+    """A folder holding the named files of the base model (fetched alone, never the
+    weights); raises when the model or a file cannot be reached here."""
+    source = plan.resolved_model_source
+    if source.startswith("hf://"):
+        from huggingface_hub import hf_hub_download
+
+        repo, _, revision = source.removeprefix("hf://").partition("@")
+        files = [hf_hub_download(repo, name, revision=revision or None) for name in names]
+        yield Path(files[0]).parent
+    elif source.startswith("s3://"):
+        with tempfile.TemporaryDirectory(prefix="whetstone-model-files-") as tmp:
+            for name in names:
+                (Path(tmp) / name).write_bytes(open_location(source).read_bytes(name))
+            yield Path(tmp)
+    elif Path(source).is_dir():
+        yield Path(source)
+    else:
+        raise FileNotFoundError(f"no model files at {source}")
+
+
 def token_counter(plan: TrainerPlan) -> ExactTokenCounter | None:
     """The base model's tokenizer, or None when it cannot be loaded here (then tokens are
     estimated)."""
-    source = plan.resolved_model_source
     try:
-        if source.startswith("hf://"):
-            from huggingface_hub import hf_hub_download
-
-            repo, _, revision = source.removeprefix("hf://").partition("@")
-            file = hf_hub_download(repo, "tokenizer.json", revision=revision or None)
-            return load_token_counter(Path(file).parent)
-        if source.startswith("s3://"):
-            with tempfile.TemporaryDirectory(prefix="whetstone-tokenizer-") as tmp:
-                data = open_location(source).read_bytes("tokenizer.json")
-                (Path(tmp) / "tokenizer.json").write_bytes(data)
-                return load_token_counter(Path(tmp))
-        if Path(source).is_dir():
-            return load_token_counter(Path(source))
+        with _model_files(plan, "tokenizer.json") as folder:
+            return load_token_counter(folder)
     except Exception:  # a missing or odd tokenizer only makes the counts estimates
         return None
-    return None
+
+
+def model_config(plan: TrainerPlan) -> dict[str, Any] | None:
+    """The base model's config.json, which the platform reads the model's facts from when
+    the API could not reach it; None when it cannot be read here."""
+    try:
+        with _model_files(plan, "config.json") as folder:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except Exception:  # the platform then fails the job with model_facts_unknown
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def _options(plan: TrainerPlan, dataset: PlanDataset) -> ValidationOptions:
@@ -170,6 +191,7 @@ def prepare_dataset(plan: TrainerPlan, emitter: EventEmitter) -> PreparedData:
         prepared = PreparedData(valid=False, message=error.message)
     except StorageError as error:
         prepared = PreparedData(valid=False, message=f"the dataset could not be read: {error}")
+    prepared = prepared.model_copy(update={"base_model_config": model_config(plan)})
     open_location(plan.job_files).write_bytes(
         JobLayout.prepared, prepared.model_dump_json(indent=2).encode()
     )

@@ -433,8 +433,11 @@ RUN_TIME_CAP_FACTOR = 2.0
 RUN_TIME_CAP_MARGIN_HOURS = 1.0
 
 
-def run_time_cap_hours(max_run_hours: float | None, estimate: CostEstimate) -> float:
-    """The training time after which the trainer stops the job with run_time_exceeded."""
+def run_time_cap_hours(max_run_hours: float | None, estimate: CostEstimate | None) -> float | None:
+    """The training time after which the trainer stops the job with run_time_exceeded; None
+    while there is neither a cap nor an estimate (the prepare stage's estimate sets it)."""
     if max_run_hours is not None:
         return max_run_hours
+    if estimate is None:
+        return None
     return round(estimate.estimated_hours * RUN_TIME_CAP_FACTOR + RUN_TIME_CAP_MARGIN_HOURS, 3)

@@ -169,12 +169,24 @@ class JobRecord(DeferredModel):
     ] = None
     finished_at: Annotated[datetime | None, Field(description="When it ended.")] = None
     dataset: Annotated[DatasetInfo, Field(description="The dataset.")]
-    estimate: Annotated[CostEstimate, Field(description="Estimate stored at creation.")]
+    estimate: Annotated[
+        CostEstimate | None,
+        Field(
+            description="Time and cost estimate, from the dataset's real counts once prepared; "
+            "null until then when the model's config could not be read at create."
+        ),
+    ]
     device: Annotated[
         TrainingDevice | None,
         Field(description="What the trainer ran on, as it reported; null until it trains."),
     ] = None
-    required_gib: Annotated[float, Field(description="Estimated memory per GPU, GiB.")]
+    required_gib: Annotated[
+        float | None,
+        Field(
+            description="Estimated memory per GPU, GiB; null until the prepare stage read the "
+            "model's config when the API could not."
+        ),
+    ]
     cost: Annotated[CostInfo, Field(description="Live cost.")]
     warnings: Annotated[
         list[SpecWarning],
@@ -260,7 +272,8 @@ def live_cost(job: JobRecord, now: datetime) -> CostInfo:
     elif fraction >= _PROJECTION_MIN_PROGRESS:
         projected = current / fraction
     else:
-        projected = max(job.estimate.estimated_cost_usd, current)
+        estimated = job.estimate.estimated_cost_usd if job.estimate else 0.0
+        projected = max(estimated, current)
     return job.cost.model_copy(
         update={
             "current_usd": round(current, 4),

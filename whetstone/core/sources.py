@@ -44,6 +44,31 @@ def parse_hf_dataset(source: str) -> HubDataset:
     return HubDataset(match["id"], match["config"], match["split"] or "train")
 
 
+# owner/name[@revision]: a branch, tag or commit, never a path either.
+_HF_MODEL = re.compile(rf"(?!.*\.\.)(?P<id>{_NAME}/{_NAME})(?:@(?P<revision>{_NAME}))?", re.ASCII)
+
+
+@dataclass(frozen=True)
+class HubModel:
+    """A model repository on the Hugging Face hub, at a revision (None: its default branch)."""
+
+    repo_id: str
+    revision: str | None
+
+
+def parse_hf_model(ref: str) -> HubModel:
+    """The hub model of hf://<owner>/<name>[@revision]; InvalidInputError (code
+    `invalid_model`) for anything else, a path above all."""
+    match = _HF_MODEL.fullmatch(ref.removeprefix(HF_PREFIX))
+    if not ref.startswith(HF_PREFIX) or match is None:
+        raise InvalidInputError(
+            f"{ref!r} is not a Hugging Face model: use hf://<owner>/<name>[@revision] "
+            "(letters, digits, '-', '_' and '.'; never a path)",
+            code="invalid_model",
+        )
+    return HubModel(match["id"], match["revision"])
+
+
 def parse_s3_source(source: str) -> tuple[str, str]:
     """(bucket, key) of s3://bucket/key; InvalidInputError (code `invalid_source`) when it is
     not one, or when its key has an empty, '.' or '..' step."""

@@ -11,6 +11,7 @@ from typing import Annotated, BinaryIO
 
 from pydantic import Field
 
+from whetstone.core.catalog.hardware import get_gpu
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.datasets.report import ValidationReport
 from whetstone.core.deferred import DeferredModel
@@ -40,7 +41,7 @@ from whetstone.core.run_defaults import run_steps, spec_warnings
 from whetstone.core.spec import JobSpec
 from whetstone.service.datasets import check_from_params, check_source, require_valid_dataset
 from whetstone.service.metric_names import require_known_metrics
-from whetstone.service.models import require_reachable_model, resolve_base_model
+from whetstone.service.models import find_base_model, require_reachable_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
 from whetstone.service.uploads import UPLOAD_ID_PREFIX, require_upload_id
@@ -126,6 +127,13 @@ def estimate_job(
     return estimate
 
 
+def hourly_rate(platform: Platform, spec: JobSpec) -> float:
+    """What the job's compute costs an hour: the local runtime's own rate, or the node's."""
+    if platform.settings.runtime == "local":
+        return platform.settings.local_hourly_rate_usd
+    return round(get_gpu(spec.hardware.gpu_type).training_rate(spec.hardware.gpu_count), 4)
+
+
 def create_job(
     platform: Platform,
     caller: Caller,
@@ -151,13 +159,13 @@ def create_job(
         if existing is not None:
             return existing
     spec = new.spec
-    local = platform.settings.runtime == "local"
-    model = resolve_base_model(spec.base_model, allow_local_paths=local)
-    if local:  # elsewhere the trainer's own environment reaches the hub, not this one's
-        require_reachable_model(spec.base_model, model)
-    fit = check_fit(model, spec)
-    if not fit.fits:
-        raise InvalidInputError(_does_not_fit_message(fit), code="does_not_fit", details=fit)
+    if platform.settings.runtime == "local":  # elsewhere the trainer's own environment
+        require_reachable_model(spec.base_model)  # reaches the hub, not this one's
+    # None: a hub model the API cannot read the config of; the prepare stage checks the fit.
+    model = find_base_model(spec.base_model, platform.settings, org_id=caller.org_id)
+    fit = check_fit(model, spec) if model else None
+    if fit and not fit.fits:
+        raise InvalidInputError(does_not_fit_message(fit), code="does_not_fit", details=fit)
     _check_quotas(platform, caller, spec)
 
     job_id = new_job_id()
@@ -196,7 +204,7 @@ def create_job(
 
     mean_tokens = report.stats.tokens.mean if report and report.stats.tokens else None
     num_examples = report.num_examples if report else None
-    estimate = estimate_job(platform, model, spec, num_examples, mean_tokens)
+    estimate = estimate_job(platform, model, spec, num_examples, mean_tokens) if model else None
     now = utcnow()
     job = JobRecord(
         job_id=job_id,
@@ -218,10 +226,10 @@ def create_job(
             warnings=[w.code for w in report.warnings] if report else [],
         ),
         estimate=estimate,
-        required_gib=fit.required_gib,
+        required_gib=fit.required_gib if fit else None,
         cost=CostInfo(
-            hourly_rate_usd=estimate.hourly_rate_usd,
-            estimated_total_usd=estimate.estimated_cost_usd,
+            hourly_rate_usd=estimate.hourly_rate_usd if estimate else hourly_rate(platform, spec),
+            estimated_total_usd=estimate.estimated_cost_usd if estimate else 0.0,
         ),
         warnings=spec_warnings(spec, run_steps(spec, num_examples)) if num_examples else [],
         idempotency_key=idempotency_key,
@@ -238,7 +246,7 @@ def create_job(
     return job
 
 
-def _does_not_fit_message(fit: FitReport) -> str:
+def does_not_fit_message(fit: FitReport) -> str:
     message = (
         f"the job needs {fit.required_gib} GiB per GPU and the chosen GPU has "
         f"{fit.available_gib} GiB"

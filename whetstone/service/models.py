@@ -3,46 +3,57 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from whetstone.core.catalog.base_models import BASE_MODELS, BASE_MODELS_BY_ID
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.catalog.resolve import facts_from_hf_config
 from whetstone.core.errors import InvalidInputError, NotFoundError
+from whetstone.core.sources import HF_PREFIX, S3_PREFIX, parse_hf_model
 from whetstone.service.hub_cache import HubRepo, require_cached
+from whetstone.service.model_configs import hub_model_config, s3_model_config
+from whetstone.settings import Settings
 
-HF_PREFIX = "hf://"
-S3_PREFIX = "s3://"
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
 
 
 def is_local_path(ref: str) -> bool:
     return ref.startswith(("/", "./", "../", "~"))
 
 
-def resolve_base_model(ref: str, *, allow_local_paths: bool) -> BaseModelInfo:
-    """The catalog entry, or the facts read from a local folder's config.json.
+def resolve_base_model(
+    ref: str, *, allow_local_paths: bool, config: Mapping[str, Any] | None = None
+) -> BaseModelInfo:
+    """The catalog entry, or the facts read from a model's config.json: a local folder's,
+    or `config` (read by `find_base_model`) for a hub or S3 model outside the catalog.
 
-    `ref` is a catalog id, `hf://<repo>`, `s3://...` or (local runtime) a folder path.
+    `ref` is a catalog id, `hf://<repo>[@revision]`, `s3://...` or (local runtime) a folder path.
     """
     if ref in BASE_MODELS_BY_ID:
         return BASE_MODELS_BY_ID[ref]
     if ref.startswith(HF_PREFIX):
-        repo = ref.removeprefix(HF_PREFIX).lower()
+        hub = parse_hf_model(ref)
         for model in BASE_MODELS:
-            if model.hf_repo.lower() == repo:
+            if model.hf_repo.lower() == hub.repo_id.lower():
                 return model
-        raise InvalidInputError(
-            f"{ref} is not in the catalog, and its architecture cannot be read without the "
-            "hub; name a catalog model (GET /api/v1/fine-tuning/base-models) or a local folder "
-            "holding the model's config.json",
-            code="model_facts_unknown",
-        )
+        if config is None:
+            raise InvalidInputError(
+                f"{ref} is not in the catalog, and its config.json could not be read here "
+                "(the hub is offline or did not answer); name a catalog model "
+                "(GET /api/v1/fine-tuning/base-models) or a folder holding its config.json",
+                code="model_facts_unknown",
+            )
+        return _from_config(config, ref, name=hub.repo_id.rsplit("/", 1)[-1], hf_repo=hub.repo_id)
     if ref.startswith(S3_PREFIX):
-        raise InvalidInputError(
-            f"estimates for {ref} need the model's architecture; name the catalog model it "
-            "was derived from, or a local folder holding its config.json",
-            code="model_facts_unknown",
-        )
+        if config is None:
+            raise InvalidInputError(
+                f"estimates for {ref} need its config.json, which was not read",
+                code="model_facts_unknown",
+            )
+        return _from_config(config, ref, name=ref.rstrip("/").rsplit("/", 1)[-1])
     if is_local_path(ref):
         if not allow_local_paths:
             raise InvalidInputError(
@@ -58,11 +69,34 @@ def resolve_base_model(ref: str, *, allow_local_paths: bool) -> BaseModelInfo:
     )
 
 
-def require_reachable_model(ref: str, model: BaseModelInfo) -> None:
+def find_base_model(
+    ref: str, settings: Settings, *, org_id: str, s3_client: S3Client | None = None
+) -> BaseModelInfo | None:
+    """The model's facts, reading a hub or S3 model's config.json where this process can
+    reach it; None when a hub model's config cannot be read here (the prepare stage, which
+    downloads the model, reads it and checks the fit then)."""
+    local = settings.runtime == "local"
+    if ref in BASE_MODELS_BY_ID or not ref.startswith((HF_PREFIX, S3_PREFIX)):
+        return resolve_base_model(ref, allow_local_paths=local)
+    if ref.startswith(S3_PREFIX):
+        s3_config = s3_model_config(ref, settings, org_id=org_id, s3_client=s3_client)
+        return resolve_base_model(ref, allow_local_paths=local, config=s3_config)
+    hub = parse_hf_model(ref)
+    if any(model.hf_repo.lower() == hub.repo_id.lower() for model in BASE_MODELS):
+        return resolve_base_model(ref, allow_local_paths=local)
+    hub_config = hub_model_config(hub)
+    if hub_config is None:
+        return None
+    return resolve_base_model(ref, allow_local_paths=local, config=hub_config)
+
+
+def require_reachable_model(ref: str) -> None:
     """Refuse a hub model (a catalog id or hf://) that the hub cannot serve here: offline and
     not in the local cache. Call it where the trainer runs in this environment."""
-    if ref in BASE_MODELS_BY_ID or ref.startswith(HF_PREFIX):
-        require_cached(HubRepo("model", model.hf_repo), ref)
+    if ref in BASE_MODELS_BY_ID:
+        require_cached(HubRepo("model", BASE_MODELS_BY_ID[ref].hf_repo), ref)
+    elif ref.startswith(HF_PREFIX):
+        require_cached(HubRepo("model", parse_hf_model(ref).repo_id), ref)
 
 
 def _from_local_folder(folder: Path) -> BaseModelInfo:
@@ -80,10 +114,25 @@ def _from_local_folder(folder: Path) -> BaseModelInfo:
         )
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        if not isinstance(config, dict):
-            raise ValueError("config.json must hold a JSON object")
-        return facts_from_hf_config(config, model_id=str(folder), name=folder.name)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidInputError(
             f"cannot read the model facts from {config_path}: {error}", code="model_config_invalid"
+        ) from error
+    if not isinstance(config, dict):
+        raise InvalidInputError(
+            f"{config_path} must hold a JSON object", code="model_config_invalid"
+        )
+    return _from_config(config, str(folder), name=folder.name)
+
+
+def _from_config(
+    config: Mapping[str, Any], ref: str, *, name: str, hf_repo: str | None = None
+) -> BaseModelInfo:
+    """The facts of a model config; InvalidInputError when it lacks what the estimates need."""
+    try:
+        return facts_from_hf_config(config, model_id=ref, name=name, hf_repo=hf_repo)
+    except ValueError as error:
+        raise InvalidInputError(
+            f"cannot read the model facts from the config.json of {ref}: {error}",
+            code="model_config_invalid",
         ) from error

@@ -26,7 +26,7 @@ from whetstone.core.archives import files_under, holds_loadable_model, output_ar
 from whetstone.core.catalog.base_models import BASE_MODELS_BY_ID
 from whetstone.core.datasets.prepared import PreparedData
 from whetstone.core.errors import InvalidInputError, NotFoundError, TransientError, WhetstoneError
-from whetstone.core.estimates import run_time_cap_hours
+from whetstone.core.estimates import check_fit, run_time_cap_hours
 from whetstone.core.events import TrainerStage
 from whetstone.core.job import (
     Artifacts,
@@ -45,7 +45,7 @@ from whetstone.ports import Compute, ImageBuilder
 from whetstone.service.artifacts import archive_checkpoints, archive_outputs, output_files
 from whetstone.service.datasets import check_source, local_source_path, prepare_splits
 from whetstone.service.event_credentials import issue_event_credential
-from whetstone.service.jobs import estimate_job
+from whetstone.service.jobs import does_not_fit_message, estimate_job
 from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
@@ -86,6 +86,14 @@ class LaunchFailed(WorkflowError, code="launch_failed", step="launch"):
 
 class TrainingFailed(WorkflowError, code="training_failed", step="train"):
     """The trainer failed or ended without finishing."""
+
+
+class ModelDoesNotFit(WorkflowError, code="does_not_fit", step="prepare"):
+    """The model, read by the prepare stage, needs more memory than the chosen GPU has."""
+
+
+class ModelFactsUnknown(WorkflowError, code="model_facts_unknown", step="prepare"):
+    """Neither the API nor the prepare stage could read the model's config.json."""
 
 
 class ArtifactsMissing(WorkflowError, code="artifacts_missing", step="finalize"):
@@ -211,7 +219,21 @@ def record_prepared(platform: Platform, job_id: str) -> JobRecord:
         )
     spec = job.spec
     local = platform.settings.runtime == "local"
-    model = resolve_base_model(spec.base_model, allow_local_paths=local)
+    try:  # a hub or S3 model outside the catalog: by the config the prepare stage read
+        model = resolve_base_model(
+            spec.base_model, allow_local_paths=local, config=prepared.base_model_config
+        )
+    except InvalidInputError as error:
+        raise ModelFactsUnknown(
+            f"the model's facts are unknown: {error.message}; the prepare stage could not "
+            "read its config.json either (for a gated hub model, give the trainer a token)"
+        ) from error
+    required_gib = job.required_gib
+    if required_gib is None:  # the API could not read the model: the fit is checked here
+        fit = check_fit(model, spec)
+        if not fit.fits:
+            raise ModelDoesNotFit(does_not_fit_message(fit), details=fit.model_dump(mode="json"))
+        required_gib = fit.required_gib
     estimate = estimate_job(platform, model, spec, prepared.examples, prepared.mean_tokens)
     warnings = [w.code.value for w in prepared.report.warnings] if prepared.report else []
 
@@ -233,7 +255,14 @@ def record_prepared(platform: Platform, job_id: str) -> JobRecord:
                 "estimated_total_usd": estimate.estimated_cost_usd,
             }
         )
-        return current.model_copy(update={"dataset": dataset, "estimate": estimate, "cost": cost})
+        return current.model_copy(
+            update={
+                "dataset": dataset,
+                "estimate": estimate,
+                "cost": cost,
+                "required_gib": required_gib,
+            }
+        )
 
     recorded = update_job(platform, job_id, record)
     _cap_run_time(platform, recorded)

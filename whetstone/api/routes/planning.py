@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from pydantic.fields import FieldInfo
 
+from whetstone.api.identity import current_caller
 from whetstone.api.schemas.planning import (
     BaseModelsResponse,
     EstimateCostRequest,
@@ -25,14 +26,18 @@ from whetstone.core.catalog.hardware import GPUS
 from whetstone.core.catalog.model_facts import BaseModelInfo, Family
 from whetstone.core.spec import HardwareParams, Method
 from whetstone.service import planning
-from whetstone.service.models import resolve_base_model
+from whetstone.service.models import find_base_model, resolve_base_model
 from whetstone.settings import get_settings
 
 router = Router()
 
 
 def _resolve(model_id: str) -> BaseModelInfo:
-    return resolve_base_model(model_id, allow_local_paths=get_settings().runtime == "local")
+    """The model's facts; a hub or S3 model outside the catalog by its config.json."""
+    settings = get_settings()
+    model = find_base_model(model_id, settings, org_id=current_caller(router).org_id)
+    # A hub model whose config cannot be read here: resolve says why and what to do instead.
+    return model or resolve_base_model(model_id, allow_local_paths=settings.runtime == "local")
 
 
 def _range(field: FieldInfo) -> dict[str, int]:

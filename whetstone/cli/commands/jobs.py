@@ -77,7 +77,9 @@ def _describe(job: JobResponse) -> str:
         ),
         (
             "estimate",
-            f"{job.estimate.estimated_hours:.2f} h, {usd(job.estimate.estimated_cost_usd)}",
+            f"{job.estimate.estimated_hours:.2f} h, {usd(job.estimate.estimated_cost_usd)}"
+            if job.estimate
+            else "after the prepare stage reads the model",
         ),
     ]
     pairs += [(name, value) for name, value in sorted(job.latest_metrics.items())]

@@ -7,7 +7,7 @@ from the real counts, or fails the job with the report's errors.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -46,6 +46,14 @@ class PreparedData(DeferredModel):
     tokenizer: Annotated[str | None, Field(description="The tokenizer that counted.")] = None
     sha256: Annotated[str | None, Field(description="Hash of the source data as read.")] = None
     bytes_read: Annotated[int, Field(ge=0, description="Bytes of the source read.")] = 0
+    base_model_config: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="The base model's config.json as the prepare stage read it (the "
+            "platform takes the model's facts from it when the API could not reach the "
+            "model); null when it could not be read there."
+        ),
+    ] = None
     report: Annotated[
         ValidationReport | None,
         Field(

@@ -67,6 +67,8 @@ def active_deadline_s(job: JobRecord, settings: JobSettings) -> int:
     cap_hours = job.spec.hardware.max_run_hours
     if cap_hours is not None:
         return int(math.ceil(cap_hours * 3600)) + settings.deadline_floor_s
+    if job.estimate is None:  # recorded by the prepare stage, which runs before training
+        raise ValueError(f"job {job.job_id} has no estimate to set its training deadline from")
     estimated = job.estimate.estimated_hours * 3600
     return int(math.ceil(estimated * settings.deadline_factor)) + settings.deadline_floor_s
 
