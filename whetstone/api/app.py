@@ -6,10 +6,12 @@ import re
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whetstone.api.errors import register_error_handlers
 from whetstone.api.identity import ORG_CLAIM
+from whetstone.api.openapi_errors import document_errors
 from whetstone.api.paths import API_PREFIX
 from whetstone.api.resolver import ThreadSafeResolver
 from whetstone.api.routes import datasets, deployments, jobs, planning
@@ -22,7 +24,18 @@ TITLE = "Whetstone fine-tuning API"
 VERSION = "1.0.0"
 _JOB_IN_PATH = re.compile(rf"/jobs/({JOB_ID_PREFIX}[0-9a-z]+)")
 
-app = ThreadSafeResolver(enable_validation=True)
+
+class _Resolver(ThreadSafeResolver):
+    """The API's resolver, whose OpenAPI document (served as JSON and in the docs page)
+    states every operation's errors with the error body the API really returns."""
+
+    def get_openapi_schema(self, **options: Any) -> OpenAPI:
+        document = super().get_openapi_schema(**options)
+        dumped = document.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return OpenAPI.model_validate(document_errors(dumped))
+
+
+app = _Resolver(enable_validation=True)
 app.include_router(planning.router, prefix=API_PREFIX)
 app.include_router(jobs.router, prefix=API_PREFIX)
 app.include_router(datasets.router, prefix=API_PREFIX)

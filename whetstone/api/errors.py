@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
@@ -39,9 +39,14 @@ class FieldError(DeferredModel):
 
 
 class ErrorBody(DeferredModel):
-    code: str
-    message: str
-    details: Any = None
+    """Every error the API answers: a stable code, a sentence for people, and details."""
+
+    code: Annotated[str, Field(description="Stable machine-readable error code.")]
+    message: Annotated[str, Field(description="What went wrong and what to do about it.")]
+    details: Annotated[
+        Any,
+        Field(description="More, by code: field errors, a validation report, a fit report."),
+    ] = None
 
 
 def _response(status: HTTPStatus, error: ErrorBody) -> Response[str]:

@@ -20,7 +20,11 @@ router = Router()
 JobId = Annotated[str, Path(description="Job id.", max_length=64)]
 
 
-@router.post("/jobs/<job_id>/deploy", summary="Serve a completed job's model (OpenAI API)")
+@router.post(
+    "/jobs/<job_id>/deploy",
+    summary="Serve a completed job's model (OpenAI API)",
+    status_code=HTTPStatus.ACCEPTED,
+)
 def deploy(
     job_id: JobId,
     max_lora_rank: Annotated[
@@ -48,7 +52,11 @@ def get_deployment(job_id: JobId) -> DeploymentResponse:
     return DeploymentResponse.from_record(deployment)
 
 
-@router.delete("/jobs/<job_id>/deployment", summary="Stop serving a job's model")
+@router.delete(
+    "/jobs/<job_id>/deployment",
+    summary="Stop serving a job's model",
+    status_code=HTTPStatus.NO_CONTENT,
+)
 def delete_deployment(job_id: JobId) -> Response[str]:
     deployments.delete_deployment(get_platform(), current_caller(router), job_id)
     return Response(status_code=HTTPStatus.NO_CONTENT, body="")

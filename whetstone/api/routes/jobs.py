@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.params import (
     Query,
     UploadFile,
 )
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import AwareDatetime, ValidationError
 
 from whetstone.api.identity import current_caller
@@ -60,6 +61,18 @@ IdempotencyKey = Annotated[
 ]
 
 
+CREATED_RESPONSES: dict[int, OpenAPIResponse] = {
+    HTTPStatus.CREATED: {
+        "description": "The job, created; or the job an earlier request with the same "
+        "Idempotency-Key created.",
+        "content": {"application/json": {"model": JobResponse}},
+    },
+    HTTPStatus.TOO_MANY_REQUESTS: {
+        "description": "The organization's quota of running jobs or GPUs is reached."
+    },
+}
+
+
 def _created(job: JobRecord) -> Response[JobResponse]:
     return Response(
         status_code=HTTPStatus.CREATED,
@@ -91,7 +104,12 @@ def _parse_config(config: str) -> CreateJobRequest:
         ) from error
 
 
-@router.post("/jobs", summary="Create a job from a config and an uploaded dataset")
+@router.post(
+    "/jobs",
+    summary="Create a job from a config and an uploaded dataset",
+    status_code=HTTPStatus.CREATED,
+    responses=CREATED_RESPONSES,
+)
 def create_job_multipart(
     config: Annotated[str, Form(description="Job config JSON: a job spec, or {name, spec}.")],
     file: Annotated[UploadFile, File(description="The dataset file.")],
@@ -109,7 +127,12 @@ def create_job_multipart(
     return _created(job)
 
 
-@router.post("/jobs/json", summary="Create a job naming its dataset (S3, HF or upload id)")
+@router.post(
+    "/jobs/json",
+    summary="Create a job naming its dataset (S3, HF or upload id)",
+    status_code=HTTPStatus.CREATED,
+    responses=CREATED_RESPONSES,
+)
 def create_job_json(
     request: CreateJobRequest, idempotency_key: IdempotencyKey = None
 ) -> Response[JobResponse]:
@@ -161,7 +184,11 @@ def stop_job(job_id: JobId) -> JobResponse:
     return JobResponse.from_record(jobs.stop_job(get_platform(), current_caller(router), job_id))
 
 
-@router.delete("/jobs/<job_id>", summary="Delete an ended job and everything it left")
+@router.delete(
+    "/jobs/<job_id>",
+    summary="Delete an ended job and everything it left",
+    status_code=HTTPStatus.NO_CONTENT,
+)
 def delete_job(job_id: JobId) -> Response[str]:
     jobs.delete_job(get_platform(), current_caller(router), job_id)
     return Response(status_code=HTTPStatus.NO_CONTENT, body="")

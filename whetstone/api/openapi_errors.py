@@ -1,0 +1,67 @@
+"""The error responses of every operation in the OpenAPI document, with the one error body
+the API returns (`code`, `message`, `details`; api/errors.py), not the framework's
+`{"detail": [...]}`, which no route returns.
+
+Which errors an operation can give follows from its shape, the same way api/errors.py maps
+them: every route authenticates (401) and reads the job store (503 when it is unavailable);
+a route with a body can be malformed (400), too large (413) or invalid (422); a route with
+path parameters names something that may not exist (404), and a POST, PUT or DELETE on it
+may meet a state that forbids it (409). A route declares any other error (a quota's 429) in
+its decorator's `responses`; this fills in the body schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from whetstone.api.errors import ErrorBody
+
+ERROR_SCHEMA = "ErrorBody"
+_FRAMEWORK_SCHEMAS = ("HTTPValidationError", "ValidationError")
+DESCRIPTIONS = {
+    "400": "The request could not be parsed (malformed HTTP, JSON or multipart body).",
+    "401": "No valid credentials: a bearer token (local) or a signed-in user's token (aws).",
+    "404": "What the path names does not exist or is not your organization's.",
+    "409": "The request conflicts with the current state (e.g. the job already ended).",
+    "413": "The request body is over the size limit.",
+    "422": "The request is well-formed but invalid; `details` lists field errors.",
+    "429": "A quota or rate limit is reached; `message` says which.",
+    "503": "A dependency is unavailable; retry after the Retry-After header.",
+}
+_CHANGES = ("post", "put", "delete")
+
+
+def expected_errors(method: str, path: str, operation: dict[str, Any]) -> set[str]:
+    """The error statuses an operation can answer, from its shape."""
+    errors = {"401", "503"}
+    if "requestBody" in operation:
+        errors |= {"400", "413", "422"}
+    if operation.get("parameters"):
+        errors.add("422")
+    if "{" in path:
+        errors.add("404")
+        if method in _CHANGES:
+            errors.add("409")
+    return errors
+
+
+def document_errors(document: dict[str, Any]) -> dict[str, Any]:
+    """`document` with every operation's error responses, all with the ErrorBody schema."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in _FRAMEWORK_SCHEMAS:
+        schemas.pop(name, None)
+    schemas[ERROR_SCHEMA] = ErrorBody.model_json_schema()
+    body = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}}
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)  # the framework's, added to every route
+            if "204" in responses:  # no body, whatever the handler's annotation says
+                responses["204"] = {"description": "Done; no content."}
+            declared = {status for status in responses if status[0] in "45"}
+            for status in sorted(expected_errors(method, path, operation) | declared):
+                description = responses.get(status, {}).get("description") or DESCRIPTIONS.get(
+                    status, "An error; see `code`."
+                )
+                responses[status] = {"description": description, "content": body}
+    return document
