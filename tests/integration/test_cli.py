@@ -421,6 +421,41 @@ def test_jobs_logs_filters_by_source_and_level(
     assert [json.loads(line)["message"] for line in raw.out.splitlines()] == ["built image"]
 
 
+def test_jobs_logs_show_our_events_key_details_in_the_table(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    # Given the platform's own events, whose details are structured fields
+    job_id = create(whet, config, dataset)
+    splits = {"train": 80, "validation": 15, "test": 5}
+    get_platform().logs.append(
+        job_id,
+        [
+            LogEntry(
+                time=T0,
+                source="training",
+                level="info",
+                message="training started",
+                fields={"device": "cpu", "precision": "fp32"},
+            ),
+            LogEntry(
+                time=T0,
+                source="build",
+                level="info",
+                message="dataset prepared",
+                fields={"splits": splits, "note": "x" * 500},
+            ),
+        ],
+    )
+
+    # When the logs are printed as a table, then each line carries its details inline
+    lines = whet("jobs", "logs", job_id).out.splitlines()
+    (started,) = [line for line in lines if "training started" in line]
+    (prepared,) = [line for line in lines if "dataset prepared" in line]
+    assert started.endswith("training started  [device=cpu precision=fp32]")
+    assert 'splits={"train":80,"validation":15,"test":5}' in prepared
+    assert "x" * 500 not in prepared and "…" in prepared  # a long value is cut
+
+
 def test_jobs_logs_follow_ends_when_the_job_ends(
     whet: Callable[..., Result], config: Path, dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -44,6 +44,24 @@ def cell(value: object) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)
+
+
+MAX_INLINE_VALUE = 80
+
+
+def inline(values: Mapping[str, object]) -> str:
+    """Structured fields on one line, `name=value`: lists and mappings as compact JSON, a
+    value longer than MAX_INLINE_VALUE cut with '…' (`--json` has them whole)."""
+    parts = []
+    for name, value in values.items():
+        if isinstance(value, Mapping | list | tuple):
+            text = json.dumps(to_jsonable_python(value), separators=(",", ":"))
+        else:
+            text = cell(value)
+        if len(text) > MAX_INLINE_VALUE:
+            text = text[: MAX_INLINE_VALUE - 1] + "…"
+        parts.append(f"{name}={text}")
+    return " ".join(parts)
 
 
 def to_json(value: Any) -> str:

@@ -22,7 +22,7 @@ from whetstone.cli.commands.common import (
     timestamp,
     wants_json,
 )
-from whetstone.cli.output import ProgressBar, duration, fields, table, to_json, usd
+from whetstone.cli.output import ProgressBar, duration, fields, inline, table, to_json, usd
 from whetstone.client import Job, load_job_config
 from whetstone.core.job import LOG_LEVELS, LogEntry, MetricPoint
 from whetstone.core.lifecycle import JobStatus, status_label
@@ -161,7 +161,8 @@ def _wait(args: argparse.Namespace) -> int:
 
 def _log_line(entry: LogEntry) -> str:
     when = entry.time.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{when}  {entry.source:<10}  {entry.level:<8}  {entry.message}"
+    line = f"{when}  {entry.source:<10}  {entry.level:<8}  {entry.message}"
+    return f"{line}  [{inline(entry.fields)}]" if entry.fields else line
 
 
 def _logs(args: argparse.Namespace) -> int:
