@@ -283,6 +283,7 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
             settings=platform.settings,
             org_id=job.org_id,
             filename=job.dataset.filename,
+            method=spec.method,
         )
     except InvalidInputError as error:
         raise DatasetInvalid(error.message, details=error.details) from error
