@@ -133,3 +133,24 @@ def test_the_reward_margin_rises_on_a_synthetic_preference_task(
     assert min(m.reward_margin for m in last) > first.reward_margin + 0.5
     assert sum(m.reward_accuracy for m in last) / len(last) > 0.9
     assert last[-1].rewards_chosen > last[-1].rewards_rejected
+
+
+def test_dpo_through_qlora_trains_a_quantized_base_and_saves_an_adapter(
+    make_plan: Any, tiny_model_dir: Path, preference_data: Path, run_job: Any, tmp_path: Path
+) -> None:
+    # Given a dpo job tuning through qlora (torchao int4, which runs on a CPU)
+    plan = make_plan(
+        tiny_model_dir,
+        preference_data,
+        tmp_path / "out",
+        method="dpo",
+        dpo={"tuning": "qlora"},
+        quantization={"bits": 4, "quant_type": "int4"},
+    )
+    # When it trains its 3 steps
+    result, sink = run_job(plan, tmp_path / "work")
+    # Then the base was quantized, the rewards were reported and an adapter was saved
+    logs = [entry.message for entry in sink.of("log")]
+    assert any("quantized with torchao int4" in message for message in logs)
+    assert all(m.reward_accuracy is not None for m in sink.of("metrics") if m.loss is not None)
+    assert result.outcome == "done" and result.results["artifact_kind"] == "adapter"
