@@ -63,6 +63,14 @@ LABEL_KEYS_SET = frozenset(LABEL_KEYS)
 GENERIC_KEYS = frozenset(TEXT_KEYS + LABEL_KEYS + tuple(k for pair in PAIR_KEYS for k in pair))
 # Either side of a preference pair makes a record one (preference.py reads it).
 PREFERENCE_KEYS = frozenset(("chosen", "rejected", "preferred_output", "non_preferred_output"))
+OPENAI_SIDES = ("preferred_output", "non_preferred_output")
+
+
+def is_openai_pair(record: Mapping[str, Any], columns: ColumnMapping) -> bool:
+    """Whether a preference record is in OpenAI's shape rather than in columns."""
+    if not columns.is_empty():
+        return False
+    return not frozenset(OPENAI_SIDES).isdisjoint(record) or isinstance(record.get("input"), dict)
 
 
 class Normalized(NamedTuple):
@@ -383,7 +391,7 @@ def applied_columns(
     """The columns a file's examples are read from, as its first record shows: the mapping
     given or the names recognised; None for conversation formats."""
     if kind is ExampleKind.PREFERENCE:
-        if columns.is_empty() and "input" in record:
+        if is_openai_pair(record, columns):
             return None
         return ColumnMapping(
             prompt=columns.prompt or "prompt",

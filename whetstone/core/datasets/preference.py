@@ -11,7 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from whetstone.core.datasets.normalize import OPENAI_ROLES, Normalized
+from whetstone.core.datasets.normalize import (
+    OPENAI_ROLES,
+    OPENAI_SIDES,
+    Normalized,
+    is_openai_pair,
+)
 from whetstone.core.datasets.options import ColumnMapping
 from whetstone.core.datasets.record_fields import (
     RecordError,
@@ -23,12 +28,10 @@ from whetstone.core.datasets.record_fields import (
 from whetstone.core.datasets.records import ExampleKind
 from whetstone.core.datasets.report import Issue, IssueCode
 
-OPENAI_SIDES = ("preferred_output", "non_preferred_output")
-
 
 def normalize_preference(record: Mapping[str, Any], columns: ColumnMapping) -> Normalized:
     """A preference pair in either shape; RecordError names what is wrong with it."""
-    if columns.is_empty() and not {"input", *OPENAI_SIDES}.isdisjoint(record):
+    if is_openai_pair(record, columns):
         turns = _openai_prompt(record)
         chosen = _openai_side(record, OPENAI_SIDES[0])
         rejected = _openai_side(record, OPENAI_SIDES[1])
