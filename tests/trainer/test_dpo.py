@@ -48,6 +48,16 @@ def preference_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+@pytest.fixture
+def dpo_plan(make_plan: Any, tiny_model_dir: Path, preference_data: Path, tmp_path: Path) -> Any:
+    """make_plan for a dpo job of the tiny model on the preference splits."""
+
+    def plan(**spec: Any) -> Any:
+        return make_plan(tiny_model_dir, preference_data, tmp_path / "out", method="dpo", **spec)
+
+    return plan
+
+
 def test_the_loss_is_log_2_with_no_margin_and_falls_as_the_chosen_answer_gains() -> None:
     # Given a policy equal to its reference, then one that prefers the chosen answers more
     reference = torch.tensor([-5.0, -6.0, -5.0, -6.0])  # two chosen rows, then two rejected
@@ -105,19 +115,10 @@ def test_dpo_on_chat_splits_stops_with_a_data_error(
 
 @pytest.mark.parametrize("tuning", ["lora", "full"])
 def test_the_reward_margin_rises_on_a_synthetic_preference_task(
-    tuning: str,
-    make_plan: Any,
-    tiny_model_dir: Path,
-    preference_data: Path,
-    run_job: Any,
-    tmp_path: Path,
+    tuning: str, dpo_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
-    # Given a dpo job preferring counting up to counting down, on the tiny model
-    plan = make_plan(
-        tiny_model_dir,
-        preference_data,
-        tmp_path / "out",
-        method="dpo",
+    # Given a dpo job preferring a polite count up to a rude count down, on the tiny model
+    plan = dpo_plan(
         dpo={"beta": 0.5, "tuning": tuning},
         training={"learning_rate": 1e-2 if tuning == "lora" else 1e-3},
         options={"max_steps": 10},
@@ -136,17 +137,10 @@ def test_the_reward_margin_rises_on_a_synthetic_preference_task(
 
 
 def test_dpo_through_qlora_trains_a_quantized_base_and_saves_an_adapter(
-    make_plan: Any, tiny_model_dir: Path, preference_data: Path, run_job: Any, tmp_path: Path
+    dpo_plan: Any, run_job: Any, tmp_path: Path
 ) -> None:
     # Given a dpo job tuning through qlora (torchao int4, which runs on a CPU)
-    plan = make_plan(
-        tiny_model_dir,
-        preference_data,
-        tmp_path / "out",
-        method="dpo",
-        dpo={"tuning": "qlora"},
-        quantization={"bits": 4, "quant_type": "int4"},
-    )
+    plan = dpo_plan(dpo={"tuning": "qlora"}, quantization={"bits": 4, "quant_type": "int4"})
     # When it trains its 3 steps
     result, sink = run_job(plan, tmp_path / "work")
     # Then the base was quantized, the rewards were reported and an adapter was saved
