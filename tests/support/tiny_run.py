@@ -45,15 +45,17 @@ def short_lora_spec(
     }
 
 
-def write_chat_splits(folder: Path, splits: dict[str, list[dict[str, Any]]], *, seed: int) -> Path:
-    """Chat examples as the trainer reads a prepared dataset: one JSONL file per split and
-    the manifest that counts them."""
+def write_chat_splits(
+    folder: Path, splits: dict[str, list[dict[str, Any]]], *, seed: int, kind: str = "chat"
+) -> Path:
+    """Chat examples (or examples of another `kind`) as the trainer reads a prepared dataset:
+    one JSONL file per split and the manifest that counts them."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     manifest = {
-        "format": "openai",
-        "kind": "chat",
+        "format": "openai" if kind == "chat" else kind,
+        "kind": kind,
         "counts": {name: len(rows) for name, rows in splits.items()},
         "sha256": "0" * 64,
         "seed": seed,

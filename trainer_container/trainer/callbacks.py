@@ -101,6 +101,10 @@ class MetricsCallback(TrainerCallback):
             if steps_done
             else None,
             eta_seconds=(max_steps - step) * elapsed / steps_done if steps_done else None,
+            rewards_chosen=_number(logs, "rewards_chosen"),
+            rewards_rejected=_number(logs, "rewards_rejected"),
+            reward_margin=_number(logs, "reward_margin"),
+            reward_accuracy=_number(logs, "reward_accuracy"),
         )
         self.history.append(detail.model_dump(mode="json"))
         self.emitter.metrics(detail)

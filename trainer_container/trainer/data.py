@@ -5,7 +5,10 @@ Each `Example` (whetstone.core.datasets.records) becomes token ids and labels:
   (completion = user prompt + assistant completion, classification = user text + assistant
   label); with `loss_on="assistant"` only assistant turns (their end-of-turn marker included)
   carry labels, and turns with weight 0 carry none;
-- text examples are the text plus the end-of-sequence token, all of it trained on.
+- text examples are the text plus the end-of-sequence token, all of it trained on;
+- preference examples (dpo) become two sequences, the prompt with the chosen answer
+  (`input_ids`, `labels`) and with the rejected one (`rejected_input_ids`,
+  `rejected_labels`), only the answer labelled whatever `loss_on` says.
 Sequences are cut at the cutoff length; an example left with no trained token is dropped.
 """
 
@@ -95,10 +98,12 @@ class ExampleEncoder:
         )
         return str(text)
 
-    def _chat_spans(self, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
+    def _chat_spans(
+        self, messages: list[dict[str, Any]], loss_on: LossOn
+    ) -> tuple[str, list[tuple[int, int]]]:
         """The rendered conversation and the character spans that carry loss."""
         full = self._render(messages, generation_prompt=False)
-        if self.loss_on == "all":
+        if loss_on == "all":
             return full, [(0, len(full))]
         spans: list[tuple[int, int]] = []
         cursor = 0
@@ -147,14 +152,43 @@ class ExampleEncoder:
             ids = list(self.tokenizer(example.text, add_special_tokens=True)["input_ids"])
             ids.append(self.tokenizer.eos_token_id)
             features: Features = {"input_ids": ids, "labels": list(ids)}
+        elif example.kind is ExampleKind.PREFERENCE:
+            return self._encode_pair(example)
         else:
-            text, spans = self._chat_spans(_as_messages(example))
+            text, spans = self._chat_spans(_as_messages(example), self.loss_on)
             features = self._tokenize_spans(text, spans)
+        return self._cut(features)
+
+    def _cut(self, features: Features) -> Features | None:
         features = {k: v[: self.cutoff] for k, v in features.items()}
         if all(label == IGNORE_INDEX for label in features["labels"][1:]):
             self.dropped += 1
             return None
         return features
+
+    def _encode_pair(self, example: Example) -> Features | None:
+        """The prompt with each answer; only the answer carries labels (earlier assistant
+        turns of the prompt get weight 0), so a sequence's log-probability is its answer's."""
+        assert example.messages is not None
+        prompt = [{"role": t.role, "content": t.content, "weight": 0} for t in example.messages]
+        sides: list[Features] = []
+        for answer in (example.chosen, example.rejected):
+            messages = [*prompt, {"role": "assistant", "content": answer, "weight": None}]
+            side = self._cut(self._tokenize_spans(*self._chat_spans(messages, "assistant")))
+            if side is None:
+                return None
+            sides.append(side)
+        chosen, rejected = sides
+        return {
+            **chosen,
+            "rejected_input_ids": rejected["input_ids"],
+            "rejected_labels": rejected["labels"],
+        }
+
+
+def row_length(row: Features) -> int:
+    """Tokens of an example's longest sequence (a preference pair has two)."""
+    return max(len(row["input_ids"]), len(row.get("rejected_input_ids", ())))
 
 
 class TokenizedSplit(Dataset[Features]):
@@ -162,7 +196,7 @@ class TokenizedSplit(Dataset[Features]):
 
     def __init__(self, rows: list[Features]) -> None:
         self.rows = rows
-        self.lengths = [len(r["input_ids"]) for r in rows]
+        self.lengths = [row_length(r) for r in rows]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -172,7 +206,7 @@ class TokenizedSplit(Dataset[Features]):
 
     def sorted_by_length(self) -> TokenizedSplit:
         """The same examples longest first: evaluation pads least this way."""
-        return TokenizedSplit(sorted(self.rows, key=lambda r: -len(r["input_ids"])))
+        return TokenizedSplit(sorted(self.rows, key=lambda r: -row_length(r)))
 
     def token_count(self) -> int:
         return sum(self.lengths)
@@ -280,7 +314,7 @@ class StreamedSplit(IterableDataset[Features]):
 
     def _drain(self, rows: list[Features], rng: random.Random) -> Iterator[Features]:
         if self.group_batch:
-            lengths = [len(r["input_ids"]) for r in rows]
+            lengths = [row_length(r) for r in rows]
             order = _grouped_order(lengths, self.group_batch, rng, mega=len(rows))
         else:
             order = list(range(len(rows)))

@@ -67,13 +67,15 @@ def _table(rows: list[tuple[str, object]]) -> list[str]:
 def _settings(spec: JobSpec, runtime: dict[str, Any]) -> list[tuple[str, object]]:
     training = spec.training
     rows: list[tuple[str, object]] = [("method", spec.method.value)]
-    if spec.method in LORA_METHODS:
+    if spec.method is Method.DPO:
+        rows += [("dpo tuning", spec.dpo.tuning), ("dpo beta", spec.dpo.beta)]
+    if spec.tuning_method in LORA_METHODS:
         lora = spec.lora
         rows += [
             ("lora r / alpha / dropout", f"{lora.r} / {lora.alpha} / {lora.dropout}"),
             ("target modules", ", ".join(lora.target_modules)),
         ]
-    if spec.method is Method.QLORA:
+    if spec.tuning_method is Method.QLORA:
         quant = spec.quantization
         rows.append(("quantization", f"{quant.bits}-bit {quant.quant_type}"))
     if spec.method is Method.PROMPT_TUNING:

@@ -36,7 +36,7 @@ from whetstone.core.datasets.walk import iter_examples
 from whetstone.core.errors import InvalidInputError
 from whetstone.core.layout import JobLayout
 from whetstone.core.plan import PlanDataset, TrainerPlan
-from whetstone.core.spec import DatasetFormat
+from whetstone.core.spec import DatasetFormat, Method
 
 from .events import EventEmitter
 from .storage import StorageError, open_location
@@ -155,6 +155,7 @@ def _options(plan: TrainerPlan, dataset: PlanDataset) -> ValidationOptions:
         columns=spec.dataset.columns,
         filename=dataset.filename or dataset.source.rsplit("/", 1)[-1],
         cutoff_length=spec.sequence_length,
+        preference=spec.method is Method.DPO,
         max_samples=spec.dataset.max_samples,
         max_file_bytes=dataset.max_file_bytes,
         max_row_bytes=dataset.max_row_bytes,

@@ -54,6 +54,7 @@ from .data import (
     read_manifest,
     read_split,
 )
+from .dpo import DpoTrainer, PreferenceCollator, require_data_for_method
 from .events import EventEmitter
 from .loop import WhetstoneTrainer
 from .methods import (
@@ -127,7 +128,8 @@ def detect_runtime(plan: TrainerPlan) -> Runtime:
         # flash-attention's varlen kernel on a GPU, per-example SDPA (trainer.attention) on a
         # CPU. A GPU without flash-attention groups by length instead: one padded SDPA call per
         # batch keeps it busier than a call per example.
-        packable = (flash or not on_gpu) and spec.method is not Method.PROMPT_TUNING
+        # Prompt tuning's soft prompt and dpo's paired sequences need one row per example.
+        packable = (flash or not on_gpu) and spec.method not in (Method.PROMPT_TUNING, Method.DPO)
         batching = "packed" if packable else "length_grouped"
     if flash:
         attention = "flash_attention_2"
@@ -178,7 +180,7 @@ def resolve_model_source(source: str, workdir: Path) -> tuple[str, str | None, s
 
 def _fsdp_needed(model: Any, runtime: Runtime, spec: JobSpec) -> bool:
     """Full fine-tuning across GPUs shards with FSDP when one GPU cannot hold its state."""
-    if spec.method is not Method.FULL or runtime.world_size < 2 or not runtime.on_gpu:
+    if spec.tuning_method is not Method.FULL or runtime.world_size < 2 or not runtime.on_gpu:
         return False
     params = sum(p.numel() for p in model.parameters())
     weight = 2 if runtime.precision == "bf16" else 4
@@ -407,6 +409,7 @@ def _load_data(
     """Encode the splits (the train split streamed when the spec asks) and report them."""
     spec = plan.spec
     manifest = read_manifest(data)
+    require_data_for_method(manifest.kind, spec.method)
     encoder = ExampleEncoder(tokenizer, spec.sequence_length, plan.options.loss_on)
     hashes: dict[str, str] = {}
     validation, hashes["validation"] = read_split(data, "validation", encoder)
@@ -458,7 +461,7 @@ def _load_model(
 
     spec = plan.spec
     set_seed(spec.advanced.seed)
-    strategy = strategy_for(spec.method)
+    strategy = strategy_for(spec.tuning_method)
     if runtime.attn_implementation == PACKED_SDPA:
         register_packed_attention()
     ctx = LoadContext(
@@ -467,7 +470,7 @@ def _load_model(
         precision=runtime.precision,
         on_gpu=runtime.on_gpu,
         device_map={"": runtime.local_rank}
-        if runtime.on_gpu and spec.method is Method.QLORA
+        if runtime.on_gpu and spec.tuning_method is Method.QLORA
         else None,
         attn_implementation=runtime.attn_implementation,
     )
@@ -528,14 +531,16 @@ def _build_trainer(
     callbacks: list[Any] = [metrics, CheckpointCallback(store, emitter), StopOnSignalCallback(stop)]
     if args.load_best_model_at_end:
         callbacks.append(EarlyStoppingCallback(spec.advanced.early_stopping_patience))
-    collator = (
-        PackingCollator()
-        if runtime.batching == "packed"
-        else PaddingCollator(
-            pad_id=int(tokenizer.pad_token_id), multiple_of=8 if runtime.on_gpu else 1
-        )
+    padding = PaddingCollator(
+        pad_id=int(tokenizer.pad_token_id), multiple_of=8 if runtime.on_gpu else 1
     )
-    trainer = WhetstoneTrainer(
+    collator: Any = PackingCollator() if runtime.batching == "packed" else padding
+    preference: dict[str, Any] = {}
+    if spec.method is Method.DPO:
+        collator = PreferenceCollator(padding)
+        preference = {"beta": spec.dpo.beta, "trains_adapter": spec.dpo.tuning != "full"}
+    trainer = (DpoTrainer if preference else WhetstoneTrainer)(
+        **preference,
         model=model,
         args=args,
         train_dataset=data.train,
@@ -697,7 +702,7 @@ def _write_artifacts(
     (model_dir / CARD_NAME).write_text(card(adapter=trains_adapter))
     output.upload_dir(model_dir, OutputNames.MODEL)
     if plan.options.merge_adapter:
-        if plan.spec.method in LORA_METHODS:
+        if plan.spec.tuning_method in LORA_METHODS:
             merged_dir = workdir / OutputNames.MERGED
             merge_adapter(model_dir, model_path, revision, merged_dir)
             from transformers import AutoTokenizer

@@ -55,6 +55,11 @@ METHOD_EFFICIENCY: dict[Method, float] = {
 }
 
 
+def sequences_per_example(spec: JobSpec) -> int:
+    """Sequences the trainer runs per example: dpo's chosen and rejected, else one."""
+    return 2 if spec.method is Method.DPO else 1
+
+
 def _linear_shapes(arch: ModelArchitecture) -> dict[str, tuple[int, int, int]]:
     """(in, out, copies per layer) of each linear layer, by the usual module names."""
     q_out = arch.num_attention_heads * arch.head_dim
@@ -96,9 +101,9 @@ def lora_parameters(arch: ModelArchitecture, r: int, target_modules: list[str]) 
 
 def trainable_parameters(model: BaseModelInfo, spec: JobSpec) -> int:
     arch = model.architecture
-    if spec.method is Method.FULL:
+    if spec.tuning_method is Method.FULL:
         return model.num_parameters
-    if spec.method is Method.PROMPT_TUNING:
+    if spec.tuning_method is Method.PROMPT_TUNING:
         return spec.prompt_tuning.num_virtual_tokens * arch.hidden_size
     return lora_parameters(arch, spec.lora.r, spec.lora.target_modules)
 
@@ -127,15 +132,18 @@ def resolve_optimizer(spec: JobSpec) -> str:
     """The optimizer 'auto' stands for: 8-bit AdamW for full fine-tuning, AdamW otherwise."""
     if spec.advanced.optimizer != "auto":
         return spec.advanced.optimizer
-    return "adamw_8bit" if spec.method is Method.FULL else "adamw_torch"
+    return "adamw_8bit" if spec.tuning_method is Method.FULL else "adamw_torch"
 
 
 def _weight_bytes(model: BaseModelInfo, spec: JobSpec, precision: str) -> float:
     arch = model.architecture
-    if spec.method is Method.FULL:
+    if spec.tuning_method is Method.FULL:
         # Pure bf16 training keeps 16-bit weights; fp16 and fp32 runs keep fp32 masters.
-        return model.num_parameters * (2 if precision == "bf16" else 4)
-    if spec.method is not Method.QLORA:
+        trained = model.num_parameters * (2 if precision == "bf16" else 4)
+        # Full dpo keeps a frozen copy as its reference model, in the weights' dtype; an
+        # adapter's reference is its own base with the adapter switched off.
+        return trained * (2 if spec.method is Method.DPO else 1)
+    if spec.tuning_method is not Method.QLORA:
         return model.num_parameters * (4 if precision == "fp32" else 2)
     embeddings = arch.vocab_size * arch.hidden_size * (1 if arch.tie_word_embeddings else 2)
     quantized = model.num_parameters - embeddings
@@ -153,7 +161,7 @@ def _weight_bytes(model: BaseModelInfo, spec: JobSpec, precision: str) -> float:
 def _trainable_state_bytes(model: BaseModelInfo, spec: JobSpec, precision: str) -> float:
     params = trainable_parameters(model, spec)
     optimizer = resolve_optimizer(spec)
-    if spec.method is Method.FULL:
+    if spec.tuning_method is Method.FULL:
         # Weights are counted with the model; here gradients and optimizer states.
         grad = 2 if precision == "bf16" else 4
         states = {"adamw_torch": 2 * grad, "adamw_8bit": 2, "adafactor": 0.1}[optimizer]
@@ -165,7 +173,8 @@ def _trainable_state_bytes(model: BaseModelInfo, spec: JobSpec, precision: str) 
 
 def _activation_bytes(model: BaseModelInfo, spec: JobSpec, precision: str) -> float:
     arch = model.architecture
-    tokens = spec.training.batch_size * spec.sequence_length
+    # dpo runs the chosen and the rejected sequence of every pair in one batch.
+    tokens = spec.training.batch_size * spec.sequence_length * sequences_per_example(spec)
     if spec.method is Method.PROMPT_TUNING:
         tokens += spec.training.batch_size * spec.prompt_tuning.num_virtual_tokens
     width = 4 if precision == "fp32" else 2
@@ -302,7 +311,9 @@ def _setting_changes(model: BaseModelInfo, spec: JobSpec) -> list[SettingChange]
             )
         )
         length //= 2
-    if spec.method in (Method.LORA, Method.FULL):
+    if spec.method is Method.DPO and spec.dpo.tuning != "qlora":
+        candidates.append(("dpo.tuning", "qlora", {"dpo": {"tuning": "qlora"}}))
+    elif spec.method in (Method.LORA, Method.FULL):
         candidates.append(("method", Method.QLORA.value, {"method": Method.QLORA.value}))  # type: ignore[dict-item]
 
     changes: list[SettingChange] = []
@@ -375,15 +386,16 @@ def flops_per_token(model: BaseModelInfo, spec: JobSpec) -> float:
     """Training FLOPs per token: 2N forward; backward 2N for activation gradients,
     plus 2N for weight gradients when every weight trains; plus a forward
     recomputation with gradient checkpointing. Attention adds 4 x layers x
-    (half the context) x width per pass."""
+    (half the context) x width per pass. dpo adds the reference model's forward pass."""
     arch = model.architecture
     n = model.active_parameters
     attention = 4 * arch.num_layers * (spec.sequence_length / 2) * arch.num_attention_heads
     attention *= arch.head_dim
     forward = 2 * n + attention
-    backward = 2 * forward if spec.method is Method.FULL else forward
+    backward = 2 * forward if spec.tuning_method is Method.FULL else forward
     recompute = forward if spec.advanced.gradient_checkpointing else 0
-    return forward + backward + recompute
+    reference = forward if spec.method is Method.DPO else 0
+    return forward + backward + recompute + reference
 
 
 def estimate_cost(
@@ -397,13 +409,18 @@ def estimate_cost(
     `tokens_per_example` is the dataset's measured mean when known.
     """
     measured = tokens_per_example is not None
-    per_example = min(tokens_per_example or DEFAULT_TOKENS_PER_EXAMPLE, spec.sequence_length)
+    # A measured preference pair already counts both answers (its prompt once).
+    sequences = sequences_per_example(spec)
+    per_example = min(
+        tokens_per_example or DEFAULT_TOKENS_PER_EXAMPLE * sequences,
+        spec.sequence_length * sequences,
+    )
     total_tokens = train_examples(spec, num_examples) * per_example * spec.training.epochs
 
     gpu = get_gpu(spec.hardware.gpu_type)
     count = spec.hardware.gpu_count
     scaling = SCALING_PER_DOUBLING ** math.log2(count)
-    efficiency = GPU_EFFICIENCY[gpu.gpu_type] * METHOD_EFFICIENCY[spec.method]
+    efficiency = GPU_EFFICIENCY[gpu.gpu_type] * METHOD_EFFICIENCY[spec.tuning_method]
     tflops = gpu.peak_tflops * efficiency * count * scaling
     flops = flops_per_token(model, spec) * total_tokens
     training_hours = flops / (tflops * 1e12) / 3600

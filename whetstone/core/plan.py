@@ -179,6 +179,11 @@ class TrainerPlan(_Section):
                 "prompt tuning prepends a soft prompt to each row, which packing would share "
                 "across examples; use batching 'length_grouped' or 'auto'"
             )
+        if self.options.batching == "packed" and self.spec.method is Method.DPO:
+            raise ValueError(
+                "dpo scores each chosen and rejected answer as a sequence of its own, which "
+                "packing would merge; use batching 'length_grouped' or 'auto'"
+            )
         return self
 
     @property

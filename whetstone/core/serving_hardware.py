@@ -131,6 +131,6 @@ def job_serving_hardware(spec: JobSpec, max_lora_rank: int) -> ServingHardware:
     trained_bf16 = resolve_precision(spec, gpu_bf16=get_gpu(spec.hardware.gpu_type).bf16)
     return choose_serving_hardware(
         served_base_model(spec),
-        max_lora_rank=max_lora_rank if spec.method in ADAPTER_METHODS else None,
+        max_lora_rank=max_lora_rank if spec.tuning_method in ADAPTER_METHODS else None,
         require_bf16=trained_bf16 == "bf16",
     )

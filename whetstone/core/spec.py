@@ -510,7 +510,7 @@ class JobSpec(_Section):
                 f"{gpu.name} has no bfloat16; set advanced.bf16 to false (fp16 is used) "
                 "or pick an Ampere or newer gpu_type such as nvidia-l4 or nvidia-a10g"
             )
-        if self.method is Method.QLORA and self.quantization.compute_dtype == "bfloat16":
+        if self.tuning_method is Method.QLORA and self.quantization.compute_dtype == "bfloat16":
             raise ValueError(
                 f"{gpu.name} has no bfloat16; set quantization.compute_dtype to float16 "
                 "or pick an Ampere or newer gpu_type"

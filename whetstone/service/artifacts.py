@@ -132,7 +132,7 @@ def _steps_text(steps: list[int]) -> str:
 
 
 def _no_merged_message(job: JobRecord) -> str:
-    method = job.spec.method
+    method = job.spec.tuning_method
     if method is Method.FULL:
         return (
             f"job {job.job_id} was trained with full fine-tuning: its model (artifact=model) "
@@ -169,7 +169,7 @@ def _archive(
     if artifact is ArtifactKind.MODEL:
         return model_key, f"{job.job_id}.tar.gz"
     if artifact is ArtifactKind.ADAPTER:
-        if job.spec.method not in ADAPTER_METHODS:
+        if job.spec.tuning_method not in ADAPTER_METHODS:
             raise ConflictError(
                 f"job {job.job_id} was trained with full fine-tuning and has no adapter; "
                 "download artifact=model for its full weights",

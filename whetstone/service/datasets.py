@@ -42,7 +42,7 @@ from whetstone.core.sources import (
     parse_s3_source,
     require_s3_allowed,
 )
-from whetstone.core.spec import DatasetFormat, DatasetParams
+from whetstone.core.spec import DatasetFormat, DatasetParams, Method
 from whetstone.ports import BlobStore
 from whetstone.service.hub_cache import HubRepo, require_cached
 from whetstone.settings import Settings
@@ -65,6 +65,10 @@ class DatasetCheck(DeferredModel):
     cutoff_length: Annotated[
         int, Field(ge=1, le=131072, description="Tokens past which an example is truncated.")
     ] = 2048
+    preference: Annotated[
+        bool | None,
+        Field(description="True: the data must be preference pairs (dpo); False: must not be."),
+    ] = None
     max_samples: Annotated[
         int | None, Field(ge=1, description="Check only the first N valid examples.")
     ] = None
@@ -92,18 +96,23 @@ def _options(check: DatasetCheck, filename: str | None, settings: Settings) -> V
         columns=check.columns,
         filename=filename,
         cutoff_length=check.cutoff_length,
+        preference=check.preference,
         max_samples=check.max_samples,
         max_file_bytes=settings.max_upload_bytes,
         max_row_bytes=settings.max_row_bytes,
     )
 
 
-def check_from_params(params: DatasetParams, cutoff_length: int) -> DatasetCheck:
-    """The check a job's dataset settings call for."""
+def check_from_params(
+    params: DatasetParams, cutoff_length: int, *, method: Method | None = None
+) -> DatasetCheck:
+    """The check a job's dataset settings call for; with the job's `method`, the data must
+    suit it (preference pairs for dpo only)."""
     return DatasetCheck(
         format=params.format,
         columns=params.columns,
         cutoff_length=cutoff_length,
+        preference=None if method is None else method is Method.DPO,
         max_samples=params.max_samples,
     )
 
@@ -354,6 +363,7 @@ def prepare_splits(
     filename: str | None = None,
     s3_client: S3Client | None = None,
     token_counter: ExactTokenCounter | None = None,
+    method: Method | None = None,
 ) -> PreparedDataset:
     """Validate the dataset, split it (seeded, after max_samples) and store the split files.
 
@@ -362,7 +372,7 @@ def prepare_splits(
     `dataset_invalid`, details = the report) when the data has errors. A source is read
     only if organization `org_id` may read it.
     """
-    check = check_from_params(params, cutoff_length)
+    check = check_from_params(params, cutoff_length, method=method)
     if isinstance(source, bytes):
         context = upload_copy(source, filename)
     else:

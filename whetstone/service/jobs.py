@@ -97,7 +97,7 @@ def _check_quotas(platform: Platform, caller: Caller, spec: JobSpec) -> None:
 def _validate_dataset(
     platform: Platform, spec: JobSpec, stream: BinaryIO, filename: str | None
 ) -> ValidationReport:
-    check = check_from_params(spec.dataset, spec.sequence_length)
+    check = check_from_params(spec.dataset, spec.sequence_length, method=spec.method)
     return require_valid_dataset(stream, check, filename, platform.settings)
 
 

@@ -189,7 +189,7 @@ def write_plan(platform: Platform, job_id: str, events: EventSinkSettings) -> Pr
         dataset=_plan_dataset(platform, job),
         events=events,
         options=TrainerOptions(
-            merge_adapter=spec.method in LORA_METHODS and spec.lora.save_merged,
+            merge_adapter=spec.tuning_method in LORA_METHODS and spec.lora.save_merged,
             max_run_hours=run_time_cap_hours(spec.hardware.max_run_hours, job.estimate),
         ),
     )
@@ -312,6 +312,7 @@ def prepare(platform: Platform, job_id: str, events: EventSinkSettings) -> Prepa
             settings=platform.settings,
             org_id=job.org_id,
             filename=job.dataset.filename,
+            method=spec.method,
         )
     except InvalidInputError as error:
         raise DatasetInvalid(error.message, details=error.details) from error

@@ -9,7 +9,7 @@ from whetstone.api.schemas.datasets import DatasetValidationResponse
 from whetstone.cli.commands.common import EXIT_OK, EXIT_REFUSED, api_options, connect, emit
 from whetstone.cli.output import fields, table
 from whetstone.core.datasets.report import Issue
-from whetstone.core.spec import DatasetFormat
+from whetstone.core.spec import ColumnMapping, DatasetFormat
 
 MAX_LISTED_ISSUES = 20
 
@@ -26,12 +26,22 @@ def _issues(title: str, issues: list[Issue]) -> str:
     )
 
 
+def _columns(applied: ColumnMapping | None) -> str:
+    """The mapping the report applied, as `role=column` pairs (`-` for conversations)."""
+    if applied is None:
+        return "-"
+    return ", ".join(
+        f"{role}={name}" for role, name in applied.model_dump(exclude_none=True).items()
+    )
+
+
 def _human(report: DatasetValidationResponse) -> str:
     text = fields(
         [
             ("valid", report.valid),
             ("format", report.format),
             ("kind", report.kind),
+            ("columns", _columns(report.columns_applied)),
             ("examples", report.num_examples),
             ("records read", report.stats.records_read),
             ("errors", sum(report.stats.error_counts.values()) or len(report.errors)),

@@ -61,6 +61,16 @@ PAIR_KEYS = (
 TEXT_KEYS_SET = frozenset(TEXT_KEYS)
 LABEL_KEYS_SET = frozenset(LABEL_KEYS)
 GENERIC_KEYS = frozenset(TEXT_KEYS + LABEL_KEYS + tuple(k for pair in PAIR_KEYS for k in pair))
+# Either side of a preference pair makes a record one (preference.py reads it).
+PREFERENCE_KEYS = frozenset(("chosen", "rejected", "preferred_output", "non_preferred_output"))
+OPENAI_SIDES = ("preferred_output", "non_preferred_output")
+
+
+def is_openai_pair(record: Mapping[str, Any], columns: ColumnMapping) -> bool:
+    """Whether a preference record is in OpenAI's shape rather than in columns."""
+    if not columns.is_empty():
+        return False
+    return not frozenset(OPENAI_SIDES).isdisjoint(record) or isinstance(record.get("input"), dict)
 
 
 class Normalized(NamedTuple):
@@ -72,6 +82,8 @@ class Normalized(NamedTuple):
 
 def detect_record_format(record: Mapping[str, Any]) -> DatasetFormat | None:
     """The JSON-lines format a record's keys belong to, or None."""
+    if not PREFERENCE_KEYS.isdisjoint(record):
+        return DatasetFormat.PREFERENCE
     if "messages" in record:
         return DatasetFormat.OPENAI
     if "conversations" in record:
@@ -327,8 +339,7 @@ def normalize_generic(record: Mapping[str, Any], columns: ColumnMapping) -> Norm
 def _careful_generic(record: Mapping[str, Any], columns: ColumnMapping) -> Normalized:
     if columns.prompt or columns.completion:
         return _pair(record, columns.prompt or "prompt", columns.completion or "completion")
-    text_key = columns.text or next((k for k in TEXT_KEYS if k in record), None)
-    label_key = columns.label or next((k for k in LABEL_KEYS if k in record), None)
+    text_key, label_key = _text_keys(record, columns)
     if text_key is not None:
         text = text_field(record, text_key, text_key)
         if label_key is None:
@@ -340,9 +351,9 @@ def _careful_generic(record: Mapping[str, Any], columns: ColumnMapping) -> Norma
             text + "\n" + label,
             label,
         )
-    for prompt_key, completion_key in PAIR_KEYS:
-        if prompt_key in record or completion_key in record:
-            return _pair(record, prompt_key, completion_key)
+    pair = _pair_keys(record)
+    if pair is not None:
+        return _pair(record, *pair)
     if label_key is not None:
         raise RecordError(
             IssueCode.MISSING_FIELD,
@@ -354,6 +365,52 @@ def _careful_generic(record: Mapping[str, Any], columns: ColumnMapping) -> Norma
         f"no known field among {sorted(record)[:8]}; use 'text', 'prompt'/'completion', "
         "'instruction'/'output', 'conversations' or 'messages', or map the columns",
     )
+
+
+def _text_keys(record: Mapping[str, Any], columns: ColumnMapping) -> tuple[str | None, str | None]:
+    text_key = columns.text or next((k for k in TEXT_KEYS if k in record), None)
+    label_key = columns.label or next((k for k in LABEL_KEYS if k in record), None)
+    return text_key, label_key
+
+
+def _pair_keys(record: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The prompt/completion pair a record's key names make: the first pair with either key
+    (so its error names the missing one); `prompt` with `response` when `completion` is not
+    there."""
+    for prompt_key, completion_key in PAIR_KEYS:
+        if prompt_key in record or completion_key in record:
+            if prompt_key == "prompt" and completion_key not in record and "response" in record:
+                return prompt_key, "response"
+            return prompt_key, completion_key
+    return None
+
+
+def applied_columns(
+    kind: ExampleKind, record: Mapping[str, Any], columns: ColumnMapping
+) -> ColumnMapping | None:
+    """The columns a file's examples are read from, as its first record shows: the mapping
+    given or the names recognised; None for conversation formats."""
+    if kind is ExampleKind.PREFERENCE:
+        if is_openai_pair(record, columns):
+            return None
+        return ColumnMapping(
+            prompt=columns.prompt or "prompt",
+            chosen=columns.chosen or "chosen",
+            rejected=columns.rejected or "rejected",
+        )
+    if kind is CHAT:
+        if detect_record_format(record) is DatasetFormat.ALPACA:
+            return ColumnMapping(prompt="instruction", completion="output")
+        return None
+    if columns.prompt or columns.completion:
+        return ColumnMapping(
+            prompt=columns.prompt or "prompt", completion=columns.completion or "completion"
+        )
+    text_key, label_key = _text_keys(record, columns)
+    if kind is not COMPLETION:
+        return ColumnMapping(text=text_key, label=label_key if kind is CLASSIFICATION else None)
+    pair = _pair_keys(record)
+    return ColumnMapping(prompt=pair[0], completion=pair[1]) if pair else None
 
 
 def _pair(record: Mapping[str, Any], prompt_key: str, completion_key: str) -> Normalized:

@@ -33,6 +33,13 @@ class ValidationOptions(DeferredModel):
     filename: Annotated[
         str | None, Field(description="Name of the file, used to detect the format.")
     ] = None
+    preference: Annotated[
+        bool | None,
+        Field(
+            description="True: the job trains with dpo, so the data must be preference pairs; "
+            "False: it must not be; null: either (a plain validation)."
+        ),
+    ] = None
     cutoff_length: Annotated[
         int, Field(ge=1, description="Tokens per example past which it is truncated.")
     ] = 2048

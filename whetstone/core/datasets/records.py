@@ -27,6 +27,7 @@ class ExampleKind(StrEnum):
     COMPLETION = "completion"
     TEXT = "text"
     CLASSIFICATION = "classification"
+    PREFERENCE = "preference"
 
 
 Role = Literal["system", "user", "assistant"]
@@ -49,18 +50,24 @@ class Turn(DeferredModel):
 
 
 class Example(DeferredModel):
-    """One training example in one of four shapes, named by `kind`."""
+    """One training example in one of five shapes, named by `kind`."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Annotated[ExampleKind, Field(description="Which of the fields below are set.")]
     messages: Annotated[
-        list[Turn] | None, Field(description="chat: the conversation, ending with assistant.")
+        list[Turn] | None,
+        Field(
+            description="chat: the conversation, ending with assistant; preference: the "
+            "prompt conversation, ending with user."
+        ),
     ] = None
     prompt: Annotated[str | None, Field(description="completion: the input.")] = None
     completion: Annotated[str | None, Field(description="completion: the target output.")] = None
     text: Annotated[str | None, Field(description="text, classification: the text.")] = None
     label: Annotated[str | None, Field(description="classification: the class label.")] = None
+    chosen: Annotated[str | None, Field(description="preference: the preferred answer.")] = None
+    rejected: Annotated[str | None, Field(description="preference: the rejected answer.")] = None
 
     @model_validator(mode="after")
     def _fields_match_kind(self) -> Self:
@@ -69,6 +76,7 @@ class Example(DeferredModel):
             ExampleKind.COMPLETION: ("prompt", "completion"),
             ExampleKind.TEXT: ("text",),
             ExampleKind.CLASSIFICATION: ("text", "label"),
+            ExampleKind.PREFERENCE: ("messages", "chosen", "rejected"),
         }[self.kind]
         missing = [name for name in required if getattr(self, name) is None]
         if missing:

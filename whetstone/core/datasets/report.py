@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field
 
 from whetstone.core.datasets.records import ExampleKind
 from whetstone.core.deferred import DeferredModel
-from whetstone.core.spec import DatasetFormat
+from whetstone.core.spec import ColumnMapping, DatasetFormat
 
 
 class IssueCode(StrEnum):
@@ -41,6 +41,11 @@ class IssueCode(StrEnum):
     LAST_TURN_NOT_ASSISTANT = "last_turn_not_assistant"
     INVALID_WEIGHT = "invalid_weight"
     MALFORMED_CSV = "malformed_csv"
+    # One preference pair (dpo)
+    EMPTY_PROMPT = "empty_prompt"
+    PROMPT_NOT_USER_LAST = "prompt_not_user_last"
+    MISSING_SIDE = "missing_side"
+    IDENTICAL_PAIR = "identical_pair"
     # The dataset as a whole
     TOO_FEW_EXAMPLES = "too_few_examples"
     FEW_EXAMPLES = "few_examples"
@@ -51,6 +56,7 @@ class IssueCode(StrEnum):
     SINGLE_CLASS = "single_class"
     SPLIT_LEAKAGE = "split_leakage"
     EMPTY_SPLIT = "empty_split"
+    METHOD_DATA_MISMATCH = "method_data_mismatch"
 
 
 class Issue(DeferredModel):
@@ -176,6 +182,13 @@ class ValidationReport(DeferredModel):
         None
     )
     num_examples: Annotated[int, Field(ge=0, description="Valid examples.")]
+    columns_applied: Annotated[
+        ColumnMapping | None,
+        Field(
+            description="The columns the examples were read from, as mapped or as recognised "
+            "by name (e.g. prompt: question, completion: answer); null for conversation formats."
+        ),
+    ] = None
     errors: Annotated[list[Issue], Field(description="Problems that block training.")]
     warnings: Annotated[list[Issue], Field(description="Problems worth fixing.")]
     stats: Annotated[DatasetStats, Field(description="What the data looks like.")]

@@ -22,6 +22,7 @@ from whetstone.core.datasets.options import (
     IMBALANCE_WARNING_RATIO,
     ValidationOptions,
 )
+from whetstone.core.datasets.preference import method_mismatch
 from whetstone.core.datasets.records import ExampleKind
 from whetstone.core.datasets.report import (
     ClassBalance,
@@ -250,6 +251,9 @@ def validate_dataset(
                 message="the dataset holds no records; upload a file with examples",
             )
         )
+    mismatch = method_mismatch(walk.kind, options.preference)
+    if mismatch is not None:
+        issues.add(mismatch)
     if FILE_ERRORS.isdisjoint(issues.error_counts):
         _judge_count(count, options, issues)
     if count:
@@ -271,6 +275,7 @@ def validate_dataset(
         format=walk.format,
         kind=walk.kind,
         num_examples=count,
+        columns_applied=walk.columns_applied,
         errors=issues.errors,
         warnings=issues.warnings,
         stats=stats,

@@ -13,10 +13,11 @@ from whetstone.core.datasets.normalize import (
     NORMALIZERS,
     Normalized,
     Normalizer,
+    applied_columns,
     detect_record_format,
-    normalize_generic,
 )
 from whetstone.core.datasets.options import ColumnMapping, ValidationOptions
+from whetstone.core.datasets.preference import normalize_preference
 from whetstone.core.datasets.readers import (
     CsvReader,
     ParquetReader,
@@ -35,7 +36,17 @@ _FORMAT_NAMES = {
     DatasetFormat.SHAREGPT: "ShareGPT ('conversations')",
     DatasetFormat.ALPACA: "Alpaca ('instruction'/'output')",
     DatasetFormat.JSONL: "generic JSONL ('text', 'prompt'/'completion' ...)",
+    DatasetFormat.PREFERENCE: "preference pairs ('chosen'/'rejected' or 'preferred_output')",
 }
+_NORMALIZERS: dict[DatasetFormat, Normalizer] = {
+    **NORMALIZERS,
+    DatasetFormat.PREFERENCE: normalize_preference,
+}
+
+
+def _mapped_format(columns: ColumnMapping) -> DatasetFormat:
+    """The format a column mapping implies: preference pairs when it names a side."""
+    return DatasetFormat.PREFERENCE if columns.chosen or columns.rejected else DatasetFormat.JSONL
 
 
 class DatasetWalk:
@@ -57,7 +68,8 @@ class DatasetWalk:
         if self.format is None and self.file_format in (DatasetFormat.CSV, DatasetFormat.PARQUET):
             self.format = self.file_format
         self.kind: ExampleKind | None = None
-        self._record_format: DatasetFormat | None = declared if declared in NORMALIZERS else None
+        self.columns_applied: ColumnMapping | None = None
+        self._record_format: DatasetFormat | None = declared if declared in _NORMALIZERS else None
 
     @property
     def bytes_read(self) -> int:
@@ -82,7 +94,7 @@ class DatasetWalk:
             yield from self._walk_table(reader, columns)
             return
         if declared_record_format is not None:
-            normalizer: Normalizer = NORMALIZERS[declared_record_format]
+            normalizer: Normalizer = _NORMALIZERS[declared_record_format]
         locked: DatasetFormat | None = declared_record_format
         for item in reader:
             if not isinstance(item, tuple):
@@ -99,7 +111,9 @@ class DatasetWalk:
                 continue
             if declared_record_format is None:
                 detected = (
-                    DatasetFormat.JSONL if not columns.is_empty() else detect_record_format(record)
+                    _mapped_format(columns)
+                    if not columns.is_empty()
+                    else detect_record_format(record)
                 )
                 if detected is None:
                     keys = ", ".join(sorted(record)[:8]) or "none"
@@ -114,7 +128,7 @@ class DatasetWalk:
                 if locked is None:
                     locked = detected
                     self.format = detected
-                    normalizer = NORMALIZERS[detected]
+                    normalizer = _NORMALIZERS[detected]
                 elif detected is not locked:
                     yield Issue(
                         code=IssueCode.MIXED_FORMATS,
@@ -160,6 +174,7 @@ class DatasetWalk:
             )
         if self.kind is None:
             self.kind = normalized.kind
+            self.columns_applied = applied_columns(normalized.kind, record, columns)
         elif normalized.kind is not self.kind:
             return _mixed_kinds(normalized.kind, self.kind, line, row)
         return (line, row, normalized)
@@ -174,7 +189,7 @@ class DatasetWalk:
                     field=field,
                 )
         if not columns.is_empty():
-            return normalize_generic
+            return _NORMALIZERS[_mapped_format(columns)]
         detected = detect_record_format(dict.fromkeys(names))
         if detected is None:
             return Issue(
@@ -182,7 +197,7 @@ class DatasetWalk:
                 message=f"no known column among {', '.join(names) or 'none'}; name them "
                 "text/label or prompt/completion, or map the columns",
             )
-        return NORMALIZERS[detected]
+        return _NORMALIZERS[detected]
 
 
 def _mixed_kinds(

@@ -85,7 +85,7 @@ def endpoint_url(job: JobRecord, settings: ServingSettings) -> str:
 
 
 def _served_folder(job: JobRecord) -> str:
-    return f"{MODELS_DIR}/{'adapter' if job.spec.method in ADAPTER_METHODS else 'model'}"
+    return f"{MODELS_DIR}/{'adapter' if job.spec.tuning_method in ADAPTER_METHODS else 'model'}"
 
 
 def vllm_args(job: JobRecord, hardware: ServingHardware, max_lora_rank: int) -> list[str]:
@@ -109,7 +109,7 @@ def vllm_args(job: JobRecord, hardware: ServingHardware, max_lora_rank: int) -> 
         "auto",
     ]
     folder = _served_folder(job)
-    if job.spec.method not in ADAPTER_METHODS:
+    if job.spec.tuning_method not in ADAPTER_METHODS:
         return [folder, "--served-model-name", job.job_id, *common]
     return [
         served_base_model(job.spec).hf_repo,
