@@ -54,6 +54,7 @@ from .data import (
     read_manifest,
     read_split,
 )
+from .evaluate import run_evaluation
 from .events import EventEmitter
 from .loop import WhetstoneTrainer
 from .methods import (
@@ -313,10 +314,24 @@ def run_plan(
             )
             return RunResult("interrupted", trainer.state.global_step, {})
         results = _evaluate(trainer, data.test, emitter)
+        evaluation = run_evaluation(
+            plan.spec,
+            model=trainer.model,
+            tokenizer=tokenizer,
+            data=source,
+            model_path=model_path,
+            revision=revision,
+            test_loss=results.get("test_loss"),
+            world_size=runtime.world_size,
+            emitter=emitter,
+        )
         model_dir = _save_model(trainer, workdir, emitter)
 
     step = trainer.state.global_step
     if int(os.environ.get("RANK", "0")) == 0:
+        output.write_bytes(OutputNames.EVALUATION, evaluation.model_dump_json(indent=2).encode())
+        extra = _manifest_extra(started, data, runtime, use_fsdp, model, revision)
+        extra["evaluation"] = evaluation.model_dump(mode="json")
         _write_artifacts(
             plan,
             output=output,
@@ -328,7 +343,7 @@ def run_plan(
             trains_adapter=strategy.trains_adapter,
             history=metrics.history,
             results=results,
-            manifest_extra=_manifest_extra(started, data, runtime, use_fsdp, model, revision),
+            manifest_extra=extra,
             emitter=emitter,
         )
         del trainer, model  # the golden answer loads the saved model afresh
