@@ -177,38 +177,6 @@ def run_cases(
     return rows, False, time.monotonic() - started
 
 
-def report_of(
-    rows: list[EvaluationRow],
-    *,
-    source: EvaluationSource,
-    max_new_tokens: int,
-    base_note: str | None,
-    test_loss: float | None,
-    seconds: float,
-    time_capped: bool,
-    time_cap_s: float,
-) -> EvaluationReport:
-    """The report of answered rows: both models' scores and a sample of the rows."""
-    expected = [row.expected for row in rows]
-    base_answers = [row.base for row in rows if row.base is not None]
-    base = score(base_answers, expected) if rows and len(base_answers) == len(rows) else None
-    return EvaluationReport(
-        status="completed",
-        source=source,
-        samples=len(rows),
-        max_new_tokens=max_new_tokens,
-        fine_tuned=score([row.fine_tuned for row in rows], expected),
-        base=base,
-        base_note=base_note,
-        test_loss=test_loss,
-        test_perplexity=perplexity(test_loss),
-        rows=rows[:SAMPLE_ROWS],
-        seconds=round(seconds, 3),
-        time_cap_s=time_cap_s,
-        time_capped=time_capped,
-    )
-
-
 def _base_fits(model: Any) -> bool:
     """Whether a second copy of the model's weights fits in the memory left, twice over."""
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
@@ -250,97 +218,97 @@ def generating(model: Any) -> Iterator[None]:
             model.set_attn_implementation(attention)
 
 
-def evaluate_generations(
-    spec: JobSpec,
-    *,
-    model: Any,
-    tokenizer: Any,
-    data: Location,
-    model_path: str,
-    revision: str | None,
-    test_loss: float | None,
-    world_size: int,
-) -> EvaluationReport:
-    """The evaluation step of a trained model: skipped (saying why) or scored."""
+@dataclass
+class EvaluationInputs:
+    """What the evaluation step needs from the recipe: the trained model, where its base and
+    data lie, the test loss and how many processes run."""
+
+    model: Any
+    tokenizer: Any
+    data: Location
+    model_path: str
+    revision: str | None
+    test_loss: float | None
+    world_size: int
+
+
+def _prompts(spec: JobSpec, data: Location) -> tuple[EvaluationSource, list[Case]]:
     settings = spec.evaluation
-    if not settings.enabled:
-        return skipped("evaluation.enabled is false", test_loss=test_loss)
-    if world_size > 1:
+    if settings.prompts_source:
+        return "prompts_source", prompt_file_cases(settings.prompts_source, settings.max_samples)
+    return "test_split", test_split_cases(data, settings.max_samples)
+
+
+def _generator(spec: JobSpec, inputs: EvaluationInputs) -> tuple[Generator, str | None]:
+    """The generator of the trained model and its base, and why the base is not scored."""
+    chat = ChatModel(inputs.model, inputs.tokenizer)
+    max_new_tokens = spec.evaluation.max_new_tokens
+    if spec.tuning_method in ADAPTER_METHODS:
+        return Generator(chat, max_new_tokens, adapter=True), None
+    if not _base_fits(inputs.model):
+        note = (
+            "full fine-tuning: the memory left cannot hold a second copy of the base "
+            "weights, so only the fine-tuned model was scored"
+        )
+        return Generator(chat, max_new_tokens), note
+    base = _load_base(inputs.model, inputs.tokenizer, inputs.model_path, inputs.revision)
+    return Generator(chat, max_new_tokens, base_chat=base), None
+
+
+def evaluate_generations(spec: JobSpec, inputs: EvaluationInputs) -> EvaluationReport:
+    """The evaluation step of a trained model: skipped (saying why) or scored."""
+    loss = inputs.test_loss
+    if not spec.evaluation.enabled:
+        return skipped("evaluation.enabled is false", test_loss=loss)
+    if inputs.world_size > 1:
         return skipped(
             "generations are scored in single-process runs only; this run used "
-            f"{world_size} processes",
-            test_loss=test_loss,
+            f"{inputs.world_size} processes",
+            test_loss=loss,
         )
-    source: EvaluationSource = "prompts_source" if settings.prompts_source else "test_split"
-    if settings.prompts_source:
-        cases = prompt_file_cases(settings.prompts_source, settings.max_samples)
-    else:
-        cases = test_split_cases(data, settings.max_samples)
+    source, cases = _prompts(spec, inputs.data)
     if not cases:
         return skipped(
             "no prompt with an expected answer to evaluate: the test split is empty or holds "
             "plain text only",
-            test_loss=test_loss,
+            test_loss=loss,
         )
-    adapter = spec.tuning_method in ADAPTER_METHODS
-    base_note = None
-    base_chat = None
-    if not adapter:
-        if _base_fits(model):
-            base_chat = _load_base(model, tokenizer, model_path, revision)
-        else:
-            base_note = (
-                "full fine-tuning: the memory left cannot hold a second copy of the base "
-                "weights, so only the fine-tuned model was scored"
-            )
-    generator = Generator(ChatModel(model, tokenizer), settings.max_new_tokens, base_chat, adapter)
-    with generating(model):
+    generator, base_note = _generator(spec, inputs)
+    with generating(inputs.model):
         rows, capped, seconds = run_cases(generator, cases, time_cap_s=EVALUATION_TIME_CAP_S)
-    del base_chat, generator
-    return report_of(
-        rows,
+    expected = [row.expected for row in rows]
+    return EvaluationReport(
+        status="completed",
         source=source,
-        max_new_tokens=settings.max_new_tokens,
+        samples=len(rows),
+        max_new_tokens=spec.evaluation.max_new_tokens,
+        fine_tuned=score([row.fine_tuned for row in rows], expected),
+        base=score([row.base or "" for row in rows], expected) if generator.scores_base else None,
         base_note=base_note,
-        test_loss=test_loss,
-        seconds=seconds,
-        time_capped=capped,
+        test_loss=loss,
+        test_perplexity=perplexity(loss),
+        rows=rows[:SAMPLE_ROWS],
+        seconds=round(seconds, 3),
         time_cap_s=EVALUATION_TIME_CAP_S,
+        time_capped=capped,
     )
 
 
 def run_evaluation(
-    spec: JobSpec,
-    *,
-    model: Any,
-    tokenizer: Any,
-    data: Location,
-    model_path: str,
-    revision: str | None,
-    test_loss: float | None,
-    world_size: int,
-    emitter: EventEmitter,
+    spec: JobSpec, inputs: EvaluationInputs, emitter: EventEmitter
 ) -> EvaluationReport:
     """The evaluation step as the recipe runs it: an `evaluating` status, the report, a log
     line of its scores. The model is trained by now: a failure here leaves a skipped report
     and a warning, never a failed run."""
     emitter.status(TrainerPhase.EVALUATING, "scoring generations of the fine-tuned and base model")
     try:
-        report = evaluate_generations(
-            spec,
-            model=model,
-            tokenizer=tokenizer,
-            data=data,
-            model_path=model_path,
-            revision=revision,
-            test_loss=test_loss,
-            world_size=world_size,
-        )
+        report = evaluate_generations(spec, inputs)
     except Exception as error:
         emitter.log("warning", f"evaluation failed: {type(error).__name__}: {error}")
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        return skipped(f"evaluation failed: {type(error).__name__}: {error}", test_loss=test_loss)
+        reason = f"evaluation failed: {type(error).__name__}: {error}"
+        return skipped(reason, test_loss=inputs.test_loss)
     if report.status == "skipped":
         emitter.log("info", f"evaluation skipped: {report.reason}")
     else:

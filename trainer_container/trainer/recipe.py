@@ -54,7 +54,7 @@ from .data import (
     read_manifest,
     read_split,
 )
-from .evaluate import run_evaluation
+from .evaluate import EvaluationInputs, run_evaluation
 from .events import EventEmitter
 from .loop import WhetstoneTrainer
 from .methods import (
@@ -316,14 +316,16 @@ def run_plan(
         results = _evaluate(trainer, data.test, emitter)
         evaluation = run_evaluation(
             plan.spec,
-            model=trainer.model,
-            tokenizer=tokenizer,
-            data=source,
-            model_path=model_path,
-            revision=revision,
-            test_loss=results.get("test_loss"),
-            world_size=runtime.world_size,
-            emitter=emitter,
+            EvaluationInputs(
+                trainer.model,
+                tokenizer,
+                source,
+                model_path,
+                revision,
+                results.get("test_loss"),
+                runtime.world_size,
+            ),
+            emitter,
         )
         model_dir = _save_model(trainer, workdir, emitter)
 
