@@ -202,8 +202,8 @@ class EvaluationParams(_Section):
     prompts_source: Annotated[
         str | None,
         Field(
-            description="Optional file of prompts with expected answers, scored the same "
-            "way; read like dataset.source."
+            description="Optional JSON-lines file of {prompt, expected} rows, scored instead "
+            "of the test split: a local path or an s3:// URI the trainer can read."
         ),
     ] = None
 
