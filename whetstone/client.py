@@ -28,6 +28,7 @@ from typing import Any, TypedDict, Unpack
 from whetstone.api.paths import API_PREFIX
 from whetstone.api.schemas.datasets import DatasetValidationResponse
 from whetstone.api.schemas.deployments import DeploymentResponse
+from whetstone.api.schemas.evaluation import EvaluationResponse
 from whetstone.api.schemas.jobs import (
     JobListResponse,
     JobResponse,
@@ -353,6 +354,10 @@ class WhetstoneClient(Transport):
             max_step=max_step,
             max_points=max_points,
         ).series
+
+    def evaluation(self, job_id: str) -> EvaluationResponse:
+        """The job's evaluation report: base and fine-tuned scores on held-out prompts."""
+        return self._get(EvaluationResponse, f"/jobs/{segment(job_id)}/evaluation")
 
     def download_link(
         self, job_id: str, *, artifact: ArtifactName | None = None, step: int | None = None

@@ -73,6 +73,7 @@ def config(model: Path, *, examples_epochs: int = 1, save_steps: int = 10) -> di
             "dataloader_workers": 0,
         },
         "hardware": {"gpu_type": "nvidia-l4"},
+        "evaluation": {"max_new_tokens": 16},
     }
 
 
@@ -145,6 +146,12 @@ def test_a_job_runs_through_every_status_to_completed(server_url: str, tiny_mode
     for source in ("build", "deployment", "training"):
         logs = call("GET", f"{server_url}{API}/jobs/{job_id}/logs?log_type={source}")["logs"]
         assert logs, f"no {source} logs"
+    warned = call("GET", f"{server_url}{API}/jobs/{job_id}/logs?level=warning&limit=1000")["logs"]
+    assert not [log["message"] for log in warned if "deprecated" in log["message"].lower()]
+    evaluation = call("GET", f"{server_url}{API}/jobs/{job_id}/evaluation")
+    assert evaluation["status"] == "completed" and evaluation["samples"] > 0
+    assert evaluation["base"] is not None and evaluation["fine_tuned"] is not None
+    assert evaluation["rows"][0]["expected"].startswith("w")
     link = call("GET", f"{server_url}{API}/jobs/{job_id}/download")
     archive = call("GET", f"{server_url}{link['url']}")
     names = tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz").getnames()

@@ -12,6 +12,7 @@ from support.apigw import call_api, multipart
 from support.clients import start_training, write_dataset
 from support.jobs import RecordingOrchestrator
 
+from whetstone.core.evaluation import EvaluationReport
 from whetstone.core.job import Deployment, JobRecord, LogEntry, MetricPoint, utcnow
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
@@ -39,8 +40,17 @@ WIRE_MODELS = {
     "MethodRequirementResponse",
     "ValidateHardwareResponse",
     "EstimateCostResponse",
+    "EvaluationResponse",
 }
-RECORDS = {"JobRecord", "JobView", "DatasetInfo", "Deployment", "DeploymentView", "DownloadLink"}
+RECORDS = {
+    "JobRecord",
+    "JobView",
+    "DatasetInfo",
+    "Deployment",
+    "DeploymentView",
+    "DownloadLink",
+    "EvaluationReport",
+}
 
 
 def keys(value: Any) -> Iterator[str]:
@@ -92,6 +102,8 @@ def responses(orchestrator: RecordingOrchestrator, tmp_path: Any) -> dict[str, A
     start_training(completed)
     transition(platform, completed, JobStatus.COMPLETED)
     platform.blobs.put(JobLayout("local", completed).model_archive, b"\x1f\x8bmodel")
+    report = EvaluationReport(status="skipped", reason="evaluation.enabled is false")
+    platform.blobs.put(JobLayout("local", completed).evaluation, report.model_dump_json().encode())
     update_job(platform, completed, served)
     platform.logs.append(
         completed, [LogEntry(time=utcnow(), source="training", level="info", message="hi")]
@@ -113,6 +125,7 @@ def responses(orchestrator: RecordingOrchestrator, tmp_path: Any) -> dict[str, A
         "get": ("GET", f"/jobs/{completed}", None),
         "logs": ("GET", f"/jobs/{completed}/logs", None),
         "metrics": ("GET", f"/jobs/{completed}/metrics", None),
+        "evaluation": ("GET", f"/jobs/{completed}/evaluation", None),
         "download": ("GET", f"/jobs/{completed}/download", None),
         "deployment": ("GET", f"/jobs/{completed}/deployment", None),
         "stats": ("GET", "/stats", None),

@@ -70,6 +70,8 @@ def _make_plan(
 ) -> TrainerPlan:
     """A small plan: defaults sized for a CPU test, overridable per section."""
     sections = short_lora_spec(model_dir)
+    # The evaluation step kept short: a few answers of a few tokens.
+    sections["evaluation"] = {"max_samples": 4, "max_new_tokens": 8}
     options = spec.pop("options", {})
     for key, value in spec.items():
         if isinstance(value, dict) and isinstance(sections.get(key), dict):

@@ -21,8 +21,8 @@ from whetstone.core.trainer_exit import TrainerExit
 
 LAYOUT = JobLayout("acme", "ftjob-1")
 NAMES = (
-    "plan data output model merged checkpoints golden results run_manifest model_archive "
-    "merged_archive checkpoint_archives"
+    "plan data output model merged checkpoints golden results run_manifest evaluation "
+    "model_archive merged_archive checkpoint_archives"
 ).split()
 
 
@@ -41,6 +41,7 @@ def test_every_key_of_a_job_lies_under_its_prefix() -> None:
     assert LAYOUT.golden == "jobs/acme/ftjob-1/output/golden.json"
     assert LAYOUT.results == "jobs/acme/ftjob-1/output/results.json"
     assert LAYOUT.run_manifest == "jobs/acme/ftjob-1/output/run_manifest.json"
+    assert LAYOUT.evaluation == "jobs/acme/ftjob-1/output/evaluation.json"
     assert LAYOUT.model_archive == "jobs/acme/ftjob-1/model.tar.gz"
     assert LAYOUT.merged_archive == "jobs/acme/ftjob-1/merged.tar.gz"
     assert LAYOUT.checkpoint_archives == "jobs/acme/ftjob-1/archives/checkpoints/"

@@ -196,3 +196,37 @@ def test_precision_is_chosen_from_the_device(
     fields: dict[str, Any], gpu_bf16: bool | None, expected: str
 ) -> None:
     assert resolve_precision(make(**fields), gpu_bf16=gpu_bf16) == expected
+
+
+def test_prompt_tuning_defaults_to_its_own_learning_rate_and_takes_up_to_0_3() -> None:
+    # Given prompt tuning specs without a learning rate and with the largest one
+    unset = make(method="prompt_tuning")
+    largest = make(method="prompt_tuning", training={"learning_rate": 0.3})
+    # Then the unset one trains at PEFT's prompt-tuning rate, and the largest is kept
+    assert unset.training.learning_rate == 3e-2
+    assert largest.training.learning_rate == 0.3
+    # and another method keeps product.md's default
+    assert make(method="lora").training.learning_rate == 2e-4
+
+
+def test_a_prompt_tuning_spec_read_back_keeps_its_learning_rate() -> None:
+    # Given a prompt tuning spec stored with its derived learning rate
+    stored = make(method="prompt_tuning").model_dump(mode="json")
+    # When it is read back Then the rate is the same
+    assert JobSpec.model_validate(stored).training.learning_rate == 3e-2
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora", "full", "dpo"])
+def test_a_learning_rate_above_0_01_is_refused_for_methods_other_than_prompt_tuning(
+    method: str,
+) -> None:
+    text = error_text(method=method, training={"learning_rate": 0.03})
+
+    assert f"training.learning_rate (0.03) exceeds 0.01, the most for {method}" in text
+    assert "only prompt_tuning takes up to 0.3" in text
+
+
+def test_a_prompt_tuning_learning_rate_above_0_3_names_the_field() -> None:
+    assert "training.learning_rate" in error_text(
+        method="prompt_tuning", training={"learning_rate": 0.31}
+    )

@@ -32,3 +32,9 @@ def test_the_reference_states_the_cross_field_rules() -> None:
     assert "`dataset.cutoff_length` is at most `training.max_sequence_length`." in text
     # a validator without a docstring would leave an empty rule behind
     assert "\n- \n" not in text
+
+
+def test_the_reference_shows_a_range_that_depends_on_the_method() -> None:
+    row = next(line for line in render().splitlines() if line.startswith("| `learning_rate`"))
+
+    assert "≤ 0.01 (prompt_tuning: ≤ 0.3)" in row

@@ -13,7 +13,6 @@ a checkpoint first, and a restart with the same output resumes from it).
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -92,21 +91,6 @@ def _relaunch_distributed(plan: TrainerPlan, argv: list[str]) -> None:
     ]
     sys.stdout.flush()
     os.execv(sys.executable, command)
-
-
-class _EventLogHandler(logging.Handler):
-    """Forwards library warnings (transformers, peft, ...) as log events."""
-
-    def __init__(self, emitter: Any) -> None:
-        super().__init__(level=logging.WARNING)
-        self.emitter = emitter
-
-    def emit(self, record: logging.LogRecord) -> None:
-        level = {50: "critical", 40: "error", 30: "warning"}.get(record.levelno, "info")
-        try:
-            self.emitter.log(level, record.getMessage(), logger=record.name)
-        except Exception:
-            self.handleError(record)
 
 
 def _stage_error(exc: BaseException) -> tuple[TrainerErrorCode, str]:
@@ -191,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     sink = build_sink(plan.events, stream=events_stream) if rank == 0 else NullSink()
     emitter = EventEmitter(plan.job_id, sink, credential=plan.events.credential)
-    for name in ("transformers", "peft", "accelerate", "torch"):
-        logging.getLogger(name).addHandler(_EventLogHandler(emitter))
+    from .job_log import route_library_logs
+
+    route_library_logs(emitter)
     stop = StopRequest()
     stop.install()
     workdir = (

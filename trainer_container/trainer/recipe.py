@@ -55,6 +55,7 @@ from .data import (
     read_split,
 )
 from .dpo import DpoTrainer, PreferenceCollator, require_data_for_method
+from .evaluate import EvaluationInputs, run_evaluation
 from .events import EventEmitter
 from .loop import WhetstoneTrainer
 from .methods import (
@@ -236,8 +237,8 @@ def _training_arguments(
         bf16=runtime.precision == "bf16",
         fp16=runtime.precision == "fp16",
         use_cpu=not runtime.on_gpu,
-        gradient_checkpointing=adv.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        activation_checkpointing=adv.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False},
         seed=adv.seed,
         data_seed=adv.seed,
         report_to="none",
@@ -315,10 +316,26 @@ def run_plan(
             )
             return RunResult("interrupted", trainer.state.global_step, {})
         results = _evaluate(trainer, data.test, emitter)
+        evaluation = run_evaluation(
+            plan.spec,
+            EvaluationInputs(
+                trainer.model,
+                tokenizer,
+                source,
+                model_path,
+                revision,
+                results.get("test_loss"),
+                runtime.world_size,
+            ),
+            emitter,
+        )
         model_dir = _save_model(trainer, workdir, emitter)
 
     step = trainer.state.global_step
     if int(os.environ.get("RANK", "0")) == 0:
+        output.write_bytes(OutputNames.EVALUATION, evaluation.model_dump_json(indent=2).encode())
+        extra = _manifest_extra(started, data, runtime, use_fsdp, model, revision)
+        extra["evaluation"] = evaluation.model_dump(mode="json")
         _write_artifacts(
             plan,
             output=output,
@@ -330,7 +347,7 @@ def run_plan(
             trains_adapter=strategy.trains_adapter,
             history=metrics.history,
             results=results,
-            manifest_extra=_manifest_extra(started, data, runtime, use_fsdp, model, revision),
+            manifest_extra=extra,
             emitter=emitter,
         )
         del trainer, model  # the golden answer loads the saved model afresh

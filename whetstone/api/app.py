@@ -14,7 +14,7 @@ from whetstone.api.identity import ORG_CLAIM
 from whetstone.api.openapi_errors import document_errors
 from whetstone.api.paths import API_PREFIX
 from whetstone.api.resolver import ThreadSafeResolver
-from whetstone.api.routes import datasets, deployments, jobs, planning
+from whetstone.api.routes import datasets, deployments, evaluation, jobs, planning
 from whetstone.core.job import JOB_ID_PREFIX
 from whetstone.observability import API_GATEWAY, lambda_entry, log_job
 
@@ -40,6 +40,7 @@ app.include_router(planning.router, prefix=API_PREFIX)
 app.include_router(jobs.router, prefix=API_PREFIX)
 app.include_router(datasets.router, prefix=API_PREFIX)
 app.include_router(deployments.router, prefix=API_PREFIX)
+app.include_router(evaluation.router, prefix=API_PREFIX)
 register_error_handlers(app)
 
 

@@ -12,6 +12,7 @@ A job's files lie under one prefix, `jobs/<org>/<job>/`:
         checkpoints/checkpoint-<step>/      kept checkpoints; complete once they hold the
                                             marker file `whetstone-complete`
         golden.json results.json run_manifest.json metrics.jsonl
+        evaluation.json                     the evaluation report (core.evaluation)
     model.tar.gz merged.tar.gz              the archives downloads serve
     archives/checkpoints/checkpoint-<step>.tar.gz
 
@@ -63,6 +64,7 @@ class OutputNames:
     RESULTS = "results.json"
     RUN_MANIFEST = "run_manifest.json"
     METRICS = "metrics.jsonl"
+    EVALUATION = "evaluation.json"
 
     @staticmethod
     def checkpoint(step_or_name: int | str) -> str:
@@ -111,6 +113,7 @@ class JobLayout:
     golden = _JobName(_OUTPUT + OutputNames.GOLDEN)
     results = _JobName(_OUTPUT + OutputNames.RESULTS)
     run_manifest = _JobName(_OUTPUT + OutputNames.RUN_MANIFEST)
+    evaluation = _JobName(_OUTPUT + OutputNames.EVALUATION)
     model_archive = _JobName("model.tar.gz")
     merged_archive = _JobName("merged.tar.gz")
     checkpoint_archives = _JobName("archives/checkpoints/")

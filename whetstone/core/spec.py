@@ -41,6 +41,18 @@ class Method(StrEnum):
 LORA_METHODS = frozenset({Method.LORA, Method.QLORA})  # the methods `lora` settings apply to
 # The methods whose output is an adapter over the base model (full fine-tuning saves every weight).
 ADAPTER_METHODS = frozenset({Method.LORA, Method.QLORA, Method.PROMPT_TUNING})
+# Learning rates: product.md's range tops out at 0.01, which suits methods that move trained
+# weights. Prompt tuning learns a few new embeddings from scratch and needs far larger
+# steps (PEFT's prompt-tuning guide trains at 3e-2); at 2e-4 its loss barely moves.
+LEARNING_RATE_MAX = 1e-2
+PROMPT_TUNING_LEARNING_RATE_MAX = 0.3
+PROMPT_TUNING_LEARNING_RATE = 3e-2
+# Ranges that depend on the method, as docs/job-spec.md shows them; a JobSpec rule checks them
+# (a field's own bounds are method-blind: the widest of every method's).
+METHOD_DEPENDENT_RANGES = {
+    "training.learning_rate": f"≥ 1e-06, ≤ {LEARNING_RATE_MAX:g} "
+    f"(prompt_tuning: ≤ {PROMPT_TUNING_LEARNING_RATE_MAX:g})",
+}
 ALL_LINEAR = "all-linear"
 MAX_STORAGE_GB = 1000  # hardware.storage_gb's upper bound (GPU nodes' disks are sized for it)
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
@@ -190,8 +202,8 @@ class EvaluationParams(_Section):
     prompts_source: Annotated[
         str | None,
         Field(
-            description="Optional file of prompts with expected answers, scored the same "
-            "way; read like dataset.source."
+            description="Optional JSON-lines file of {prompt, expected} rows, scored instead "
+            "of the test split: a local path or an s3:// URI the trainer can read."
         ),
     ] = None
 
@@ -312,7 +324,14 @@ class TrainingParams(_Section):
     field_synonyms = {"lr": "learning_rate", "num_epochs": "epochs", "num_train_epochs": "epochs"}
 
     learning_rate: Annotated[
-        float, Field(ge=1e-6, le=1e-2, description="Step size for weight updates.")
+        float,
+        Field(
+            ge=1e-6,
+            le=PROMPT_TUNING_LEARNING_RATE_MAX,
+            description=f"Step size for weight updates: at most {LEARNING_RATE_MAX:g}, except "
+            f"for prompt_tuning (at most {PROMPT_TUNING_LEARNING_RATE_MAX:g}, "
+            f"{PROMPT_TUNING_LEARNING_RATE:g} when unset).",
+        ),
     ] = 2e-4
     batch_size: Annotated[int, Field(ge=1, le=32, description="Examples per device step.")] = 4
     epochs: Annotated[int, Field(ge=1, le=50, description="Passes through the dataset.")] = 3
@@ -525,6 +544,23 @@ class JobSpec(_Section):
                 f"dataset.cutoff_length ({self.dataset.cutoff_length}) exceeds "
                 f"training.max_sequence_length ({self.training.max_sequence_length}); lower "
                 "the cutoff or raise the maximum sequence length"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _learning_rate_fits_the_method(self) -> Self:
+        """`training.learning_rate` is at most 0.01, except for `prompt_tuning`: at most 0.3,
+        and 0.03 when unset (docs/trainer.md, "Learning rates")."""
+        training = self.training
+        if self.method is Method.PROMPT_TUNING:
+            if "learning_rate" not in training.model_fields_set:
+                training.learning_rate = PROMPT_TUNING_LEARNING_RATE
+            return self
+        if training.learning_rate > LEARNING_RATE_MAX:
+            raise ValueError(
+                f"training.learning_rate ({training.learning_rate:g}) exceeds "
+                f"{LEARNING_RATE_MAX:g}, the most for {self.method.value}; only prompt_tuning "
+                f"takes up to {PROMPT_TUNING_LEARNING_RATE_MAX:g}"
             )
         return self
 

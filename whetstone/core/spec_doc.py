@@ -17,7 +17,7 @@ from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from whetstone.core.spec import JobSpec
+from whetstone.core.spec import METHOD_DEPENDENT_RANGES, JobSpec
 from whetstone.core.strict import StrictModel
 
 _HEADER = """\
@@ -74,7 +74,7 @@ def _section(path: str, model: type[BaseModel]) -> str:
             f"`{name}`",
             _type(field.annotation),
             _default(field),
-            _range(field),
+            METHOD_DEPENDENT_RANGES.get(f"{path}.{name}") or _range(field),
             " ".join((field.description or "").split()),
         ]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")

@@ -22,6 +22,7 @@ from whetstone.cli.commands.common import (
     timestamp,
     wants_json,
 )
+from whetstone.cli.commands.evaluation import show_evaluation
 from whetstone.cli.output import ProgressBar, duration, fields, inline, table, to_json, usd
 from whetstone.client import Job, load_job_config
 from whetstone.core.job import LOG_LEVELS, LogEntry, MetricPoint
@@ -438,6 +439,10 @@ def register(commands: Any) -> None:
     metrics.add_argument("--max-points", type=int, help="downsample each series to this many")
     metrics.add_argument(
         "--plot", metavar="PNG", help="also write train/validation loss and learning rate as a PNG"
+    )
+
+    _job_command(
+        sub, parent, "evaluation", show_evaluation, "show a job's evaluation: base vs fine-tuned"
     )
 
     _job_command(sub, parent, "stop", _stop, "stop a job")
