@@ -86,3 +86,21 @@ def test_an_evaluation_that_fails_leaves_the_run_done_with_a_skipped_report(
     assert report.status == "skipped" and "prompts_source" in (report.reason or "")
     warnings = [log.message for log in sink.of("log") if log.level == "warning"]
     assert any(message.startswith("evaluation failed") for message in warnings)
+
+
+def test_a_preference_pair_is_scored_against_its_preferred_answer() -> None:
+    from trainer.evaluate import case_of
+
+    from whetstone.core.datasets.records import Example, ExampleKind, Turn
+
+    pair = Example(
+        kind=ExampleKind.PREFERENCE,
+        messages=[Turn(role="user", content="2+2?")],
+        chosen="4",
+        rejected="5",
+    )
+
+    case = case_of(pair)
+
+    assert case is not None and case.expected == "4"
+    assert case.messages == [{"role": "user", "content": "2+2?"}]

@@ -51,7 +51,8 @@ class Case:
 
 
 def case_of(example: Example) -> Case | None:
-    """The prompt and expected answer of a test example; None for plain text, which has none."""
+    """The prompt and expected answer of a test example (for a preference pair, the preferred
+    answer); None for plain text, which has none."""
     if example.kind is ExampleKind.CHAT and example.messages:
         turns = list(example.messages)
         last = max(i for i, t in enumerate(turns) if t.role == "assistant")
@@ -61,6 +62,9 @@ def case_of(example: Example) -> Case | None:
         return Case([{"role": "user", "content": example.prompt or ""}], example.completion or "")
     if example.kind is ExampleKind.CLASSIFICATION:
         return Case([{"role": "user", "content": example.text or ""}], example.label or "")
+    if example.kind is ExampleKind.PREFERENCE and example.messages:  # dpo: the preferred answer
+        prompt = [{"role": t.role, "content": t.content} for t in example.messages]
+        return Case(prompt, example.chosen or "")
     return None
 
 
