@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
-from functions import ingest, reconciler, s3_trigger
+from functions import ingest, s3_trigger
 from support.apigw import call_api
 from support.aws_e2e.event_delivery import EventDelivery
 from support.aws_e2e.hub import hub_cache
@@ -60,12 +60,16 @@ class AwsRuntime:
     def wait_until(
         self, job_id: str, done: Callable[[dict[str, Any]], bool], timeout_s: float = 300
     ) -> dict[str, Any]:
-        """The job once `done` holds; fails the test with the containers' output on timeout."""
+        """The job once `done` holds; fails the test with the containers' output on timeout.
+        Once a Kubernetes Job has failed, the scheduled reconciler runs (its grace period
+        skipped), as it would find the stage's wait unanswered."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             job = self.job(job_id)
             if done(job):
                 return job
+            if self._a_kubernetes_job_failed():
+                self.reconcile_after_grace()
             for delivery in self.deliveries:
                 assert not delivery.errors, delivery.errors[0]
             time.sleep(POLL_S)
@@ -82,19 +86,10 @@ class AwsRuntime:
             time.sleep(POLL_S / 5)
         return pod
 
-    def wait_for_k8s_job_failed(self, job_name: str, timeout_s: float = 60) -> None:
-        """Until the Kubernetes Job `job_name` has its Failed condition."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            found = [
-                job
-                for job in self.kube.list_objects("Job", None)
-                if job["metadata"]["name"] == job_name
-            ]
-            if found and condition(found[0], "Failed") is not None:
-                return
-            assert time.monotonic() < deadline, f"{job_name} has not failed"
-            time.sleep(POLL_S)
+    def _a_kubernetes_job_failed(self) -> bool:
+        return any(
+            condition(job, "Failed") is not None for job in self.kube.list_objects("Job", None)
+        )
 
     def wait_for_drop(self, key: str, timeout_s: float = 60) -> str:
         """The job id the S3-drop trigger wrote to `key` once it accepted a drop."""
@@ -116,12 +111,9 @@ class AwsRuntime:
             for pod in self.kube.pods
         )
 
-    def reconcile(self) -> dict[str, Any]:
-        """One scheduled pass of the reconciler Lambda."""
-        return reconciler.handler({})
-
     def reconcile_after_grace(self) -> None:
-        """A reconciler pass as it runs once the pending grace period has passed."""
+        """A pass of the reconciler Lambda's work as it runs once the pending grace period
+        has passed."""
         platform = runtime.get_platform()
         ports = runtime.get_aws_workflow_ports()
         later = utcnow() + timedelta(seconds=platform.settings.pending_grace_s)

@@ -221,7 +221,10 @@ class ProcessKube(FakeKube):
         pod.signal(signal.SIGKILL)
 
     def stop_all(self) -> None:
-        """Kill whatever still runs (the end of a test)."""
+        """Kill whatever still runs, starting nothing again (the end of a test)."""
+        with self._lock:
+            for pod in self.pods:
+                pod.deleted = True
         for pod in self.pods:
             pod.signal(signal.SIGKILL)
             pod.process.wait()
