@@ -31,6 +31,7 @@ from whetstone.core.layout import INCOMING_ROOT
 from whetstone.service.stage_tasks import TRAINER_LOST
 
 pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # real trainers; `make test` runs them
 
 # The trainer image is in ECR already (the definition's ImageCached path): no build.
 CACHED_IMAGE_PATH = [status for status in HAPPY_PATH if status != "building"]

@@ -1,8 +1,9 @@
 """The whole aws runtime on one machine, for a test to drive through the API handler.
 
 Real: the API Lambda's handler (API Gateway events with Cognito claims), the state
-machine's definition (executed by moto's Step Functions interpreter), the step, ingest,
-reconciler and S3-trigger handlers, the Kubernetes manifests and the trainer they run.
+machine's definition (executed by moto's Step Functions interpreter), the step, ingest
+and S3-trigger handlers, the reconciler's pass, the Kubernetes manifests and the trainer
+they run.
 Simulated: the AWS APIs (moto in server mode), the Kubernetes API and its Job controller
 (process_kube.py), the hub (an offline cache) and Pod Identity (test credentials).
 """
