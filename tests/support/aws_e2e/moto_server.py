@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import boto3
 import pytest
 from moto.core.config import default_user_config
-from moto.server import ThreadedMotoServer
 
 from support.aws_workflow import ACCOUNT, BUCKET, ENVIRONMENT, create_resources, push_image
 from support.sfn_mock import STATE_MACHINE_NAME
@@ -37,6 +36,10 @@ DROP_QUEUE = "whetstone-s3-drop"
 def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A moto server on a free local port, executing state machines; this process's AWS
     clients point at it (AWS_ENDPOINT_URL). Yields the endpoint URL."""
+    # Imported here: it needs flask (the dev extra), and a missing one should fail these
+    # tests, not the collection of every test.
+    from moto.server import ThreadedMotoServer
+
     monkeypatch.setitem(default_user_config, "stepfunctions", {"execute_state_machine": True})
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
