@@ -17,7 +17,7 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     for record in event.get("Records", []):
         s3 = record["s3"]
         key = unquote_plus(s3["object"]["key"])  # S3 event keys are URL-encoded
-        job = ingest_drop(platform, key, s3["object"].get("eTag", ""))
+        job = ingest_drop(platform, key)
         if job is not None:
             created.append(job.job_id)
     return {"created": created}

@@ -94,6 +94,9 @@ class BlobStore(Protocol):
 
     def size(self, key: str) -> int: ...
 
+    def revision(self, key: str) -> str:
+        """A token that changes whenever the object is written again (S3: its ETag)."""
+
     def list(self, prefix: str) -> Sequence[str]:
         """Keys under `prefix`, sorted."""
 

@@ -25,6 +25,7 @@ from typing import Any
 import psutil
 import pytest
 from support.apigw import multipart
+from support.e2e_jobs import lora_config, repeat_dataset
 from support.jobs import HAPPY_PATH
 
 from whetstone.cli.server import make_server
@@ -36,13 +37,6 @@ API = "/api/v1/fine-tuning"
 WAIT_S = 420
 
 
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    subprocess.run([sys.executable, "-m", "whetstone.inference.tiny", str(folder)], check=True)
-    return folder
-
-
 @pytest.fixture
 def server_url() -> Iterator[str]:
     server = make_server("127.0.0.1", 0)
@@ -50,39 +44,6 @@ def server_url() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-def config(model: Path, *, examples_epochs: int = 1, save_steps: int = 10) -> dict[str, Any]:
-    return {
-        "base_model": str(model),
-        "method": "lora",
-        "lora": {"target_modules": "all-linear"},
-        "dataset": {"cutoff_length": 128},
-        "training": {
-            "epochs": examples_epochs,
-            "batch_size": 4,
-            "gradient_accumulation_steps": 1,
-            "warmup_steps": 0,
-            "learning_rate": 1e-3,
-            "max_sequence_length": 128,
-        },
-        "advanced": {
-            "logging_steps": 2,
-            "eval_steps": save_steps,
-            "save_steps": save_steps,
-            "dataloader_workers": 0,
-        },
-        "hardware": {"gpu_type": "nvidia-l4"},
-        "evaluation": {"max_new_tokens": 16},
-    }
-
-
-def dataset(count: int) -> bytes:
-    rows = [
-        {"instruction": "Repeat the word", "input": f"w{i}", "output": f"w{i} w{i}"}
-        for i in range(count)
-    ]
-    return "\n".join(json.dumps(row) for row in rows).encode()
 
 
 def call(method: str, url: str, body: bytes | None = None, content_type: str = "") -> Any:
@@ -98,7 +59,8 @@ def call(method: str, url: str, body: bytes | None = None, content_type: str = "
 
 def create(base: str, model: Path, count: int = 150, **kwargs: Any) -> str:
     body, content_type = multipart(
-        {"config": json.dumps(config(model, **kwargs))}, {"file": ("data.jsonl", dataset(count))}
+        {"config": json.dumps(lora_config(str(model), **kwargs))},
+        {"file": ("data.jsonl", repeat_dataset(count))},
     )
     return str(call("POST", f"{base}{API}/jobs", body, content_type)["job_id"])
 
@@ -161,7 +123,7 @@ def test_a_job_runs_through_every_status_to_completed(server_url: str, tiny_mode
 def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
     server_url: str, tiny_model: Path
 ) -> None:
-    job_id = create(server_url, tiny_model, count=400, examples_epochs=20, save_steps=4)
+    job_id = create(server_url, tiny_model, count=400, epochs=20, save_steps=4)
     wait_until(server_url, job_id, training_with_checkpoint)
 
     call("POST", f"{server_url}{API}/jobs/{job_id}/stop")
@@ -177,7 +139,7 @@ def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
 
 
 def test_a_killed_trainer_ends_failed_with_the_reason(server_url: str, tiny_model: Path) -> None:
-    job_id = create(server_url, tiny_model, count=400, examples_epochs=20, save_steps=4)
+    job_id = create(server_url, tiny_model, count=400, epochs=20, save_steps=4)
     wait_until(server_url, job_id, training_with_checkpoint)
 
     for process in trainer_processes(job_id):
@@ -207,7 +169,7 @@ def test_a_server_restart_mid_job_resumes_it(tiny_model: Path) -> None:
         return process, line.split("listening on ")[1].split()[0]
 
     first, url = serve()
-    job_id = create(url, tiny_model, count=150, examples_epochs=1, save_steps=3)
+    job_id = create(url, tiny_model, count=150, epochs=1, save_steps=3)
     wait_until(url, job_id, training_with_checkpoint)
     first.kill()
     first.wait()

@@ -185,8 +185,8 @@ def test_given_a_job_that_trained_an_hour_when_it_fails_then_its_cost_is_final_a
     }
 
 
-def s3_event(key: str) -> dict[str, object]:
-    return {"Records": [{"s3": {"object": {"key": key.replace(" ", "+"), "eTag": "abc"}}}]}
+def s3_event(key: str, etag: str = "abc") -> dict[str, object]:
+    return {"Records": [{"s3": {"object": {"key": key.replace(" ", "+"), "eTag": etag}}}]}
 
 
 def test_given_a_dataset_and_its_config_when_dropped_then_one_job_is_created(
@@ -206,6 +206,19 @@ def test_given_a_dataset_and_its_config_when_dropped_then_one_job_is_created(
     assert job is not None and job.org_id == "acme" and job.name == "drop"
     accepted = json.loads(platform.blobs.open("incoming/acme/my data.accepted.json").read())
     assert accepted == {"job_id": job.job_id}
+
+
+def test_given_a_dataset_and_its_config_uploaded_together_when_both_events_arrive_then_one_job(
+    platform: Platform,
+) -> None:
+    spec = {"spec": {"base_model": "llama-3.2-1b-instruct", "method": "lora"}}
+    platform.blobs.put("incoming/acme/pair.jsonl", DATASET)
+    platform.blobs.put("incoming/acme/pair.job.json", json.dumps(spec).encode())
+
+    by_config = s3_trigger.handler(s3_event("incoming/acme/pair.job.json", etag="config-etag"))
+    by_dataset = s3_trigger.handler(s3_event("incoming/acme/pair.jsonl", etag="dataset-etag"))
+
+    assert by_config["created"] == by_dataset["created"] and len(by_config["created"]) == 1
 
 
 def test_given_a_bad_dataset_when_dropped_then_an_error_report_lies_beside_it(

@@ -6,39 +6,15 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from support.aws_workflow import ACCOUNT, REGION, STATE_MACHINE_ARN, TAG, aws_workflow
+from support.aws_workflow import ACCOUNT, STATE_MACHINE_ARN, aws_workflow
 from support.kube import FakeKube
 from support.platform import use_ports
 from support.sfn_mock import STATE_MACHINE_NAME, MockedStepFunctions
+from support.workflow_functions import handlers_by_name, substitutions
 
-from functions import workflow as handlers
 from whetstone.adapters.aws.sfn_orchestrator import StepFunctionsOrchestrator, render_definition
 from whetstone.core.job import JobRecord
 from whetstone.service.platform import Platform
-
-# Each Lambda placeholder of the definition → the function name the tests give it (a Task
-# state's name, or RunStage: the one Lambda of RunPrepare, RunTraining and RunFinalize) and
-# its handler.
-FUNCTIONS = {
-    "BeginFunctionArn": ("Begin", handlers.begin),
-    "WritePlanFunctionArn": ("WritePlan", handlers.write_plan),
-    "ResolveImageFunctionArn": ("ResolveImage", handlers.resolve_image),
-    "BuildStartedFunctionArn": ("BuildStarted", handlers.build_started),
-    "BuildFinishedFunctionArn": ("BuildFinished", handlers.build_finished),
-    "RunStageFunctionArn": ("RunStage", handlers.run_stage),
-    "RecordPreparedFunctionArn": ("RecordPrepared", handlers.record_prepared),
-    "CompleteFunctionArn": ("Complete", handlers.complete),
-    "FailFunctionArn": ("RecordFailure", handlers.fail),
-    "CancelFunctionArn": ("Cancel", handlers.cancel),
-}
-
-
-def substitutions() -> dict[str, str]:
-    values = {
-        placeholder: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{state}"
-        for placeholder, (state, _) in FUNCTIONS.items()
-    }
-    return {**values, "BuildProjectName": "whetstone-trainer-image", "TrainerImageTag": TAG}
 
 
 class CallbacksOnly(StepFunctionsOrchestrator):
@@ -57,7 +33,7 @@ def platform(monkeypatch: pytest.MonkeyPatch, kube: FakeKube) -> Iterator[Platfo
 
 @pytest.fixture
 def sfn(monkeypatch: pytest.MonkeyPatch, platform: Platform) -> MockedStepFunctions:
-    helper = MockedStepFunctions({state: handler for state, handler in FUNCTIONS.values()})
+    helper = MockedStepFunctions(handlers_by_name())
     helper.install(monkeypatch)
     return helper
 

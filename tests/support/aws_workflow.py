@@ -67,6 +67,16 @@ ENVIRONMENT = {
 }
 
 
+def create_resources() -> None:
+    """The table, bucket, log groups and ECR repository the workflow touches."""
+    boto3.client("dynamodb").create_table(**table_definition(TABLE))
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName=LOG_GROUP)
+    logs.create_log_group(logGroupName=BUILD_LOG_GROUP)
+    boto3.client("ecr").create_repository(repositoryName=REPOSITORY)
+
+
 @contextmanager
 def aws_workflow(
     monkeypatch: pytest.MonkeyPatch, kube: FakeKube, **ports: Any
@@ -79,12 +89,7 @@ def aws_workflow(
         monkeypatch.setenv(name, value)
     runtime.get_settings.cache_clear()
     with mock_aws(config=MOTO_CONFIG):
-        boto3.client("dynamodb").create_table(**table_definition(TABLE))
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        logs = boto3.client("logs")
-        logs.create_log_group(logGroupName=LOG_GROUP)
-        logs.create_log_group(logGroupName=BUILD_LOG_GROUP)
-        boto3.client("ecr").create_repository(repositoryName=REPOSITORY)
+        create_resources()
         deployer = EksDeployer(
             lambda: ClusterAccess(api=kube),
             ServingSettings(cluster=JobSettings(region=REGION)),

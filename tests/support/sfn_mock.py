@@ -7,7 +7,9 @@ connects it, in test code only:
 1. `StartExecution` with `<stateMachineArn>#<TestCase>` builds the named test case;
 2. the execution worker gets it (Environment.mock_test_case);
 3. a mocked `codebuild:startBuild.sync` task runs (moto refuses `.sync` on services it
-   does not emulate, even when the state is mocked).
+   does not emulate, even when the state is mocked);
+4. `SendTaskFailure` keeps its `cause` (moto's response handler drops it, so a Catch
+   would see none).
 
 Three changes of semantics: a mocked state's responses are numbered by the state's
 invocations in the execution (every attempt, retries included), not by retry count;
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.core.responses import ActionResult, EmptyResult
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -53,6 +56,7 @@ from moto.stepfunctions.parser.mocking.mock_config import (
     StateMockedResponses,
 )
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+from moto.stepfunctions.responses import StepFunctionResponse
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_CASES_PATH = ROOT / "state_machine" / "test_cases.json"
@@ -186,6 +190,16 @@ class MockedStepFunctions:
             lambda self: None,
         )
         monkeypatch.setattr(retrier_decl, "time", RecordedSleep)
+
+        def send_task_failure_with_cause(response: StepFunctionResponse) -> ActionResult:
+            response.stepfunction_backend.send_task_failure(
+                response._get_param("taskToken"),
+                error=response._get_param("error"),
+                cause=response._get_param("cause"),
+            )
+            return EmptyResult()
+
+        monkeypatch.setattr(StepFunctionResponse, "send_task_failure", send_task_failure_with_cause)
 
 
 @dataclass

@@ -76,14 +76,17 @@ def _report(platform: Platform, key: str, body: dict[str, Any]) -> None:
     platform.blobs.put(key, json.dumps(body, indent=2, default=str).encode())
 
 
-def ingest_drop(platform: Platform, key: str, etag: str = "") -> JobRecord | None:
+def ingest_drop(platform: Platform, key: str) -> JobRecord | None:
     """Create the job of the drop `key` completes; None when it is not (yet) a drop or is
     bad (then `<name>.error.json` says why)."""
     drop = find_drop(platform, key)
     if drop is None:
         return None
     caller = Caller(user_id=DROP_USER, org_id=drop.org_id)
-    key_hash = hashlib.sha256(f"{drop.dataset_key}#{etag}".encode()).hexdigest()[:32]
+    # The dataset's own ETag, whichever of the pair's events this is: the two events of a
+    # drop uploaded together must make one job.
+    revision = platform.blobs.revision(drop.dataset_key)
+    key_hash = hashlib.sha256(f"{drop.dataset_key}#{revision}".encode()).hexdigest()[:32]
     try:
         with platform.blobs.open(drop.config_key) as stream:
             new = NewJob.model_validate_json(stream.read())

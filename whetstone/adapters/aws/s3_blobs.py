@@ -72,14 +72,19 @@ class S3BlobStore:
             raise
         return True
 
-    def size(self, key: str) -> int:
+    def _head(self, key: str) -> Any:
         try:
-            head = self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
+            return self._s3.head_object(Bucket=self.bucket, Key=self._key(key))
         except self._s3.exceptions.ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 raise NotFoundError(f"no object at s3://{self.bucket}/{self._key(key)}") from None
             raise
-        return head["ContentLength"]
+
+    def size(self, key: str) -> int:
+        return int(self._head(key)["ContentLength"])
+
+    def revision(self, key: str) -> str:
+        return str(self._head(key)["ETag"]).strip('"')
 
     def list(self, prefix: str) -> Sequence[str]:
         keys: list[str] = []

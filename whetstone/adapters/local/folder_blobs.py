@@ -52,11 +52,18 @@ class FolderBlobStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def size(self, key: str) -> int:
+    def _stat(self, key: str) -> os.stat_result:
         try:
-            return self._path(key).stat().st_size
+            return self._path(key).stat()
         except FileNotFoundError:
             raise NotFoundError(f"no blob at {key!r}") from None
+
+    def size(self, key: str) -> int:
+        return self._stat(key).st_size
+
+    def revision(self, key: str) -> str:
+        stat = self._stat(key)
+        return f"{stat.st_size}-{stat.st_mtime_ns}"
 
     def list(self, prefix: str) -> Sequence[str]:
         keys = []
