@@ -13,10 +13,10 @@ from support.openai_jobs import STEPS, complete, train
 
 from whetstone.api.openai.jobs import new_job, to_openai
 from whetstone.api.openai.schemas import (
-    CreateJobRequest,
-    Hyperparameters,
-    Method,
-    MethodHyperparameters,
+    OpenAICreateJobRequest,
+    OpenAIHyperparameters,
+    OpenAIMethod,
+    OpenAIMethodHyperparameters,
 )
 from whetstone.core.errors import ConflictError
 from whetstone.core.job import Caller, JobError
@@ -118,12 +118,14 @@ def test_a_created_job_reads_as_openais_fine_tuning_job(client: Any) -> None:
 def test_a_dpo_method_becomes_a_dpo_job_with_its_beta_and_reads_back_so(client: Any) -> None:
     # Given a file (preference data is validated by the dpo method's own checks, not here)
     file = upload(client)
-    request = CreateJobRequest(
+    request = OpenAICreateJobRequest(
         model=BASE,
         training_file=file.id,
-        method=Method(
+        method=OpenAIMethod(
             type="dpo",
-            dpo=MethodHyperparameters(hyperparameters=Hyperparameters(beta=0.3, n_epochs=1)),
+            dpo=OpenAIMethodHyperparameters(
+                hyperparameters=OpenAIHyperparameters(beta=0.3, n_epochs=1)
+            ),
         ),
     )
 

@@ -4,7 +4,11 @@ step and its kept checkpoints, newest first."""
 from __future__ import annotations
 
 from whetstone.api.openai.jobs import fine_tuned_model
-from whetstone.api.openai.schemas import CheckpointMetrics, JobCheckpoint, JobEvent
+from whetstone.api.openai.schemas import (
+    OpenAICheckpointMetrics,
+    OpenAIJobCheckpoint,
+    OpenAIJobEvent,
+)
 from whetstone.core.job import JobRecord
 from whetstone.core.lifecycle import JobStatus
 from whetstone.service.platform import Platform
@@ -12,7 +16,7 @@ from whetstone.service.platform import Platform
 _METRICS = ("loss", "eval_loss")
 
 
-def _status_events(job: JobRecord) -> list[JobEvent]:
+def _status_events(job: JobRecord) -> list[OpenAIJobEvent]:
     events = []
     for index, change in enumerate(job.status_history):
         failed = change.status is JobStatus.FAILED
@@ -20,7 +24,7 @@ def _status_events(job: JobRecord) -> list[JobEvent]:
         if failed and job.error is not None:
             message = f"Job failed: {job.error.message}"
         events.append(
-            JobEvent(
+            OpenAIJobEvent(
                 id=f"ftevent-{job.job_id}-s{index}",
                 created_at=int(change.at.timestamp()),
                 level="error" if failed else "info",
@@ -31,7 +35,7 @@ def _status_events(job: JobRecord) -> list[JobEvent]:
     return events
 
 
-def _metric_events(platform: Platform, job: JobRecord) -> list[JobEvent]:
+def _metric_events(platform: Platform, job: JobRecord) -> list[OpenAIJobEvent]:
     by_step: dict[int, dict[str, float]] = {}
     times: dict[int, int] = {}
     points = platform.jobs.query_metrics(job.job_id, names=_METRICS, min_step=None, max_step=None)
@@ -41,7 +45,7 @@ def _metric_events(platform: Platform, job: JobRecord) -> list[JobEvent]:
         times[point.step] = int(point.time.timestamp())
     total = job.progress.max_steps
     return [
-        JobEvent(
+        OpenAIJobEvent(
             id=f"ftevent-{job.job_id}-m{step}",
             created_at=times[step],
             level="info",
@@ -54,23 +58,23 @@ def _metric_events(platform: Platform, job: JobRecord) -> list[JobEvent]:
     ]
 
 
-def job_events(platform: Platform, job: JobRecord) -> list[JobEvent]:
+def job_events(platform: Platform, job: JobRecord) -> list[OpenAIJobEvent]:
     """Every event of the job, newest first."""
     events = _status_events(job) + _metric_events(platform, job)
     order = {event.id: index for index, event in enumerate(events)}
     return sorted(events, key=lambda event: (event.created_at, order[event.id]), reverse=True)
 
 
-def job_checkpoints(job: JobRecord) -> list[JobCheckpoint]:
+def job_checkpoints(job: JobRecord) -> list[OpenAIJobCheckpoint]:
     """The job's kept checkpoints, newest first."""
     train_loss = job.latest_metrics.get("loss")
     return [
-        JobCheckpoint(
+        OpenAIJobCheckpoint(
             id=f"ftckpt-{job.job_id}-{checkpoint.step}",
             created_at=int(checkpoint.at.timestamp()),
             fine_tuned_model_checkpoint=f"{fine_tuned_model(job)}:ckpt-step-{checkpoint.step}",
             fine_tuning_job_id=job.job_id,
-            metrics=CheckpointMetrics(
+            metrics=OpenAICheckpointMetrics(
                 step=checkpoint.step,
                 train_loss=train_loss if checkpoint.step == job.progress.step else None,
                 valid_loss=checkpoint.eval_loss,

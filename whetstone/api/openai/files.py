@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from whetstone.api.openai.schemas import FileObject
+from whetstone.api.openai.schemas import OpenAIFile
 from whetstone.core.errors import InvalidInputError, NotFoundError
 from whetstone.core.job import JOB_ID_PREFIX, Caller, new_job_id, utcnow
 from whetstone.core.layout import UPLOADS_ROOT, UploadLayout
@@ -41,7 +41,7 @@ def _meta_key(layout: UploadLayout) -> str:
 
 def create_file(
     platform: Platform, caller: Caller, data: bytes, filename: str | None, purpose: str
-) -> FileObject:
+) -> OpenAIFile:
     """Store an uploaded file; only `fine-tune` files are taken."""
     if purpose != PURPOSE:
         raise InvalidInputError(
@@ -52,7 +52,7 @@ def create_file(
         )
     upload_id = UPLOAD_ID_PREFIX + new_job_id().removeprefix(JOB_ID_PREFIX)
     layout = UploadLayout(caller.org_id, upload_id)
-    stored = FileObject(
+    stored = OpenAIFile(
         id=file_id_of(upload_id),
         bytes=len(data),
         created_at=int(utcnow().timestamp()),
@@ -64,15 +64,15 @@ def create_file(
     return stored
 
 
-def get_file(platform: Platform, caller: Caller, file_id: str) -> FileObject:
+def get_file(platform: Platform, caller: Caller, file_id: str) -> OpenAIFile:
     layout = UploadLayout(caller.org_id, upload_id_of(file_id))
     if not platform.blobs.exists(_meta_key(layout)):
         raise NotFoundError(f"no file {file_id!r}", code="file_not_found")
     with platform.blobs.open(_meta_key(layout)) as stream:
-        return FileObject.model_validate(json.load(stream))
+        return OpenAIFile.model_validate(json.load(stream))
 
 
-def list_files(platform: Platform, caller: Caller) -> Iterator[FileObject]:
+def list_files(platform: Platform, caller: Caller) -> Iterator[OpenAIFile]:
     """The organization's files, newest first (ids sort by creation time)."""
     root = f"{UPLOADS_ROOT}{caller.org_id}/"
     keys = [key for key in platform.blobs.list(root) if key.endswith("/" + _META)]

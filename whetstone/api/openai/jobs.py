@@ -8,12 +8,12 @@ from typing import Any
 
 from whetstone.api.openai.files import file_id_of, get_file, upload_id_of
 from whetstone.api.openai.schemas import (
-    CreateJobRequest,
-    FineTuningJob,
-    Hyperparameters,
-    JobError,
-    Method,
-    MethodHyperparameters,
+    OpenAICreateJobRequest,
+    OpenAIFineTuningJob,
+    OpenAIHyperparameters,
+    OpenAIJobError,
+    OpenAIMethod,
+    OpenAIMethodHyperparameters,
 )
 from whetstone.core.errors import InvalidInputError, NotFoundError
 from whetstone.core.job import Caller, JobRecord, utcnow
@@ -50,20 +50,20 @@ def _refuse(param: str, message: str, code: str) -> InvalidInputError:
     return InvalidInputError(message, code=code, details=[{"loc": param, "message": message}])
 
 
-def _hyperparameters(request: CreateJobRequest) -> tuple[str, Hyperparameters]:
-    method = request.method or Method(type="supervised")
+def _hyperparameters(request: OpenAICreateJobRequest) -> tuple[str, OpenAIHyperparameters]:
+    method = request.method or OpenAIMethod(type="supervised")
     if method.type == "reinforcement":
         raise _refuse("method.type", "reinforcement fine-tuning is not served", "unsupported")
     chosen = method.dpo if method.type == "dpo" else method.supervised
     hyper = chosen.hyperparameters if chosen else request.hyperparameters
-    return method.type, hyper or Hyperparameters()
+    return method.type, hyper or OpenAIHyperparameters()
 
 
 def _given(value: Any) -> bool:
     return value is not None and value != "auto"
 
 
-def new_job(platform: Platform, caller: Caller, request: CreateJobRequest) -> NewJob:
+def new_job(platform: Platform, caller: Caller, request: OpenAICreateJobRequest) -> NewJob:
     """The Whetstone job a `fine_tuning.jobs.create` asks for."""
     if request.validation_file:
         raise _refuse(
@@ -101,7 +101,19 @@ def new_job(platform: Platform, caller: Caller, request: CreateJobRequest) -> Ne
             spec["dpo"] = {"beta": hyper.beta}
     if request.seed is not None:
         spec["advanced"] = {"seed": request.seed}
-    return NewJob.model_validate({"spec": spec, "name": request.suffix})
+    return NewJob.model_validate(
+        {"spec": _laid_over(spec, request.whetstone or {}), "name": request.suffix}
+    )
+
+
+def _laid_over(base: dict[str, Any], extension: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extension`'s fields in place of its own, section by section."""
+    merged = dict(base)
+    for key, value in extension.items():
+        inner = merged.get(key)
+        both_sections = isinstance(inner, dict) and isinstance(value, dict)
+        merged[key] = _laid_over(inner, value) if both_sections else value  # type: ignore[arg-type]
+    return merged
 
 
 def _unix(moment: datetime | None) -> int | None:
@@ -144,25 +156,27 @@ def _estimated_finish(job: JobRecord) -> int | None:
     return _unix(utcnow() + timedelta(seconds=eta))
 
 
-def to_openai(job: JobRecord) -> FineTuningJob:
+def to_openai(job: JobRecord) -> OpenAIFineTuningJob:
     """The job as OpenAI's `fine_tuning.job`."""
     spec = job.spec
-    hyper = Hyperparameters(
+    hyper = OpenAIHyperparameters(
         n_epochs=spec.training.epochs,
         batch_size=spec.training.batch_size,
         learning_rate_multiplier=spec.training.learning_rate / DEFAULT_LEARNING_RATE,
     )
     if spec.method is SpecMethod.DPO:
         dpo = hyper.model_copy(update={"beta": spec.dpo.beta})
-        method = Method(type="dpo", dpo=MethodHyperparameters(hyperparameters=dpo))
+        method = OpenAIMethod(type="dpo", dpo=OpenAIMethodHyperparameters(hyperparameters=dpo))
     else:
-        method = Method(type="supervised", supervised=MethodHyperparameters(hyperparameters=hyper))
+        method = OpenAIMethod(
+            type="supervised", supervised=OpenAIMethodHyperparameters(hyperparameters=hyper)
+        )
     error = job.error
-    return FineTuningJob(
+    return OpenAIFineTuningJob(
         id=job.job_id,
         created_at=int(job.created_at.timestamp()),
         finished_at=_unix(job.finished_at) if job.is_terminal else None,
-        error=JobError(code=error.code, message=error.message) if error else None,
+        error=OpenAIJobError(code=error.code, message=error.message) if error else None,
         fine_tuned_model=fine_tuned_model(job) if job.status is JobStatus.COMPLETED else None,
         hyperparameters=hyper,
         method=method,

@@ -8,7 +8,7 @@ keeps a job whose model was deleted, and its model is listed no more.
 from __future__ import annotations
 
 from whetstone.api.openai.jobs import FINE_TUNED_PREFIX, fine_tuned_model, job_id_of_model
-from whetstone.api.openai.schemas import ModelObject
+from whetstone.api.openai.schemas import OpenAIModel
 from whetstone.core.catalog.base_models import BASE_MODELS, BASE_MODELS_BY_ID
 from whetstone.core.errors import NotFoundError
 from whetstone.core.job import Caller, JobFilter, JobRecord
@@ -21,9 +21,9 @@ from whetstone.service.records import update_job
 CATALOG_OWNER = "whetstone"
 
 
-def _model(job: JobRecord) -> ModelObject:
+def _model(job: JobRecord) -> OpenAIModel:
     created = job.finished_at or job.updated_at
-    return ModelObject(
+    return OpenAIModel(
         id=fine_tuned_model(job), created=int(created.timestamp()), owned_by=job.org_id
     )
 
@@ -32,9 +32,9 @@ def _has_model(job: JobRecord) -> bool:
     return job.status is JobStatus.COMPLETED and job.artifacts is not None
 
 
-def list_models(platform: Platform, caller: Caller) -> list[ModelObject]:
+def list_models(platform: Platform, caller: Caller) -> list[OpenAIModel]:
     """The catalog's models, then the organization's fine-tuned ones, newest first."""
-    catalog = [ModelObject(id=m.id, created=0, owned_by=CATALOG_OWNER) for m in BASE_MODELS]
+    catalog = [OpenAIModel(id=m.id, created=0, owned_by=CATALOG_OWNER) for m in BASE_MODELS]
     completed = jobs.all_jobs(platform, caller, JobFilter(status=JobStatus.COMPLETED))
     return catalog + [_model(job) for job in completed if _has_model(job)]
 
@@ -51,9 +51,9 @@ def fine_tuned_job(platform: Platform, caller: Caller, name: str) -> JobRecord:
     return job
 
 
-def get_model(platform: Platform, caller: Caller, name: str) -> ModelObject:
+def get_model(platform: Platform, caller: Caller, name: str) -> OpenAIModel:
     if name in BASE_MODELS_BY_ID:
-        return ModelObject(id=name, created=0, owned_by=CATALOG_OWNER)
+        return OpenAIModel(id=name, created=0, owned_by=CATALOG_OWNER)
     return _model(fine_tuned_job(platform, caller, name))
 
 

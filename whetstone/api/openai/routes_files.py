@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import File, Form, Path,
 from whetstone.api.identity import current_caller
 from whetstone.api.openai import files
 from whetstone.api.openai.paging import page
-from whetstone.api.openai.schemas import Deleted, FileList, FileObject
+from whetstone.api.openai.schemas import OpenAIDeleted, OpenAIFile, OpenAIFileList
 from whetstone.runtime import get_platform
 
 router = Router()
@@ -24,7 +24,7 @@ FileId = Annotated[str, Path(description="File id (file-...).", max_length=64)]
 def create_file(
     file: Annotated[UploadFile, File(description="The JSONL training data.")],
     purpose: Annotated[str, Form(description="Must be 'fine-tune'.")],
-) -> FileObject:
+) -> OpenAIFile:
     return files.create_file(
         get_platform(), current_caller(router), file.content, file.filename, purpose
     )
@@ -35,14 +35,14 @@ def list_files(
     after: Annotated[str | None, Query(max_length=64, description="List after this id.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="Page size.")] = 10_000,
     purpose: Annotated[str | None, Query(description="Only this purpose.")] = None,
-) -> FileList:
+) -> OpenAIFileList:
     found = [
         f
         for f in files.list_files(get_platform(), current_caller(router))
         if purpose is None or f.purpose == purpose
     ]
     chosen, has_more = page(found, after, limit)
-    return FileList(
+    return OpenAIFileList(
         data=chosen,
         has_more=has_more,
         first_id=chosen[0].id if chosen else None,
@@ -51,14 +51,14 @@ def list_files(
 
 
 @router.get("/files/<file_id>", summary="Get a file (OpenAI)")
-def get_file(file_id: FileId) -> FileObject:
+def get_file(file_id: FileId) -> OpenAIFile:
     return files.get_file(get_platform(), current_caller(router), file_id)
 
 
 @router.delete("/files/<file_id>", summary="Delete a file (OpenAI)")
-def delete_file(file_id: FileId) -> Deleted:
+def delete_file(file_id: FileId) -> OpenAIDeleted:
     files.delete_file(get_platform(), current_caller(router), file_id)
-    return Deleted(id=file_id, object="file")
+    return OpenAIDeleted(id=file_id, object="file")
 
 
 # No return annotation: the resolver would validate the file's bytes as JSON.

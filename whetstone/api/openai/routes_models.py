@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from whetstone.api.identity import current_caller
 from whetstone.api.openai import models
 from whetstone.api.openai.errors import error_response
-from whetstone.api.openai.schemas import Deleted, ModelList, ModelObject
+from whetstone.api.openai.schemas import OpenAIDeleted, OpenAIModel, OpenAIModelList
 from whetstone.runtime import get_platform
 
 router = Router()
@@ -23,12 +23,12 @@ ModelName = Annotated[str, Path(description="Catalog id or fine-tuned model name
 
 
 @router.get("/models", summary="List models (OpenAI)")
-def list_models() -> ModelList:
-    return ModelList(data=models.list_models(get_platform(), current_caller(router)))
+def list_models() -> OpenAIModelList:
+    return OpenAIModelList(data=models.list_models(get_platform(), current_caller(router)))
 
 
 @router.get("/models/<model>", summary="Get a model (OpenAI)")
-def get_model(model: ModelName) -> ModelObject:
+def get_model(model: ModelName) -> OpenAIModel:
     return models.get_model(get_platform(), current_caller(router), unquote(model))
 
 
@@ -46,5 +46,5 @@ def delete_model(model: ModelName) -> Response[Any]:
     return Response(
         status_code=HTTPStatus.OK,
         content_type="application/json",
-        body=Deleted(id=model, object="model").model_dump_json(),
+        body=OpenAIDeleted(id=model, object="model").model_dump_json(),
     )
