@@ -4,9 +4,6 @@ another is cancelled, and the fine-tuned model answers chat completions, streame
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.openai_jobs import chat_rows
 
 from whetstone.cli.server import make_server
 from whetstone.cli.tokens import TokenFile, create_token
@@ -38,9 +36,9 @@ SHORT_RUN = {
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    subprocess.run([sys.executable, "-m", "whetstone.inference.tiny", str(folder)], check=True)
-    return folder
+    from whetstone.inference.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture
@@ -52,19 +50,6 @@ def client() -> Iterator[Any]:
     yield openai.OpenAI(base_url=base_url, api_key=token, max_retries=0, timeout=600)
     server.shutdown()
     server.server_close()
-
-
-def training_data(count: int = 120) -> bytes:
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"Repeat w{i}"},
-                {"role": "assistant", "content": f"w{i} w{i}"},
-            ]
-        }
-        for i in range(count)
-    ]
-    return "\n".join(json.dumps(row) for row in rows).encode()
 
 
 def wait_until_ended(client: Any, job_id: str) -> Any:
@@ -81,7 +66,7 @@ def test_an_openai_script_fine_tunes_and_chats_with_a_tiny_model(
     client: Any, tiny_model: Path
 ) -> None:
     # Given a training file uploaded as OpenAI's client does
-    file = client.files.create(file=("train.jsonl", training_data()), purpose="fine-tune")
+    file = client.files.create(file=("train.jsonl", chat_rows()), purpose="fine-tune")
 
     # When a supervised job is created on it, and another is cancelled
     job = client.fine_tuning.jobs.create(
@@ -109,7 +94,7 @@ def test_an_openai_script_fine_tunes_and_chats_with_a_tiny_model(
     assert wait_until_ended(client, other.id).status == "cancelled"
 
     # And the fine-tuned model answers: deployed on first use, then streamed alike
-    question = [{"role": "user", "content": "Repeat w3"}]
+    question = [{"role": "user", "content": "Say 3"}]
     model = done.fine_tuned_model
     answer = client.chat.completions.create(model=model, messages=question, max_tokens=5)
     assert answer.model == model and answer.choices[0].message.role == "assistant"

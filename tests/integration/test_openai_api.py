@@ -3,13 +3,12 @@ official `openai` client (jobs do not train here: the orchestrator records them)
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 from support.http import request
 from support.jobs import make_job
-from support.openai_jobs import STEPS, complete, train
+from support.openai_jobs import STEPS, chat_rows, complete, train
 
 from whetstone.api.openai.jobs import new_job, to_openai
 from whetstone.api.openai.schemas import (
@@ -32,19 +31,6 @@ BASE = "qwen2.5-0.5b-instruct"
 
 def _alice() -> Caller:
     return Caller(user_id="alice", org_id="acme")
-
-
-def chat_rows(count: int = 120) -> bytes:
-    rows = [
-        {
-            "messages": [
-                {"role": "user", "content": f"Say {i}"},
-                {"role": "assistant", "content": f"{i}"},
-            ]
-        }
-        for i in range(count)
-    ]
-    return "\n".join(json.dumps(row) for row in rows).encode()
 
 
 @pytest.fixture

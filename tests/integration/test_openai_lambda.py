@@ -4,12 +4,11 @@ official `openai` client whose HTTP requests become API Gateway proxy events."""
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 import httpx2 as httpx
 import pytest
-from support.openai_jobs import complete, train
+from support.openai_jobs import chat_rows, complete, train
 
 from whetstone.api.app import handler
 from whetstone.api.identity import claims_for
@@ -49,12 +48,7 @@ def client(aws_platform: Platform) -> Any:
 
 
 def training_file(client: Any) -> str:
-    rows = [
-        {"messages": [{"role": "user", "content": f"{i}?"}, {"role": "assistant", "content": "ok"}]}
-        for i in range(120)
-    ]
-    data = "\n".join(json.dumps(row) for row in rows).encode()
-    return str(client.files.create(file=("train.jsonl", data), purpose="fine-tune").id)
+    return str(client.files.create(file=("train.jsonl", chat_rows()), purpose="fine-tune").id)
 
 
 def test_on_aws_a_job_is_created_listed_retrieved_and_cancelled(client: Any) -> None:

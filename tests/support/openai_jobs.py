@@ -1,7 +1,9 @@
-"""Moving a job created through /v1 along its lifecycle, as its trainer would report it."""
+"""Training files for /v1, and moving a job created there along its lifecycle as its trainer
+would report it."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from whetstone.core.job import Artifacts, Checkpoint, MetricPoint, Progress, utcnow
@@ -11,6 +13,20 @@ from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
 
 STEPS = 4
+
+
+def chat_rows(count: int = 120) -> bytes:
+    """A training file in OpenAI's chat format."""
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Say {i}"},
+                {"role": "assistant", "content": f"{i}"},
+            ]
+        }
+        for i in range(count)
+    ]
+    return "\n".join(json.dumps(row) for row in rows).encode()
 
 
 def train(platform: Platform, job_id: str) -> None:

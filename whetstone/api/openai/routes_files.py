@@ -45,8 +45,6 @@ def list_files(
     return OpenAIFileList(
         data=chosen,
         has_more=has_more,
-        first_id=chosen[0].id if chosen else None,
-        last_id=chosen[-1].id if chosen else None,
     )
 
 
