@@ -9,7 +9,9 @@ import pytest
 from support.http import request
 from support.jobs import make_job
 from support.openai_jobs import STEPS, chat_rows, complete, train
+from support.platform import use_ports
 
+from whetstone.api.openai import chat
 from whetstone.api.openai.jobs import new_job, to_openai
 from whetstone.api.openai.schemas import (
     OpenAICreateJobRequest,
@@ -18,7 +20,8 @@ from whetstone.api.openai.schemas import (
     OpenAIMethodHyperparameters,
 )
 from whetstone.core.errors import ConflictError
-from whetstone.core.job import Caller, JobError
+from whetstone.core.job import Caller, Deployment, JobError, JobRecord, utcnow
+from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
 from whetstone.service import jobs as job_service
@@ -198,6 +201,60 @@ def test_a_trained_job_succeeds_with_events_checkpoints_and_a_model(client: Any)
     assert done.fine_tuned_model not in [m.id for m in client.models.list()]
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve(done.fine_tuned_model)
+
+
+class StartingDeployer:
+    """A model server that never gets ready."""
+
+    def start(
+        self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
+    ) -> Deployment:
+        now = utcnow()
+        return Deployment(
+            status="starting",
+            model=job.job_id,
+            endpoint="http://127.0.0.1:9/v1",
+            max_lora_rank=max_lora_rank,
+            created_at=now,
+            updated_at=now,
+            message="loading the model",
+        )
+
+    def status(self, job: JobRecord) -> Deployment:
+        assert job.deployment is not None
+        return job.deployment
+
+    def stop(self, job: JobRecord) -> None:
+        pass
+
+
+def test_a_model_not_ready_within_the_wait_answers_503_and_keeps_starting(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a succeeded job, a model server that stays starting, and no time to wait
+    use_ports(monkeypatch, deployer=StartingDeployer())
+    monkeypatch.setattr(chat, "START_WAIT_S", 0)
+    job = create_job(client)
+    train(get_platform(), job.id)
+    complete(get_platform(), job.id)
+    template = JobLayout("acme", job.id).model + "chat_template.jinja"
+    get_platform().blobs.put(template, b"{{ messages }}")
+    model = client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
+
+    # When the client asks the model, never deployed, for a chat completion
+    with pytest.raises(openai.InternalServerError) as refused:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+
+    # Then its deployment was started on first use, and the answer says it is still starting
+    assert refused.value.status_code == 503 and "still starting" in refused.value.message
+    deployment = job_service.get_job(get_platform(), _alice(), job.id).deployment
+    assert deployment is not None and deployment.status == "starting"
+
+
+def test_only_fine_tuned_models_are_chatted_with(client: Any) -> None:
+    with pytest.raises(openai.NotFoundError) as refused:
+        client.chat.completions.create(model=BASE, messages=[{"role": "user", "content": "hi"}])
+    assert "fine-tuned models" in refused.value.message
 
 
 def test_a_catalog_model_is_listed_and_cannot_be_deleted(client: Any) -> None:

@@ -47,16 +47,14 @@ def _not_deployed(job: JobRecord) -> ConflictError:
     )
 
 
-def ready_deployment(
-    platform: Platform, caller: Caller, job: JobRecord, wait_s: float = START_WAIT_S
-) -> Deployment:
+def ready_deployment(platform: Platform, caller: Caller, job: JobRecord) -> Deployment:
     """The job's ready deployment; in the local runtime started now when there is none."""
     current = _deployment(platform, caller, job)
     if current is None:
         if platform.settings.runtime != "local":
             raise _not_deployed(job)
         deployments.deploy(platform, caller, job.job_id)
-    deadline = time.monotonic() + wait_s
+    deadline = time.monotonic() + START_WAIT_S
     while True:
         current = deployments.get_deployment(platform, caller, job.job_id)
         if current.status == "ready" and current.endpoint:
