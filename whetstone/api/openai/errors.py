@@ -16,8 +16,8 @@ from aws_lambda_powertools.event_handler import Response, content_types
 OPENAI_PREFIX = "/v1"
 
 # OpenAI answers a request it refuses with 400 (BadRequestError); our routes answer 422.
-_STATUS = {HTTPStatus.UNPROCESSABLE_ENTITY: HTTPStatus.BAD_REQUEST}
-_TYPES = {
+_STATUS: dict[int, int] = {HTTPStatus.UNPROCESSABLE_ENTITY: HTTPStatus.BAD_REQUEST}
+_TYPES: dict[int, str] = {
     HTTPStatus.UNAUTHORIZED: "authentication_error",
     HTTPStatus.FORBIDDEN: "permission_error",
     HTTPStatus.NOT_FOUND: "invalid_request_error",
@@ -33,7 +33,7 @@ def error_type(status: int) -> str:
     """OpenAI's `type` for an error answered with `status`."""
     if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         return "server_error"
-    return _TYPES.get(HTTPStatus(status), "invalid_request_error")
+    return _TYPES.get(status, "invalid_request_error")
 
 
 def envelope(status: int, message: str, code: str | None, param: str | None = None) -> str:
@@ -70,11 +70,11 @@ def to_openai_error(response: dict[str, Any]) -> dict[str, Any]:
     try:
         body = json.loads(response.get("body") or "{}")
     except ValueError:
-        body = {"message": response.get("body") or HTTPStatus(status).phrase}
+        body = {"message": response.get("body")}
     if not isinstance(body, dict) or "error" in body:
         return response
-    status = _STATUS.get(HTTPStatus(status), status)
-    message = str(body.get("message") or HTTPStatus(status).phrase)
+    status = _STATUS.get(status, status)
+    message = str(body.get("message") or f"the request failed with status {status}")
     code = body.get("code")
     rewritten = envelope(status, message, str(code) if code else None, _param(body.get("details")))
     return {**response, "statusCode": status, "body": rewritten}

@@ -87,8 +87,9 @@ def new_job(platform: Platform, caller: Caller, request: OpenAICreateJobRequest)
         training["epochs"] = hyper.n_epochs
     if _given(hyper.batch_size):
         training["batch_size"] = hyper.batch_size
-    if _given(hyper.learning_rate_multiplier):
-        training["learning_rate"] = DEFAULT_LEARNING_RATE * float(hyper.learning_rate_multiplier)  # type: ignore[arg-type]
+    multiplier = hyper.learning_rate_multiplier
+    if isinstance(multiplier, int | float):
+        training["learning_rate"] = DEFAULT_LEARNING_RATE * multiplier
     spec: dict[str, Any] = {
         "base_model": request.model,
         "method": SpecMethod.DPO if kind == "dpo" else SUPERVISED_METHOD,
@@ -112,7 +113,7 @@ def _laid_over(base: dict[str, Any], extension: dict[str, Any]) -> dict[str, Any
     for key, value in extension.items():
         inner = merged.get(key)
         both_sections = isinstance(inner, dict) and isinstance(value, dict)
-        merged[key] = _laid_over(inner, value) if both_sections else value  # type: ignore[arg-type]
+        merged[key] = _laid_over(inner, value) if both_sections else value
     return merged
 
 
