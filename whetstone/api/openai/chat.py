@@ -53,7 +53,11 @@ def ready_deployment(platform: Platform, caller: Caller, job: JobRecord) -> Depl
     if current is None:
         if platform.settings.runtime != "local":
             raise _not_deployed(job)
-        deployments.deploy(platform, caller, job.job_id)
+        try:
+            deployments.deploy(platform, caller, job.job_id)
+        except ConflictError as error:
+            if error.code != "already_deployed":  # another first request started it: wait
+                raise
     deadline = time.monotonic() + START_WAIT_S
     while True:
         current = deployments.get_deployment(platform, caller, job.job_id)
