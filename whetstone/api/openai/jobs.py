@@ -112,8 +112,10 @@ def _laid_over(base: dict[str, Any], extension: dict[str, Any]) -> dict[str, Any
     merged = dict(base)
     for key, value in extension.items():
         inner = merged.get(key)
-        both_sections = isinstance(inner, dict) and isinstance(value, dict)
-        merged[key] = _laid_over(inner, value) if both_sections else value
+        if isinstance(inner, dict) and isinstance(value, dict):
+            merged[key] = _laid_over(inner, value)
+        else:
+            merged[key] = value
     return merged
 
 
