@@ -11,6 +11,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whetstone.api.errors import register_error_handlers
 from whetstone.api.identity import ORG_CLAIM
+from whetstone.api.openai import routes_chat, routes_files, routes_jobs, routes_models
+from whetstone.api.openai.errors import OPENAI_PREFIX, is_openai_path, to_openai_error
 from whetstone.api.openapi_errors import document_errors
 from whetstone.api.paths import API_PREFIX
 from whetstone.api.resolver import ThreadSafeResolver
@@ -41,6 +43,8 @@ app.include_router(jobs.router, prefix=API_PREFIX)
 app.include_router(datasets.router, prefix=API_PREFIX)
 app.include_router(deployments.router, prefix=API_PREFIX)
 app.include_router(evaluation.router, prefix=API_PREFIX)
+for openai_routes in (routes_files, routes_jobs, routes_models, routes_chat):
+    app.include_router(openai_routes.router, prefix=OPENAI_PREFIX)
 register_error_handlers(app)
 
 
@@ -65,7 +69,8 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         _enable_docs()
     if context is not None:  # whet serve's threads share the logger: no keys there
         _log_caller_and_job(event)
-    return app.resolve(event, context)  # type: ignore[arg-type]
+    response = app.resolve(event, context)  # type: ignore[arg-type]
+    return to_openai_error(response) if is_openai_path(event.get("path")) else response
 
 
 def _log_caller_and_job(event: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@ them: every route authenticates (401) and reads the job store (503 when it is un
 a route with a body can be malformed (400), too large (413) or invalid (422); a route with
 path parameters names something that may not exist (404), and a POST, PUT or DELETE on it
 may meet a state that forbids it (409). A route declares any other error (a quota's 429) in
-its decorator's `responses`; this fills in the body schema.
+its decorator's `responses`; this fills in the body schema. The OpenAI-compatible routes
+under /v1 answer OpenAI's envelope instead, with 400 where ours say 422 (api/openai/errors.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from whetstone.api.errors import ErrorBody
+from whetstone.api.openai.errors import ENVELOPE_SCHEMA, is_openai_path
 
 ERROR_SCHEMA = "ErrorBody"
+OPENAI_ERROR_SCHEMA = "OpenAIErrorEnvelope"
 _FRAMEWORK_SCHEMAS = ("HTTPValidationError", "ValidationError")
 DESCRIPTIONS = {
     "400": "The request could not be parsed (malformed HTTP, JSON or multipart body).",
@@ -33,11 +36,12 @@ _CHANGES = ("post", "put", "delete")
 
 def expected_errors(method: str, path: str, operation: dict[str, Any]) -> set[str]:
     """The error statuses an operation can answer, from its shape."""
+    invalid = "400" if is_openai_path(path) else "422"
     errors = {"401", "503"}
     if "requestBody" in operation:
-        errors |= {"400", "413", "422"}
+        errors |= {"400", "413", invalid}
     if operation.get("parameters"):
-        errors.add("422")
+        errors.add(invalid)
     if "{" in path:
         errors.add("404")
         if method in _CHANGES:
@@ -51,8 +55,10 @@ def document_errors(document: dict[str, Any]) -> dict[str, Any]:
     for name in _FRAMEWORK_SCHEMAS:
         schemas.pop(name, None)
     schemas[ERROR_SCHEMA] = ErrorBody.model_json_schema()
-    body = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ERROR_SCHEMA}"}}}
+    schemas[OPENAI_ERROR_SCHEMA] = ENVELOPE_SCHEMA
     for path, operations in document.get("paths", {}).items():
+        schema = OPENAI_ERROR_SCHEMA if is_openai_path(path) else ERROR_SCHEMA
+        body = {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)  # the framework's, added to every route

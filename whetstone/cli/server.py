@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from whetstone.api.app import DOCS_PATH, OPENAPI_PATH, handler
 from whetstone.api.identity import claims_for
+from whetstone.api.openai.errors import envelope, is_openai_path
 from whetstone.cli.tokens import DEFAULT_CALLER, TokenFile
 from whetstone.cli.wsgi_server import WSGIServer
 from whetstone.core.errors import UnauthenticatedError
@@ -150,6 +151,8 @@ class ApiApplication:
         except _Refusal as refusal:
             body = {"code": refusal.code, "message": refusal.message, "details": None}
             payload = json.dumps(body).encode()
+            if is_openai_path(environ.get("PATH_INFO")):
+                payload = envelope(refusal.status, refusal.message, refusal.code).encode()
             headers = [("content-type", "application/json"), *refusal.headers]
             start_response(_status_line(refusal.status), headers)
             return [payload]

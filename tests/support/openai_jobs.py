@@ -1,0 +1,68 @@
+"""Training files for /v1, and moving a job created there along its lifecycle as its trainer
+would report it."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from whetstone.core.job import Artifacts, Checkpoint, MetricPoint, Progress, utcnow
+from whetstone.core.layout import JobLayout
+from whetstone.core.lifecycle import JobStatus
+from whetstone.service.platform import Platform
+from whetstone.service.records import transition, update_job
+
+STEPS = 4
+
+
+def chat_rows(count: int = 120) -> bytes:
+    """A training file in OpenAI's chat format."""
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"Say {i}"},
+                {"role": "assistant", "content": f"{i}"},
+            ]
+        }
+        for i in range(count)
+    ]
+    return "\n".join(json.dumps(row) for row in rows).encode()
+
+
+def train(platform: Platform, job_id: str) -> None:
+    """To training, with a loss at each of STEPS steps and a checkpoint at steps 2 and 4."""
+    for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):
+        transition(platform, job_id, status)
+    now = utcnow()
+    points = [
+        MetricPoint(name="loss", step=step, value=2.0 / step, time=now + timedelta(seconds=step))
+        for step in range(1, STEPS + 1)
+    ]
+    platform.jobs.put_metrics(job_id, points)
+    checkpoints = [
+        Checkpoint(step=step, epoch=step / STEPS, location=f"checkpoint-{step}", at=now)
+        for step in (2, STEPS)
+    ]
+    progress = Progress(step=STEPS, max_steps=STEPS, epoch=1.0, fraction=1.0)
+    update_job(
+        platform,
+        job_id,
+        lambda job: job.model_copy(
+            update={
+                "checkpoints": checkpoints,
+                "progress": progress,
+                "latest_metrics": {"loss": 0.5},
+            }
+        ),
+    )
+
+
+def complete(platform: Platform, job_id: str) -> None:
+    """To completed, with its output recorded as the workflow records it."""
+    job = transition(platform, job_id, JobStatus.COMPLETED, "training finished")
+    location = platform.blobs.uri(JobLayout.of(job).output)
+    update_job(
+        platform,
+        job_id,
+        lambda current: current.model_copy(update={"artifacts": Artifacts(location=location)}),
+    )

@@ -1,0 +1,131 @@
+"""Chat completions of a fine-tuned model, answered by the job's deployment.
+
+Local: a model not being served is deployed on its first request, which waits (at most
+START_WAIT_S) until the server is ready. aws: a model is served only once deployed
+(`whet jobs deploy`); a request before that is refused saying so. docs/openai-api.md.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from whetstone.api.openai.models import fine_tuned_job, is_fine_tuned
+from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError, TransientError
+from whetstone.core.job import Caller, Deployment, JobRecord
+from whetstone.service import deployments
+from whetstone.service.platform import Platform
+
+START_WAIT_S = 300.0
+POLL_S = 1.0
+BACKEND_TIMEOUT_S = 300.0
+
+
+class BackendAnswer(Exception):
+    """The deployment refused the request: its status and OpenAI-shaped body, passed on."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(body)
+        self.status, self.body = status, body
+
+
+def _deployment(platform: Platform, caller: Caller, job: JobRecord) -> Deployment | None:
+    if job.deployment is None or not job.deployment.is_live:
+        return None
+    return deployments.get_deployment(platform, caller, job.job_id)
+
+
+def _not_deployed(job: JobRecord) -> ConflictError:
+    return ConflictError(
+        f"the model of job {job.job_id} is not deployed; deploy it with `whet jobs deploy "
+        f"{job.job_id}` (POST /api/v1/fine-tuning/jobs/{job.job_id}/deploy) and retry once "
+        "it is ready",
+        code="model_not_deployed",
+    )
+
+
+def ready_deployment(platform: Platform, caller: Caller, job: JobRecord) -> Deployment:
+    """The job's ready deployment; in the local runtime started now when there is none."""
+    current = _deployment(platform, caller, job)
+    if current is None:
+        if platform.settings.runtime != "local":
+            raise _not_deployed(job)
+        try:
+            deployments.deploy(platform, caller, job.job_id)
+        except ConflictError as error:
+            if error.code != "already_deployed":  # another first request started it: wait
+                raise
+    deadline = time.monotonic() + START_WAIT_S
+    while True:
+        current = deployments.get_deployment(platform, caller, job.job_id)
+        if current.status == "ready" and current.endpoint:
+            return current
+        if not current.is_live:
+            raise ConflictError(
+                f"the model of job {job.job_id} could not be served: {current.message}",
+                code="deployment_failed",
+            )
+        if platform.settings.runtime != "local" or time.monotonic() >= deadline:
+            raise TransientError(
+                f"the model of job {job.job_id} is still starting ({current.message or 'loading'})"
+            )
+        time.sleep(POLL_S)
+
+
+def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=BACKEND_TIMEOUT_S) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except urllib.error.HTTPError as error:
+        raise BackendAnswer(error.code, error.read().decode(errors="replace")) from error
+    except OSError as error:
+        raise TransientError(f"the model's server did not answer: {error}") from error
+
+
+def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    """The chat completion of `body` by the fine-tuned model it names (not streamed)."""
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(
+            "model: name a fine-tuned model (ft:...)",
+            code="invalid_value",
+            details=[{"loc": "model", "message": "required"}],
+        )
+    if not is_fine_tuned(name):
+        raise NotFoundError(
+            f"the model {name!r} is not served here: /v1/chat/completions answers with "
+            "fine-tuned models (ft:..., see GET /v1/models)",
+            code="model_not_found",
+        )
+    job = fine_tuned_job(platform, caller, name)
+    deployment = ready_deployment(platform, caller, job)
+    forwarded = {**body, "model": deployment.model}
+    forwarded.pop("stream", None)
+    forwarded.pop("stream_options", None)
+    answer = _post(f"{deployment.endpoint}/chat/completions", forwarded)
+    return {**answer, "model": name}
+
+
+def as_stream(completion: dict[str, Any]) -> str:
+    """A completion as OpenAI's server-sent chunks: the message's content in one chunk, then
+    the finish reason with the usage, then [DONE]."""
+    base = {key: completion[key] for key in ("id", "created", "model")}
+    base["object"] = "chat.completion.chunk"
+    chunks = []
+    for choice in completion.get("choices", []):
+        message = choice.get("message") or {}
+        delta = {"role": "assistant", "content": message.get("content") or ""}
+        chunks.append(
+            {**base, "choices": [{"index": choice["index"], "delta": delta, "finish_reason": None}]}
+        )
+        last = {"index": choice["index"], "delta": {}, "finish_reason": choice["finish_reason"]}
+        chunks.append({**base, "choices": [last]})
+    chunks.append({**base, "choices": [], "usage": completion.get("usage")})
+    return "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
