@@ -61,13 +61,7 @@ class NewJob(DeferredModel):
 
     spec: JobSpec
     name: Annotated[str | None, Field(max_length=200)] = None
-    allow_over_budget: Annotated[
-        bool,
-        Field(
-            description="Create the job even when its estimate would pass the organization's "
-            "monthly budget (which otherwise refuses it with 402 budget_exceeded)."
-        ),
-    ] = False
+    allow_over_budget: bool = False
 
 
 def get_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:

@@ -1,4 +1,5 @@
-"""The workflow's pause step: pausing → paused, the trainer stopped with its checkpoint.
+"""The workflow's pause step: pausing → paused, the trainer stopped with its checkpoint;
+and the pause of a job that reached its cost cap.
 
 The trainer checkpoints on SIGTERM, so stopping its compute keeps where it was; the step
 archives that checkpoint for download, releases the compute and records the cost up to now
@@ -9,10 +10,16 @@ optimizer, scheduler and data order.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from whetstone.core.errors import ConflictError
 from whetstone.core.job import JobRecord, live_cost
-from whetstone.core.lifecycle import JobStatus
+from whetstone.core.lifecycle import PAUSABLE_STATUSES, JobStatus
+from whetstone.observability import logger
 from whetstone.ports import Compute
+from whetstone.service.budgets import cap_message, cap_reached
 from whetstone.service.job_log import log
+from whetstone.service.jobs import request_pause
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
 from whetstone.service.workflow import JobStopped, keep_checkpoints
@@ -55,3 +62,22 @@ def pause(platform: Platform, job_id: str, compute: Compute) -> JobRecord:
         cost_usd=result.cost.current_usd,
     )
     return result
+
+
+def pause_at_cost_cap(platform: Platform, job: JobRecord, now: datetime) -> bool:
+    """Pause a deploying or training job whose spend up to `now` reached its
+    `hardware.max_cost_usd`, saying why in its status history, its log and the service log.
+    Whether it asked for the pause. Called on the trainer's metrics and resources events
+    (both runtimes), by the local runner while it waits and by the aws reconciler."""
+    if job.status not in PAUSABLE_STATUSES:
+        return False
+    spent = job.model_copy(update={"cost": live_cost(job, now)})
+    if not cap_reached(spent):
+        return False
+    reason = cap_message(spent)
+    try:
+        request_pause(platform, job.job_id, reason)
+    except ConflictError:
+        return False  # it moved on meanwhile (stopped, paused, ended)
+    logger.info("job paused at its cost cap", job_id=job.job_id, reason=reason)
+    return True

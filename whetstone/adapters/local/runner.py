@@ -185,6 +185,8 @@ class LocalRunner:
             job = platform.jobs.get(job_id)
             if job is None or job.is_stop_requested:
                 raise workflow.JobStopped(f"stop requested during the {stage} stage")
+            if stage is TrainerStage.TRAIN and pausing.pause_at_cost_cap(platform, job, utcnow()):
+                continue  # a trainer silent past its cap is paused too
             status = compute.status(job, stage)
             if status.state is ComputeState.SUCCEEDED:
                 compute.stop(job)  # releases the finished process's bookkeeping
