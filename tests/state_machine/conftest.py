@@ -30,6 +30,7 @@ FUNCTIONS = {
     "CompleteFunctionArn": ("Complete", handlers.complete),
     "FailFunctionArn": ("RecordFailure", handlers.fail),
     "CancelFunctionArn": ("Cancel", handlers.cancel),
+    "PauseFunctionArn": ("Pause", handlers.pause),
 }
 
 

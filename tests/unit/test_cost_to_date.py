@@ -35,9 +35,7 @@ def test_given_a_trainer_launched_an_hour_ago_without_metrics_when_read_then_it_
     assert stored is not None and stored.cost.current_usd == 0  # the stored one is untouched
 
 
-def test_given_a_job_paused_for_an_hour_of_its_three_when_read_then_two_hours_are_billed() -> (
-    None
-):
+def test_given_a_job_paused_for_an_hour_of_its_three_when_read_then_two_hours_are_billed() -> None:
     platform = get_platform()
     hardware = HardwareParams(gpu_type="nvidia-a100-40gb", gpu_count=1)
     now = utcnow()
