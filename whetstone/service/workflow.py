@@ -105,9 +105,11 @@ def _stop_requested(platform: Platform, job_id: str) -> bool:
 
 
 def begin(platform: Platform, job_id: str) -> None:
-    """pending → preparing."""
+    """pending → preparing; a resumed job (deploying again) is left as it is."""
     if _stop_requested(platform, job_id):
         raise JobStopped("stop requested before the job started")
+    if _job(platform, job_id).status is JobStatus.DEPLOYING:
+        return
     transition(platform, job_id, JobStatus.PREPARING, "preparing the dataset and the plan")
 
 
