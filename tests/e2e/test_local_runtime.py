@@ -2,7 +2,9 @@
 
 A job goes through every status to completed with metrics, logs of all three
 sources and artifacts; a stop mid-training ends cancelled with the trainer gone;
-a killed trainer ends failed with the reason; a server restart mid-job resumes it.
+a pause mid-training ends paused with the trainer gone and a resume continues from its
+checkpoint; a killed trainer ends failed with the reason; a server restart mid-job
+resumes it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +170,37 @@ def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
     link = call("GET", f"{server_url}{API}/jobs/{job_id}/download?artifact=checkpoint&step={step}")
     archive = call("GET", f"{server_url}{link['url']}")
     assert tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz").getnames()
+
+
+def test_a_pause_mid_training_ends_paused_and_a_resume_continues_from_its_checkpoint(
+    server_url: str, tiny_model: Path
+) -> None:
+    # Given a job training, with a checkpoint saved
+    job_id = create(server_url, tiny_model, count=300, examples_epochs=2, save_steps=4)
+    wait_until(server_url, job_id, training_with_checkpoint)
+
+    # When it is paused, then it ends paused with no trainer left and a checkpoint kept
+    call("POST", f"{server_url}{API}/jobs/{job_id}/pause")
+    paused = wait_until(server_url, job_id, lambda j: j["status"] not in ("training", "pausing"))
+    assert paused["status"] == "paused", paused["error"]
+    assert trainer_processes(job_id) == []
+    checkpoint_step = paused["checkpoints"][-1]["step"]
+    paused_at = datetime.fromisoformat(paused["status_history"][-1]["at"])
+
+    # When it is resumed, then it completes
+    call("POST", f"{server_url}{API}/jobs/{job_id}/resume")
+    job = wait_until(server_url, job_id, lambda j: j["status"] in ("completed", "failed"))
+    assert job["status"] == "completed", job["error"]
+    statuses = [h["status"] for h in job["status_history"]]
+    after_pause = statuses[statuses.index("pausing") :]
+    assert after_pause[:4] == ["pausing", "paused", "deploying", "training"]
+    # and the resumed trainer went on from the checkpoint's step, not from step 0
+    losses = call("GET", f"{server_url}{API}/jobs/{job_id}/metrics?names=loss")["series"]["loss"]
+    resumed_steps = [
+        point["step"] for point in losses if datetime.fromisoformat(point["time"]) > paused_at
+    ]
+    assert resumed_steps and min(resumed_steps) > checkpoint_step
+    assert max(point["step"] for point in losses) == job["progress"]["max_steps"]
 
 
 def test_a_killed_trainer_ends_failed_with_the_reason(server_url: str, tiny_model: Path) -> None:
