@@ -132,6 +132,17 @@ def training_with_checkpoint(job: dict[str, Any]) -> bool:
     return job["status"] == "training" and bool(job["checkpoints"])
 
 
+def mid_training(
+    base: str, model: Path, action: str, until: Callable[[dict[str, Any]], bool], **kwargs: Any
+) -> dict[str, Any]:
+    """A job created with `kwargs` and sent `action` (stop, pause) once it trains with a
+    checkpoint saved; the job once `until` holds."""
+    job_id = create(base, model, **kwargs)
+    wait_until(base, job_id, training_with_checkpoint)
+    call("POST", f"{base}{API}/jobs/{job_id}/{action}")
+    return wait_until(base, job_id, until)
+
+
 def test_a_job_runs_through_every_status_to_completed(server_url: str, tiny_model: Path) -> None:
     job_id = create(server_url, tiny_model)
 
@@ -157,12 +168,17 @@ def test_a_job_runs_through_every_status_to_completed(server_url: str, tiny_mode
 def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
     server_url: str, tiny_model: Path
 ) -> None:
-    job_id = create(server_url, tiny_model, count=400, examples_epochs=20, save_steps=4)
-    wait_until(server_url, job_id, training_with_checkpoint)
+    job = mid_training(
+        server_url,
+        tiny_model,
+        "stop",
+        lambda j: j["status"] in ("cancelled", "failed"),
+        count=400,
+        examples_epochs=20,
+        save_steps=4,
+    )
 
-    call("POST", f"{server_url}{API}/jobs/{job_id}/stop")
-    job = wait_until(server_url, job_id, lambda j: j["status"] in ("cancelled", "failed"))
-
+    job_id = job["job_id"]
     assert job["status"] == "cancelled"
     assert [h["status"] for h in job["status_history"]][-2:] == ["stopping", "cancelled"]
     assert trainer_processes(job_id) == []
@@ -175,13 +191,19 @@ def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
 def test_a_pause_mid_training_ends_paused_and_a_resume_continues_from_its_checkpoint(
     server_url: str, tiny_model: Path
 ) -> None:
-    # Given a job training, with a checkpoint saved
-    job_id = create(server_url, tiny_model, count=300, examples_epochs=2, save_steps=4)
-    wait_until(server_url, job_id, training_with_checkpoint)
+    # Given a job training, with a checkpoint saved, when it is paused
+    paused = mid_training(
+        server_url,
+        tiny_model,
+        "pause",
+        lambda j: j["status"] not in ("training", "pausing"),
+        count=300,
+        examples_epochs=2,
+        save_steps=4,
+    )
 
-    # When it is paused, then it ends paused with no trainer left and a checkpoint kept
-    call("POST", f"{server_url}{API}/jobs/{job_id}/pause")
-    paused = wait_until(server_url, job_id, lambda j: j["status"] not in ("training", "pausing"))
+    # Then it ends paused with no trainer left and a checkpoint kept
+    job_id = paused["job_id"]
     assert paused["status"] == "paused", paused["error"]
     assert trainer_processes(job_id) == []
     checkpoint_step = paused["checkpoints"][-1]["step"]

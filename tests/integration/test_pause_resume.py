@@ -21,6 +21,7 @@ from whetstone.core.lifecycle import JobStatus
 from whetstone.core.logs import LogQuery
 from whetstone.ports import ComputeState, ComputeStatus
 from whetstone.runtime import get_platform
+from whetstone.service import workflow
 from whetstone.service.ingest import ingest_event
 from whetstone.service.pausing import pause
 from whetstone.service.records import transition, update_job
@@ -240,3 +241,18 @@ def test_the_sdk_pauses_and_resumes_a_job(
     pause(get_platform(), job.job_id, StoppedTrainer())
     assert job.resume().status == "deploying"
     assert orchestrator.paused == orchestrator.resumed == [job.job_id]
+
+
+def test_given_a_resumed_job_paused_again_before_its_launch_then_the_launch_pauses_it() -> None:
+    # Given a paused job, resumed, then paused again while waiting for its launch
+    job_id = training_job()
+    post(job_id, "pause")
+    pause(get_platform(), job_id, StoppedTrainer())
+    post(job_id, "resume")
+    post(job_id, "pause")
+    trainer = StoppedTrainer()
+
+    # When the workflow launches it, then it raises JobPaused and launches nothing
+    with pytest.raises(workflow.JobPaused):
+        workflow.launch(get_platform(), job_id, trainer, "plan-uri", "image")
+    assert pause(get_platform(), job_id, trainer).status is JobStatus.PAUSED

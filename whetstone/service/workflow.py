@@ -311,11 +311,13 @@ def build_image(platform: Platform, job_id: str, builder: ImageBuilder, tag: str
 
 
 def launch(platform: Platform, job_id: str, compute: Compute, plan_uri: str, image: str) -> None:
-    """→ deploying, and start the trainer."""
+    """→ deploying, and start the trainer; JobPaused when a pause came first."""
     if _stop_requested(platform, job_id):
         raise JobStopped("stop requested before launch")
 
     def deploying(job: JobRecord) -> JobRecord:
+        if job.status is JobStatus.PAUSING:  # a resumed job paused again before its launch
+            raise JobPaused("pause requested before launch")
         if job.status is not JobStatus.DEPLOYING:  # a resumed job may be deploying already
             check_transition(job.status, JobStatus.DEPLOYING)
             job = job.with_status(JobStatus.DEPLOYING, "starting the trainer")
