@@ -197,8 +197,8 @@ def test_a_pause_mid_training_ends_paused_and_a_resume_continues_from_its_checkp
         tiny_model,
         "pause",
         lambda j: j["status"] not in ("training", "pausing"),
-        count=300,
-        examples_epochs=2,
+        count=200,
+        examples_epochs=1,
         save_steps=4,
     )
 
