@@ -15,7 +15,7 @@ from whetstone import runtime
 from whetstone.core.events import TrainerStage
 from whetstone.core.plan import EventSinkSettings
 from whetstone.observability import STEP_FUNCTIONS, lambda_entry, log_job, logger
-from whetstone.service import stage_tasks, workflow
+from whetstone.service import pausing, stage_tasks, workflow
 from whetstone.service import state_machine_steps as steps
 
 
@@ -155,3 +155,13 @@ def cancel(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     step = _read(StepInput, event)
     workflow.cancel(runtime.get_platform(), step.job_id, runtime.get_aws_workflow_ports().compute)
     return {}
+
+
+@step_handler
+def pause(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    """Delete the train stage's Kubernetes Job (the trainer checkpoints on SIGTERM) and
+    record the job paused; the execution then ends."""
+    step = _read(StepInput, event)
+    compute = runtime.get_aws_workflow_ports().compute
+    job = pausing.pause(runtime.get_platform(), step.job_id, compute)
+    return {"status": job.status.value}

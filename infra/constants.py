@@ -119,6 +119,12 @@ STEP_FUNCTIONS = (
         frozenset({"eks", "pod_identity"}),
         timeout=ARCHIVE_STEP_TIMEOUT,
     ),
+    StepFunction(
+        "PauseFunctionArn",
+        "functions.workflow.pause",
+        frozenset({"eks", "pod_identity"}),
+        timeout=ARCHIVE_STEP_TIMEOUT,
+    ),
 )
 API_HANDLER = "functions.api.handler"
 INGEST_HANDLER = "functions.ingest.handler"

@@ -214,11 +214,13 @@ class WhetstoneClient(Transport):
         *,
         name: str | None = None,
         idempotency_key: str | None = None,
+        allow_over_budget: bool = False,
     ) -> Job:
         """Create a job from a config (mapping or YAML/JSON file) and a local dataset file.
 
         Files up to 8 MB go in one multipart request; larger ones are uploaded first
-        (POST /uploads, PUT the bytes) and named by their upload id.
+        (POST /uploads, PUT the bytes) and named by their upload id. `allow_over_budget`
+        creates it even past the organization's monthly budget.
         """
         config_name, spec = load_job_config(config)
         name = name or config_name
@@ -231,10 +233,14 @@ class WhetstoneClient(Transport):
             section = dict(spec.get("dataset") or {})
             section["source"] = upload.upload_id
             return self.create_job_json(
-                {**spec, "dataset": section}, name=name, idempotency_key=idempotency_key
+                {**spec, "dataset": section},
+                name=name,
+                idempotency_key=idempotency_key,
+                allow_over_budget=allow_over_budget,
             )
+        config_json = {"name": name, "spec": spec, "allow_over_budget": allow_over_budget}
         body, content_type = encode_multipart(
-            {"config": json.dumps({"name": name, "spec": spec})},
+            {"config": json.dumps(config_json)},
             {"file": (dataset.name, read_file(dataset))},
         )
         raw = self.request("POST", "/jobs", body=body, content_type=content_type, headers=headers)
@@ -246,12 +252,12 @@ class WhetstoneClient(Transport):
         *,
         name: str | None = None,
         idempotency_key: str | None = None,
+        allow_over_budget: bool = False,
     ) -> Job:
         """Create a job whose spec.dataset.source names its data (upload id, s3://, hf://)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        raw = self.request(
-            "POST", "/jobs/json", json_body={"name": name, "spec": dict(spec)}, headers=headers
-        )
+        body = {"name": name, "spec": dict(spec), "allow_over_budget": allow_over_budget}
+        raw = self.request("POST", "/jobs/json", json_body=body, headers=headers)
         return Job(self, JobResponse.model_validate(raw))
 
     def upload_dataset(self, path: str | os.PathLike[str]) -> UploadResponse:
@@ -311,6 +317,18 @@ class WhetstoneClient(Transport):
 
     def stop_job(self, job_id: str) -> JobResponse:
         return JobResponse.model_validate(self.request("POST", f"/jobs/{segment(job_id)}/stop"))
+
+    def pause_job(self, job_id: str) -> JobResponse:
+        """Checkpoint a deploying or training job and release its compute (pausing, paused)."""
+        return JobResponse.model_validate(self.request("POST", f"/jobs/{segment(job_id)}/pause"))
+
+    def resume_job(self, job_id: str, *, max_cost_usd: float | None = None) -> JobResponse:
+        """Relaunch a paused job from its checkpoint; `max_cost_usd` replaces its cost cap
+        (needed for a job paused at its cap)."""
+        path = f"/jobs/{segment(job_id)}/resume"
+        if max_cost_usd is not None:
+            path += f"?max_cost_usd={max_cost_usd}"
+        return JobResponse.model_validate(self.request("POST", path))
 
     def delete_job(self, job_id: str) -> None:
         self.request("DELETE", f"/jobs/{segment(job_id)}")

@@ -137,6 +137,16 @@ class Job:
         self._record = self.client.stop_job(self.job_id)
         return self._record
 
+    # Not `pause`: that name is the wait between two polls.
+    def pause_training(self) -> JobResponse:
+        """Checkpoint the job and release its compute; `resume` continues it."""
+        self._record = self.client.pause_job(self.job_id)
+        return self._record
+
+    def resume(self, *, max_cost_usd: float | None = None) -> JobResponse:
+        self._record = self.client.resume_job(self.job_id, max_cost_usd=max_cost_usd)
+        return self._record
+
     def delete(self) -> None:
         self.client.delete_job(self.job_id)
 

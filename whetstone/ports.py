@@ -161,6 +161,12 @@ class Orchestrator(Protocol):
     def stop(self, job: JobRecord) -> None:
         """Ask the workflow to stop the job and clean its compute up."""
 
+    def pause(self, job: JobRecord) -> None:
+        """Ask the workflow to checkpoint the pausing job and release its compute."""
+
+    def resume(self, job: JobRecord) -> None:
+        """Relaunch the training stage of a resumed job from its latest checkpoint."""
+
 
 @runtime_checkable
 class TaskCallbacks(Protocol):

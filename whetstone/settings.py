@@ -47,6 +47,15 @@ class Settings(BaseModel):
             'dataset source (aws), as JSON: {"<org>": ["<bucket>", "<bucket>/<prefix>"]}.',
         ),
     ] = Field(default_factory=dict)
+    org_monthly_budget_usd: Annotated[
+        dict[str, float],
+        Field(
+            description="Each organization's monthly budget in USD, as JSON: "
+            '{"<org>": 500}. Creating a job whose estimate would bring the spend of the '
+            "organization's jobs created this month (UTC) past it is refused unless the "
+            "request sets allow_over_budget; an organization not listed has no budget.",
+        ),
+    ] = Field(default_factory=dict)
     max_upload_bytes: Annotated[
         int, Field(ge=1, description="Largest dataset file accepted, in bytes.")
     ] = 5 * 1024**3

@@ -2,7 +2,9 @@
 
 A job goes through every status to completed with metrics, logs of all three
 sources and artifacts; a stop mid-training ends cancelled with the trainer gone;
-a killed trainer ends failed with the reason; a server restart mid-job resumes it.
+a pause mid-training ends paused with the trainer gone and a resume continues from its
+checkpoint; a killed trainer ends failed with the reason; a server restart mid-job
+resumes it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +95,17 @@ def training_with_checkpoint(job: dict[str, Any]) -> bool:
     return job["status"] == "training" and bool(job["checkpoints"])
 
 
+def mid_training(
+    base: str, model: Path, action: str, until: Callable[[dict[str, Any]], bool], **kwargs: Any
+) -> dict[str, Any]:
+    """A job created with `kwargs` and sent `action` (stop, pause) once it trains with a
+    checkpoint saved; the job once `until` holds."""
+    job_id = create(base, model, **kwargs)
+    wait_until(base, job_id, training_with_checkpoint)
+    call("POST", f"{base}{API}/jobs/{job_id}/{action}")
+    return wait_until(base, job_id, until)
+
+
 def test_a_job_runs_through_every_status_to_completed(server_url: str, tiny_model: Path) -> None:
     job_id = create(server_url, tiny_model)
 
@@ -123,12 +137,17 @@ def test_a_job_runs_through_every_status_to_completed(server_url: str, tiny_mode
 def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
     server_url: str, tiny_model: Path
 ) -> None:
-    job_id = create(server_url, tiny_model, count=400, epochs=20, save_steps=4)
-    wait_until(server_url, job_id, training_with_checkpoint)
+    job = mid_training(
+        server_url,
+        tiny_model,
+        "stop",
+        lambda j: j["status"] in ("cancelled", "failed"),
+        count=400,
+        epochs=20,
+        save_steps=4,
+    )
 
-    call("POST", f"{server_url}{API}/jobs/{job_id}/stop")
-    job = wait_until(server_url, job_id, lambda j: j["status"] in ("cancelled", "failed"))
-
+    job_id = job["job_id"]
     assert job["status"] == "cancelled"
     assert [h["status"] for h in job["status_history"]][-2:] == ["stopping", "cancelled"]
     assert trainer_processes(job_id) == []
@@ -136,6 +155,43 @@ def test_a_stop_mid_training_ends_cancelled_with_the_trainer_gone(
     link = call("GET", f"{server_url}{API}/jobs/{job_id}/download?artifact=checkpoint&step={step}")
     archive = call("GET", f"{server_url}{link['url']}")
     assert tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz").getnames()
+
+
+def test_a_pause_mid_training_ends_paused_and_a_resume_continues_from_its_checkpoint(
+    server_url: str, tiny_model: Path
+) -> None:
+    # Given a job training, with a checkpoint saved, when it is paused
+    paused = mid_training(
+        server_url,
+        tiny_model,
+        "pause",
+        lambda j: j["status"] not in ("training", "pausing"),
+        count=200,
+        epochs=1,
+        save_steps=4,
+    )
+
+    # Then it ends paused with no trainer left and a checkpoint kept
+    job_id = paused["job_id"]
+    assert paused["status"] == "paused", paused["error"]
+    assert trainer_processes(job_id) == []
+    checkpoint_step = paused["checkpoints"][-1]["step"]
+    paused_at = datetime.fromisoformat(paused["status_history"][-1]["at"])
+
+    # When it is resumed, then it completes
+    call("POST", f"{server_url}{API}/jobs/{job_id}/resume")
+    job = wait_until(server_url, job_id, lambda j: j["status"] in ("completed", "failed"))
+    assert job["status"] == "completed", job["error"]
+    statuses = [h["status"] for h in job["status_history"]]
+    after_pause = statuses[statuses.index("pausing") :]
+    assert after_pause[:4] == ["pausing", "paused", "deploying", "training"]
+    # and the resumed trainer went on from the checkpoint's step, not from step 0
+    losses = call("GET", f"{server_url}{API}/jobs/{job_id}/metrics?names=loss")["series"]["loss"]
+    resumed_steps = [
+        point["step"] for point in losses if datetime.fromisoformat(point["time"]) > paused_at
+    ]
+    assert resumed_steps and min(resumed_steps) > checkpoint_step
+    assert max(point["step"] for point in losses) == job["progress"]["max_steps"]
 
 
 def test_a_killed_trainer_ends_failed_with_the_reason(server_url: str, tiny_model: Path) -> None:

@@ -27,7 +27,7 @@ def _functions(synthesized: Any) -> dict[str, dict[str, Any]]:
 
 def test_every_handler_path_exists_in_the_repository(synthesized: Any) -> None:
     functions = _functions(synthesized)
-    assert len(functions) == 14
+    assert len(functions) == 15
     for function in functions.values():
         module, _, attribute = function["Properties"]["Handler"].rpartition(".")
         assert callable(getattr(importlib.import_module(module), attribute))
@@ -117,7 +117,7 @@ def test_only_steps_that_talk_to_the_cluster_may_describe_it(synthesized: Any) -
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if "eks:DescribeCluster" in statement["Action"]
     )
-    assert describers == ["Cancel", "Fail", "Reconciler", "RunStage"]
+    assert describers == ["Cancel", "Fail", "Pause", "Reconciler", "RunStage"]
 
 
 def test_the_code_asset_ships_bytecode_that_imports_without_its_sources(tmp_path: Path) -> None:

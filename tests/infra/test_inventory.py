@@ -36,8 +36,8 @@ INVENTORY: dict[str, dict[str, int]] = {
         "AWS::StepFunctions::StateMachine": 1,
         "AWS::Events::EventBus": 1,
         "AWS::Events::Rule": 2,  # trainer events, reconciler schedule
-        # 10 steps + ingest + reconciler + S3 drop + CDK's bucket notifications handler
-        "AWS::Lambda::Function": 14,
+        # 11 steps + ingest + reconciler + S3 drop + CDK's bucket notifications handler
+        "AWS::Lambda::Function": 15,
         "AWS::Lambda::LayerVersion": 1,
         "Custom::S3BucketNotifications": 1,
     },

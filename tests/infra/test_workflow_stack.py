@@ -144,7 +144,7 @@ def test_only_launch_and_stop_paths_may_manage_pod_identity(synthesized: Any) ->
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
         if statement["Action"] == "iam:PassRole"
     )
-    assert passers == ["Cancel", "Fail", "Reconciler", "RunStage"]
+    assert passers == ["Cancel", "Fail", "Pause", "Reconciler", "RunStage"]
     for policy in policies.values():
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
             if statement["Action"] == "iam:PassRole":

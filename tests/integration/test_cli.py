@@ -74,6 +74,12 @@ class FailingOrchestrator:
     def stop(self, job: JobRecord) -> None:
         pass
 
+    def pause(self, job: JobRecord) -> None:
+        pass
+
+    def resume(self, job: JobRecord) -> None:
+        pass
+
 
 # -- planning ---------------------------------------------------------------------------------
 

@@ -91,6 +91,32 @@ def test_given_a_job_restarted_twice_then_each_restart_is_a_new_execution(
     assert list(orchestrator.running()) == [job.job_id]
 
 
+def test_given_paused_and_long_pausing_jobs_without_executions_then_one_waits_one_is_paused(
+    aws_platform: Platform, orchestrator: StepFunctionsOrchestrator
+) -> None:
+    # Given a paused job and one left pausing an hour ago, neither with an execution
+    def in_status(status: JobStatus) -> JobRecord:
+        job = new_job(aws_platform)
+        return update_job(
+            aws_platform,
+            job.job_id,
+            lambda j: j.model_copy(
+                update={"status": status, "updated_at": utcnow() - timedelta(hours=1)}
+            ),
+        )
+
+    paused, pausing = in_status(JobStatus.PAUSED), in_status(JobStatus.PAUSING)
+
+    # When reconciled
+    repairs = reconcile(aws_platform, orchestrator, runtime.get_aws_workflow_ports().compute)
+
+    # Then the paused job is left as it is (not failed as workflow_lost), the other paused
+    assert repairs.failed == [] and repairs.paused == [pausing.job_id]
+    for job in (paused, pausing):
+        stored = aws_platform.jobs.get(job.job_id)
+        assert stored is not None and stored.status is JobStatus.PAUSED
+
+
 def test_given_a_trainer_job_whose_record_was_deleted_when_reconciled_then_it_is_removed(
     aws_platform: Platform, kube: FakeKube, orchestrator: StepFunctionsOrchestrator
 ) -> None:

@@ -42,6 +42,10 @@ class RecordingCallbacks:
 
     def stop(self, job: JobRecord) -> None: ...
 
+    def pause(self, job: JobRecord) -> None: ...
+
+    def resume(self, job: JobRecord) -> None: ...
+
     def complete_task(self, token: str, output: dict[str, object]) -> None:
         self.answers.append(("success", token, json.dumps(output)))
 

@@ -143,6 +143,8 @@ def test_given_every_test_case_when_listed_then_each_has_a_test_here() -> None:
         "StopDuringDeploying",
         "StopDuringTraining",
         "StopDuringFinalizing",
+        # tests/state_machine/test_pause_paths.py
+        "PauseDuringTraining",
     }
 
 

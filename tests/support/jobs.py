@@ -82,9 +82,17 @@ class RecordingOrchestrator:
 
     started: list[str] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    paused: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
 
     def start(self, job: JobRecord) -> None:
         self.started.append(job.job_id)
 
     def stop(self, job: JobRecord) -> None:
         self.stopped.append(job.job_id)
+
+    def pause(self, job: JobRecord) -> None:
+        self.paused.append(job.job_id)
+
+    def resume(self, job: JobRecord) -> None:
+        self.resumed.append(job.job_id)

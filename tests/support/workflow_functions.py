@@ -22,6 +22,7 @@ FUNCTIONS: dict[str, tuple[str, Handler]] = {
     "CompleteFunctionArn": ("Complete", handlers.complete),
     "FailFunctionArn": ("RecordFailure", handlers.fail),
     "CancelFunctionArn": ("Cancel", handlers.cancel),
+    "PauseFunctionArn": ("Pause", handlers.pause),
 }
 
 

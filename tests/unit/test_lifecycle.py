@@ -7,6 +7,7 @@ from support.jobs import HAPPY_PATH
 
 from whetstone.core.errors import ConflictError
 from whetstone.core.lifecycle import (
+    PAUSABLE_STATUSES,
     STATUS_DESCRIPTIONS,
     TERMINAL_STATUSES,
     TRANSITIONS,
@@ -33,10 +34,26 @@ def test_the_happy_path_is_allowed_step_by_step() -> None:
 
 
 @pytest.mark.parametrize(
-    "status", sorted(set(JobStatus) - TERMINAL_STATUSES - {JobStatus.STOPPING})
+    "status",
+    sorted(set(JobStatus) - TERMINAL_STATUSES - {JobStatus.STOPPING, JobStatus.PAUSED}),
 )
 def test_every_running_status_can_fail_or_be_stopped(status: JobStatus) -> None:
     assert {JobStatus.FAILED, JobStatus.STOPPING} <= TRANSITIONS[status]
+
+
+def test_a_paused_job_holds_nothing_so_a_stop_cancels_it_at_once() -> None:
+    assert TRANSITIONS[JobStatus.PAUSED] == {
+        JobStatus.DEPLOYING,
+        JobStatus.CANCELLED,
+        JobStatus.FAILED,
+    }
+
+
+def test_only_a_starting_or_training_job_pauses_and_a_pause_ends_paused_or_completed() -> None:
+    pausable = {status for status, targets in TRANSITIONS.items() if JobStatus.PAUSING in targets}
+    assert pausable == PAUSABLE_STATUSES == {JobStatus.DEPLOYING, JobStatus.TRAINING}
+    assert {JobStatus.PAUSED, JobStatus.COMPLETED} <= TRANSITIONS[JobStatus.PAUSING]
+    assert JobStatus.EVALUATING not in TRANSITIONS[JobStatus.PAUSING]
 
 
 def test_stopping_ends_in_cancelled() -> None:

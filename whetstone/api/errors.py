@@ -13,6 +13,7 @@ from pydantic import Field, ValidationError
 
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
+    BudgetExceededError,
     ConflictError,
     InvalidInputError,
     NotFoundError,
@@ -28,6 +29,7 @@ STATUS_BY_ERROR: dict[type[WhetstoneError], HTTPStatus] = {
     ConflictError: HTTPStatus.CONFLICT,
     InvalidInputError: HTTPStatus.UNPROCESSABLE_ENTITY,
     QuotaExceededError: HTTPStatus.TOO_MANY_REQUESTS,
+    BudgetExceededError: HTTPStatus.PAYMENT_REQUIRED,
     UnauthenticatedError: HTTPStatus.UNAUTHORIZED,
 }
 

@@ -42,6 +42,12 @@ class QuotaExceededError(WhetstoneError):
     code = "quota_exceeded"
 
 
+class BudgetExceededError(WhetstoneError):
+    """The spend asked for would go beyond a budget; `details` holds the figures."""
+
+    code = "budget_exceeded"
+
+
 class StaleWriteError(ConflictError):
     """A conditional write found the record changed since it was read."""
 

@@ -259,12 +259,25 @@ def gpus_used(job: JobRecord) -> int:
     return job.spec.hardware.gpu_count if job.device is None else job.device.gpu_count
 
 
+def paused_seconds(job: JobRecord, now: datetime) -> float:
+    """Time spent paused (compute released, not billed): from each entry into `paused` to the
+    status after it, or to `now` while still paused."""
+    total = 0.0
+    history = job.status_history
+    for index, change in enumerate(history):
+        if change.status is JobStatus.PAUSED:
+            until = history[index + 1].at if index + 1 < len(history) else now
+            total += max(0.0, (until - change.at).total_seconds())
+    return total
+
+
 def live_cost(job: JobRecord, now: datetime) -> CostInfo:
-    """Spend since compute started, and the projected total from progress so far."""
+    """Spend since compute started, less the time paused, and the projected total from
+    progress so far."""
     start = job.training_started_at
     if start is None:
         return job.cost
-    hours = max(0.0, (now - start).total_seconds() / 3600)
+    hours = max(0.0, ((now - start).total_seconds() - paused_seconds(job, now)) / 3600)
     current = hours * job.cost.hourly_rate_usd
     fraction = job.progress.fraction
     if job.is_terminal:

@@ -57,9 +57,10 @@ _S = JobStatus
 # deploying when their node (or the local server) disappears and the job resumes
 # from a checkpoint; training goes straight to completed when there is no test
 # split to evaluate; a pending job holds no compute, so stopping it cancels it
-# at once. A training job may pause (asked, or at its cost cap): pausing checkpoints and
-# releases the compute; a paused job holds nothing, resumes through deploying, and is
-# cancelled at once when stopped.
+# at once. A deploying or training job may pause (asked, or at its cost cap): pausing
+# checkpoints and releases the compute. A trainer that finishes before the pause reaches it
+# completes the job (pausing -> completed); a stop while pausing wins. A paused job holds
+# nothing: it resumes through deploying, and a stop cancels it at once.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     _S.PENDING: frozenset({_S.PREPARING, _S.STOPPING, _S.CANCELLED, _S.FAILED}),
     _S.PREPARING: frozenset({_S.BUILDING, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
@@ -70,14 +71,16 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     ),
     _S.EVALUATING: frozenset({_S.COMPLETED, _S.DEPLOYING, _S.STOPPING, _S.FAILED}),
     _S.STOPPING: frozenset({_S.CANCELLED, _S.FAILED}),
-    _S.PAUSING: frozenset({_S.PAUSED, _S.EVALUATING, _S.COMPLETED, _S.STOPPING, _S.FAILED}),
-    _S.PAUSED: frozenset({_S.DEPLOYING, _S.STOPPING, _S.CANCELLED, _S.FAILED}),
+    _S.PAUSING: frozenset({_S.PAUSED, _S.COMPLETED, _S.STOPPING, _S.FAILED}),
+    _S.PAUSED: frozenset({_S.DEPLOYING, _S.CANCELLED, _S.FAILED}),
     _S.COMPLETED: frozenset(),
     _S.FAILED: frozenset(),
     _S.CANCELLED: frozenset(),
 }
 
 ACTIVE_STATUSES: frozenset[JobStatus] = frozenset(JobStatus) - TERMINAL_STATUSES
+# The statuses a pause may be asked in: the trainer is starting or training.
+PAUSABLE_STATUSES: frozenset[JobStatus] = frozenset({JobStatus.DEPLOYING, JobStatus.TRAINING})
 
 
 def is_terminal(status: JobStatus) -> bool:

@@ -1,4 +1,5 @@
-"""Trainer events into the job: metric series, progress, live cost, logs, status, checkpoints.
+"""Trainer events into the job: metric series, progress, live cost, logs, status, checkpoints;
+a job whose live cost reaches its cap is paused.
 
 The same function serves both runtimes: the local runner feeds it the JSON lines
 the trainer prints, the aws ingest Lambda the events EventBridge routes to it.
@@ -26,6 +27,7 @@ from whetstone.observability import logger
 from whetstone.ports import TaskCallbacks
 from whetstone.service.event_credentials import event_is_authentic
 from whetstone.service.metric_names import METRIC_FIELDS
+from whetstone.service.pausing import pause_at_cost_cap
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
 from whetstone.service.stage_tasks import answer_stage, keep_alive
@@ -72,6 +74,8 @@ def ingest_event(platform: Platform, event: TrainerEvent) -> None:
                 )
             ],
         )
+    if isinstance(detail, MetricsDetail | ResourcesDetail):
+        pause_at_cost_cap(platform, job, event.time)
     _answer_workflow(platform, job, detail)
 
 

@@ -35,11 +35,18 @@ from whetstone.core.job import (
     utcnow,
 )
 from whetstone.core.layout import JobLayout, UploadLayout
-from whetstone.core.lifecycle import ACTIVE_STATUSES, JobStatus, check_transition
+from whetstone.core.lifecycle import (
+    ACTIVE_STATUSES,
+    PAUSABLE_STATUSES,
+    JobStatus,
+    check_transition,
+)
 from whetstone.core.logs import LogQuery
 from whetstone.core.run_defaults import run_steps, spec_warnings
 from whetstone.core.spec import JobSpec
+from whetstone.service.budgets import cap_reached, check_monthly_budget, month_start
 from whetstone.service.datasets import check_from_params, check_source, require_valid_dataset
+from whetstone.service.job_log import log, log_ended
 from whetstone.service.metric_names import require_known_metrics
 from whetstone.service.models import find_base_model, require_reachable_model
 from whetstone.service.platform import Platform
@@ -55,6 +62,7 @@ class NewJob(DeferredModel):
 
     spec: JobSpec
     name: Annotated[str | None, Field(max_length=200)] = None
+    allow_over_budget: bool = False
 
 
 def get_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
@@ -206,6 +214,15 @@ def create_job(
     num_examples = report.num_examples if report else None
     estimate = estimate_job(platform, model, spec, num_examples, mean_tokens) if model else None
     now = utcnow()
+    check_monthly_budget(
+        platform.settings.org_monthly_budget_usd.get(caller.org_id),
+        [
+            with_spend_to_date(job)
+            for job in all_jobs(platform, caller, JobFilter(created_after=month_start(now)))
+        ],
+        estimate.estimated_cost_usd,
+        allow_over_budget=new.allow_over_budget,
+    )
     job = JobRecord(
         job_id=job_id,
         org_id=caller.org_id,
@@ -282,11 +299,14 @@ def list_jobs(
 
 
 def stop_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
-    """A pending job is cancelled at once; a running one goes to stopping and its
-    workflow is told to clean up. An ended job cannot be stopped (409)."""
+    """A pending or paused job is cancelled at once (it holds no compute); a running one
+    goes to stopping and its workflow is told to clean up. An ended job cannot be stopped
+    (409)."""
     job = get_job(platform, caller, job_id)
     if job.status is JobStatus.PENDING:
         return transition(platform, job_id, JobStatus.CANCELLED, "stopped before it started")
+    if job.status is JobStatus.PAUSED:
+        return _cancel_paused(platform, caller, job_id)
 
     def request_stop(current: JobRecord) -> JobRecord:
         if current.is_terminal or current.status is JobStatus.STOPPING:
@@ -304,14 +324,81 @@ def stop_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
     return stopped
 
 
+def _cancel_paused(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
+    """paused → cancelled, billed up to the pause; its checkpoints were archived when it
+    paused."""
+
+    def cancel(current: JobRecord) -> JobRecord:
+        check_transition(current.status, JobStatus.CANCELLED)
+        cancelled = current.with_status(
+            JobStatus.CANCELLED, f"stopped while paused by {caller.user_id}"
+        )
+        return cancelled.model_copy(
+            update={"stop_requested": True, "cost": live_cost(cancelled, cancelled.updated_at)}
+        )
+
+    cancelled = update_job(platform, job_id, cancel)
+    log_ended(platform, cancelled)
+    return cancelled
+
+
+def request_pause(platform: Platform, job_id: str, reason: str) -> JobRecord:
+    """deploying or training → pausing (409 not_pausable otherwise); the workflow is told to
+    checkpoint the job and release its compute."""
+
+    def pausing(current: JobRecord) -> JobRecord:
+        if current.status not in PAUSABLE_STATUSES:
+            raise ConflictError(
+                f"job {job_id} is {current.status}; only a deploying or training job can be paused",
+                code="not_pausable",
+            )
+        return current.with_status(JobStatus.PAUSING, reason)
+
+    job = update_job(platform, job_id, pausing)
+    log(platform, job_id, "deployment", "pause requested", reason=reason)
+    platform.orchestrator.pause(job)
+    return job
+
+
 def pause_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
     """Checkpoint a training job and release its compute (pausing, then paused)."""
-    raise NotImplementedError("pause lands with the pause/resume change")
+    get_job(platform, caller, job_id)
+    return with_spend_to_date(
+        request_pause(platform, job_id, f"pause requested by {caller.user_id}")
+    )
 
 
-def resume_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
-    """Relaunch a paused job from its checkpoint (deploying, then training)."""
-    raise NotImplementedError("resume lands with the pause/resume change")
+def resume_job(
+    platform: Platform, caller: Caller, job_id: str, *, max_cost_usd: float | None = None
+) -> JobRecord:
+    """Relaunch a paused job from its checkpoint (deploying, then training); 409 not_paused
+    for a job that is not paused. A job paused at its cost cap needs a higher
+    `max_cost_usd` (409 cost_cap_reached without one); the new cap replaces the old."""
+    get_job(platform, caller, job_id)
+
+    def resuming(current: JobRecord) -> JobRecord:
+        if current.status is not JobStatus.PAUSED:
+            raise ConflictError(
+                f"job {job_id} is {current.status}; only a paused job can be resumed",
+                code="not_paused",
+            )
+        if max_cost_usd is not None:
+            hardware = current.spec.hardware.model_copy(update={"max_cost_usd": max_cost_usd})
+            spec = current.spec.model_copy(update={"hardware": hardware})
+            current = current.model_copy(update={"spec": spec})
+        if cap_reached(current):
+            raise ConflictError(
+                f"job {job_id} has spent ${current.cost.current_usd:.2f} of its max_cost_usd "
+                f"${current.spec.hardware.max_cost_usd or 0:.2f}; resume it with a higher "
+                "max_cost_usd",
+                code="cost_cap_reached",
+            )
+        return current.with_status(JobStatus.DEPLOYING, f"resumed by {caller.user_id}")
+
+    resumed = update_job(platform, job_id, resuming)
+    log(platform, job_id, "deployment", "resume requested", user=caller.user_id)
+    platform.orchestrator.resume(resumed)
+    return with_spend_to_date(resumed)
 
 
 def delete_job(platform: Platform, caller: Caller, job_id: str) -> None:

@@ -3,8 +3,11 @@
 Run on a schedule (aws). These mismatches are repaired:
 
 - an unfinished job with no running execution: a pending job whose start was lost is
-  started again (after a grace period); a stopping job is cancelled; any other is failed
-  with `workflow_lost` (its compute cleaned up), since nothing will move it any more;
+  started again (after a grace period); a stopping job is cancelled; a paused job holds
+  none by design and is left alone, a pausing one is paused; any other is failed with
+  `workflow_lost` (its compute cleaned up), since nothing will move it any more;
+- a running job past its cost cap (`hardware.max_cost_usd`) is paused, also when its
+  trainer sends no events;
 - a running execution whose job has ended or vanished is stopped;
 - a trainer Job on the cluster whose job has ended is deleted; one whose record was deleted
   too (with its service account);
@@ -28,6 +31,7 @@ from whetstone.core.lifecycle import JobStatus
 from whetstone.observability import logger
 from whetstone.ports import Compute, TaskCallbacks
 from whetstone.service import workflow
+from whetstone.service.pausing import pause, pause_at_cost_cap
 from whetstone.service.platform import Platform
 from whetstone.service.serving_reconcile import (
     ServedModels,
@@ -68,6 +72,9 @@ class Repairs(BaseModel):
     restarted: Annotated[list[str], Field(description="Pending jobs started again.")] = []
     failed: Annotated[list[str], Field(description="Jobs failed as workflow_lost.")] = []
     cancelled: Annotated[list[str], Field(description="Stopping jobs cancelled.")] = []
+    paused: Annotated[
+        list[str], Field(description="Pausing jobs paused, and jobs paused at their cost cap.")
+    ] = []
     aborted: Annotated[list[str], Field(description="Executions of ended jobs stopped.")] = []
     deleted: Annotated[list[str], Field(description="Trainer Jobs of ended jobs deleted.")] = []
     orphans: Annotated[list[str], Field(description="Trainer Jobs of deleted jobs removed.")] = []
@@ -100,7 +107,9 @@ def reconcile(
     repairs = Repairs()
     running = runs.running()
     for job in platform.jobs.list_unfinished():
-        if job.job_id in running:
+        if job.job_id in running and pause_at_cost_cap(platform, job, now):
+            repairs.paused.append(job.job_id)
+        elif job.job_id in running:
             isolated(
                 repairs,
                 job.job_id,
@@ -155,6 +164,11 @@ def _repair_unfinished(
     elif job.status is JobStatus.STOPPING:
         workflow.cancel(platform, job.job_id, cluster)
         repairs.cancelled.append(job.job_id)
+    elif job.status is JobStatus.PAUSED:
+        return  # it waits for a resume, which starts a new execution
+    elif job.status is JobStatus.PAUSING and now - job.updated_at >= grace:
+        pause(platform, job.job_id, cluster)  # its execution ended before its Pause step
+        repairs.paused.append(job.job_id)
     elif now - job.updated_at >= grace:  # a step may have only just handed over
         step = STATUS_STEP.get(job.status, "workflow")
         workflow.fail(

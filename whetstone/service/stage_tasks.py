@@ -10,7 +10,9 @@ answers it:
   taken away is retried by its Job);
 - the reconciler finding the stage's Kubernetes Job gone, failed or finished with the
   token still stored (`settle_lost_stage`);
-- a stop (the orchestrator's `stop` fails the task with `JobStopped`).
+- a stop (the orchestrator's `stop` fails the task with `JobStopped`);
+- a pause of the train stage (the orchestrator's `pause` fails it with `JobPaused`; a
+  train stage asked for while pausing raises it at once).
 
 Metrics and resources events of the train stage send heartbeats (`keep_alive`): a trainer
 silent past the state's HeartbeatSeconds fails the job as `trainer_unresponsive`.
@@ -40,6 +42,8 @@ DEADLINE_EXCEEDED = "DeadlineExceeded"
 def _waiting_for(job: JobRecord, stage: TrainerStage, token: str) -> JobRecord:
     if job.is_terminal or job.is_stop_requested:
         raise workflow.JobStopped(f"stop requested before the {stage} stage")
+    if stage is TrainerStage.TRAIN and job.status is JobStatus.PAUSING:
+        raise workflow.JobPaused("pause requested before the train stage")
     if stage is TrainerStage.PREPARE and job.status is not JobStatus.DEPLOYING:
         check_transition(job.status, JobStatus.DEPLOYING)
         job = job.with_status(JobStatus.DEPLOYING, "preparing the dataset on the cluster")

@@ -92,8 +92,8 @@ def build_started(platform: Platform, job_id: str, tag: str) -> None:
     """preparing → building, just before the state machine starts CodeBuild."""
     _check_stop(platform, job_id, "the image build")
     job = platform.jobs.get(job_id)
-    if job is not None and job.status is JobStatus.BUILDING:
-        return  # a retried invocation
+    if job is not None and job.status in (JobStatus.BUILDING, JobStatus.DEPLOYING):
+        return  # a retried invocation, or a resumed job whose image is gone
     transition(platform, job_id, JobStatus.BUILDING, f"building trainer image {tag}")
     workflow.log(platform, job_id, "build", "trainer image build started", tag=tag)
 

@@ -4,6 +4,8 @@ in-process runner (local):
     begin → write_plan → resolve image → [build] → prepare stage → record_prepared
           → launch (train stage) → finalize stage → complete
     any step → fail          stop requested → cancel
+    pause requested during the train stage → pause (service/pausing.py), ended; resume
+    starts again at launch
 
 The stages are runs of the trainer program (`python -m trainer prepare|train|finalize`) on
 the compute plane; the steps here only read and write the job record and small files.
@@ -28,15 +30,7 @@ from whetstone.core.datasets.prepared import PreparedData
 from whetstone.core.errors import InvalidInputError, NotFoundError, TransientError, WhetstoneError
 from whetstone.core.estimates import check_fit, run_time_cap_hours
 from whetstone.core.events import TrainerStage
-from whetstone.core.job import (
-    Artifacts,
-    JobError,
-    JobRecord,
-    LogEntry,
-    LogSource,
-    live_cost,
-    utcnow,
-)
+from whetstone.core.job import Artifacts, JobError, JobRecord, live_cost, utcnow
 from whetstone.core.layout import JobLayout, OutputNames
 from whetstone.core.lifecycle import JobStatus, can_transition, check_transition, is_terminal
 from whetstone.core.plan import EventSinkSettings, PlanDataset, TrainerOptions, TrainerPlan
@@ -45,6 +39,9 @@ from whetstone.ports import Compute, ImageBuilder
 from whetstone.service.artifacts import archive_checkpoints, archive_outputs, output_files
 from whetstone.service.datasets import check_source, local_source_path, prepare_splits
 from whetstone.service.event_credentials import issue_event_credential
+from whetstone.service.job_log import JOB_ENDED_LINE as JOB_ENDED_LINE
+from whetstone.service.job_log import log as log
+from whetstone.service.job_log import log_ended
 from whetstone.service.jobs import does_not_fit_message, estimate_job
 from whetstone.service.models import resolve_base_model
 from whetstone.service.platform import Platform
@@ -70,6 +67,10 @@ class WorkflowError(WhetstoneError):
 
 class JobStopped(WorkflowError, code="stopped"):
     """A stop was asked for, or the job no longer exists."""
+
+
+class JobPaused(WorkflowError, code="paused"):
+    """A pause was asked for: the trainer is stopped with a checkpoint, the workflow ends."""
 
 
 class DatasetInvalid(WorkflowError, code="dataset_invalid", step="prepare"):
@@ -100,30 +101,6 @@ class ArtifactsMissing(WorkflowError, code="artifacts_missing", step="finalize")
     """The trainer left no loadable model."""
 
 
-# Written once per job that ends, with what it used: the infra's metric filters sum these
-# lines into GPU hours and spend (infra/constructs/job_metrics.py).
-JOB_ENDED_LINE = "job ended"
-
-
-def log(platform: Platform, job_id: str, source: LogSource, message: str, **fields: object) -> None:
-    """One line in the job's build, deployment or training log."""
-    level = "error" if fields.pop("error", False) else "info"
-    entry = LogEntry(time=utcnow(), source=source, level=level, message=message, fields=fields)
-    platform.logs.append(job_id, [entry])
-
-
-def _log_ended(platform: Platform, job: JobRecord) -> None:
-    log(
-        platform,
-        job.job_id,
-        "deployment",
-        JOB_ENDED_LINE,
-        status=job.status.value,
-        gpu_hours=job.cost.compute_hours,
-        cost_usd=job.cost.current_usd,
-    )
-
-
 def _job(platform: Platform, job_id: str) -> JobRecord:
     job = platform.jobs.get(job_id)
     if job is None:
@@ -136,9 +113,11 @@ def _stop_requested(platform: Platform, job_id: str) -> bool:
 
 
 def begin(platform: Platform, job_id: str) -> None:
-    """pending → preparing."""
+    """pending → preparing; a resumed job (deploying again) is left as it is."""
     if _stop_requested(platform, job_id):
         raise JobStopped("stop requested before the job started")
+    if _job(platform, job_id).status is JobStatus.DEPLOYING:
+        return
     transition(platform, job_id, JobStatus.PREPARING, "preparing the dataset and the plan")
 
 
@@ -362,11 +341,13 @@ def build_image(platform: Platform, job_id: str, builder: ImageBuilder, tag: str
 
 
 def launch(platform: Platform, job_id: str, compute: Compute, plan_uri: str, image: str) -> None:
-    """→ deploying, and start the trainer."""
+    """→ deploying, and start the trainer; JobPaused when a pause came first."""
     if _stop_requested(platform, job_id):
         raise JobStopped("stop requested before launch")
 
     def deploying(job: JobRecord) -> JobRecord:
+        if job.status is JobStatus.PAUSING:  # a resumed job paused again before its launch
+            raise JobPaused("pause requested before launch")
         if job.status is not JobStatus.DEPLOYING:  # a resumed job may be deploying already
             check_transition(job.status, JobStatus.DEPLOYING)
             job = job.with_status(JobStatus.DEPLOYING, "starting the trainer")
@@ -455,7 +436,7 @@ def complete(platform: Platform, job_id: str) -> JobRecord:
 
     result = update_job(platform, job_id, completed)
     if completed_here:
-        _log_ended(platform, result)
+        log_ended(platform, result)
     else:
         log(platform, job_id, "deployment", "not completed", status=result.status.value)
     return result
@@ -470,7 +451,7 @@ def fail(
         return
     compute.stop(job)
     if job.status is JobStatus.STOPPING:
-        _keep_checkpoints(platform, job)
+        keep_checkpoints(platform, job)
     log(platform, job_id, "deployment", "job failed", code=code, step=step, error=True)
 
     def failed(current: JobRecord) -> JobRecord:
@@ -490,7 +471,7 @@ def cancel(platform: Platform, job_id: str, compute: Compute) -> None:
         return
     compute.stop(job)
     log(platform, job_id, "deployment", "compute released after stop")
-    _keep_checkpoints(platform, job)
+    keep_checkpoints(platform, job)
 
     def cancelled(current: JobRecord) -> JobRecord:
         if current.status is not JobStatus.STOPPING:
@@ -500,7 +481,7 @@ def cancel(platform: Platform, job_id: str, compute: Compute) -> None:
     _end(platform, job_id, cancelled)
 
 
-def _keep_checkpoints(platform: Platform, job: JobRecord) -> None:
+def keep_checkpoints(platform: Platform, job: JobRecord) -> None:
     """Archive the complete checkpoints a stopped trainer left, for download."""
     layout = JobLayout.of(job)
     try:
@@ -536,4 +517,4 @@ def _end(platform: Platform, job_id: str, end: Callable[[JobRecord], JobRecord])
 
     ended = update_job(platform, job_id, change)
     if ended_here:
-        _log_ended(platform, ended)
+        log_ended(platform, ended)

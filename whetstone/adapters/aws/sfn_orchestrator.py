@@ -9,7 +9,11 @@ execution). The workflow waits for each trainer stage by a task token stored on 
 job (`.waitForTaskToken`); this class is also the TaskCallbacks that end or keep alive
 that wait. stop: the job's stop flag, already written by the stop service, is what
 every step checks; a stage being waited for is ended at once with `JobStopped` (see
-docs/workflow.md, "Stopping").
+docs/workflow.md, "Stopping"). pause: the train stage's wait is ended with `JobPaused`
+(before it, RunTraining sees the pausing status and raises it); the workflow's Pause step
+releases the compute and the execution ends, so a paused job holds no execution and no
+35-day execution timeout runs while it waits. resume: a new execution with `resume` in its
+input, which writes the plan again, finds the image and goes straight to RunTraining.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from whetstone.core.events import TrainerStage
 from whetstone.core.job import JobRecord
 from whetstone.observability import logger
 
@@ -41,6 +46,7 @@ DEFINITION_PLACEHOLDERS = (
     "CompleteFunctionArn",
     "FailFunctionArn",
     "CancelFunctionArn",
+    "PauseFunctionArn",
     "BuildProjectName",
     "TrainerImageTag",
 )
@@ -65,10 +71,19 @@ def render_definition(substitutions: Mapping[str, str], text: str | None = None)
 
 # The error a stop ends a stage's wait with: the Catch of every stage sends it to Cancel.
 STOPPED_ERROR = "JobStopped"
+# The error a pause ends the train stage's wait with: its Catch sends it to Pause.
+PAUSED_ERROR = "JobPaused"
 
 
-def execution_input(job_id: str) -> dict[str, object]:
-    return {"job_id": job_id}
+def execution_input(job_id: str, *, resume: bool = False) -> dict[str, object]:
+    """The input of a job's execution; a resumed job's skips to the train stage."""
+    return {"job_id": job_id, "resume": True} if resume else {"job_id": job_id}
+
+
+def _restart_name(job_id: str) -> str:
+    """A new execution name for the job every time: StartExecution answers a name already
+    used with that old execution."""
+    return f"{job_id}{RESTART_MARK}{uuid.uuid4().hex[:12]}"
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
@@ -88,16 +103,20 @@ class StepFunctionsOrchestrator:
         self._start(job.job_id, job.job_id)
 
     def restart(self, job: JobRecord) -> None:
-        """A new execution for a job whose execution was lost (reconciler). Its name is new
-        every time: StartExecution answers a name already used with that old execution, so a
-        job restarted twice would otherwise never start again."""
-        self._start(job.job_id, f"{job.job_id}{RESTART_MARK}{uuid.uuid4().hex[:12]}")
+        """A new execution for a job whose execution was lost (reconciler), under a new name,
+        so a job restarted twice starts again."""
+        self._start(job.job_id, _restart_name(job.job_id))
 
-    def _start(self, job_id: str, name: str) -> None:
+    def resume(self, job: JobRecord) -> None:
+        """A new execution for a paused job, which goes to the train stage (the paused one
+        has ended)."""
+        self._start(job.job_id, _restart_name(job.job_id), resume=True)
+
+    def _start(self, job_id: str, name: str, *, resume: bool = False) -> None:
         started = self._sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
             name=name,
-            input=json.dumps(execution_input(job_id)),
+            input=json.dumps(execution_input(job_id, resume=resume)),
         )
         logger.info("workflow started", job_id=job_id, execution=started["executionArn"])
 
@@ -108,6 +127,14 @@ class StepFunctionsOrchestrator:
             logger.info("stop flag set; the next step cancels the job", job_id=job.job_id)
             return
         self.fail_task(job.task_token, STOPPED_ERROR, "stop requested")
+
+    def pause(self, job: JobRecord) -> None:
+        """End the train stage's wait, if it runs: the workflow pauses the job. Before it,
+        RunTraining sees the pausing status; after it, the job completes."""
+        if job.task_token is None or job.task_stage is not TrainerStage.TRAIN:
+            logger.info("pausing; the train stage's start pauses the job", job_id=job.job_id)
+            return
+        self.fail_task(job.task_token, PAUSED_ERROR, "pause requested")
 
     def complete_task(self, token: str, output: dict[str, object]) -> None:
         self._callback(

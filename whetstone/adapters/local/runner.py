@@ -4,11 +4,13 @@ A queue with a concurrency limit (the local GPUs, or one job on CPU) runs each
 job through begin → write plan → image → prepare stage → record prepared → train
 stage → finalize stage → complete; each stage is a `python -m trainer <stage>`
 subprocess (the same program, and code, the aws runtime runs on its cluster), waited
-for here while a stop is watched for. After a restart, `reconcile` picks every
-unfinished job up where it can be resumed: from the start, from its plan (the
-trainer resumes from its latest checkpoint), or to cancelled when a stop was under way;
-and it reconciles the model servers a previous run left (failed, idle past the TTL, or
-of deleted jobs).
+for here while a stop or (in the train stage) a pause is watched for. A pause stops the
+trainer, which checkpoints, and ends the job's thread; a resume starts a new one at the
+launch. After a restart, `reconcile` picks every unfinished job up where it can be
+resumed: from the start, from its plan (the trainer resumes from its latest checkpoint),
+or to cancelled when a stop was under way; a paused job stays paused, one left pausing is
+paused; and it reconciles the model servers a previous run left (failed, idle past the
+TTL, or of deleted jobs).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from whetstone.core.lifecycle import JobStatus
 from whetstone.core.plan import EventSinkSettings
 from whetstone.observability import logger
 from whetstone.ports import Compute, ComputeState, ImageBuilder
-from whetstone.service import workflow
+from whetstone.service import pausing, workflow
 from whetstone.service.platform import Platform, PlatformRef
 from whetstone.service.serving_reconcile import ServedModels, reconcile_deployments
 
@@ -43,6 +45,7 @@ class _Resume(Enum):
     FROM_START = "start"
     FROM_PREPARE = "prepare"
     FROM_PLAN = "plan"
+    FROM_PAUSE = "pause"
 
 
 class LocalRunner:
@@ -74,6 +77,12 @@ class LocalRunner:
     def stop(self, job: JobRecord) -> None:
         self._wake.set()  # the job's poll loop sees the stop at once
 
+    def pause(self, job: JobRecord) -> None:
+        self._wake.set()  # the job's poll loop sees the pause at once
+
+    def resume(self, job: JobRecord) -> None:
+        self._pool.submit(self._run, job.job_id, _Resume.FROM_PAUSE)
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
@@ -84,6 +93,10 @@ class LocalRunner:
             logger.info("reconciling job", job_id=job.job_id, status=job.status.value)
             if job.status is JobStatus.STOPPING:
                 workflow.cancel(self._platform, job.job_id, self._compute)
+            elif job.status is JobStatus.PAUSED:
+                continue
+            elif job.status is JobStatus.PAUSING:
+                self._pool.submit(self._pause, job.job_id)
             elif job.status is JobStatus.PENDING:
                 self._pool.submit(self._run, job.job_id, _Resume.FROM_START)
             elif job.status in (JobStatus.PREPARING, JobStatus.BUILDING):
@@ -103,13 +116,14 @@ class LocalRunner:
         platform, compute = self._platform, self._compute
         step = "begin"
         try:
-            if resume is _Resume.FROM_PLAN:
+            if resume in (_Resume.FROM_PLAN, _Resume.FROM_PAUSE):
                 job = platform.jobs.get(job_id)
                 if job is None:
                     return
                 plan_uri = platform.blobs.uri(JobLayout.of(job).plan)
                 compute.stop(job)  # a trainer the previous server left behind
-                workflow.log(platform, job_id, "deployment", "resuming after a restart")
+                after = "a restart" if resume is _Resume.FROM_PLAN else "a pause"
+                workflow.log(platform, job_id, "deployment", f"resuming after {after}")
                 image = self._images.find(LOCAL_IMAGE_TAG) or ""
             else:
                 if resume is _Resume.FROM_START:
@@ -132,6 +146,8 @@ class LocalRunner:
             step = "finalize"
             self._stage(job_id, plan_uri, image, TrainerStage.FINALIZE)
             workflow.complete(platform, job_id)
+        except workflow.JobPaused:
+            self._pause(job_id)
         except workflow.JobStopped:
             workflow.cancel(platform, job_id, compute)
         except workflow.WorkflowError as error:
@@ -139,6 +155,17 @@ class LocalRunner:
         except Exception as error:
             logger.exception("workflow step crashed", job_id=job_id, step=step)
             workflow.fail(platform, job_id, compute, "internal_error", str(error), step)
+
+    def _pause(self, job_id: str) -> None:
+        """Stop the trainer (it checkpoints) → paused; a stop that came meanwhile cancels."""
+        try:
+            pausing.pause(self._platform, job_id, self._compute)
+        except workflow.JobStopped:
+            workflow.cancel(self._platform, job_id, self._compute)
+        except Exception as error:
+            logger.exception("workflow step crashed", job_id=job_id, step="pause")
+            platform, compute = self._platform, self._compute
+            workflow.fail(platform, job_id, compute, "internal_error", str(error), "pause")
 
     def _stage(self, job_id: str, plan_uri: str, image: str, stage: TrainerStage) -> None:
         """Run a data stage of the trainer (prepare, finalize) and wait for it."""
@@ -151,16 +178,21 @@ class LocalRunner:
 
     def _wait(self, job_id: str, stage: TrainerStage) -> None:
         """Until the stage's process ends: JobStopped when a stop is asked for meanwhile,
+        JobPaused when a pause is (in the train stage: one that has ended completes the job),
         the stage's failure when it fails."""
         platform, compute = self._platform, self._compute
         while True:
             job = platform.jobs.get(job_id)
             if job is None or job.is_stop_requested:
                 raise workflow.JobStopped(f"stop requested during the {stage} stage")
+            if stage is TrainerStage.TRAIN and pausing.pause_at_cost_cap(platform, job, utcnow()):
+                continue  # a trainer silent past its cap is paused too
             status = compute.status(job, stage)
             if status.state is ComputeState.SUCCEEDED:
                 compute.stop(job)  # releases the finished process's bookkeeping
                 return
+            if stage is TrainerStage.TRAIN and job.status is JobStatus.PAUSING:
+                raise workflow.JobPaused("pause requested during the train stage")
             if status.state not in (ComputeState.PENDING, ComputeState.RUNNING):
                 failed = platform.jobs.get(job_id) or job  # with the error ingested last
                 reason = failed.error.message if failed.error else status.message

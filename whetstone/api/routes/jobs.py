@@ -1,4 +1,5 @@
-"""Job routes: create, list, get, stop, delete, logs, metrics, download, stats, uploads."""
+"""Job routes: create, list, get, stop, pause, resume, delete, logs, metrics, download,
+stats, uploads."""
 
 from __future__ import annotations
 
@@ -81,6 +82,10 @@ def _created(job: JobRecord) -> Response[JobResponse]:
     )
 
 
+def _new_job(request: CreateJobRequest) -> NewJob:
+    return NewJob(spec=request.spec, name=request.name, allow_over_budget=request.allow_over_budget)
+
+
 def _parse_config(config: str) -> CreateJobRequest:
     try:
         data = json.loads(config)
@@ -89,8 +94,9 @@ def _parse_config(config: str) -> CreateJobRequest:
             f"the config field is not JSON: {error}", code="config_not_json"
         ) from error
     if isinstance(data, dict):
+        allow_over_budget = data.pop("allow_over_budget", False)
         name, spec = split_job_config(data)
-        data = {"name": name, "spec": spec}
+        data = {"name": name, "spec": spec, "allow_over_budget": allow_over_budget}
     try:
         return CreateJobRequest.model_validate(data)
     except ValidationError as error:
@@ -119,7 +125,7 @@ def create_job_multipart(
     job = jobs.create_job(
         get_platform(),
         current_caller(router),
-        NewJob(spec=request.spec, name=request.name),
+        _new_job(request),
         dataset=file.content,
         filename=file.filename,
         idempotency_key=idempotency_key,
@@ -139,7 +145,7 @@ def create_job_json(
     job = jobs.create_job(
         get_platform(),
         current_caller(router),
-        NewJob(spec=request.spec, name=request.name),
+        _new_job(request),
         idempotency_key=idempotency_key,
     )
     return _created(job)
@@ -182,6 +188,33 @@ def get_job(job_id: JobId) -> JobResponse:
 @router.post("/jobs/<job_id>/stop", summary="Stop a job")
 def stop_job(job_id: JobId) -> JobResponse:
     return JobResponse.from_record(jobs.stop_job(get_platform(), current_caller(router), job_id))
+
+
+@router.post(
+    "/jobs/<job_id>/pause",
+    summary="Pause a job: checkpoint it and release its compute (409 unless deploying or training)",
+)
+def pause_job(job_id: JobId) -> JobResponse:
+    return JobResponse.from_record(jobs.pause_job(get_platform(), current_caller(router), job_id))
+
+
+@router.post(
+    "/jobs/<job_id>/resume",
+    summary="Resume a paused job from its checkpoint (409 unless paused)",
+)
+def resume_job(
+    job_id: JobId,
+    max_cost_usd: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            description="A new cost cap, replacing the job's; needed to resume a job paused "
+            "at its cap.",
+        ),
+    ] = None,
+) -> JobResponse:
+    job = jobs.resume_job(get_platform(), current_caller(router), job_id, max_cost_usd=max_cost_usd)
+    return JobResponse.from_record(job)
 
 
 @router.delete(

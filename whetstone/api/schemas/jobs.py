@@ -47,6 +47,13 @@ class CreateJobRequest(DeferredModel):
 
     name: Annotated[str | None, Field(max_length=200, description="A name for the job.")] = None
     spec: Annotated[JobSpec, Field(description="The job spec.")]
+    allow_over_budget: Annotated[
+        bool,
+        Field(
+            description="Create the job even when its estimate would pass the organization's "
+            "monthly budget (which otherwise refuses it with 402 budget_exceeded)."
+        ),
+    ] = False
 
 
 class JobDataset(WireModel):

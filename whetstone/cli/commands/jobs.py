@@ -114,7 +114,11 @@ def _create(args: argparse.Namespace) -> int:
     client = connect(args)
     if args.dataset is not None:
         job = client.create_job(
-            args.config, args.dataset, name=args.name, idempotency_key=args.idempotency_key
+            args.config,
+            args.dataset,
+            name=args.name,
+            idempotency_key=args.idempotency_key,
+            allow_over_budget=args.allow_over_budget,
         )
     else:
         name, spec = load_job_config(args.config)
@@ -126,7 +130,10 @@ def _create(args: argparse.Namespace) -> int:
             )
             return EXIT_USAGE
         job = client.create_job_json(
-            spec, name=args.name or name, idempotency_key=args.idempotency_key
+            spec,
+            name=args.name or name,
+            idempotency_key=args.idempotency_key,
+            allow_over_budget=args.allow_over_budget,
         )
     if args.wait:
         if not wants_json(args):
@@ -245,6 +252,18 @@ def _metrics(args: argparse.Namespace) -> int:
 
 def _stop(args: argparse.Namespace) -> int:
     job = connect(args).stop_job(args.job_id)
+    emit(args, job, lambda: f"{job.job_id} {job.status}")
+    return EXIT_OK
+
+
+def _pause(args: argparse.Namespace) -> int:
+    job = connect(args).pause_job(args.job_id)
+    emit(args, job, lambda: f"{job.job_id} {job.status}")
+    return EXIT_OK
+
+
+def _resume(args: argparse.Namespace) -> int:
+    job = connect(args).resume_job(args.job_id, max_cost_usd=args.max_cost_usd)
     emit(args, job, lambda: f"{job.job_id} {job.status}")
     return EXIT_OK
 
@@ -400,6 +419,11 @@ def register(commands: Any) -> None:
     create.add_argument("--name", help="a name for the job (overrides the config's)")
     create.add_argument("--idempotency-key", help="retrying with the same key returns the job")
     create.add_argument(
+        "--allow-over-budget",
+        action="store_true",
+        help="create the job even when its estimate passes the organization's monthly budget",
+    )
+    create.add_argument(
         "--wait", action="store_true", help="wait for the job to end, showing its progress"
     )
     _poll_argument(create)
@@ -446,6 +470,13 @@ def register(commands: Any) -> None:
     )
 
     _job_command(sub, parent, "stop", _stop, "stop a job")
+    _job_command(sub, parent, "pause", _pause, "checkpoint a job and release its compute")
+    resume = _job_command(sub, parent, "resume", _resume, "continue a paused job")
+    resume.add_argument(
+        "--max-cost-usd",
+        type=float,
+        help="a new cost cap for the job (needed to resume one paused at its cap)",
+    )
 
     _job_command(sub, parent, "delete", _delete, "delete an ended job, its logs, metrics and model")
 
