@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
     ConflictError,
+    ForbiddenError,
     InvalidInputError,
     NotFoundError,
     QuotaExceededError,
@@ -29,6 +30,7 @@ STATUS_BY_ERROR: dict[type[WhetstoneError], HTTPStatus] = {
     InvalidInputError: HTTPStatus.UNPROCESSABLE_ENTITY,
     QuotaExceededError: HTTPStatus.TOO_MANY_REQUESTS,
     UnauthenticatedError: HTTPStatus.UNAUTHORIZED,
+    ForbiddenError: HTTPStatus.FORBIDDEN,
 }
 
 
