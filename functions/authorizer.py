@@ -49,6 +49,13 @@ def token_verifier() -> CognitoTokenVerifier:
     return CognitoTokenVerifier(issuer, settings.user_pool_client_id)
 
 
+def credential_of(header: str) -> str:
+    """The credential of an Authorization header: `Bearer <credential>` (the scheme in any
+    case, as HTTP allows) or the bare credential."""
+    scheme, _, rest = header.strip().partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" else header.strip()
+
+
 def claims_of(credential: str) -> dict[str, str]:
     """The claims a request with `credential` carries; UnauthenticatedError if none."""
     if looks_like_token(credential):
@@ -70,7 +77,7 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """Allow the whole API with the caller's claims (the answer is cached per credential for
     the authorizer's TTL), or raise Unauthorized."""
     request = APIGatewayAuthorizerTokenEvent(event)
-    credential = request.authorization_token.removeprefix("Bearer ").strip()
+    credential = credential_of(request.authorization_token)
     try:
         claims = claims_of(credential)
     except UnauthenticatedError as error:

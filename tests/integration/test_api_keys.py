@@ -183,3 +183,20 @@ def test_a_key_cannot_manage_keys(method: str, path: str) -> None:
     # Then it is forbidden
     assert response.status == 403
     assert response.body["code"] == "api_key_not_allowed"
+
+
+def test_an_organization_has_a_bounded_number_of_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an organization at its limit of keys (two, for the test)
+    from whetstone.service import api_keys
+
+    monkeypatch.setattr(api_keys, "MAX_KEYS_PER_ORGANIZATION", 2)
+    create_key()
+    create_key()
+
+    # When its user creates one more
+    response = call_api("POST", KEYS, json_body={"name": "third"}, caller=CALLER)
+
+    # Then it is refused with the limit, and another organization is not affected
+    assert response.status == 429
+    assert response.body["code"] == "too_many_api_keys"
+    assert create_key(OTHER_ORG)["key_id"]

@@ -71,7 +71,7 @@ def test_a_valid_id_token_yields_the_users_claims(fetched: CountingJwks) -> None
     token = id_token()
 
     # When the authorizer is sent it, bare as the CLI sends it and as a bearer token
-    answers = [authorize(token), authorize(f"Bearer {token}")]
+    answers = [authorize(token), authorize(f"Bearer {token}"), authorize(f"bearer  {token}")]
 
     # Then both allow with the user's organization, and the JWKS was fetched once
     for answer in answers:

@@ -11,11 +11,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from whetstone.core.api_keys import ApiKey
-from whetstone.core.errors import NotFoundError, UnauthenticatedError
+from whetstone.core.errors import NotFoundError, QuotaExceededError, UnauthenticatedError
 from whetstone.core.job import Caller, utcnow
 from whetstone.core.tokens import hash_token, looks_like_token, new_token, token_hint, token_id
 from whetstone.ports import ApiKeyStore
 from whetstone.service.platform import Platform
+
+# Keeps listing (and revoking, which lists) one small query; far above what scripts need.
+MAX_KEYS_PER_ORGANIZATION = 100
 
 
 def key_store(platform: Platform) -> ApiKeyStore:
@@ -33,6 +36,13 @@ def create_api_key(
     store: ApiKeyStore, caller: Caller, name: str, expires_in: timedelta | None = None
 ) -> tuple[ApiKey, str]:
     """A new key of the caller's organization, and its secret (shown this once)."""
+    if len(store.list_keys(caller.org_id)) >= MAX_KEYS_PER_ORGANIZATION:
+        raise QuotaExceededError(
+            f"your organization has {MAX_KEYS_PER_ORGANIZATION} API keys, the most it may "
+            "have; revoke unused ones (DELETE /api-keys/{key_id})",
+            code="too_many_api_keys",
+            details={"limit": MAX_KEYS_PER_ORGANIZATION},
+        )
     secret = new_token()
     now = utcnow()
     digest = hash_token(secret)
