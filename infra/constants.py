@@ -54,6 +54,10 @@ API_THROTTLE_BURST = 100
 BINARY_MEDIA_TYPES = ("multipart/form-data",)
 USER_ORG_ATTRIBUTE = "organization"  # read by whetstone.api.identity as custom:organization
 TOKEN_VALIDITY = Duration.hours(1)
+# API Gateway keeps the authorizer's answer per credential this long: a revoked API key
+# stops working within it, and a key's last use is recorded at most once per period.
+AUTHORIZER_CACHE_TTL = Duration.minutes(1)
+AUTHORIZER_TIMEOUT = Duration.seconds(10)
 
 # Lambda sizing.
 LAMBDA_MEMORY_MB = 1024
@@ -127,6 +131,7 @@ STEP_FUNCTIONS = (
     ),
 )
 API_HANDLER = "functions.api.handler"
+AUTHORIZER_HANDLER = "functions.authorizer.handler"
 INGEST_HANDLER = "functions.ingest.handler"
 S3_TRIGGER_HANDLER = "functions.s3_trigger.handler"
 RECONCILER_HANDLER = "functions.reconciler.handler"

@@ -150,6 +150,16 @@ def grant_job_data(role: iam.Role) -> None:
     )
 
 
+def grant_api_key_lookup(role: iam.Role) -> None:
+    """DynamoDBApiKeyStore as the authorizer uses it: find a key by its hash, note its use."""
+    table = Stack.of(role).format_arn(
+        service="dynamodb", resource="table", resource_name=TABLE_NAME
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["dynamodb:GetItem", "dynamodb:UpdateItem"], resources=[table])
+    )
+
+
 def grant_start_workflow(role: iam.Role) -> None:
     role.add_to_policy(
         iam.PolicyStatement(

@@ -7,9 +7,11 @@ Each has a local adapter (whetstone/adapters/local) and an aws one
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import BinaryIO, Protocol, runtime_checkable
 
+from whetstone.core.api_keys import ApiKey
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.events import TrainerStage
 from whetstone.core.job import (
@@ -200,3 +202,22 @@ class Deployer(Protocol):
     def stop(self, job: JobRecord) -> None:
         """Stop serving and release everything the deployment held. Safe to call when
         nothing runs."""
+
+
+class ApiKeyStore(Protocol):
+    """The organizations' API keys (aws), found by the hash of their secret."""
+
+    def put(self, key: ApiKey) -> None:
+        """Store a new key; ConflictError if its hash is already stored."""
+
+    def find(self, sha256: str) -> ApiKey | None:
+        """The key whose secret has this hash, whatever its organization."""
+
+    def list_keys(self, org_id: str) -> list[ApiKey]:
+        """The organization's keys, newest first."""
+
+    def delete(self, org_id: str, key_id: str) -> ApiKey | None:
+        """Remove the organization's key `key_id`; the removed key, or None if it has none."""
+
+    def touch(self, sha256: str, when: datetime) -> None:
+        """Record that the key authorized a request at `when`; nothing if it is gone."""

@@ -82,19 +82,24 @@ def build_local_platform(settings: Settings, **ports: Any) -> Platform:
 def build_aws_platform(settings: Settings, **ports: Any) -> Platform:
     """DynamoDB, S3, CloudWatch Logs, Step Functions and vLLM on EKS. Without the state
     machine's ARN it raises MissingSettingError: no job could ever leave pending."""
+    import boto3
+
     from whetstone.adapters.aws.cloudwatch_logs import CloudWatchLogStore
+    from whetstone.adapters.aws.dynamodb_api_keys import DynamoDBApiKeyStore
     from whetstone.adapters.aws.dynamodb_jobs import DynamoDBJobStore
     from whetstone.adapters.aws.s3_blobs import S3BlobStore
 
     orchestrator = _step_functions(settings)
     ref = PlatformRef()
+    dynamodb = boto3.client("dynamodb")
     platform = Platform(
-        jobs=DynamoDBJobStore(settings.table_name),
+        jobs=DynamoDBJobStore(settings.table_name, dynamodb),
         logs=CloudWatchLogStore(settings.log_group),
         blobs=S3BlobStore(settings.bucket),
         orchestrator=orchestrator,
         settings=settings,
         deployer=_eks_deployer(settings, ref),
+        api_keys=DynamoDBApiKeyStore(settings.table_name, dynamodb),
     )
     platform = replace(platform, **ports)
     ref.bind(platform)

@@ -78,6 +78,12 @@ class Settings(BaseModel):
     log_group: Annotated[str, Field(description="CloudWatch log group of jobs (aws).")] = (
         "/whetstone/jobs"
     )
+    user_pool_id: Annotated[
+        str | None, Field(description="Cognito user pool whose ID tokens the authorizer accepts.")
+    ] = None
+    user_pool_client_id: Annotated[
+        str | None, Field(description="The app client those ID tokens must be issued to.")
+    ] = None
     max_active_jobs: Annotated[
         PositiveInt, Field(description="Jobs an organization may have running at once.")
     ] = 10

@@ -1,4 +1,5 @@
-"""The REST API: Cognito users, one Lambda behind a proxy resource, throttled and logged."""
+"""The REST API: Cognito users and their organizations' API keys, checked by one Lambda
+authorizer on every method; one Lambda behind a proxy resource, throttled and logged."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from infra.constants import (
     API_STAGE,
     API_THROTTLE_BURST,
     API_THROTTLE_RATE,
+    AUTHORIZER_CACHE_TTL,
+    AUTHORIZER_HANDLER,
+    AUTHORIZER_TIMEOUT,
     BINARY_MEDIA_TYPES,
     LAMBDA_TIMEOUT,
     TOKEN_VALIDITY,
@@ -25,6 +29,7 @@ from infra.constructs.log_groups import service_log_group
 from infra.constructs.python_function import PythonFunction
 from infra.grants import (
     acknowledge,
+    grant_api_key_lookup,
     grant_cluster_access,
     grant_pod_identity,
     grant_start_workflow,
@@ -99,9 +104,7 @@ class JobsApi(Construct):
         grant_pod_identity(self.handler.role, cluster_name)
 
         self.access_logs = service_log_group(self, "AccessLogs", ACCESS_LOG_RETENTION)
-        authorizer = apigw.CognitoUserPoolsAuthorizer(
-            self, "Authorizer", cognito_user_pools=[self.user_pool]
-        )
+        authorizer = self._authorizer(layers)
         self.api = apigw.LambdaRestApi(
             self,
             "Api",
@@ -113,7 +116,7 @@ class JobsApi(Construct):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             default_method_options=apigw.MethodOptions(
                 authorizer=authorizer,
-                authorization_type=apigw.AuthorizationType.COGNITO,
+                authorization_type=apigw.AuthorizationType.CUSTOM,
             ),
             deploy_options=apigw.StageOptions(
                 stage_name=API_STAGE,
@@ -149,6 +152,37 @@ class JobsApi(Construct):
         acknowledge(
             self.api,
             "AwsSolutions-APIG3",
-            "Every method needs a Cognito token and the stage is throttled; a WAF web ACL "
-            "(about $6/month idle) is left to the operator.",
+            "Every method needs a Cognito token or an API key and the stage is throttled; a "
+            "WAF web ACL (about $6/month idle) is left to the operator.",
+        )
+        acknowledge(
+            self.api,
+            "AwsSolutions-COG4",
+            "Every method has the Lambda authorizer, which verifies this user pool's ID tokens "
+            "(signature, issuer, client, expiry) or an organization's API key; API Gateway "
+            "allows one authorizer per method, so a Cognito authorizer cannot take keys too.",
+        )
+
+    def _authorizer(self, layers: list[lambda_.ILayerVersion]) -> apigw.TokenAuthorizer:
+        """functions/authorizer.py: reads the keys in the jobs' table, and nothing else."""
+        self.authorizer_function = PythonFunction(
+            self,
+            "AuthorizerFunction",
+            handler=AUTHORIZER_HANDLER,
+            environment={
+                "WHETSTONE_USER_POOL_ID": self.user_pool.user_pool_id,
+                "WHETSTONE_USER_POOL_CLIENT_ID": self.client.user_pool_client_id,
+            },
+            timeout=AUTHORIZER_TIMEOUT,
+            layers=layers,
+            description="Whetstone API authorizer (Cognito ID tokens and API keys)",
+            job_data=False,
+        )
+        grant_api_key_lookup(self.authorizer_function.role)
+        return apigw.TokenAuthorizer(
+            self,
+            "TokenAuthorizer",
+            handler=self.authorizer_function.function,
+            identity_source=apigw.IdentitySource.header("Authorization"),
+            results_cache_ttl=AUTHORIZER_CACHE_TTL,
         )

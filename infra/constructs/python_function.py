@@ -17,8 +17,8 @@ from infra.lambda_code import LAMBDA_RUNTIME, function_code
 
 
 class PythonFunction(Construct):
-    """One handler of functions/, with a role that may touch the job data only: callers grant
-    what else it needs."""
+    """One handler of functions/, with a role that may touch the job data only (or, without
+    `job_data`, nothing): callers grant what else it needs."""
 
     def __init__(
         self,
@@ -30,6 +30,7 @@ class PythonFunction(Construct):
         timeout: Duration,
         layers: list[lambda_.ILayerVersion],
         description: str,
+        job_data: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group = service_log_group(self, "Logs", FUNCTION_LOG_RETENTION)
@@ -63,7 +64,8 @@ class PythonFunction(Construct):
                 **environment,
             },
         )
-        grant_job_data(self.role)
+        if job_data:
+            grant_job_data(self.role)
         acknowledge(
             self,
             "AwsSolutions-L1",

@@ -1,4 +1,5 @@
-"""The API stack: Cognito authorizer on every method, throttling, access logs, binary bodies."""
+"""The API stack: the Lambda authorizer on every method, throttling, access logs, binary
+bodies."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from infra.constants import (
     API_NAME,
     API_THROTTLE_BURST,
     API_THROTTLE_RATE,
+    AUTHORIZER_HANDLER,
     DEFAULT_CLUSTER_NAME,
 )
 
@@ -24,10 +26,50 @@ def test_multipart_bodies_arrive_base64_encoded(template: Template) -> None:
     )
 
 
-def test_every_method_needs_a_cognito_token(synthesized: Any) -> None:
+def test_every_method_has_the_lambda_authorizer(synthesized: Any) -> None:
+    # Given the API's one authorizer
+    (name, authorizer) = next(
+        iter(synthesized.resources(STACK, "AWS::ApiGateway::Authorizer").items())
+    )
+    assert len(synthesized.resources(STACK, "AWS::ApiGateway::Authorizer")) == 1
+
+    # When the methods are read
     methods = synthesized.resources(STACK, "AWS::ApiGateway::Method").values()
+
+    # Then every one of them, /v1 and the rest, has it
     assert methods
-    assert {m["Properties"]["AuthorizationType"] for m in methods} == {"COGNITO_USER_POOLS"}
+    for method in methods:
+        assert method["Properties"]["AuthorizationType"] == "CUSTOM"
+        assert method["Properties"]["AuthorizerId"] == {"Ref": name}
+    assert authorizer["Properties"]["Type"] == "TOKEN"
+    assert authorizer["Properties"]["IdentitySource"] == "method.request.header.Authorization"
+    assert authorizer["Properties"]["AuthorizerResultTtlInSeconds"] == 60
+
+
+def test_the_authorizer_knows_the_user_pool_and_reads_only_keys(synthesized: Any) -> None:
+    # Given the authorizer's function
+    functions = synthesized.resources(STACK, "AWS::Lambda::Function").values()
+    (function,) = [f for f in functions if f["Properties"]["Handler"] == AUTHORIZER_HANDLER]
+    variables = function["Properties"]["Environment"]["Variables"]
+
+    # Then it verifies tokens of the pool and its client, and may only get and touch items
+    assert "Ref" in variables["WHETSTONE_USER_POOL_ID"]
+    assert "Ref" in variables["WHETSTONE_USER_POOL_CLIENT_ID"]
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    (policy,) = [
+        p
+        for p in synthesized.resources(STACK, "AWS::IAM::Policy").values()
+        if p["Properties"]["Roles"] == [{"Ref": role}]
+    ]
+    actions = sorted(
+        action
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+        if action.startswith("dynamodb:") or action.startswith("s3:")
+    )
+    assert actions == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
 
 
 def test_stage_is_throttled_traced_and_access_logged(template: Template) -> None:
@@ -90,8 +132,11 @@ def test_rest_api_has_the_name_the_dashboard_reads(template: Template) -> None:
 
 
 def test_api_lambda_may_pass_only_the_trainer_role_to_pod_identity(synthesized: Any) -> None:
-    (policy,) = synthesized.resources(STACK, "AWS::IAM::Policy").values()
-    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    statements = [
+        statement
+        for policy in synthesized.resources(STACK, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
     (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
     assert "role/whetstone-trainer-" in json.dumps(pass_role["Resource"])
     assert pass_role["Condition"] == {

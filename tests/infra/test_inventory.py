@@ -47,8 +47,8 @@ INVENTORY: dict[str, dict[str, int]] = {
         "AWS::ApiGateway::Authorizer": 1,
         "AWS::Cognito::UserPool": 1,
         "AWS::Cognito::UserPoolClient": 1,
-        "AWS::Lambda::Function": 1,
-        "AWS::IAM::Role": 1,
+        "AWS::Lambda::Function": 2,  # the API, its authorizer
+        "AWS::IAM::Role": 2,
     },
     "WhetstoneObservability": {
         "AWS::CloudWatch::Dashboard": 1,

@@ -29,15 +29,19 @@ def call_api(
     body: bytes = b"",
     headers: dict[str, str] | None = None,
     caller: Caller | None = DEFAULT_CALLER,
+    authorizer: dict[str, Any] | None = None,
 ) -> ApiResponse:
     """Send one request through `handler` as API Gateway would, with the Cognito claims of
-    `caller` (none when None); JSON responses are parsed."""
+    `caller` (none when None), or with `authorizer`, the context a Lambda authorizer
+    returned; JSON responses are parsed."""
     headers = {k.lower(): v for k, v in (headers or {}).items()}
     if json_body is not None:
         body = json.dumps(json_body).encode()
         headers.setdefault("content-type", "application/json")
     claims = claims_for(caller) if caller else None
     event = build_proxy_event(method, path, headers, body, "127.0.0.1", claims)
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
     result = handler(event, None)
     response_headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():

@@ -10,13 +10,13 @@ from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from whetstone.api.errors import register_error_handlers
-from whetstone.api.identity import ORG_CLAIM
+from whetstone.api.identity import ORG_CLAIM, request_claims
 from whetstone.api.openai import routes_chat, routes_files, routes_jobs, routes_models
 from whetstone.api.openai.errors import OPENAI_PREFIX, is_openai_path, to_openai_error
 from whetstone.api.openapi_errors import document_errors
 from whetstone.api.paths import API_PREFIX
 from whetstone.api.resolver import ThreadSafeResolver
-from whetstone.api.routes import datasets, deployments, evaluation, jobs, planning
+from whetstone.api.routes import api_keys, datasets, deployments, evaluation, jobs, planning
 from whetstone.core.job import JOB_ID_PREFIX
 from whetstone.observability import API_GATEWAY, lambda_entry, log_job
 
@@ -43,6 +43,7 @@ app.include_router(jobs.router, prefix=API_PREFIX)
 app.include_router(datasets.router, prefix=API_PREFIX)
 app.include_router(deployments.router, prefix=API_PREFIX)
 app.include_router(evaluation.router, prefix=API_PREFIX)
+app.include_router(api_keys.router, prefix=API_PREFIX)
 for openai_routes in (routes_files, routes_jobs, routes_models, routes_chat):
     app.include_router(openai_routes.router, prefix=OPENAI_PREFIX)
 register_error_handlers(app)
@@ -74,6 +75,5 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
 
 
 def _log_caller_and_job(event: dict[str, Any]) -> None:
-    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     job = _JOB_IN_PATH.search(event.get("path") or "")
-    log_job(job.group(1) if job else None, (authorizer.get("claims") or {}).get(ORG_CLAIM))
+    log_job(job.group(1) if job else None, request_claims(event).get(ORG_CLAIM))

@@ -15,6 +15,7 @@ from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
     BudgetExceededError,
     ConflictError,
+    ForbiddenError,
     InvalidInputError,
     NotFoundError,
     QuotaExceededError,
@@ -31,6 +32,7 @@ STATUS_BY_ERROR: dict[type[WhetstoneError], HTTPStatus] = {
     QuotaExceededError: HTTPStatus.TOO_MANY_REQUESTS,
     BudgetExceededError: HTTPStatus.PAYMENT_REQUIRED,
     UnauthenticatedError: HTTPStatus.UNAUTHORIZED,
+    ForbiddenError: HTTPStatus.FORBIDDEN,
 }
 
 

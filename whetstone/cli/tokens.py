@@ -9,10 +9,8 @@ it changes, so a token created or revoked while it runs takes effect at once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import secrets
 import tempfile
 import threading
 from datetime import datetime, timedelta
@@ -23,11 +21,11 @@ from pydantic import BaseModel, Field, ValidationError
 
 from whetstone.core.errors import UnauthenticatedError
 from whetstone.core.job import Caller, utcnow
+from whetstone.core.tokens import hash_token, looks_like_token, new_token
+from whetstone.core.tokens import token_id as id_of_hash
 from whetstone.observability import logger
 
 DEFAULT_CALLER = Caller(user_id="local-user", org_id="local")
-TOKEN_PREFIX = "whet_"
-_ID_LENGTH = 12
 
 
 class StoredToken(BaseModel):
@@ -44,7 +42,7 @@ class StoredToken(BaseModel):
     @property
     def token_id(self) -> str:
         """The name `whet token list` shows and `whet token revoke` takes."""
-        return self.sha256[:_ID_LENGTH]
+        return id_of_hash(self.sha256)
 
     @property
     def caller(self) -> Caller:
@@ -61,10 +59,6 @@ class _TokenFileContent(BaseModel):
 
 def tokens_path(home: Path) -> Path:
     return home / "tokens.json"
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _parse(raw: Any) -> tuple[dict[str, StoredToken], bool]:
@@ -113,7 +107,7 @@ def load_tokens(home: Path) -> dict[str, StoredToken]:
 def create_token(home: Path, caller: Caller, expires_in: timedelta | None = None) -> str:
     """A new token acting as `caller`, valid for `expires_in` (None: until revoked)."""
     tokens = load_tokens(home)
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = new_token()
     now = utcnow()
     stored = StoredToken(
         sha256=hash_token(token),
@@ -129,7 +123,7 @@ def create_token(home: Path, caller: Caller, expires_in: timedelta | None = None
 def revoke_token(home: Path, token_id: str) -> StoredToken:
     """Remove the token whose id (or the token itself) is `token_id`; LookupError if none."""
     tokens = load_tokens(home)
-    wanted = hash_token(token_id) if token_id.startswith(TOKEN_PREFIX) else token_id
+    wanted = hash_token(token_id) if looks_like_token(token_id) else token_id
     matches = [s for s in tokens.values() if s.sha256 == wanted or s.token_id == wanted]
     if len(matches) != 1:
         raise LookupError(f"no token {token_id!r}; `whet token list` shows their ids")

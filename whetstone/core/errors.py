@@ -60,6 +60,12 @@ class UnauthenticatedError(WhetstoneError):
     code = "unauthenticated"
 
 
+class ForbiddenError(WhetstoneError):
+    """The caller is known but may not do this (e.g. manage API keys with an API key)."""
+
+    code = "forbidden"
+
+
 class TransientError(Exception):
     """A dependency failed in a way worth retrying (throttling, an API server restarting).
 

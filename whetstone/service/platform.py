@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from whetstone.ports import BlobStore, Deployer, JobStore, LogStore, Orchestrator
+from whetstone.ports import ApiKeyStore, BlobStore, Deployer, JobStore, LogStore, Orchestrator
 from whetstone.settings import Settings
 
 
@@ -16,6 +16,7 @@ class Platform:
     orchestrator: Orchestrator
     settings: Settings
     deployer: Deployer | None = None  # every runtime has one; tests of the stores need none
+    api_keys: ApiKeyStore | None = None  # aws only: local callers use `whet token`
 
 
 class PlatformRef:

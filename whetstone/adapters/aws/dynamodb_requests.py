@@ -14,6 +14,9 @@ Items:
 | idempotency | `ORG#<org>`    | `IDEMPOTENCY#<key>`         | -           | -                    |
 | metric      | `JOB#<job_id>` | `METRIC#<name>#<step:010d>` | -           | -                    |
 
+API keys share the table (`APIKEY#<sha256>` items, GSI1 partitions `APIKEYS#<org>`):
+dynamodb_api_keys.py.
+
 A job item also holds `record` (the JobRecord as JSON, the source of truth) and the
 attributes indexes and filters read: `job_id`, `org_id`, `status`, `method`,
 `base_model`, `created_at` (UTC, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, so it sorts as text)
