@@ -63,8 +63,7 @@ class Job:
         self._record = self.client.get_job_record(self.job_id)
         return self._record
 
-    def pause(self, seconds: float) -> None:
-        """Wait between two polls."""
+    def wait_between_polls(self, seconds: float) -> None:
         time.sleep(seconds)
 
     def _poll(
@@ -87,7 +86,7 @@ class Job:
                 return value
             if deadline is not None and time.monotonic() >= deadline:
                 raise WhetstoneTimeoutError(f"{waiting(value)} after {timeout} s")
-            self.pause(poll_s)
+            self.wait_between_polls(poll_s)
 
     def wait(
         self, timeout: float | None = None, poll_s: float = 2.0, on_update: OnJob | None = None
@@ -131,14 +130,13 @@ class Job:
                 yield entry
             if ended:
                 return
-            self.pause(poll_s)
+            self.wait_between_polls(poll_s)
 
     def stop(self) -> JobResponse:
         self._record = self.client.stop_job(self.job_id)
         return self._record
 
-    # Not `pause`: that name is the wait between two polls.
-    def pause_training(self) -> JobResponse:
+    def pause(self) -> JobResponse:
         """Checkpoint the job and release its compute; `resume` continues it."""
         self._record = self.client.pause_job(self.job_id)
         return self._record

@@ -71,7 +71,7 @@ pytestmark = pytest.mark.usefixtures("no_user_config")
 
 @pytest.fixture(autouse=True)
 def _no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(Job, "pause", lambda self, seconds: None)
+    monkeypatch.setattr(Job, "wait_between_polls", lambda self, seconds: None)
 
 
 @pytest.fixture

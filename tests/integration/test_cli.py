@@ -268,7 +268,7 @@ def test_jobs_create_wait_shows_progress_and_exits_0_when_completed(
         lambda job_id: report_step(job_id, 50, 100, 1.2345),
         lambda job_id: transition(get_platform(), job_id, JobStatus.COMPLETED),
     ]
-    monkeypatch.setattr(Job, "pause", lambda self, seconds: events.pop(0)(self.job_id))
+    monkeypatch.setattr(Job, "wait_between_polls", lambda self, seconds: events.pop(0)(self.job_id))
 
     result = whet("jobs", "create", str(config), str(dataset), "--wait", "--poll", "0")
 
@@ -477,7 +477,7 @@ def test_jobs_logs_follow_ends_when_the_job_ends(
         transition(get_platform(), job_id, JobStatus.COMPLETED)
 
     log("step 1")()
-    monkeypatch.setattr(Job, "pause", stepping([log("step 2"), finish]))
+    monkeypatch.setattr(Job, "wait_between_polls", stepping([log("step 2"), finish]))
 
     result = whet("jobs", "logs", job_id, "--follow", "--poll", "0")
 

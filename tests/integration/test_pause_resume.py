@@ -237,7 +237,7 @@ def test_the_sdk_pauses_and_resumes_a_job(
 ) -> None:
     job = client.job(training_job())
 
-    assert job.pause_training().status == "pausing"
+    assert job.pause().status == "pausing"
     pause(get_platform(), job.job_id, StoppedTrainer())
     assert job.resume().status == "deploying"
     assert orchestrator.paused == orchestrator.resumed == [job.job_id]

@@ -159,7 +159,7 @@ def test_wait_reports_every_poll_and_returns_the_final_record(
     job = client.create_job(SPEC, write_dataset(tmp_path / "train.jsonl"))
     monkeypatch.setattr(
         Job,
-        "pause",
+        "wait_between_polls",
         stepping(
             [
                 lambda: start_training(job.job_id),
@@ -194,7 +194,9 @@ def test_follow_yields_each_entry_once_until_the_job_ends(
         transition(get_platform(), job.job_id, JobStatus.COMPLETED)
 
     monkeypatch.setattr(
-        Job, "pause", stepping([lambda: log(job.job_id, "three"), lambda: None, finish])
+        Job,
+        "wait_between_polls",
+        stepping([lambda: log(job.job_id, "three"), lambda: None, finish]),
     )
 
     messages = [entry.message for entry in job.follow(poll_s=0)]

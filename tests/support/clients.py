@@ -79,7 +79,7 @@ def report_step(job_id: str, step: int, max_steps: int, loss: float) -> None:
 
 
 def stepping(steps: list[Callable[[], None]]) -> Callable[[Job, float], None]:
-    """A `Job.pause` that runs the next simulated event instead of sleeping."""
+    """A `Job.wait_between_polls` that runs the next simulated event instead of sleeping."""
     pending = list(steps)
 
     def pause(self: Job, seconds: float) -> None:

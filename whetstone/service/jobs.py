@@ -220,7 +220,8 @@ def create_job(
             with_spend_to_date(job)
             for job in all_jobs(platform, caller, JobFilter(created_after=month_start(now)))
         ],
-        estimate.estimated_cost_usd,
+        # A model only the prepare stage can read has no estimate yet: the spend so far counts.
+        estimate.estimated_cost_usd if estimate else 0.0,
         allow_over_budget=new.allow_over_budget,
     )
     job = JobRecord(
