@@ -27,7 +27,7 @@ def _functions(synthesized: Any) -> dict[str, dict[str, Any]]:
 
 def test_every_handler_path_exists_in_the_repository(synthesized: Any) -> None:
     functions = _functions(synthesized)
-    assert len(functions) == 15
+    assert len(functions) == 16
     for function in functions.values():
         module, _, attribute = function["Properties"]["Handler"].rpartition(".")
         assert callable(getattr(importlib.import_module(module), attribute))
