@@ -36,7 +36,7 @@ def hub_model_config(model: HubModel) -> dict[str, Any] | None:
     or revision does not exist."""
     cached = _cached_config(model)
     if cached is not None:
-        return _parse(cached.read_bytes(), f"hf://{model.repo_id}")
+        return parse_model_config(cached.read_bytes(), f"hf://{model.repo_id}")
     if hub_offline():
         return None
     endpoint = os.environ.get("HF_ENDPOINT") or _DEFAULT_ENDPOINT
@@ -58,7 +58,7 @@ def hub_model_config(model: HubModel) -> dict[str, Any] | None:
         return None  # gated (401/403) or the hub failing: the prepare stage tries with its token
     except (urllib.error.URLError, TimeoutError, OSError):
         return None
-    return _parse(data, f"hf://{model.repo_id}")
+    return parse_model_config(data, f"hf://{model.repo_id}")
 
 
 def s3_model_config(
@@ -86,7 +86,7 @@ def s3_model_config(
             f"{ref} holds no {CONFIG_NAME}; upload the folder saved with save_pretrained",
             code="model_config_missing",
         ) from error
-    return _parse(data, ref)
+    return parse_model_config(data, ref)
 
 
 def _cached_config(model: HubModel) -> Path | None:
@@ -100,7 +100,9 @@ def _cached_config(model: HubModel) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _parse(data: bytes, ref: str) -> dict[str, Any]:
+def parse_model_config(data: bytes, ref: str) -> dict[str, Any]:
+    """A config.json's bytes as the JSON object it must be; InvalidInputError (code
+    `model_config_invalid`) otherwise."""
     if len(data) > MAX_CONFIG_BYTES:
         raise InvalidInputError(
             f"the {CONFIG_NAME} of {ref} is over {MAX_CONFIG_BYTES} bytes; it is not a "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,11 @@ from whetstone.core.catalog.resolve import facts_from_hf_config
 from whetstone.core.errors import InvalidInputError, NotFoundError
 from whetstone.core.sources import HF_PREFIX, S3_PREFIX, parse_hf_model
 from whetstone.service.hub_cache import HubRepo, require_cached
-from whetstone.service.model_configs import hub_model_config, s3_model_config
+from whetstone.service.model_configs import (
+    hub_model_config,
+    parse_model_config,
+    s3_model_config,
+)
 from whetstone.settings import Settings
 
 if TYPE_CHECKING:
@@ -112,16 +115,7 @@ def _from_local_folder(folder: Path) -> BaseModelInfo:
             f"{folder} holds no config.json; point at a folder saved with save_pretrained",
             code="model_config_missing",
         )
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise InvalidInputError(
-            f"cannot read the model facts from {config_path}: {error}", code="model_config_invalid"
-        ) from error
-    if not isinstance(config, dict):
-        raise InvalidInputError(
-            f"{config_path} must hold a JSON object", code="model_config_invalid"
-        )
+    config = parse_model_config(config_path.read_bytes(), str(folder))
     return _from_config(config, str(folder), name=folder.name)
 
 
