@@ -15,7 +15,7 @@ from whetstone.api.schemas.jobs import JobResponse
 from whetstone.api.schemas.transfers import ArtifactName
 from whetstone.client_errors import WhetstoneTimeoutError
 from whetstone.core.job import LogEntry, LogLevelName, LogSource, MetricPoint
-from whetstone.core.lifecycle import TERMINAL_STATUSES
+from whetstone.core.lifecycle import TERMINAL_STATUSES, JobStatus
 
 if TYPE_CHECKING:
     from whetstone.client import WhetstoneClient
@@ -29,6 +29,11 @@ OnDeployment = Callable[[DeploymentResponse], None]
 
 def _has_ended(record: JobResponse) -> bool:
     return record.status in TERMINAL_STATUSES
+
+
+def _has_settled(record: JobResponse) -> bool:
+    """Ended, or paused: either way nothing more happens until someone acts."""
+    return _has_ended(record) or record.status is JobStatus.PAUSED
 
 
 def _has_started(deployment: DeploymentResponse) -> bool:
@@ -91,7 +96,8 @@ class Job:
     def wait(
         self, timeout: float | None = None, poll_s: float = 2.0, on_update: OnJob | None = None
     ) -> JobResponse:
-        """Poll until the job is completed, failed or cancelled; the final record.
+        """Poll until the job is completed, failed, cancelled or paused (asked, or at its
+        cost cap: it waits for a resume); the last record.
 
         `on_update` gets every record fetched, the final one included. Raises
         WhetstoneTimeoutError when `timeout` seconds pass first.
@@ -100,7 +106,7 @@ class Job:
         def waiting(record: JobResponse) -> str:
             return f"job {self.job_id} is still {record.status}"
 
-        return self._poll(self.refresh, _has_ended, waiting, timeout, poll_s, on_update)
+        return self._poll(self.refresh, _has_settled, waiting, timeout, poll_s, on_update)
 
     def follow(
         self,

@@ -306,6 +306,22 @@ def test_jobs_wait_on_a_cancelled_job_exits_3(
     assert whet("jobs", "wait", job_id).code == 3
 
 
+def test_waiting_on_a_job_paused_at_its_cost_cap_returns_5_with_why_and_what_next(
+    whet: Callable[..., Result], config: Path, dataset: Path
+) -> None:
+    # Given a training job that paused at its cost cap
+    job_id = create(whet, config, dataset)
+    start_training(job_id)
+    transition(get_platform(), job_id, JobStatus.PAUSING, "cost cap reached")
+    transition(get_platform(), job_id, JobStatus.PAUSED, "cost cap reached: $5.00 of $5.00")
+
+    # When someone waits on it, then the wait ends (it would never move on its own)
+    waited = whet("jobs", "wait", job_id)
+
+    assert waited.code == 5
+    assert "cost cap reached" in waited.err and f"whet jobs resume {job_id}" in waited.err
+
+
 def test_jobs_list_filters_and_prints_json(
     whet: Callable[..., Result], config: Path, dataset: Path
 ) -> None:

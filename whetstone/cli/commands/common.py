@@ -16,6 +16,7 @@ EXIT_REFUSED = 1  # the API refused the request (4xx), or the check it ran faile
 EXIT_USAGE = 2  # bad arguments, or a local file that is missing or malformed
 EXIT_JOB_FAILED = 3  # the awaited job ended failed or cancelled, or the deployment failed
 EXIT_UNAVAILABLE = 4  # the server could not be reached, or failed (5xx)
+EXIT_JOB_PAUSED = 5  # the awaited job paused (asked, or at its cost cap) and waits for a resume
 
 EXIT_CODES_HELP = """\
 exit codes:
@@ -26,6 +27,7 @@ exit codes:
   3  the awaited job ended failed or cancelled, or the awaited
      deployment (jobs deploy --wait) ended failed
   4  the server could not be reached, or answered 5xx
+  5  the awaited job paused (asked, or at its cost cap): `whet jobs resume ID`
 
 connection: --url / --token, else WHETSTONE_URL / WHETSTONE_TOKEN, else the
 config file $WHETSTONE_CONFIG (default ~/.config/whetstone/config.json,

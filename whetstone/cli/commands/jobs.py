@@ -13,6 +13,7 @@ from whetstone.api.schemas.jobs import JobResponse
 from whetstone.api.schemas.transfers import ArtifactName
 from whetstone.cli.commands.common import (
     EXIT_JOB_FAILED,
+    EXIT_JOB_PAUSED,
     EXIT_OK,
     EXIT_USAGE,
     Handler,
@@ -105,6 +106,14 @@ def _await(args: argparse.Namespace, job: Job) -> int:
     emit(args, final, lambda: _describe(final))
     if final.status is JobStatus.COMPLETED:
         return EXIT_OK
+    if final.status is JobStatus.PAUSED:
+        why = final.status_history[-1].message if final.status_history else None
+        print(
+            f"whet: job {final.job_id} paused{f' ({why})' if why else ''}; continue it with "
+            f"`whet jobs resume {final.job_id}`",
+            file=sys.stderr,
+        )
+        return EXIT_JOB_PAUSED
     reason = f": {final.error.message}" if final.error else ""
     print(f"whet: job {final.job_id} ended {final.status}{reason}", file=sys.stderr)
     return EXIT_JOB_FAILED
