@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from whetstone.api.schemas.jobs import JobResponse
-from whetstone.cli.commands.jobs import plot_losses
+from whetstone.cli.commands.metrics import plot_losses
 from whetstone.cli.output import progress_line
 from whetstone.cli.server import make_server
 from whetstone.client import WhetstoneClient
