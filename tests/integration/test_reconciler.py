@@ -230,6 +230,47 @@ def test_given_a_server_idle_past_the_ttl_when_reconciled_then_it_is_scaled_to_z
     ]
 
 
+def _counter(answered: int) -> str:
+    """vLLM's /metrics with its request counter at `answered`."""
+    return (
+        "# TYPE vllm:request_success_total counter\n"
+        f'vllm:request_success_total{{finished_reason="stop"}} {answered}.0\n'
+    )
+
+
+def test_given_an_old_server_still_answering_when_reconciled_then_it_serves_until_idle(
+    aws_platform: Platform,
+    kube: FakeKube,
+    orchestrator: StepFunctionsOrchestrator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a server deployed two hours ago (past a 1 h TTL) that has answered requests
+    platform = with_idle_ttl(monkeypatch, 3600)
+    busy = deployed(platform, ready=True, age=timedelta(hours=2))
+    answering(kube, busy)
+    service = kube.deployment(busy.job_id)["metadata"]["name"]
+    kube.served_metrics[service] = _counter(5)
+
+    # When the reconciler passes, then the moved counter counts as a request: it keeps serving
+    assert reconciler.handler({})["serving"]["idled"] == []
+    record = platform.jobs.get(busy.job_id)
+    assert record is not None and record.deployment is not None
+    assert record.deployment.requests_answered == 5 and record.deployment.last_request_at
+
+    # When its last request was over an hour ago and the counter has not moved since
+    def an_hour_later(job: JobRecord) -> JobRecord:
+        assert job.deployment is not None and job.deployment.last_request_at is not None
+        earlier = job.deployment.last_request_at - timedelta(hours=1, minutes=1)
+        return job.model_copy(
+            update={"deployment": job.deployment.model_copy(update={"last_request_at": earlier})}
+        )
+
+    update_job(platform, busy.job_id, an_hour_later)
+
+    # Then it is idle, and scaled to zero
+    assert reconciler.handler({})["serving"]["idled"] == [busy.job_id]
+
+
 def test_given_no_idle_ttl_when_an_old_server_is_reconciled_then_it_keeps_serving(
     aws_platform: Platform, kube: FakeKube, orchestrator: StepFunctionsOrchestrator
 ) -> None:

@@ -36,6 +36,8 @@ class FakeKube:
     # Service name -> the model server's answer, or the error its request raises.
     served_answers: dict[str, str | Exception] = field(default_factory=dict)
     proxied: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    # Service name -> the model server's /metrics page.
+    served_metrics: dict[str, str] = field(default_factory=dict)
     # pod -> the Job or Deployment it belongs to
     owners: dict[Key, Key] = field(default_factory=dict)
 
@@ -89,6 +91,15 @@ class FakeKube:
         if isinstance(content, Exception):
             raise content
         return {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+
+    def get_from_service(self, namespace: str, service: str, port: str, path: str) -> str:
+        if (
+            "Service",
+            namespace,
+            service,
+        ) not in self.objects or service not in self.served_metrics:
+            raise LookupError(f"no Service {namespace}/{service} answering {path}")
+        return self.served_metrics[service]
 
     # --- what the cluster does on its own, driven by the test ---
     def _owned(self, kind: str, job_id: str) -> dict[str, Any]:

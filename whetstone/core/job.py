@@ -135,6 +135,17 @@ class Deployment(DeferredModel):
     created_at: Annotated[datetime, Field(description="When the deploy was asked for (UTC).")]
     updated_at: Annotated[datetime, Field(description="Last change (UTC).")]
     message: Annotated[str | None, Field(description="Why it failed, or what it waits for.")] = None
+    requests_answered: Annotated[
+        int | None,
+        Field(description="The server's request counter when the reconciler last read it."),
+    ] = None
+    last_request_at: Annotated[
+        datetime | None,
+        Field(
+            description="When the reconciler first saw the counter move past its last "
+            "reading: the latest request, to a reconciler pass (UTC)."
+        ),
+    ] = None
     problems: Annotated[
         list[ServingProblem], Field(description="What the compatibility checks found.")
     ] = Field(default_factory=list)

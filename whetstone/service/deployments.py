@@ -100,7 +100,8 @@ def saved_golden_answer(platform: Platform, job: JobRecord) -> str | None:
         return None
 
 
-def _save(platform: Platform, job_id: str, deployment: Deployment) -> JobRecord:
+def save_deployment(platform: Platform, job_id: str, deployment: Deployment) -> JobRecord:
+    """Record the job's deployment as it is now."""
     return update_job(
         platform, job_id, lambda job: job.model_copy(update={"deployment": deployment})
     )
@@ -187,7 +188,7 @@ def refresh_deployment(platform: Platform, job: JobRecord, deployer: Deployer) -
     new = [p for p in current.problems if p not in recorded.problems]  # once, not per check
     current = current.model_copy(update={"problems": recorded.problems + new})
     if current.status != recorded.status or current.message != recorded.message:
-        _save(platform, job.job_id, current)
+        save_deployment(platform, job.job_id, current)
     return current
 
 
@@ -214,5 +215,5 @@ def stop_deployment(
             "message": message,
         }
     )
-    _save(platform, job.job_id, deleted)
+    save_deployment(platform, job.job_id, deleted)
     return deleted

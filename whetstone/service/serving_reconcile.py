@@ -8,9 +8,9 @@ For every server that holds resources (a vLLM Deployment on EKS, a local server 
 - it has been ready and idle past `deployment_idle_ttl_s`: it is scaled to zero (stopped) and
   the deployment recorded deleted, saying why; a deploy starts it again.
 
-Idle means no request the platform can observe. Requests go straight to the server (the
-in-cluster Service, or the local port), so none is recorded today and a deployment's idle
-time counts from when it was deployed (`created_at`); see docs/serving.md.
+Idle means no request answered: each pass reads the server's request counter (its
+Prometheus metrics), and a counter that moved since the last pass records the pass's time
+as the deployment's `last_request_at`. Idle time counts from then, or from the deploy.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field
 from whetstone.core.job import Deployment, JobRecord
 from whetstone.observability import logger
 from whetstone.ports import Deployer
-from whetstone.service.deployments import refresh_deployment, stop_deployment
+from whetstone.service.deployments import refresh_deployment, save_deployment, stop_deployment
 from whetstone.service.platform import Platform
 
 Isolate = Callable[[str, str, Callable[[], None]], None]
@@ -57,6 +57,10 @@ class ServedModels(Deployer, Protocol):
     def remove_orphan(self, job_id: str) -> None:
         """Remove the server of a job that has no record."""
 
+    def requests_answered(self, job: JobRecord) -> int | None:
+        """The requests the job's server has answered since it started (its metrics); None
+        when it cannot tell."""
+
 
 class ServingRepairs(BaseModel):
     failed: Annotated[
@@ -69,8 +73,27 @@ class ServingRepairs(BaseModel):
 
 
 def idle_since(deployment: Deployment) -> datetime:
-    """Since when the deployment has served no request the platform saw (module docstring)."""
-    return deployment.created_at
+    """Since when the deployment has answered no request (module docstring)."""
+    return deployment.last_request_at or deployment.created_at
+
+
+def _observe_requests(
+    platform: Platform, job: JobRecord, current: Deployment, servers: ServedModels, now: datetime
+) -> Deployment:
+    """The deployment with the server's request counter, and `now` as its last request when
+    the counter moved since the last pass (a restarted server starts it over)."""
+    answered = servers.requests_answered(_with(job, current))
+    if answered is None or answered == current.requests_answered:
+        return current
+    moved = answered > 0 and answered != current.requests_answered
+    observed = current.model_copy(
+        update={
+            "requests_answered": answered,
+            "last_request_at": now if moved else current.last_request_at,
+        }
+    )
+    save_deployment(platform, job.job_id, observed)
+    return observed
 
 
 def reconcile_deployments(
@@ -105,6 +128,7 @@ def _reconcile_server(
     ttl_s = platform.settings.deployment_idle_ttl_s
     if ttl_s is None or current.status != "ready":
         return
+    current = _observe_requests(platform, job, current, servers, now)
     if now - idle_since(current) >= timedelta(seconds=ttl_s):
         message = (
             f"scaled to zero: no request for {ttl_s} s (WHETSTONE_DEPLOYMENT_IDLE_TTL_S); "

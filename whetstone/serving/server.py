@@ -1,5 +1,6 @@
 """A threaded stdlib HTTP server with the OpenAI endpoints: /v1/models,
-/v1/chat/completions and /v1/completions (no streaming)."""
+/v1/chat/completions and /v1/completions (no streaming), and /metrics: the requests
+answered (`whetstone_requests_total`), which the reconciler reads to find idle servers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import ValidationError
 
 from whetstone.inference.generation import ChatModel, Generation
@@ -27,6 +29,10 @@ class ModelServer(ThreadingHTTPServer):
         self.model = model
         self.name = name
         self.created = int(time.time())
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "whetstone_requests", "Completions answered.", registry=self.registry
+        )
 
 
 class _Refused(Exception):
@@ -70,6 +76,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, self._model_card())
         elif path == "/health":
             self._send(HTTPStatus.OK, {"status": "ok"})
+        elif path == "/metrics":
+            payload = generate_latest(self.server.registry)
+            self.send_response(HTTPStatus.OK)
+            self.send_header("content-type", CONTENT_TYPE_LATEST)
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
         else:
             self._refuse(_Refused(HTTPStatus.NOT_FOUND, "no such route", "not_found", None))
 
@@ -83,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(HTTPStatus.OK, self._complete(body))
             else:
                 raise _Refused(HTTPStatus.NOT_FOUND, "no such route", "not_found", None)
+            self.server.requests.inc()
         except _Refused as refused:
             self._refuse(refused)
 

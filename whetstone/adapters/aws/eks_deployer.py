@@ -41,6 +41,7 @@ from whetstone.core.serving import (
 )
 from whetstone.core.serving_hardware import job_serving_hardware
 from whetstone.observability import logger
+from whetstone.service.serving_metrics import requests_answered
 
 # Re-exported: runtime.py builds the deployer from these.
 __all__ = ["ClusterAccess", "EksDeployer", "ServingSettings", "connect_to_cluster"]
@@ -184,6 +185,17 @@ class EksDeployer:
                 if LABEL_JOB in (labels := (item.get("metadata") or {}).get("labels") or {})
             }
         )
+
+    def requests_answered(self, job: JobRecord) -> int | None:
+        """vLLM's request counter, read from its /metrics through the service proxy."""
+        namespace = job_namespace(job, self._settings.cluster)
+        try:
+            text = self._cluster.api.get_from_service(
+                namespace, deployment_name(job), PORT_NAME, "/metrics"
+            )
+        except (LookupError, ValueError):
+            return None
+        return requests_answered(text)
 
     def remove_orphan(self, job_id: str) -> None:
         """Delete the Deployment, Service and service account of a job that has no record."""

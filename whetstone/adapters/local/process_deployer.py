@@ -31,6 +31,7 @@ from whetstone.core.serving import (
     check_golden,
 )
 from whetstone.observability import logger
+from whetstone.service.serving_metrics import requests_answered
 
 # (model_dir, base_model) -> the saved model's greedy answer to the golden prompt.
 GoldenAnswer = Callable[[str, str | None], str]
@@ -152,6 +153,18 @@ class ProcessDeployer:
             served = set(self._served)
         found = {path.stem for path in self._run_dir.glob("*.pid")}
         return sorted(served | found)
+
+    def requests_answered(self, job: JobRecord) -> int | None:
+        """The local server's request counter, from its /metrics."""
+        endpoint = job.deployment.endpoint if job.deployment else None
+        if not endpoint:
+            return None
+        try:
+            url = endpoint.removesuffix("/v1") + "/metrics"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return requests_answered(response.read().decode(errors="replace"))
+        except (OSError, ValueError):
+            return None
 
     def remove_orphan(self, job_id: str) -> None:
         """End the server of a job that has no record (found by its pid file)."""

@@ -59,6 +59,9 @@ class KubeApi(Protocol):
     ) -> Manifest:
         """POST JSON to the Service through the API server's proxy; the JSON answer."""
 
+    def get_from_service(self, namespace: str, service: str, port: str, path: str) -> str:
+        """GET a text page of the Service through the API server's proxy."""
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -205,26 +208,37 @@ class KubeClient:
     def post_to_service(
         self, namespace: str, service: str, port: str, path: str, body: Manifest
     ) -> Manifest:
-        def request(api: Any) -> Manifest:
+        data = self._proxy(
+            "POST",
+            f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}",
+            {"Content-Type": "application/json", "Accept": "application/json"},
+            body,
+        )
+        answer: Manifest = json.loads(data)
+        return answer
+
+    def get_from_service(self, namespace: str, service: str, port: str, path: str) -> str:
+        url = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}"
+        return self._proxy("GET", url, {"Accept": "text/plain"}, None).decode(errors="replace")
+
+    def _proxy(
+        self, method: str, path: str, headers: dict[str, str], body: Manifest | None
+    ) -> bytes:
+        """The body of the Service's answer through the API server's proxy."""
+
+        def request(api: Any) -> bytes:
             from kubernetes.client.exceptions import ApiException
 
-            method, url, headers, payload, post_params = api.param_serialize(
-                "POST",
-                f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}",
-                header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                body=body,
-                auth_settings=["BearerToken"],
+            serialized = api.param_serialize(
+                method, path, header_params=headers, body=body, auth_settings=["BearerToken"]
             )
-            response = api.call_api(
-                method, url, headers, payload, post_params, _request_timeout=PROXY_TIMEOUT_S
-            )
-            data = response.read()
+            response = api.call_api(*serialized, _request_timeout=PROXY_TIMEOUT_S)
+            data: bytes = response.read()
             text = data.decode(errors="replace")
             if _is_transient(response.status):  # not there yet, or throttled
                 raise ApiException(status=response.status, reason=text)
             if response.status >= 400:  # the server refused the request: the deployment is wrong
                 raise ValueError(f"the model server answered {response.status}: {clip(text)}")
-            answer: Manifest = json.loads(data)
-            return answer
+            return data
 
         return self._call(request)
