@@ -56,17 +56,36 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
         return  # request lines would drown the deployment log
 
-    def _send(self, status: HTTPStatus, body: dict[str, Any]) -> None:
+    def __getattr__(self, name: str) -> Any:
+        # The stdlib answers a method without a `do_<METHOD>` 501; any method but GET and
+        # POST is one this server knows and does not allow on its routes.
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _not_allowed(self) -> None:
+        message = f"method {self.command} is not allowed; use GET or POST"
+        refused = _Refused(
+            HTTPStatus.METHOD_NOT_ALLOWED, message, "invalid_request_error", "method_not_allowed"
+        )
+        self.close_connection = True  # its body, if any, is not read
+        self._refuse(refused, headers={"allow": "GET, POST"})
+
+    def _send(
+        self, status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
         payload = json.dumps(body).encode()
         self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
 
-    def _refuse(self, refused: _Refused) -> None:
+    def _refuse(self, refused: _Refused, headers: dict[str, str] | None = None) -> None:
         error = {"message": refused.message, "type": refused.kind, "param": None}
-        self._send(refused.status, {"error": {**error, "code": refused.code}})
+        self._send(refused.status, {"error": {**error, "code": refused.code}}, headers)
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
@@ -109,7 +128,16 @@ class _Handler(BaseHTTPRequestHandler):
         }
 
     def _json_body(self) -> Any:
-        length = int(self.headers.get("content-length") or 0)
+        declared = (self.headers.get("content-length") or "0").strip()
+        if not declared.isdigit():  # a negative or malformed length would read to the end
+            self.close_connection = True
+            raise _Refused(
+                HTTPStatus.BAD_REQUEST,
+                f"invalid Content-Length {declared!r}",
+                "invalid_request_error",
+                None,
+            )
+        length = int(declared)
         if length > MAX_BODY_BYTES:
             raise _Refused(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,

@@ -1,8 +1,10 @@
-"""A model server's request counter, as the reconciler reads it to find idle servers: vLLM's
-metrics, and the local server's own."""
+"""The local model server and model servers' metrics: the request counter the reconciler
+reads to find idle servers (vLLM's and the local server's own), and malformed requests
+answered 4xx."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import urllib.request
@@ -91,3 +93,28 @@ def test_the_local_server_counts_the_requests_it_answers(
     _chat(port)
     _chat(port)
     assert deployer.requests_answered(job) == 2
+
+
+def _raw(port: int, method: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.putrequest(method, "/v1/chat/completions", skip_accept_encoding=True)
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.endheaders(body)
+    response = connection.getresponse()
+    answer = (response.status, response.getheader("allow"), json.loads(response.read()))
+    connection.close()
+    return answer[0], answer[1:]
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3"])
+def test_a_malformed_content_length_is_a_400(server: ModelServer, length: str) -> None:
+    status, (_, body) = _raw(server.server_address[1], "POST", {"Content-Length": length})
+    assert status == 400 and "Content-Length" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "TRACE", "BREW"])
+def test_other_methods_are_405_with_allow(server: ModelServer, method: str) -> None:
+    status, (allow, body) = _raw(server.server_address[1], method, {"Content-Length": "0"})
+    assert status == 405 and allow == "GET, POST"
+    assert body["error"]["code"] == "method_not_allowed"
