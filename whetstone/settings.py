@@ -47,6 +47,14 @@ class Settings(BaseModel):
             'dataset source (aws), as JSON: {"<org>": ["<bucket>", "<bucket>/<prefix>"]}.',
         ),
     ] = Field(default_factory=dict)
+    openai_model_aliases: Annotated[
+        dict[str, str],
+        Field(
+            description="Base models that OpenAI model names stand for in /v1 job creation, as "
+            'JSON: {"gpt-4o-mini-2024-07-18": "qwen2.5-7b-instruct"}; so an OpenAI script '
+            "runs with only its base URL and key changed.",
+        ),
+    ] = Field(default_factory=dict)
     org_monthly_budget_usd: Annotated[
         dict[str, float],
         Field(

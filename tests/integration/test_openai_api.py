@@ -3,6 +3,7 @@ official `openai` client (jobs do not train here: the orchestrator records them)
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
 from whetstone.service import jobs as job_service
 from whetstone.service.records import transition, update_job
+from whetstone.settings import get_settings
 
 openai = pytest.importorskip("openai")
 
@@ -102,6 +104,26 @@ def test_a_created_job_reads_as_openais_fine_tuning_job(client: Any) -> None:
     assert (spec.training.epochs, spec.training.batch_size, spec.advanced.seed) == (2, 2, 7)
     assert spec.training.learning_rate == pytest.approx(1e-4)
     assert client.fine_tuning.jobs.retrieve(job.id).id == job.id
+
+
+def test_an_openai_model_name_trains_the_base_model_its_alias_names(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an operator who maps OpenAI's model name to a base model of this platform
+    monkeypatch.setenv(
+        "WHETSTONE_OPENAI_MODEL_ALIASES", json.dumps({"gpt-4o-mini-2024-07-18": BASE})
+    )
+    get_settings.cache_clear()
+    get_platform.cache_clear()
+
+    # When an unchanged OpenAI script creates a job for that name
+    job = client.fine_tuning.jobs.create(
+        model="gpt-4o-mini-2024-07-18", training_file=upload(client).id
+    )
+
+    # Then the job trains the aliased base model
+    assert job.model == BASE
+    assert job_service.get_job(get_platform(), _alice(), job.id).spec.base_model == BASE
 
 
 def test_a_dpo_method_becomes_a_dpo_job_with_its_beta_and_reads_back_so(client: Any) -> None:

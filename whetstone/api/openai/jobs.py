@@ -91,7 +91,7 @@ def new_job(platform: Platform, caller: Caller, request: OpenAICreateJobRequest)
     if isinstance(multiplier, int | float):
         training["learning_rate"] = DEFAULT_LEARNING_RATE * multiplier
     spec: dict[str, Any] = {
-        "base_model": request.model,
+        "base_model": platform.settings.openai_model_aliases.get(request.model, request.model),
         "method": SpecMethod.DPO if kind == "dpo" else SUPERVISED_METHOD,
         "dataset": {"source": upload_id_of(request.training_file)},
         "training": training,
