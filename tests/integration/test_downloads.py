@@ -206,11 +206,11 @@ def test_given_a_step_with_another_artifact_then_422_says_step_picks_a_checkpoin
 
 
 @pytest.mark.parametrize("query", ["?artifact=weights", "?artifact=checkpoint&step=-1"])
-def test_given_an_unknown_artifact_or_a_negative_step_then_422_names_the_parameter(
+def test_given_an_unknown_artifact_or_a_negative_step_then_400_names_the_parameter(
     lora: JobRecord, query: str
 ) -> None:
     status, body = download(lora.job_id, query)
-    assert status == 422 and body["code"] == "validation_error"
+    assert status == 400 and body["code"] == "validation_error"
     assert body["details"][0]["loc"].startswith("query.")
 
 

@@ -72,7 +72,7 @@ def test_success_statuses_are_the_ones_answered(document: dict[str, Any]) -> Non
     [
         ("GET", f"{API}/jobs/ftjob-nothere", f"{API}/jobs/{{job_id}}", 404),
         ("POST", f"{API}/estimate-cost", f"{API}/estimate-cost", 422),
-        ("GET", f"{API}/jobs?limit=0", f"{API}/jobs", 422),
+        ("GET", f"{API}/jobs?limit=0", f"{API}/jobs", 400),
     ],
 )
 def test_the_errors_answered_are_documented_with_their_shape(

@@ -47,7 +47,7 @@ def test_base_models_by_method_keeps_only_trainable_ones() -> None:
 
 def test_base_models_rejects_an_unknown_family_with_its_location() -> None:
     response = call_api("GET", f"{API}/base-models?family=gpt")
-    assert response.status == 422
+    assert response.status == 400
     assert response.body["details"][0]["loc"] == "query.family"
 
 

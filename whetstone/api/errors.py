@@ -36,6 +36,10 @@ STATUS_BY_ERROR: dict[type[WhetstoneError], HTTPStatus] = {
 }
 
 
+# Where a request's parameters lie, as the framework's error locations begin.
+PARAMETER_LOCATIONS = frozenset({"query", "path", "header", "cookie"})
+
+
 class FieldError(DeferredModel):
     loc: str
     message: str
@@ -76,12 +80,21 @@ def _summary(fields: list[FieldError]) -> str:
     return "; ".join(f"{f.loc or 'body'}: {f.message}" for f in fields)
 
 
+def request_error_status(fields: Sequence[FieldError]) -> HTTPStatus:
+    """400 when only the request's parameters are wrong (a bad type, a number out of range,
+    a time without a time zone): the request itself is malformed; 422 when its body is
+    well-formed JSON whose content is invalid."""
+    if fields and all(field.loc.split(".")[0] in PARAMETER_LOCATIONS for field in fields):
+        return HTTPStatus.BAD_REQUEST
+    return HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 def register_error_handlers(app: APIGatewayRestResolver) -> None:
     @app.exception_handler(RequestValidationError)
     def _request_invalid(error: RequestValidationError) -> Response[str]:
         fields = _field_errors(error.errors())
         return _response(
-            HTTPStatus.UNPROCESSABLE_ENTITY,
+            request_error_status(fields),
             ErrorBody(code="validation_error", message=_summary(fields), details=fields),
         )
 

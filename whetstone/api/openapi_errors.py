@@ -5,10 +5,12 @@ the API returns (`code`, `message`, `details`; api/errors.py), not the framework
 Which errors an operation can give follows from its shape, the same way api/errors.py maps
 them: every route authenticates (401) and reads the job store (503 when it is unavailable);
 a route with a body can be malformed (400), too large (413) or invalid (422); a route with
-path parameters names something that may not exist (404), and a POST, PUT or DELETE on it
-may meet a state that forbids it (409). A route declares any other error (a quota's 429) in
-its decorator's `responses`; this fills in the body schema. The OpenAI-compatible routes
-under /v1 answer OpenAI's envelope instead, with 400 where ours say 422 (api/openai/errors.py).
+parameters answers 400 when one does not read as its type and 422 when the service refuses
+its value; a route with path parameters names something that may not exist (404), and a
+POST, PUT or DELETE on it may meet a state that forbids it (409). A route declares any
+other error (a quota's 429) in its decorator's `responses`; this fills in the body schema.
+The OpenAI-compatible routes under /v1 answer OpenAI's envelope instead, with 400 where
+ours say 422 (api/openai/errors.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ ERROR_SCHEMA = "ErrorBody"
 OPENAI_ERROR_SCHEMA = "OpenAIErrorEnvelope"
 _FRAMEWORK_SCHEMAS = ("HTTPValidationError", "ValidationError")
 DESCRIPTIONS = {
-    "400": "The request could not be parsed (malformed HTTP, JSON or multipart body).",
+    "400": "The request could not be parsed (malformed HTTP, JSON or multipart body, or a "
+    "parameter that does not read as its type, such as a time without a time zone).",
     "401": "No valid credentials: a bearer token (local) or a signed-in user's token (aws).",
     "404": "What the path names does not exist or is not your organization's.",
     "409": "The request conflicts with the current state (e.g. the job already ended).",
@@ -41,7 +44,9 @@ def expected_errors(method: str, path: str, operation: dict[str, Any]) -> set[st
     if "requestBody" in operation:
         errors |= {"400", "413", invalid}
     if operation.get("parameters"):
-        errors.add(invalid)
+        # 400: a parameter that does not read as its type (api/errors.py); 422: values the
+        # service refuses (an unknown metric, a cursor it did not return)
+        errors |= {"400", invalid}
     if "{" in path:
         errors.add("404")
         if method in _CHANGES:
