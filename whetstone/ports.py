@@ -22,6 +22,7 @@ from whetstone.core.job import (
     MetricPoint,
 )
 from whetstone.core.logs import LogQuery
+from whetstone.core.quota import ActiveLimits, ActiveUsage
 
 
 class JobStore(Protocol):
@@ -32,8 +33,13 @@ class JobStore(Protocol):
     conditional write on the status it expects.
     """
 
-    def create(self, job: JobRecord) -> None:
-        """Store a new job; ConflictError if its id exists."""
+    def create(self, job: JobRecord, *, limits: ActiveLimits | None = None) -> None:
+        """Store a new job; ConflictError if its id exists. With `limits`, in one atomic
+        step with counting the organization's jobs that have not ended, so concurrent
+        creates cannot pass them: QuotaExceededError when this one would."""
+
+    def active_usage(self, org_id: str) -> ActiveUsage:
+        """What the organization's jobs that have not ended hold now (a cheap read)."""
 
     def get(self, job_id: str) -> JobRecord | None:
         """The job, whatever its organization (callers scope it)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -12,6 +13,11 @@ from moto import mock_aws
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from mypy_boto3_logs.client import CloudWatchLogsClient
 from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_stale, make_job
+from support.quota import (
+    assert_an_ended_job_gives_its_slot_back_once,
+    assert_concurrent_creates_stop_at_the_quota,
+    assert_the_gpu_quota_counts_the_gpus_of_jobs_not_ended,
+)
 
 from whetstone.adapters.aws import cloudwatch_logs
 from whetstone.adapters.aws.cloudwatch_logs import CloudWatchLogStore
@@ -21,7 +27,8 @@ from whetstone.core.errors import ConflictError, InvalidInputError, StaleWriteEr
 from whetstone.core.job import JobFilter, JobRecord, LogEntry, LogLevelName, LogSource, MetricPoint
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.logs import LogQuery
-from whetstone.core.spec import Method
+from whetstone.core.quota import ActiveLimits, ActiveUsage
+from whetstone.core.spec import HardwareParams, Method
 
 TABLE = "whetstone-test"
 LOG_GROUP = "/whetstone/test/jobs"
@@ -501,3 +508,59 @@ def test_unfinished_jobs_of_every_organization_are_listed(store: DynamoDBJobStor
         store.create(job)
 
     assert [job.job_id for job in store.list_unfinished()] == [running.job_id, pending.job_id]
+
+
+class OneRequestAtATime:
+    """A DynamoDB client whose requests each apply atomically, as DynamoDB's do; moto
+    checks a condition and writes without a lock, so threads could interleave inside one
+    request. Threads still interleave between the store's requests."""
+
+    def __init__(self, client: DynamoDBClient) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self.exceptions = client.exceptions
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return method(*args, **kwargs)
+
+        return call
+
+
+def test_concurrent_creates_never_pass_the_job_quota(dynamodb: DynamoDBClient) -> None:
+    client = cast("DynamoDBClient", OneRequestAtATime(dynamodb))
+    assert_concurrent_creates_stop_at_the_quota(DynamoDBJobStore(TABLE, client))
+
+
+def test_an_ended_job_gives_its_quota_slot_back_once(store: DynamoDBJobStore) -> None:
+    assert_an_ended_job_gives_its_slot_back_once(store)
+
+
+def test_the_gpu_quota_counts_the_gpus_of_jobs_not_ended(store: DynamoDBJobStore) -> None:
+    assert_the_gpu_quota_counts_the_gpus_of_jobs_not_ended(store)
+
+
+def test_the_first_counted_create_counts_the_jobs_stored_before_the_counter(
+    store: DynamoDBJobStore,
+) -> None:
+    # Given two jobs not ended and one ended, stored before the organization had a counter
+    store.create(make_job())
+    store.create(make_job(hardware=HardwareParams(gpu_count=2)))
+    store.create(make_job(status=JobStatus.COMPLETED))
+
+    # When the quota is read, then they are counted once, and a create adds to the count
+    assert store.active_usage("org-a") == ActiveUsage(jobs=2, gpus=3)
+    store.create(make_job(), limits=ActiveLimits(max_jobs=3, max_gpus=16))
+    assert store.active_usage("org-a") == ActiveUsage(jobs=3, gpus=4)
+
+
+def test_deleting_a_job_not_ended_gives_its_quota_slot_back(store: DynamoDBJobStore) -> None:
+    job = make_job()
+    store.create(job, limits=ActiveLimits(max_jobs=1, max_gpus=16))
+
+    store.delete(job.job_id)
+
+    assert store.active_usage("org-a") == ActiveUsage()

@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_stale, make_job
+from support.quota import (
+    assert_an_ended_job_gives_its_slot_back_once,
+    assert_concurrent_creates_stop_at_the_quota,
+    assert_the_gpu_quota_counts_the_gpus_of_jobs_not_ended,
+)
 
 from whetstone.adapters.local.sqlite_jobs import SQLiteJobStore
 from whetstone.core.errors import ConflictError, StaleWriteError
@@ -68,3 +73,15 @@ def test_unfinished_jobs_of_every_organization_are_listed(store: SQLiteJobStore)
     store.create(make_job("org-a", status=JobStatus.FAILED))
 
     assert [job.job_id for job in store.list_unfinished()] == [running.job_id, pending.job_id]
+
+
+def test_concurrent_creates_never_pass_the_job_quota(store: SQLiteJobStore) -> None:
+    assert_concurrent_creates_stop_at_the_quota(store)
+
+
+def test_an_ended_job_gives_its_quota_slot_back_once(store: SQLiteJobStore) -> None:
+    assert_an_ended_job_gives_its_slot_back_once(store)
+
+
+def test_the_gpu_quota_counts_the_gpus_of_jobs_not_ended(store: SQLiteJobStore) -> None:
+    assert_the_gpu_quota_counts_the_gpus_of_jobs_not_ended(store)

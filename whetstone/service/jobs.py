@@ -36,12 +36,12 @@ from whetstone.core.job import (
 )
 from whetstone.core.layout import JobLayout, UploadLayout
 from whetstone.core.lifecycle import (
-    ACTIVE_STATUSES,
     PAUSABLE_STATUSES,
     JobStatus,
     check_transition,
 )
 from whetstone.core.logs import LogQuery
+from whetstone.core.quota import ActiveLimits, quota_refusal
 from whetstone.core.run_defaults import run_steps, spec_warnings
 from whetstone.core.spec import JobSpec
 from whetstone.service.budgets import cap_reached, check_monthly_budget, month_start
@@ -80,26 +80,18 @@ def with_spend_to_date(job: JobRecord) -> JobRecord:
     return job.model_copy(update={"cost": live_cost(job, utcnow())})
 
 
-def _check_quotas(platform: Platform, caller: Caller, spec: JobSpec) -> None:
-    active = [
-        job
-        for status in ACTIVE_STATUSES
-        for job in all_jobs(platform, caller, JobFilter(status=status))
-    ]
+def active_limits(platform: Platform) -> ActiveLimits:
     settings = platform.settings
-    if len(active) >= settings.max_active_jobs:
-        raise QuotaExceededError(
-            f"your organization has {len(active)} jobs running, its limit; wait for one to end "
-            "or stop one",
-            code="quota_jobs",
-        )
-    gpus = sum(job.spec.hardware.gpu_count for job in active)
-    if gpus + spec.hardware.gpu_count > settings.max_active_gpus:
-        raise QuotaExceededError(
-            f"this job's {spec.hardware.gpu_count} GPUs would bring your organization to "
-            f"{gpus + spec.hardware.gpu_count}, above its limit of {settings.max_active_gpus}",
-            code="quota_gpus",
-        )
+    return ActiveLimits(max_jobs=settings.max_active_jobs, max_gpus=settings.max_active_gpus)
+
+
+def _check_quotas(platform: Platform, caller: Caller, spec: JobSpec) -> None:
+    """Refuse early, before a dataset is read or stored; the store checks again atomically
+    as it stores the job (`JobStore.create`), so concurrent creates cannot pass the quota."""
+    usage = platform.jobs.active_usage(caller.org_id)
+    refusal = quota_refusal(usage, spec.hardware.gpu_count, active_limits(platform))
+    if refusal is not None:
+        raise refusal
 
 
 def _validate_dataset(
@@ -253,7 +245,11 @@ def create_job(
         idempotency_key=idempotency_key,
     ).with_status(JobStatus.PENDING, "job created")
     try:
-        platform.jobs.create(job)
+        platform.jobs.create(job, limits=active_limits(platform))
+    except QuotaExceededError:
+        if dataset is not None and blob_key is not None:  # the copy made for this job
+            platform.blobs.delete_prefix(JobLayout(caller.org_id, job_id).datasets)
+        raise
     except ConflictError:
         if idempotency_key:  # a concurrent retry with the same key won the race
             existing = platform.jobs.find_by_idempotency_key(caller.org_id, idempotency_key)

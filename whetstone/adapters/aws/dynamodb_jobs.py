@@ -10,13 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from whetstone.adapters.aws import dynamodb_quota as quota
 from whetstone.adapters.aws import dynamodb_requests as ddb
-from whetstone.core.errors import ConflictError, StaleWriteError
+from whetstone.core.errors import ConflictError, QuotaExceededError, StaleWriteError
 from whetstone.core.job import JobFilter, JobRecord, MetricPoint
+from whetstone.core.quota import ActiveLimits, ActiveUsage, quota_refusal
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import WriteRequestTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        PutItemInputTypeDef,
+        PutTypeDef,
+        WriteRequestTypeDef,
+    )
 
 
 class DynamoDBJobStore:
@@ -33,31 +39,70 @@ class DynamoDBJobStore:
         self._client: DynamoDBClient = client or boto3.client("dynamodb")
         self._sleep = sleep
 
-    def create(self, job: JobRecord) -> None:
+    def create(self, job: JobRecord, *, limits: ActiveLimits | None = None) -> None:
         requests = ddb.create_job_requests(self._table, job)
         errors = self._client.exceptions
-        if len(requests) == 1:
+        if len(requests) == 1 and limits is None:
             try:
                 self._client.put_item(**requests[0]["Put"])
             except errors.ConditionalCheckFailedException as error:
                 raise _job_exists(job) from error
             return
+        gpus = job.spec.hardware.gpu_count
+        if limits is not None:
+            refusal = quota_refusal(self.active_usage(job.org_id), gpus, limits)
+            if refusal is not None:
+                raise refusal
+            requests.append(quota.reserve_item(self._table, job.org_id, gpus, limits))
         try:
             self._client.transact_write_items(TransactItems=requests)
         except errors.TransactionCanceledException as error:
-            reasons = [
-                reason.get("Code") for reason in error.response.get("CancellationReasons", [])
+            failed = [
+                reason.get("Code") == "ConditionalCheckFailed"
+                for reason in error.response.get("CancellationReasons", [])
             ]
-            if reasons[:1] == ["ConditionalCheckFailed"]:
+            if failed[:1] == [True]:
                 raise _job_exists(job) from error
-            if reasons[1:2] == ["ConditionalCheckFailed"]:
+            if job.idempotency_key is not None and failed[1:2] == [True]:
                 raise ConflictError(
                     f"the idempotency key {job.idempotency_key!r} was already used by another "
                     "job of this organization",
                     code="idempotency_key_in_use",
                     details={"idempotency_key": job.idempotency_key},
                 ) from error
+            if limits is not None and failed[-1:] == [True]:
+                raise _quota_full(self.active_usage(job.org_id), gpus, limits) from error
             raise
+
+    def active_usage(self, org_id: str) -> ActiveUsage:
+        usage = self._read_counter(org_id)
+        if usage is not None:
+            return usage
+        usage = self._count_active(org_id)
+        try:
+            self._client.put_item(**quota.seed_request(self._table, org_id, usage))
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return self._read_counter(org_id) or usage
+        return usage
+
+    def _read_counter(self, org_id: str) -> ActiveUsage | None:
+        response = self._client.get_item(
+            TableName=self._table, Key=quota.counter_key(org_id), ConsistentRead=True
+        )
+        return quota.usage_from_item(response.get("Item"))
+
+    def _count_active(self, org_id: str) -> ActiveUsage:
+        jobs = gpus = 0
+        query = quota.active_jobs_query(self._table, org_id)
+        while True:
+            response = self._client.query(**query)
+            for item in response["Items"]:
+                jobs += 1
+                gpus += ddb.record_from_item(item).spec.hardware.gpu_count
+            last_key = response.get("LastEvaluatedKey")
+            if last_key is None:
+                return ActiveUsage(jobs=jobs, gpus=gpus)
+            query["ExclusiveStartKey"] = last_key
 
     def get(self, job_id: str) -> JobRecord | None:
         response = self._client.get_item(
@@ -68,8 +113,11 @@ class DynamoDBJobStore:
 
     def save(self, job: JobRecord, *, expected_version: int) -> JobRecord:
         saved = job.model_copy(update={"version": expected_version + 1})
+        request = ddb.save_job_request(self._table, saved, expected_version)
+        if saved.is_terminal and self._save_ending(request, saved):
+            return saved
         try:
-            self._client.put_item(**ddb.save_job_request(self._table, saved, expected_version))
+            self._client.put_item(**request)
         except self._client.exceptions.ConditionalCheckFailedException as error:
             raise StaleWriteError(
                 f"job {job.job_id} changed since it was read at version {expected_version}; "
@@ -77,6 +125,30 @@ class DynamoDBJobStore:
                 details={"job_id": job.job_id, "expected_version": expected_version},
             ) from error
         return saved
+
+    def _save_ending(self, request: PutItemInputTypeDef, job: JobRecord) -> bool:
+        """Write the job's terminal status and give its quota back, in one transaction, if
+        the stored job had not ended; False when it had (or its organization has no
+        counter yet): the caller's plain conditional save follows."""
+        put: PutTypeDef = {
+            "TableName": request["TableName"],
+            "Item": request["Item"],
+            "ConditionExpression": f"{request['ConditionExpression']} AND {quota.NOT_ENDED}",
+            "ExpressionAttributeNames": {
+                **request.get("ExpressionAttributeNames", {}),
+                "#status": "status",
+            },
+            "ExpressionAttributeValues": {
+                **request.get("ExpressionAttributeValues", {}),
+                **quota.not_ended_values(),
+            },
+        }
+        release = quota.release_item(self._table, job.org_id, job.spec.hardware.gpu_count)
+        try:
+            self._client.transact_write_items(TransactItems=[{"Put": put}, release])
+        except self._client.exceptions.TransactionCanceledException:
+            return False
+        return True
 
     def list_jobs(
         self, org_id: str, filters: JobFilter, *, limit: int, cursor: str | None
@@ -137,6 +209,8 @@ class DynamoDBJobStore:
                 break
             query["ExclusiveStartKey"] = last_key
         keys.sort(key=lambda key: key["SK"]["S"] == ddb.JOB_SK)
+        if job is not None and not job.is_terminal:
+            self._release(job)
         if job is not None and job.idempotency_key is not None:
             keys.append(ddb.idempotency_key_item_key(job.org_id, job.idempotency_key))
         self._batch_write(ddb.delete_requests(keys))
@@ -166,6 +240,13 @@ class DynamoDBJobStore:
         # DynamoDB orders by the sort key, where '#' ends a name: sort as the port says.
         return sorted(points, key=lambda point: (point.name, point.step))
 
+    def _release(self, job: JobRecord) -> None:
+        update = quota.release_item(self._table, job.org_id, job.spec.hardware.gpu_count)
+        try:
+            self._client.transact_write_items(TransactItems=[update])
+        except self._client.exceptions.TransactionCanceledException:
+            return  # no counter: the organization's first create counts its jobs
+
     def _batch_write(self, requests: Sequence[WriteRequestTypeDef]) -> None:
         """BatchWriteItem in chunks of 25, sending UnprocessedItems again with backoff."""
         for chunk in ddb.chunks(requests):
@@ -182,6 +263,15 @@ class DynamoDBJobStore:
                     f"DynamoDB left {len(pending)} writes unprocessed after "
                     f"{ddb.BATCH_WRITE_ATTEMPTS} attempts"
                 )
+
+
+def _quota_full(usage: ActiveUsage, gpus: int, limits: ActiveLimits) -> QuotaExceededError:
+    """Why the counter refused the job; a job that ended in between leaves room, but the
+    refusal stands (the caller may retry)."""
+    return quota_refusal(usage, gpus, limits) or QuotaExceededError(
+        "your organization's running jobs reached its quota as this job was created; try again",
+        code="quota_jobs",
+    )
 
 
 def _job_exists(job: JobRecord) -> ConflictError:

@@ -18,6 +18,7 @@ from whetstone.adapters.local.cursors import decode_cursor, encode_cursor
 from whetstone.core.errors import ConflictError, StaleWriteError
 from whetstone.core.job import JobFilter, JobRecord, MetricPoint
 from whetstone.core.lifecycle import TERMINAL_STATUSES
+from whetstone.core.quota import ActiveLimits, ActiveUsage, quota_refusal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -32,6 +33,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_org ON jobs (org_id, created_at DESC, job_id DESC);
+CREATE INDEX IF NOT EXISTS jobs_by_org_status ON jobs (org_id, status);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_by_key ON jobs (org_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS metrics (
@@ -53,6 +55,18 @@ def _timestamp(moment: datetime) -> str:
 def _created_and_id(value: list[str]) -> tuple[str, str]:
     created_at, job_id = value
     return str(created_at), str(job_id)
+
+
+_ENDED = tuple(status.value for status in TERMINAL_STATUSES)
+
+
+def _usage(db: sqlite3.Connection, org_id: str) -> ActiveUsage:
+    jobs, gpus = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(json_extract(record, '$.spec.hardware.gpu_count')), 0) "
+        f"FROM jobs WHERE org_id = ? AND status NOT IN ({', '.join('?' for _ in _ENDED)})",
+        (org_id, *_ENDED),
+    ).fetchone()
+    return ActiveUsage(jobs=jobs, gpus=gpus)
 
 
 class SQLiteJobStore:
@@ -82,9 +96,17 @@ class SQLiteJobStore:
             raise
         db.execute("COMMIT")
 
-    def create(self, job: JobRecord) -> None:
+    def create(self, job: JobRecord, *, limits: ActiveLimits | None = None) -> None:
         try:
             with self._transaction() as db:
+                # BEGIN IMMEDIATE holds the write lock from the count to the insert, so
+                # concurrent creates see each other's jobs.
+                if limits is not None:
+                    refusal = quota_refusal(
+                        _usage(db, job.org_id), job.spec.hardware.gpu_count, limits
+                    )
+                    if refusal is not None:
+                        raise refusal
                 db.execute(
                     "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -103,6 +125,9 @@ class SQLiteJobStore:
             raise ConflictError(
                 f"job {job.job_id} or its idempotency key exists already", code="job_exists"
             ) from error
+
+    def active_usage(self, org_id: str) -> ActiveUsage:
+        return _usage(self._connection(), org_id)
 
     def get(self, job_id: str) -> JobRecord | None:
         row = (
@@ -167,13 +192,12 @@ class SQLiteJobStore:
         return jobs, next_cursor
 
     def list_unfinished(self) -> list[JobRecord]:
-        ended = tuple(status.value for status in TERMINAL_STATUSES)
         rows = (
             self._connection()
             .execute(
-                f"SELECT record FROM jobs WHERE status NOT IN ({', '.join('?' for _ in ended)}) "
+                f"SELECT record FROM jobs WHERE status NOT IN ({', '.join('?' for _ in _ENDED)}) "
                 "ORDER BY created_at",
-                ended,
+                _ENDED,
             )
             .fetchall()
         )
