@@ -66,6 +66,7 @@ from whetstone.client_job import Job
 from whetstone.client_transport import DEFAULT_TIMEOUT_S, Transport
 from whetstone.core.catalog.model_facts import BaseModelInfo
 from whetstone.core.job import LogEntry, LogLevelName, LogSource, MetricPoint
+from whetstone.core.metric_series import DEFAULT_MAX_POINTS, merge_pages
 
 __all__ = [
     "API_PREFIX",
@@ -363,15 +364,23 @@ class WhetstoneClient(Transport):
         max_step: int | None = None,
         max_points: int | None = None,
     ) -> dict[str, list[MetricPoint]]:
-        """Each metric series by name, points ordered by step."""
-        return self._get(
-            MetricSeriesResponse,
-            f"/jobs/{segment(job_id)}/metrics",
-            names=",".join(names) if names else None,
-            min_step=min_step,
-            max_step=max_step,
-            max_points=max_points,
-        ).series
+        """Each metric series by name, points ordered by step, every page read (a long
+        series comes in pages of steps, `next_step`), downsampled to `max_points`."""
+        pages: list[dict[str, list[MetricPoint]]] = []
+        start = min_step
+        while True:
+            page = self._get(
+                MetricSeriesResponse,
+                f"/jobs/{segment(job_id)}/metrics",
+                names=",".join(names) if names else None,
+                min_step=start,
+                max_step=max_step,
+                max_points=max_points,
+            )
+            pages.append(page.series)
+            if page.next_step is None:
+                return merge_pages(pages, max_points or DEFAULT_MAX_POINTS)
+            start = page.next_step
 
     def evaluation(self, job_id: str) -> EvaluationResponse:
         """The job's evaluation report: base and fine-tuned scores on held-out prompts."""

@@ -71,8 +71,14 @@ class JobStore(Protocol):
         names: Sequence[str] | None,
         min_step: int | None,
         max_step: int | None,
+        limit: int | None = None,
     ) -> list[MetricPoint]:
-        """Points ordered by name, then step."""
+        """Points ordered by name, then step; with `limit`, at most that many of each series
+        (its lowest steps), reading no more than that."""
+
+    def metric_names(self, job_id: str, *, limit: int) -> list[str]:
+        """The names of the job's series, sorted, at most `limit`; each is found by a seek on
+        the key, not by reading the series' points."""
 
 
 class LogStore(Protocol):

@@ -13,6 +13,7 @@ from moto import mock_aws
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from mypy_boto3_logs.client import CloudWatchLogsClient
 from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_stale, make_job
+from support.metric_store import assert_series_names_and_capped_reads
 from support.quota import (
     assert_an_ended_job_gives_its_slot_back_once,
     assert_concurrent_creates_stop_at_the_quota,
@@ -564,3 +565,7 @@ def test_deleting_a_job_not_ended_gives_its_quota_slot_back(store: DynamoDBJobSt
     store.delete(job.job_id)
 
     assert store.active_usage("org-a") == ActiveUsage()
+
+
+def test_metric_reads_are_capped_per_series(store: DynamoDBJobStore) -> None:
+    assert_series_names_and_capped_reads(store)

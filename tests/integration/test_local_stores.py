@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_stale, make_job
+from support.metric_store import assert_series_names_and_capped_reads
 from support.quota import (
     assert_an_ended_job_gives_its_slot_back_once,
     assert_concurrent_creates_stop_at_the_quota,
@@ -85,3 +86,7 @@ def test_an_ended_job_gives_its_quota_slot_back_once(store: SQLiteJobStore) -> N
 
 def test_the_gpu_quota_counts_the_gpus_of_jobs_not_ended(store: SQLiteJobStore) -> None:
     assert_the_gpu_quota_counts_the_gpus_of_jobs_not_ended(store)
+
+
+def test_metric_reads_are_capped_per_series(store: SQLiteJobStore) -> None:
+    assert_series_names_and_capped_reads(store)

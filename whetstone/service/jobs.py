@@ -29,7 +29,6 @@ from whetstone.core.job import (
     JobFilter,
     JobRecord,
     LogEntry,
-    MetricPoint,
     live_cost,
     new_job_id,
     utcnow,
@@ -47,7 +46,6 @@ from whetstone.core.spec import JobSpec
 from whetstone.service.budgets import cap_reached, check_monthly_budget, month_start
 from whetstone.service.datasets import check_from_params, check_source, require_valid_dataset
 from whetstone.service.job_log import log, log_ended
-from whetstone.service.metric_names import require_known_metrics
 from whetstone.service.models import find_base_model, require_reachable_model
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
@@ -445,36 +443,3 @@ def job_logs(
 ) -> tuple[list[LogEntry], str | None]:
     get_job(platform, caller, job_id)
     return platform.logs.query(job_id, query)
-
-
-def downsample(points: list[MetricPoint], max_points: int) -> list[MetricPoint]:
-    """At most `max_points` per series: the mean of equal step buckets, keeping the last step."""
-    if len(points) <= max_points:
-        return points
-    bucket = -(-len(points) // max_points)
-    sampled = []
-    for start in range(0, len(points), bucket):
-        chunk = points[start : start + bucket]
-        mean = sum(p.value for p in chunk) / len(chunk)
-        sampled.append(chunk[-1].model_copy(update={"value": mean}))
-    return sampled
-
-
-def job_metrics(
-    platform: Platform,
-    caller: Caller,
-    job_id: str,
-    *,
-    names: list[str] | None,
-    min_step: int | None,
-    max_step: int | None,
-    max_points: int,
-) -> dict[str, list[MetricPoint]]:
-    get_job(platform, caller, job_id)
-    require_known_metrics(names or ())
-    series: dict[str, list[MetricPoint]] = {}
-    for point in platform.jobs.query_metrics(
-        job_id, names=names, min_step=min_step, max_step=max_step
-    ):
-        series.setdefault(point.name, []).append(point)
-    return {name: downsample(points, max_points) for name, points in series.items()}

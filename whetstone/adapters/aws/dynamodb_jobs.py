@@ -4,6 +4,7 @@ and retries what DynamoDB leaves unprocessed."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -225,13 +226,20 @@ class DynamoDBJobStore:
         names: Sequence[str] | None,
         min_step: int | None,
         max_step: int | None,
+        limit: int | None = None,
     ) -> list[MetricPoint]:
+        if limit is not None and names is None:
+            names = self.metric_names(job_id, limit=sys.maxsize)
         points: list[MetricPoint] = []
         for query in ddb.metric_queries(
             self._table, job_id, names=names, min_step=min_step, max_step=max_step
         ):
-            while True:
+            found = 0
+            while limit is None or found < limit:
+                if limit is not None:
+                    query["Limit"] = limit - found
                 response = self._client.query(**query)
+                found += len(response["Items"])
                 points.extend(ddb.point_from_item(item) for item in response["Items"])
                 last_key = response.get("LastEvaluatedKey")
                 if last_key is None:
@@ -246,6 +254,16 @@ class DynamoDBJobStore:
             self._client.transact_write_items(TransactItems=[update])
         except self._client.exceptions.TransactionCanceledException:
             return  # no counter: the organization's first create counts its jobs
+
+    def metric_names(self, job_id: str, *, limit: int) -> list[str]:
+        names: list[str] = []
+        while len(names) < limit:
+            after = names[-1] if names else None
+            response = self._client.query(**ddb.next_metric_name_query(self._table, job_id, after))
+            if not response["Items"]:
+                return names
+            names.append(response["Items"][0]["metric_name"]["S"])
+        return names
 
     def _batch_write(self, requests: Sequence[WriteRequestTypeDef]) -> None:
         """BatchWriteItem in chunks of 25, sending UnprocessedItems again with backoff."""

@@ -381,6 +381,27 @@ def metric_queries(
     ]
 
 
+def next_metric_name_query(table_name: str, job_id: str, after: str | None) -> QueryInputTypeDef:
+    """The first metric item of the series after `after` (or of the first series): one item
+    read, starting past the last sort key `after` can have."""
+    query: QueryInputTypeDef = {
+        "TableName": table_name,
+        "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+        "ProjectionExpression": "metric_name",
+        "ExpressionAttributeValues": {
+            ":pk": _s(f"JOB#{job_id}"),
+            ":prefix": _s(METRIC_PREFIX),
+        },
+        "Limit": 1,
+    }
+    if after is not None:
+        query["ExclusiveStartKey"] = {
+            "PK": _s(f"JOB#{job_id}"),
+            "SK": _s(metric_sort_key(after, MAX_STEP)),
+        }
+    return query
+
+
 def unfinished_jobs_scan(table_name: str) -> ScanInputTypeDef:
     """Job items not in a terminal status. A Scan: the reconciler runs it every few
     minutes, and the table holds one item per job plus its metric points."""

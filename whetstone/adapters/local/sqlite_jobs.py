@@ -8,6 +8,7 @@ record write is conditional on the version it read (`UPDATE ... WHERE version = 
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -225,6 +226,22 @@ class SQLiteJobStore:
                 [(job_id, p.name, p.step, p.value, _timestamp(p.time)) for p in points],
             )
 
+    def metric_names(self, job_id: str, *, limit: int) -> list[str]:
+        # Each step of the recursion is one seek on the primary key (job_id, name, step).
+        rows = (
+            self._connection()
+            .execute(
+                "WITH RECURSIVE series(name) AS ("
+                "SELECT MIN(name) FROM metrics WHERE job_id = ? UNION ALL "
+                "SELECT (SELECT MIN(name) FROM metrics WHERE job_id = ? AND name > series.name) "
+                "FROM series WHERE series.name IS NOT NULL) "
+                "SELECT name FROM series WHERE name IS NOT NULL LIMIT ?",
+                (job_id, job_id, limit),
+            )
+            .fetchall()
+        )
+        return [row[0] for row in rows]
+
     def query_metrics(
         self,
         job_id: str,
@@ -232,7 +249,15 @@ class SQLiteJobStore:
         names: Sequence[str] | None,
         min_step: int | None,
         max_step: int | None,
+        limit: int | None = None,
     ) -> list[MetricPoint]:
+        if limit is not None:
+            chosen = names if names is not None else self.metric_names(job_id, limit=sys.maxsize)
+            return [
+                point
+                for name in sorted(set(chosen))
+                for point in self._series(job_id, name, min_step, max_step, limit)
+            ]
         clauses: list[str] = ["job_id = ?"]
         params: list[object] = [job_id]
         if names is not None:
@@ -254,3 +279,23 @@ class SQLiteJobStore:
             .fetchall()
         )
         return [MetricPoint(name=n, step=s, value=v, time=t) for n, s, v, t in rows]
+
+    def _series(
+        self, job_id: str, name: str, min_step: int | None, max_step: int | None, limit: int
+    ) -> list[MetricPoint]:
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT step, value, time FROM metrics WHERE job_id = ? AND name = ? "
+                "AND step >= ? AND step <= ? ORDER BY step LIMIT ?",
+                (
+                    job_id,
+                    name,
+                    -(2**63) if min_step is None else min_step,
+                    2**63 - 1 if max_step is None else max_step,
+                    limit,
+                ),
+            )
+            .fetchall()
+        )
+        return [MetricPoint(name=name, step=s, value=v, time=t) for s, v, t in rows]

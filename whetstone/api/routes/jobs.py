@@ -42,9 +42,10 @@ from whetstone.core.errors import InvalidInputError
 from whetstone.core.job import JobFilter, JobRecord, LogLevelName, LogSource
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.logs import LogQuery
+from whetstone.core.metric_series import DEFAULT_MAX_POINTS
 from whetstone.core.spec import Method
 from whetstone.runtime import get_platform
-from whetstone.service import artifacts, jobs, uploads
+from whetstone.service import artifacts, jobs, metric_pages, uploads
 from whetstone.service.artifacts import ArtifactKind
 from whetstone.service.jobs import NewJob
 from whetstone.service.stats import user_stats
@@ -61,6 +62,10 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+
+METRIC_NAMES_HELP = (
+    f"Comma-separated series names (at most {metric_pages.MAX_SERIES}); all if unset."
+)
 
 CREATED_RESPONSES: dict[int, OpenAPIResponse] = {
     HTTPStatus.CREATED: {
@@ -258,16 +263,16 @@ def job_logs(
 @router.get("/jobs/<job_id>/metrics", summary="Get a job's metric series")
 def job_metrics(
     job_id: JobId,
-    names: Annotated[
-        str | None, Query(description="Comma-separated series names; all if unset.")
+    names: Annotated[str | None, Query(description=METRIC_NAMES_HELP)] = None,
+    min_step: Annotated[
+        int | None, Query(ge=0, description="From this step (a previous page's next_step).")
     ] = None,
-    min_step: Annotated[int | None, Query(ge=0, description="From this step.")] = None,
     max_step: Annotated[int | None, Query(ge=0, description="Up to this step.")] = None,
     max_points: Annotated[
         int, Query(ge=2, le=10_000, description="Downsample each series to at most this.")
-    ] = 500,
+    ] = DEFAULT_MAX_POINTS,
 ) -> MetricSeriesResponse:
-    series = jobs.job_metrics(
+    page = metric_pages.job_metrics(
         get_platform(),
         current_caller(router),
         job_id,
@@ -276,7 +281,7 @@ def job_metrics(
         max_step=max_step,
         max_points=max_points,
     )
-    return MetricSeriesResponse(series=series)
+    return MetricSeriesResponse(series=page.series, next_step=page.next_step)
 
 
 ArtifactChoice = Annotated[

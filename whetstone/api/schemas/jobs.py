@@ -119,6 +119,13 @@ class MetricSeriesResponse(DeferredModel):
     series: Annotated[
         dict[str, list[MetricPoint]], Field(description="Points of each metric, by step.")
     ]
+    next_step: Annotated[
+        int | None,
+        Field(
+            description="A series had more points than one request reads: every series stops "
+            "before this step; ask again with min_step=next_step. Null on the last page."
+        ),
+    ] = None
 
 
 class UserStatsResponse(WireModel):
