@@ -170,7 +170,11 @@ class WhetstoneClient(Transport):
         )
 
     def stats(self) -> UserStatsResponse:
-        return self._get(UserStatsResponse, "/stats")
+        """The caller's stats over every job, every page read."""
+        total = self._get(UserStatsResponse, "/stats")
+        while total.next_token:
+            total = total.plus(self._get(UserStatsResponse, "/stats", next_token=total.next_token))
+        return total
 
     # -- datasets ----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from moto import mock_aws
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from mypy_boto3_logs.client import CloudWatchLogsClient
 from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_stale, make_job
+from support.listing import assert_a_sparse_filter_reads_a_budget_per_page
 from support.metric_store import assert_series_names_and_capped_reads
 from support.quota import (
     assert_an_ended_job_gives_its_slot_back_once,
@@ -20,7 +21,7 @@ from support.quota import (
     assert_the_gpu_quota_counts_the_gpus_of_jobs_not_ended,
 )
 
-from whetstone.adapters.aws import cloudwatch_logs
+from whetstone.adapters.aws import cloudwatch_logs, dynamodb_requests
 from whetstone.adapters.aws.cloudwatch_logs import CloudWatchLogStore
 from whetstone.adapters.aws.dynamodb_jobs import DynamoDBJobStore
 from whetstone.adapters.aws.dynamodb_requests import table_definition
@@ -569,3 +570,10 @@ def test_deleting_a_job_not_ended_gives_its_quota_slot_back(store: DynamoDBJobSt
 
 def test_metric_reads_are_capped_per_series(store: DynamoDBJobStore) -> None:
     assert_series_names_and_capped_reads(store)
+
+
+def test_a_sparse_filter_reads_a_bounded_number_of_index_items_per_page(
+    store: DynamoDBJobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dynamodb_requests, "LIST_READ_BUDGET", 5)
+    assert_a_sparse_filter_reads_a_budget_per_page(store, budget=5)

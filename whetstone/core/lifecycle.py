@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 from whetstone.core.errors import ConflictError
@@ -99,3 +100,9 @@ def check_transition(current: JobStatus, target: JobStatus) -> None:
             f"a job cannot go from {current} to {target}; from {current} it may go to: {allowed}",
             code="illegal_transition",
         )
+
+
+def success_rate(jobs_by_status: Mapping[str, int]) -> float | None:
+    """Completed jobs over ended ones, to 4 places; None before any ended."""
+    ended = sum(jobs_by_status.get(status.value, 0) for status in TERMINAL_STATUSES)
+    return round(jobs_by_status.get(JobStatus.COMPLETED.value, 0) / ended, 4) if ended else None

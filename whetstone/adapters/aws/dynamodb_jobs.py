@@ -158,22 +158,25 @@ class DynamoDBJobStore:
         if limit <= 0 or ddb.is_empty_range(filters):
             return [], None
         items: list[ddb.Item] = []
-        more = True
-        while more and len(items) < limit:
+        read = 0
+        while len(items) < limit and read < ddb.LIST_READ_BUDGET:
             query = ddb.list_jobs_query(
                 self._table, org_id, filters, limit=limit - len(items), start_key=start_key
             )
+            query["Limit"] = min(query["Limit"], ddb.LIST_READ_BUDGET - read)
             response = self._client.query(**query)
+            read += response.get("ScannedCount", len(response["Items"]))
             items.extend(response["Items"])
-            last_key = response.get("LastEvaluatedKey")
-            more = last_key is not None
-            start_key = last_key
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                break
         page = items[:limit]
-        next_cursor = (
-            ddb.encode_cursor(ddb.index_key(page[-1]))
-            if page and (more or len(items) > limit)
-            else None
-        )
+        if len(items) > limit:
+            next_cursor: str | None = ddb.encode_cursor(ddb.index_key(page[-1]))
+        else:
+            # A sparse filter may leave the page short: the next one starts past what was
+            # read, so no request reads more than the budget.
+            next_cursor = None if start_key is None else ddb.encode_cursor(start_key)
         return [ddb.record_from_item(item) for item in page], next_cursor
 
     def list_unfinished(self) -> list[JobRecord]:

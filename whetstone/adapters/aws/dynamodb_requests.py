@@ -33,7 +33,8 @@ Access patterns:
   (`>=`, `<` or BETWEEN), status / method / base model are filter expressions.
   The cursor is the base64 of the last returned item's key. A filtered query
   page may match fewer than `limit` items, so the store keeps querying until it
-  has `limit` jobs or the index is exhausted.
+  has `limit` jobs, the index is exhausted or LIST_READ_BUDGET items were read
+  (then the cursor is the last key read, and the page may be short).
 - job by idempotency key: GetItem `PK=ORG#<org>, SK=IDEMPOTENCY#<key>`, then the job.
 - create: TransactWriteItems of the job and its idempotency item, each with
   `attribute_not_exists(PK)` (a PutItem when there is no key) -> ConflictError.
@@ -84,6 +85,9 @@ BATCH_WRITE_SIZE = 25
 # A filtered listing reads at least this many index items per Query, so a
 # sparse filter does not cost one round trip per job.
 FILTERED_READ_SIZE = 100
+# The index items one listing request reads at most: a filter that matches little returns a
+# short (even empty) page and a cursor rather than reading the organization's whole index.
+LIST_READ_BUDGET = 1000
 BATCH_WRITE_ATTEMPTS = 8
 _KEY_ATTRIBUTES = ("PK", "SK", "GSI1PK", "GSI1SK")
 

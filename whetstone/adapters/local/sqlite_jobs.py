@@ -58,6 +58,8 @@ def _created_and_id(value: list[str]) -> tuple[str, str]:
     return str(created_at), str(job_id)
 
 
+# The rows of an organization's index one listing request reads at most.
+LIST_READ_BUDGET = 1000
 _ENDED = tuple(status.value for status in TERMINAL_STATUSES)
 
 
@@ -159,15 +161,20 @@ class SQLiteJobStore:
     def list_jobs(
         self, org_id: str, filters: JobFilter, *, limit: int, cursor: str | None
     ) -> tuple[list[JobRecord], str | None]:
+        # The organization's index range is read up to LIST_READ_BUDGET rows; the other
+        # filters apply to those, so a filter that matches little returns a short page and
+        # a cursor past what was read, as the DynamoDB store does.
         clauses, params = ["org_id = ?"], [org_id]
+        matches: list[str] = []
+        wanted: list[str] = []
         for column, value in (
             ("status", filters.status),
             ("method", filters.method),
             ("base_model", filters.base_model),
         ):
             if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(str(value))
+                matches.append(f"{column} = ?")
+                wanted.append(str(value))
         if filters.created_after is not None:
             clauses.append("created_at >= ?")
             params.append(_timestamp(filters.created_after))
@@ -177,20 +184,26 @@ class SQLiteJobStore:
         if cursor is not None:
             clauses.append("(created_at, job_id) < (?, ?)")
             params.extend(decode_cursor(cursor, _created_and_id))
+        read_at_most = LIST_READ_BUDGET if matches else limit + 1
         rows = (
             self._connection()
             .execute(
-                f"SELECT record, created_at, job_id FROM jobs WHERE {' AND '.join(clauses)} "
+                f"SELECT created_at, job_id, CASE WHEN {' AND '.join(matches) or '1'} "
+                f"THEN record END FROM jobs WHERE {' AND '.join(clauses)} "
                 "ORDER BY created_at DESC, job_id DESC LIMIT ?",
-                (*params, limit + 1),
+                (*wanted, *params, read_at_most),
             )
             .fetchall()
         )
-        jobs = [JobRecord.model_validate_json(row[0]) for row in rows[:limit]]
-        next_cursor = (
-            encode_cursor([rows[limit - 1][1], rows[limit - 1][2]]) if len(rows) > limit else None
-        )
-        return jobs, next_cursor
+        found = [row for row in rows if row[2] is not None]
+        jobs = [JobRecord.model_validate_json(row[2]) for row in found[:limit]]
+        if len(found) > limit:
+            last = found[limit - 1]
+        elif len(rows) == read_at_most:
+            last = rows[-1]
+        else:
+            return jobs, None
+        return jobs, encode_cursor([last[0], last[1]])
 
     def list_unfinished(self) -> list[JobRecord]:
         rows = (

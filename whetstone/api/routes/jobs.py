@@ -330,8 +330,13 @@ def download_file(  # type: ignore[no-untyped-def]
 
 
 @router.get("/stats", summary="Get user statistics")
-def stats() -> UserStatsResponse:
-    return UserStatsResponse.from_record(user_stats(get_platform(), current_caller(router)))
+def stats(
+    next_token: Annotated[
+        str | None, Query(max_length=2048, description="From the previous page.")
+    ] = None,
+) -> UserStatsResponse:
+    page = user_stats(get_platform(), current_caller(router), cursor=next_token)
+    return UserStatsResponse.from_record(page)
 
 
 @router.post("/uploads", summary="Start a large dataset upload")

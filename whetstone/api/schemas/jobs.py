@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
@@ -26,7 +27,7 @@ from whetstone.core.job import (
     Progress,
     StatusChange,
 )
-from whetstone.core.lifecycle import JobStatus, is_terminal
+from whetstone.core.lifecycle import JobStatus, is_terminal, success_rate
 from whetstone.core.run_defaults import SpecWarning
 from whetstone.core.spec import JobSpec
 
@@ -138,3 +139,23 @@ class UserStatsResponse(WireModel):
     ]
     spend_usd: Annotated[float, Field(description="Spent so far, USD.")]
     success_rate: Annotated[float | None, Field(description="completed / ended; null: none ended.")]
+    next_token: Annotated[
+        str | None,
+        Field(
+            description="More jobs remain: these stats cover one page of the organization's "
+            "jobs; ask again with it and add the pages up (the SDK's stats() does). Null on "
+            "the last page."
+        ),
+    ] = None
+
+    def plus(self, other: UserStatsResponse) -> UserStatsResponse:
+        """The stats of this page and `other` (the next one) together."""
+        by_status = Counter(self.jobs_by_status) + Counter(other.jobs_by_status)
+        return UserStatsResponse(
+            total_jobs=self.total_jobs + other.total_jobs,
+            jobs_by_status=dict(by_status),
+            gpu_hours=round(self.gpu_hours + other.gpu_hours, 4),
+            spend_usd=round(self.spend_usd + other.spend_usd, 2),
+            success_rate=success_rate(by_status),
+            next_token=other.next_token,
+        )
