@@ -14,6 +14,7 @@ from mypy_boto3_dynamodb.client import DynamoDBClient
 from mypy_boto3_logs.client import CloudWatchLogsClient
 from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_stale, make_job
 from support.listing import assert_a_sparse_filter_reads_a_budget_per_page
+from support.log_store import assert_a_sparse_level_filter_reads_a_budget_per_page
 from support.metric_store import assert_series_names_and_capped_reads
 from support.quota import (
     assert_an_ended_job_gives_its_slot_back_once,
@@ -577,3 +578,11 @@ def test_a_sparse_filter_reads_a_bounded_number_of_index_items_per_page(
 ) -> None:
     monkeypatch.setattr(dynamodb_requests, "LIST_READ_BUDGET", 5)
     assert_a_sparse_filter_reads_a_budget_per_page(store, budget=5)
+
+
+def test_a_sparse_log_filter_makes_a_bounded_number_of_calls_per_page(
+    logs: CloudWatchLogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cloudwatch_logs, "FILTER_PAGE_SIZE", 4)
+    monkeypatch.setattr(cloudwatch_logs, "MAX_FILTER_CALLS", 2)
+    assert_a_sparse_level_filter_reads_a_budget_per_page(logs, LOG_T0)

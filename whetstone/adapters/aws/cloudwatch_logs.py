@@ -11,7 +11,9 @@ level and fields come back), its timestamp the entry's time in milliseconds.
   or the one stream of a source), startTime/endTime in milliseconds; the level,
   the exact time range `[start, end)` and the stream are checked again on each
   entry. The cursor is the base64 of the FilterLogEvents token the page was read
-  from and the offset of the next event in that page, so `limit` is exact.
+  from and the offset of the next event in that page, so `limit` is exact. A query
+  makes at most MAX_FILTER_CALLS calls: a filter that matches little answers a short
+  (maybe empty) page and a cursor at the next token.
 - delete: DescribeLogStreams by the job's prefix, then DeleteLogStream each.
 """
 
@@ -52,6 +54,8 @@ MAX_BATCH_SPAN_MS = 24 * 3600 * 1000 - 1
 # Every FilterLogEvents call asks for this many events, so that a cursor's offset
 # points at the same event when its page is read again.
 FILTER_PAGE_SIZE = 1000
+# The FilterLogEvents calls one query makes at most (so at most 10,000 events read).
+MAX_FILTER_CALLS = 10
 _TRUNCATED = " [truncated]"
 
 
@@ -217,7 +221,7 @@ class CloudWatchLogStore:
         position = LogCursor(None, 0) if query.cursor is None else LogCursor.decode(query.cursor)
         found: list[LogEntry] = []
         token, offset = position.token, position.offset
-        while True:
+        for _ in range(MAX_FILTER_CALLS):
             request = filter_request(self._group, job_id, query, token)
             try:
                 response = self._client.filter_log_events(**request)
@@ -238,6 +242,8 @@ class CloudWatchLogStore:
             if next_token is None:
                 return found, None
             token, offset = next_token, 0
+        # A filter that matches little: a short page, and the cursor where reading stopped.
+        return found, LogCursor(token, 0).encode()
 
     def delete(self, job_id: str) -> None:
         request: DescribeLogStreamsRequestTypeDef = {

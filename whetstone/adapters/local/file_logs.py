@@ -6,6 +6,7 @@ import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 
 from whetstone.adapters.local.cursors import decode_cursor, encode_cursor
@@ -17,6 +18,18 @@ SOURCES: tuple[LogSource, ...] = ("build", "deployment", "training")
 
 def _offsets(value: dict[str, int]) -> dict[str, int]:
     return {str(k): int(v) for k, v in value.items()}
+
+
+# The lines of each source file one query reads at most.
+READ_BUDGET = 10_000
+
+
+def _admits(query: LogQuery, entry: LogEntry) -> bool:
+    return (
+        (query.start is None or entry.time >= query.start)
+        and (query.end is None or entry.time < query.end)
+        and level_at_least(entry.level, query.min_level)
+    )
 
 
 class FileLogStore:
@@ -50,25 +63,29 @@ class FileLogStore:
                     yield number, LogEntry.model_validate_json(line)
 
     def query(self, job_id: str, query: LogQuery) -> tuple[list[LogEntry], str | None]:
+        """At most READ_BUDGET lines of each source are read a call. A source with more
+        unread sets a horizon, its last line read: later lines of the other sources wait for
+        the next page, so the merge by time stays right and a filter that matches little
+        returns a short page and a cursor rather than reading every file to its end."""
         offsets = decode_cursor(query.cursor, _offsets) if query.cursor else {}
         sources = (query.source,) if query.source else SOURCES
         candidates: list[tuple[datetime, LogSource, int, LogEntry]] = []
+        horizon: datetime | None = None
         for name in sources:
-            for number, entry in self._read(job_id, name, offsets.get(name, 0)):
-                if query.start is not None and entry.time < query.start:
-                    continue
-                if query.end is not None and entry.time >= query.end:
-                    continue
-                candidates.append((entry.time, name, number, entry))
+            lines = list(islice(self._read(job_id, name, offsets.get(name, 0)), READ_BUDGET))
+            if len(lines) == READ_BUDGET:
+                last = lines[-1][1].time
+                horizon = last if horizon is None else min(horizon, last)
+            candidates.extend((entry.time, name, number, entry) for number, entry in lines)
         candidates.sort(key=lambda item: (item[0], item[1], item[2]))
         page: list[LogEntry] = []
-        for _, name, number, entry in candidates:
-            if len(page) == query.limit:
+        for moment, name, number, entry in candidates:
+            if len(page) == query.limit or (horizon is not None and moment > horizon):
                 return page, encode_cursor(offsets)
             offsets[name] = number + 1
-            if level_at_least(entry.level, query.min_level):
+            if _admits(query, entry):
                 page.append(entry)
-        return page, None
+        return page, None if horizon is None else encode_cursor(offsets)
 
     def delete(self, job_id: str) -> None:
         with self._lock:
