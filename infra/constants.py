@@ -51,6 +51,10 @@ NONCURRENT_VERSION_EXPIRY = Duration.days(30)
 API_STAGE = "v1"
 API_THROTTLE_RATE = 50  # requests per second, steady
 API_THROTTLE_BURST = 100
+# Per organization, checked by the API Lambda (whetstone/adapters/aws/dynamodb_throttle.py):
+# a fifth of the stage's steady rate, so one organization cannot starve the others.
+ORG_REQUESTS_PER_WINDOW = 100
+ORG_THROTTLE_WINDOW_S = 10
 BINARY_MEDIA_TYPES = ("multipart/form-data",)
 USER_ORG_ATTRIBUTE = "organization"  # read by whetstone.api.identity as custom:organization
 TOKEN_VALIDITY = Duration.hours(1)

@@ -216,6 +216,14 @@ class Deployer(Protocol):
         nothing runs."""
 
 
+class RequestThrottle(Protocol):
+    """Per-organization request limits (aws); the local runtime has none."""
+
+    def take(self, org_id: str) -> float | None:
+        """Count one request of the organization: None when it may proceed, or the seconds
+        to wait before its limit has room again."""
+
+
 class ApiKeyStore(Protocol):
     """The organizations' API keys (aws), found by the hash of their secret."""
 

@@ -18,7 +18,10 @@ from whetstone.service.platform import Platform, PlatformRef
 from whetstone.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
     from whetstone.adapters.aws.codebuild_logs import CodeBuildLogs
+    from whetstone.adapters.aws.dynamodb_throttle import DynamoDBRequestThrottle
     from whetstone.adapters.aws.ecr_images import EcrImages
     from whetstone.adapters.aws.eks_compute import EksCompute, JobSettings
     from whetstone.adapters.aws.eks_deployer import EksDeployer
@@ -100,6 +103,7 @@ def build_aws_platform(settings: Settings, **ports: Any) -> Platform:
         settings=settings,
         deployer=_eks_deployer(settings, ref),
         api_keys=DynamoDBApiKeyStore(settings.table_name, dynamodb),
+        throttle=_throttle(settings, dynamodb),
     )
     platform = replace(platform, **ports)
     ref.bind(platform)
@@ -109,6 +113,19 @@ def build_aws_platform(settings: Settings, **ports: Any) -> Platform:
 @lru_cache(maxsize=1)
 def get_platform() -> Platform:
     return build_platform(get_settings())
+
+
+def _throttle(settings: Settings, dynamodb: DynamoDBClient) -> DynamoDBRequestThrottle | None:
+    from whetstone.adapters.aws.dynamodb_throttle import DynamoDBRequestThrottle
+
+    if settings.org_requests_per_window == 0:
+        return None
+    return DynamoDBRequestThrottle(
+        settings.table_name,
+        dynamodb,
+        limit=settings.org_requests_per_window,
+        window_s=settings.org_throttle_window_s,
+    )
 
 
 def _step_functions(settings: Settings) -> StepFunctionsOrchestrator:

@@ -98,6 +98,17 @@ class Settings(BaseModel):
     max_active_gpus: Annotated[
         PositiveInt, Field(description="GPUs an organization's running jobs may hold.")
     ] = 16
+    org_requests_per_window: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Requests an organization may make to the API in each "
+            "org_throttle_window_s window (aws); 0 turns the per-organization limit off.",
+        ),
+    ] = 100
+    org_throttle_window_s: Annotated[
+        int, Field(ge=1, le=3600, description="The window of org_requests_per_window, seconds.")
+    ] = 10
     local_concurrency: Annotated[
         int, Field(ge=1, le=64, description="Jobs the local runtime trains at once.")
     ] = 1

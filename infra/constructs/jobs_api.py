@@ -22,6 +22,8 @@ from infra.constants import (
     AUTHORIZER_TIMEOUT,
     BINARY_MEDIA_TYPES,
     LAMBDA_TIMEOUT,
+    ORG_REQUESTS_PER_WINDOW,
+    ORG_THROTTLE_WINDOW_S,
     TOKEN_VALIDITY,
     USER_ORG_ATTRIBUTE,
 )
@@ -92,6 +94,8 @@ class JobsApi(Construct):
                 # Deployments (vLLM) run in the organizations' namespaces of the cluster.
                 "WHETSTONE_CLUSTER_NAME": cluster_name,
                 "WHETSTONE_TRAINER_ROLE_ARN": trainer_role_arn(),
+                "WHETSTONE_ORG_REQUESTS_PER_WINDOW": str(ORG_REQUESTS_PER_WINDOW),
+                "WHETSTONE_ORG_THROTTLE_WINDOW_S": str(ORG_THROTTLE_WINDOW_S),
             },
             timeout=LAMBDA_TIMEOUT,
             layers=layers,

@@ -15,6 +15,8 @@ from infra.constants import (
     API_THROTTLE_RATE,
     AUTHORIZER_HANDLER,
     DEFAULT_CLUSTER_NAME,
+    ORG_REQUESTS_PER_WINDOW,
+    ORG_THROTTLE_WINDOW_S,
 )
 
 STACK = "WhetstoneApi"
@@ -90,6 +92,25 @@ def test_stage_is_throttled_traced_and_access_logged(template: Template) -> None
             ),
         },
     )
+
+
+def test_the_api_lambda_throttles_each_organization(template: Template) -> None:
+    # Given the stage-wide limit above, the API Lambda also limits each organization
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Description": "Whetstone REST API",
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "WHETSTONE_ORG_REQUESTS_PER_WINDOW": str(ORG_REQUESTS_PER_WINDOW),
+                        "WHETSTONE_ORG_THROTTLE_WINDOW_S": str(ORG_THROTTLE_WINDOW_S),
+                    }
+                )
+            },
+        },
+    )
+    assert ORG_REQUESTS_PER_WINDOW / ORG_THROTTLE_WINDOW_S < API_THROTTLE_RATE
 
 
 def test_users_carry_an_organization_they_cannot_change(synthesized: Any) -> None:

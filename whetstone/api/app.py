@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler.openapi.models import OpenAPI
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from whetstone.api.errors import register_error_handlers
+from whetstone.api.errors import register_error_handlers, throttled
 from whetstone.api.identity import ORG_CLAIM, request_claims
 from whetstone.api.openai import routes_chat, routes_files, routes_jobs, routes_models
 from whetstone.api.openai.errors import OPENAI_PREFIX, is_openai_path, to_openai_error
@@ -70,7 +70,7 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         _enable_docs()
     if context is not None:  # whet serve's threads share the logger: no keys there
         _log_caller_and_job(event)
-    response = app.resolve(event, context)  # type: ignore[arg-type]
+    response = throttled(event) or app.resolve(event, context)  # type: ignore[arg-type]
     return to_openai_error(response) if is_openai_path(event.get("path")) else response
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.exceptions import ServiceError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 
+from whetstone.api.identity import ORG_CLAIM, request_claims
 from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import (
     BudgetExceededError,
@@ -24,6 +25,7 @@ from whetstone.core.errors import (
     WhetstoneError,
 )
 from whetstone.observability import logger
+from whetstone.runtime import get_platform
 
 STATUS_BY_ERROR: dict[type[WhetstoneError], HTTPStatus] = {
     NotFoundError: HTTPStatus.NOT_FOUND,
@@ -143,3 +145,25 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
         return _response(
             status, ErrorBody(code=error.code, message=error.message, details=error.details)
         )
+
+
+def throttled(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The 429 answer (`rate_limited`, with Retry-After) to a request of an organization past
+    its request limit (aws; see docs/security.md); None when it may proceed or the runtime
+    has no limit. Checked before routing, so a refused request costs one counter update."""
+    org_id = request_claims(event).get(ORG_CLAIM)
+    throttle = get_platform().throttle if org_id else None
+    wait = throttle.take(str(org_id)) if throttle is not None else None
+    if wait is None:
+        return None
+    logger.info("request refused", code="rate_limited", status=HTTPStatus.TOO_MANY_REQUESTS)
+    body = ErrorBody(
+        code="rate_limited",
+        message=f"your organization is over its request rate; retry in {wait:.0f} s",
+    )
+    return {
+        "statusCode": int(HTTPStatus.TOO_MANY_REQUESTS),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, "Retry-After": f"{wait:.0f}"},
+        "body": body.model_dump_json(),
+        "isBase64Encoded": False,
+    }

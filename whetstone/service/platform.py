@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from whetstone.ports import ApiKeyStore, BlobStore, Deployer, JobStore, LogStore, Orchestrator
+from whetstone.ports import (
+    ApiKeyStore,
+    BlobStore,
+    Deployer,
+    JobStore,
+    LogStore,
+    Orchestrator,
+    RequestThrottle,
+)
 from whetstone.settings import Settings
 
 
@@ -17,6 +25,7 @@ class Platform:
     settings: Settings
     deployer: Deployer | None = None  # every runtime has one; tests of the stores need none
     api_keys: ApiKeyStore | None = None  # aws only: local callers use `whet token`
+    throttle: RequestThrottle | None = None  # aws only: per-organization request limits
 
 
 class PlatformRef:
