@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import boto3
 import pytest
@@ -13,16 +12,8 @@ from moto import mock_aws
 from mypy_boto3_dynamodb.client import DynamoDBClient
 from mypy_boto3_logs.client import CloudWatchLogsClient
 from support.jobs import T0, assert_the_second_of_two_saves_from_one_version_is_stale, make_job
-from support.listing import assert_a_sparse_filter_reads_a_budget_per_page
-from support.log_store import assert_a_sparse_level_filter_reads_a_budget_per_page
-from support.metric_store import assert_series_names_and_capped_reads
-from support.quota import (
-    assert_an_ended_job_gives_its_slot_back_once,
-    assert_concurrent_creates_stop_at_the_quota,
-    assert_the_gpu_quota_counts_the_gpus_of_jobs_not_ended,
-)
 
-from whetstone.adapters.aws import cloudwatch_logs, dynamodb_requests
+from whetstone.adapters.aws import cloudwatch_logs
 from whetstone.adapters.aws.cloudwatch_logs import CloudWatchLogStore
 from whetstone.adapters.aws.dynamodb_jobs import DynamoDBJobStore
 from whetstone.adapters.aws.dynamodb_requests import table_definition
@@ -513,39 +504,6 @@ def test_unfinished_jobs_of_every_organization_are_listed(store: DynamoDBJobStor
     assert [job.job_id for job in store.list_unfinished()] == [running.job_id, pending.job_id]
 
 
-class OneRequestAtATime:
-    """A DynamoDB client whose requests each apply atomically, as DynamoDB's do; moto
-    checks a condition and writes without a lock, so threads could interleave inside one
-    request. Threads still interleave between the store's requests."""
-
-    def __init__(self, client: DynamoDBClient) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-        self.exceptions = client.exceptions
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return method(*args, **kwargs)
-
-        return call
-
-
-def test_concurrent_creates_never_pass_the_job_quota(dynamodb: DynamoDBClient) -> None:
-    client = cast("DynamoDBClient", OneRequestAtATime(dynamodb))
-    assert_concurrent_creates_stop_at_the_quota(DynamoDBJobStore(TABLE, client))
-
-
-def test_an_ended_job_gives_its_quota_slot_back_once(store: DynamoDBJobStore) -> None:
-    assert_an_ended_job_gives_its_slot_back_once(store)
-
-
-def test_the_gpu_quota_counts_the_gpus_of_jobs_not_ended(store: DynamoDBJobStore) -> None:
-    assert_the_gpu_quota_counts_the_gpus_of_jobs_not_ended(store)
-
-
 def test_the_first_counted_create_counts_the_jobs_stored_before_the_counter(
     store: DynamoDBJobStore,
 ) -> None:
@@ -567,22 +525,3 @@ def test_deleting_a_job_not_ended_gives_its_quota_slot_back(store: DynamoDBJobSt
     store.delete(job.job_id)
 
     assert store.active_usage("org-a") == ActiveUsage()
-
-
-def test_metric_reads_are_capped_per_series(store: DynamoDBJobStore) -> None:
-    assert_series_names_and_capped_reads(store)
-
-
-def test_a_sparse_filter_reads_a_bounded_number_of_index_items_per_page(
-    store: DynamoDBJobStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(dynamodb_requests, "LIST_READ_BUDGET", 5)
-    assert_a_sparse_filter_reads_a_budget_per_page(store, budget=5)
-
-
-def test_a_sparse_log_filter_makes_a_bounded_number_of_calls_per_page(
-    logs: CloudWatchLogStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(cloudwatch_logs, "FILTER_PAGE_SIZE", 4)
-    monkeypatch.setattr(cloudwatch_logs, "MAX_FILTER_CALLS", 2)
-    assert_a_sparse_level_filter_reads_a_budget_per_page(logs, LOG_T0)

@@ -4,41 +4,31 @@ DynamoDB, checked before routing, answering 429 with Retry-After."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 from support.apigw import call_api
 
-from whetstone.adapters.aws.dynamodb_requests import table_definition
 from whetstone.adapters.aws.dynamodb_throttle import DynamoDBRequestThrottle
 from whetstone.api import errors
 from whetstone.runtime import get_platform
+from whetstone.service.platform import Platform
 
-TABLE = "whetstone-test"
 WINDOW_START = 1_800_000_000.0  # a multiple of 60
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    with mock_aws():
-        yield
-
-
-@pytest.mark.usefixtures("aws_env")
-def test_an_organization_past_its_window_waits_for_the_next_and_others_do_not() -> None:
+def test_an_organization_past_its_window_waits_for_the_next_and_others_do_not(
+    aws_platform: Platform,
+) -> None:
     # Given a limit of 3 requests a minute, 15 s into a minute
-    client = boto3.client("dynamodb")
-    client.create_table(**table_definition(TABLE))
     now = [WINDOW_START + 15]
-    throttle = DynamoDBRequestThrottle(TABLE, client, limit=3, window_s=60, clock=lambda: now[0])
+    throttle = DynamoDBRequestThrottle(
+        aws_platform.settings.table_name,
+        boto3.client("dynamodb"),
+        limit=3,
+        window_s=60,
+        clock=lambda: now[0],
+    )
 
     # When one organization makes 4 requests, and another one
     answers = [throttle.take("acme") for _ in range(4)]
@@ -83,3 +73,8 @@ def test_an_openai_request_over_the_limit_gets_openais_rate_limit_error() -> Non
 @pytest.mark.usefixtures("over_the_limit")
 def test_a_request_without_an_organization_is_not_counted() -> None:
     assert call_api("GET", "/api/v1/fine-tuning/jobs", caller=None).status == 401
+
+
+def test_the_aws_platform_throttles_by_the_settings(aws_platform: Platform) -> None:
+    assert isinstance(aws_platform.throttle, DynamoDBRequestThrottle)
+    assert aws_platform.throttle.take("acme") is None

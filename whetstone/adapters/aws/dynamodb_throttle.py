@@ -21,6 +21,7 @@ import boto3
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 THROTTLE_SK = "THROTTLE"
 
@@ -46,34 +47,34 @@ class DynamoDBRequestThrottle:
     def take(self, org_id: str) -> float | None:
         now = self._clock()
         window = int(now // self._window_s) * self._window_s
-        key = {"PK": {"S": f"ORG#{org_id}"}, "SK": {"S": THROTTLE_SK}}
-        names = {"#window": "window", "#count": "count"}
-        failed = self._client.exceptions.ConditionalCheckFailedException
+        counted = self._update(
+            org_id, "ADD #count :one", "#window = :window AND #count < :limit", window
+        ) or self._update(
+            org_id,
+            "SET #window = :window, #count = :one",
+            "attribute_not_exists(PK) OR #window < :window",
+            window,
+        )
+        return None if counted else max(math.ceil(window + self._window_s - now), 1)
+
+    def _update(self, org_id: str, expression: str, condition: str, window: int) -> bool:
+        """One conditional UpdateItem of the organization's counter; False when the
+        condition failed."""
+        values: dict[str, AttributeValueTypeDef] = {
+            ":one": {"N": "1"},
+            ":window": {"N": str(window)},
+        }
+        if ":limit" in condition:
+            values[":limit"] = {"N": str(self._limit)}
         try:
             self._client.update_item(
                 TableName=self._table,
-                Key=key,
-                UpdateExpression="ADD #count :one",
-                ConditionExpression="#window = :window AND #count < :limit",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":window": {"N": str(window)},
-                    ":limit": {"N": str(self._limit)},
-                },
+                Key={"PK": {"S": f"ORG#{org_id}"}, "SK": {"S": THROTTLE_SK}},
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#window": "window", "#count": "count"},
+                ExpressionAttributeValues=values,
             )
-            return None
-        except failed:
-            pass
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression="SET #window = :window, #count = :one",
-                ConditionExpression="attribute_not_exists(PK) OR #window < :window",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":one": {"N": "1"}, ":window": {"N": str(window)}},
-            )
-            return None
-        except failed:
-            return max(math.ceil(window + self._window_s - now), 1)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
