@@ -83,3 +83,8 @@ def test_the_errors_answered_are_documented_with_their_shape(
     assert answered.status == status
     assert set(answered.body) == {"code", "message", "details"}
     assert str(status) in document["paths"][route][method.lower()]["responses"]
+
+
+def test_every_operation_documents_the_request_rate_429(document: dict[str, Any]) -> None:
+    for method, path, operation in _operations(document):
+        assert "429" in operation["responses"], (method, path)

@@ -3,7 +3,8 @@ the API returns (`code`, `message`, `details`; api/errors.py), not the framework
 `{"detail": [...]}`, which no route returns.
 
 Which errors an operation can give follows from its shape, the same way api/errors.py maps
-them: every route authenticates (401) and reads the job store (503 when it is unavailable);
+them: every route authenticates (401), counts against the organization's request rate (429,
+aws) and reads the job store (503 when it is unavailable);
 a route with a body can be malformed (400), too large (413) or invalid (422); a route with
 parameters answers 400 when one does not read as its type and 422 when the service refuses
 its value; a route with path parameters names something that may not exist (404), and a
@@ -40,7 +41,7 @@ _CHANGES = ("post", "put", "delete")
 def expected_errors(method: str, path: str, operation: dict[str, Any]) -> set[str]:
     """The error statuses an operation can answer, from its shape."""
     invalid = "400" if is_openai_path(path) else "422"
-    errors = {"401", "503"}
+    errors = {"401", "429", "503"}  # 429: the organization's request rate (aws)
     if "requestBody" in operation:
         errors |= {"400", "413", invalid}
     if operation.get("parameters"):
