@@ -70,7 +70,10 @@ def handler(event: dict[str, Any], context: LambdaContext | None) -> dict[str, A
         _enable_docs()
     if context is not None:  # whet serve's threads share the logger: no keys there
         _log_caller_and_job(event)
-    response = throttled(event) or app.resolve(event, context)  # type: ignore[arg-type]
+    # The document and the docs page are static: they count against no organization's rate
+    # and build no platform.
+    refused = None if event.get("path") in (OPENAPI_PATH, DOCS_PATH) else throttled(event)
+    response = refused or app.resolve(event, context)  # type: ignore[arg-type]
     return to_openai_error(response) if is_openai_path(event.get("path")) else response
 
 
