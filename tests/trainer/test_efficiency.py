@@ -8,8 +8,17 @@ from typing import Any
 
 import pytest
 import torch
+from trainer import efficiency
 from trainer.data import PackingCollator, PaddingCollator
-from trainer.efficiency import EfficiencyMeter, FlopsModel, Peak, batch_tokens, flops_model
+from trainer.efficiency import (
+    EfficiencyMeter,
+    FlopsModel,
+    Peak,
+    batch_tokens,
+    device_peak,
+    flops_model,
+    measured_cpu_peak_flops,
+)
 
 from whetstone.core.layout import OutputNames
 from whetstone.core.spec import JobSpec
@@ -72,6 +81,37 @@ def test_the_meter_reports_rates_over_the_time_given() -> None:
     assert rates == {"useful_tokens_per_second": 8.0, "padding_waste_pct": 20.0, "mfu": 0.04}
 
 
+def test_a_cpus_peak_is_measured_once_per_process() -> None:
+    # Given the CPU peak measured once, when it is asked for again, then the figure is kept
+    first = measured_cpu_peak_flops()
+    assert first > 0 and measured_cpu_peak_flops() == first
+    assert device_peak(on_gpu=False) == Peak(first, "cpu: fp32 matmul measured at start")
+
+
+def test_a_gpu_outside_the_catalog_gives_no_mfu_but_still_its_throughput(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a GPU the hardware catalog does not know
+    monkeypatch.setattr(efficiency.torch.cuda, "get_device_name", lambda _: "NVIDIA RTX 9090")
+    peak = device_peak(on_gpu=True)
+    meter = EfficiencyMeter(FlopsModel(10.0, 0.0), peak)
+    meter.count(PackingCollator()(ROWS))
+    # When its rates are taken, then MFU is unknown and the tokens are counted all the same
+    assert peak.flops is None and "not in the hardware catalog" in peak.source
+    assert meter.rates(1.0) == {
+        "useful_tokens_per_second": 8.0,
+        "padding_waste_pct": 0.0,
+        "mfu": None,
+    }
+
+
+def test_a_catalogued_gpu_is_measured_against_its_dense_peak(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(efficiency.torch.cuda, "get_device_name", lambda _: "NVIDIA A10G")
+    assert device_peak(on_gpu=True).flops == pytest.approx(70e12)
+
+
 def _efficiency_series(sink: Any) -> list[Any]:
     return [m for m in sink.of("metrics") if m.useful_tokens_per_second is not None]
 
@@ -103,8 +143,6 @@ def test_padded_batches_report_their_padding_and_count_only_real_tokens(
     counting_plan: Any, run_job: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a job whose batches are padded, and a record of the batches it steps on
-    from trainer import efficiency
-
     seen: list[dict[str, torch.Tensor]] = []
     count = efficiency.EfficiencyMeter.count
 
