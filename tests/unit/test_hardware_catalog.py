@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from whetstone.core.catalog.hardware import GPUS, GpuType, get_gpu
+from whetstone.core.catalog.hardware import GPUS, GpuType, device_peak_tflops, get_gpu
 
 
 def test_the_six_gpu_types_of_product_md_are_there() -> None:
@@ -59,3 +59,23 @@ def test_a_job_pays_its_share_of_a_shared_node() -> None:
     a100 = get_gpu("nvidia-a100-40gb")
     assert a100.hourly_rate(1) == pytest.approx(a100.instance_for(1).hourly_usd / 8)
     assert a100.hourly_rate(8) == pytest.approx(a100.instance_for(8).hourly_usd)
+
+
+@pytest.mark.parametrize(
+    ("device_name", "peak"),
+    [
+        ("Tesla T4", 65.0),
+        ("NVIDIA L4", 121.0),
+        ("NVIDIA A10G", 70.0),
+        ("NVIDIA A100-SXM4-40GB", 312.0),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA H100 80GB HBM3", 989.0),
+        ("NVIDIA H200", 989.0),
+        ("NVIDIA L40S", 362.0),
+        ("NVIDIA GeForce RTX 4090", None),
+    ],
+)
+def test_a_gpu_is_known_by_the_name_cuda_gives_it(device_name: str, peak: float | None) -> None:
+    # Given the name torch.cuda.get_device_name() reports, when its peak is looked up,
+    # then it is the catalog's dense 16-bit peak (an L40S is no L4), or unknown
+    assert device_peak_tflops(device_name) == peak

@@ -12,6 +12,7 @@ from whetstone.core.events import MetricsDetail
 from whetstone.core.layout import checkpoint_name
 
 from .checkpoints import CheckpointStore, StopRequest
+from .efficiency import EfficiencyMeter
 from .events import EventEmitter
 
 LOSS_SPIKE_FACTOR = 3.0
@@ -30,9 +31,12 @@ def _number(logs: dict[str, Any], key: str) -> float | None:
 class MetricsCallback(TrainerCallback):
     """Sends a metrics event per log (and per evaluation); warns on spikes; keeps history."""
 
-    def __init__(self, emitter: EventEmitter, samples_per_step: int) -> None:
+    def __init__(
+        self, emitter: EventEmitter, samples_per_step: int, efficiency: EfficiencyMeter
+    ) -> None:
         self.emitter = emitter
         self.samples_per_step = samples_per_step
+        self.efficiency = efficiency
         self.history: list[dict[str, Any]] = []
         self._start_time = 0.0
         self._start_step = 0
@@ -46,6 +50,7 @@ class MetricsCallback(TrainerCallback):
         self._start_time = time.monotonic()
         self._start_step = state.global_step
         self._start_tokens = state.num_input_tokens_seen
+        self.efficiency.reset()
 
     def _watch(self, loss: float | None, grad_norm: float | None, step: int) -> None:
         if loss is not None:
@@ -87,6 +92,7 @@ class MetricsCallback(TrainerCallback):
         steps_done = step - self._start_step
         loss, grad_norm = _number(logs, "loss"), _number(logs, "grad_norm")
         self._watch(loss, grad_norm, step)
+        efficiency = self.efficiency.rates(elapsed) if steps_done else {}
         detail = MetricsDetail(
             step=step,
             max_steps=max_steps,
@@ -105,6 +111,7 @@ class MetricsCallback(TrainerCallback):
             rewards_rejected=_number(logs, "rewards_rejected"),
             reward_margin=_number(logs, "reward_margin"),
             reward_accuracy=_number(logs, "reward_accuracy"),
+            **efficiency,
         )
         self.history.append(detail.model_dump(mode="json"))
         self.emitter.metrics(detail)

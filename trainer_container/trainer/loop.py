@@ -8,6 +8,7 @@ import torch
 from transformers import Trainer
 
 from .data import LengthGroupedSampler
+from .efficiency import EfficiencyMeter
 
 
 class NonFiniteLossError(Exception):
@@ -15,11 +16,19 @@ class NonFiniteLossError(Exception):
 
 
 class WhetstoneTrainer(Trainer):
-    """A Trainer whose length grouping is replayable on resume and that stops on NaN/inf."""
+    """A Trainer whose length grouping is replayable on resume, that counts the batches it
+    trains on (for the efficiency metrics) and stops on NaN/inf."""
 
-    def __init__(self, *args: Any, group_lengths: list[int] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        group_lengths: list[int] | None = None,
+        efficiency: EfficiencyMeter | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self._group_lengths = group_lengths
+        self._efficiency = efficiency
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         if self._group_lengths is None:
@@ -34,6 +43,8 @@ class WhetstoneTrainer(Trainer):
         inputs: dict[str, torch.Tensor | Any],
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
+        if self._efficiency is not None:
+            self._efficiency.count(inputs)
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss).all():
             raise NonFiniteLossError(

@@ -55,6 +55,7 @@ from .data import (
     read_split,
 )
 from .dpo import DpoTrainer, PreferenceCollator, require_data_for_method
+from .efficiency import efficiency_meter
 from .evaluate import EvaluationInputs, run_evaluation
 from .events import EventEmitter
 from .loop import WhetstoneTrainer
@@ -316,6 +317,7 @@ def run_plan(
             )
             return RunResult("interrupted", trainer.state.global_step, {})
         results = _evaluate(trainer, data.test, emitter)
+        results["efficiency"] = metrics.efficiency.report()
         evaluation = run_evaluation(
             plan.spec,
             EvaluationInputs(
@@ -336,6 +338,7 @@ def run_plan(
         output.write_bytes(OutputNames.EVALUATION, evaluation.model_dump_json(indent=2).encode())
         extra = _manifest_extra(started, data, runtime, use_fsdp, model, revision)
         extra["evaluation"] = evaluation.model_dump(mode="json")
+        extra["efficiency"] = results["efficiency"]
         _write_artifacts(
             plan,
             output=output,
@@ -541,9 +544,13 @@ def _build_trainer(
     )
     if len(data.validation) == 0 and spec.advanced.early_stopping:
         emitter.log("warning", "no validation split: evaluation and early stopping are off")
+    meter = efficiency_meter(
+        model, spec, on_gpu=runtime.on_gpu, world_size=runtime.world_size, emitter=emitter
+    )
     metrics = MetricsCallback(
         emitter,
         spec.training.batch_size * spec.training.gradient_accumulation_steps * runtime.world_size,
+        meter,
     )
     callbacks: list[Any] = [metrics, CheckpointCallback(store, emitter), StopOnSignalCallback(stop)]
     if args.load_best_model_at_end:
@@ -566,6 +573,7 @@ def _build_trainer(
         processing_class=tokenizer,
         callbacks=callbacks,
         group_lengths=data.group_lengths,
+        efficiency=meter,
     )
     trainer.remove_callback(PrinterCallback)  # both print to stdout, the event stream
     trainer.remove_callback(ProgressCallback)

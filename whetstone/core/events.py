@@ -55,6 +55,23 @@ class MetricsDetail(_Detail):
     eta_seconds: Annotated[
         float | None, Field(ge=0, description="Estimated seconds until training ends.")
     ] = None
+    # Efficiency, counted from the batches trained on since this run began (docs/trainer.md).
+    useful_tokens_per_second: Annotated[
+        float | None,
+        Field(ge=0, description="Non-padding tokens trained per second, all GPUs together."),
+    ] = None
+    padding_waste_pct: Annotated[
+        float | None,
+        Field(ge=0, le=100, description="Share of the batches' token slots that were padding."),
+    ] = None
+    mfu: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            le=1,
+            description="Model FLOPs utilization: model FLOPs per second over the device's peak.",
+        ),
+    ] = None
     # Preference tuning (dpo) only, averaged since the previous report like loss.
     rewards_chosen: Annotated[
         float | None, Field(description="Implicit reward of the preferred answers (dpo).")

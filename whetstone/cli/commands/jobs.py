@@ -57,6 +57,16 @@ def _row(job: JobResponse) -> list[object]:
 JOB_HEADERS = ["JOB ID", "NAME", "STATUS", "BASE MODEL", "METHOD", "HARDWARE", "CREATED", "COST"]
 
 
+def _efficiency(metrics: dict[str, float]) -> str:
+    """e.g. '1,568 useful tok/s, 4.6% padding, MFU 12.0%' (MFU unknown on an uncatalogued GPU)."""
+    mfu = metrics.get("mfu")
+    return (
+        f"{metrics['useful_tokens_per_second']:,.0f} useful tok/s, "
+        f"{metrics.get('padding_waste_pct', 0.0):.1f}% padding, "
+        f"MFU {'-' if mfu is None else f'{mfu:.1%}'}"
+    )
+
+
 def _describe(job: JobResponse) -> str:
     progress = job.progress
     pairs: list[tuple[str, object]] = [
@@ -85,6 +95,8 @@ def _describe(job: JobResponse) -> str:
         ),
     ]
     pairs += [(name, value) for name, value in sorted(job.latest_metrics.items())]
+    if "useful_tokens_per_second" in job.latest_metrics:
+        pairs.append(("efficiency", _efficiency(job.latest_metrics)))
     if job.dataset.warnings:
         pairs.append(("dataset warnings", ", ".join(job.dataset.warnings)))
     if job.error is not None:

@@ -2,11 +2,14 @@
 
 Prices are us-east-1 on-demand Linux rates, taken on PRICES_TAKEN_ON. Peak
 TFLOPS are NVIDIA's dense (no sparsity) tensor-core figures at 16 bits: FP16 on
-the T4, BF16 on the rest.
+the T4, BF16 on the rest. Sources: the NVIDIA T4, L4, A100 and H100 (SXM) datasheets
+(65, 121, 312, 989 TFLOPS: half their with-sparsity figures); the A10G, AWS's variant of the
+A10 with no datasheet of its own, at the 70 TFLOPS that AWS and measurements report.
 """
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated
 
@@ -145,3 +148,19 @@ GPUS: dict[GpuType, GpuInfo] = {gpu.gpu_type: gpu for gpu in (
 
 def get_gpu(gpu_type: GpuType | str) -> GpuInfo:
     return GPUS[GpuType(gpu_type)]
+
+
+# GPUs a trainer may find that are no job's `gpu_type` (a local run, a machine lent for tests):
+# dense 16-bit peaks, TFLOPS. H200: the H100 SXM's compute (NVIDIA H200 datasheet, 1,979 with
+# sparsity); L40S: NVIDIA L40S datasheet (362 dense BF16).
+_OTHER_PEAK_TFLOPS = {"h200": 989.0, "l40s": 362.0}
+
+
+def device_peak_tflops(device_name: str) -> float | None:
+    """The dense 16-bit peak TFLOPS of a GPU by the name CUDA gives it (e.g. 'NVIDIA
+    A100-SXM4-40GB', 'Tesla T4'), or None for a GPU this catalog does not know."""
+    words = set(re.split(r"[^a-z0-9]+", device_name.lower()))
+    for gpu in GPUS.values():
+        if gpu.karpenter_gpu_name in words:
+            return gpu.peak_tflops
+    return next((peak for word, peak in _OTHER_PEAK_TFLOPS.items() if word in words), None)
