@@ -4,9 +4,11 @@ the API for that origin alone."""
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_iam as iam
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.constants import (
@@ -14,7 +16,7 @@ from infra.constants import (
     CONSOLE_SCOPES,
 )
 from infra.constructs.jobs_api import JobsApi, user_client_options
-from infra.grants import acknowledge
+from infra.grants import acknowledge, artifacts_bucket_name
 
 # The console sends its ID token (the authorizer reads the organization from it) and JSON
 # or multipart bodies; the rest are the headers CORS already lets through.
@@ -103,3 +105,56 @@ def open_api_to_console(jobs_api: JobsApi, *, origin: str, client_id: str) -> No
         )
     jobs_api.handler.function.add_environment("WHETSTONE_CONSOLE_ORIGIN", origin)
     jobs_api.authorizer_function.function.add_environment("WHETSTONE_CONSOLE_CLIENT_ID", client_id)
+
+
+class ConsoleUploads(Construct):
+    """CORS on the artifacts bucket for the console's origin, so the browser can PUT a large
+    dataset to the presigned URL the API issues. The data stack deploys before the
+    console's origin exists, so this stack sets the bucket's CORS rules (and removes them
+    with itself); the data stack defines none."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, origin: str) -> None:
+        super().__init__(scope, construct_id)
+        bucket = artifacts_bucket_name()
+        rules = [
+            {
+                "AllowedOrigins": [origin],
+                "AllowedMethods": ["PUT", "GET", "HEAD"],
+                "AllowedHeaders": ["*"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": int(_CORS_MAX_AGE.to_seconds()),
+            }
+        ]
+        self.resource = cr.AwsCustomResource(
+            self,
+            "ArtifactsBucketCors",
+            on_update=cr.AwsSdkCall(
+                service="S3",
+                action="putBucketCors",
+                parameters={"Bucket": bucket, "CORSConfiguration": {"CORSRules": rules}},
+                physical_resource_id=cr.PhysicalResourceId.of(f"{bucket}-console-cors"),
+            ),
+            on_delete=cr.AwsSdkCall(
+                service="S3", action="deleteBucketCors", parameters={"Bucket": bucket}
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["s3:PutBucketCORS"],
+                        resources=[f"arn:{Aws.PARTITION}:s3:::{bucket}"],
+                    )
+                ]
+            ),
+            install_latest_aws_sdk=False,
+        )
+        for child in Stack.of(self).node.children:
+            if child.node.id.startswith("AWS679f53fac002430cb0da5b7982bd2287"):
+                acknowledge(
+                    child,
+                    "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                    "service-role/AWSLambdaBasicExecutionRole]",
+                    "CDK's own AwsCustomResource handler; the managed policy only writes logs.",
+                )
+                acknowledge(
+                    child, "AwsSolutions-L1", "CDK's handler; its runtime is chosen by aws-cdk-lib."
+                )

@@ -10,6 +10,7 @@ from constructs import Construct
 from infra.constants import API_STAGE, CONSOLE_ASSETS_DIR, CONSOLE_SCOPES
 from infra.constructs.console_access import (
     ConsoleSignIn,
+    ConsoleUploads,
     cors_preflight,
     hosted_ui_origin,
     open_api_to_console,
@@ -58,6 +59,7 @@ class ApiStack(Stack):
         )
         client_id = self.console_sign_in.client.user_pool_client_id
         open_api_to_console(self.jobs_api, origin=self.console.url, client_id=client_id)
+        ConsoleUploads(self, "ConsoleUploads", origin=self.console.url)
         # The contract of the console's config.json (docs/console.md, "aws").
         self.console.deploy(
             {

@@ -14,6 +14,7 @@ from support.cfn_text import rendered
 from infra.constants import API_HANDLER, AUTHORIZER_HANDLER, CONSOLE_CONFIG_FILE
 
 STACK = "WhetstoneApi"
+BUCKET = "whetstone-artifacts-${AWS::AccountId}-${AWS::Region}"
 
 
 def one(synthesized: Any, kind: str) -> tuple[str, dict[str, Any]]:
@@ -170,6 +171,26 @@ def test_the_api_allows_the_console_origin_alone(synthesized: Any, console_url: 
     assert function_environment(synthesized, API_HANDLER)["WHETSTONE_CONSOLE_ORIGIN"] == (
         console_url
     )
+
+
+def test_the_artifacts_bucket_takes_presigned_uploads_from_the_console_alone(
+    synthesized: Any, console_url: str
+) -> None:
+    # Given the call that sets the artifacts bucket's CORS rules, and the one that undoes it
+    _, call = one(synthesized, "Custom::AWS")
+    create, delete = json.loads(call["Create"]), json.loads(call["Delete"])
+
+    # Then the bucket lets the console's origin, and only it, PUT to presigned URLs
+    assert create["action"] == "putBucketCors"
+    assert create["parameters"]["Bucket"] == BUCKET
+    (rule,) = create["parameters"]["CORSConfiguration"]["CORSRules"]
+    assert rule["AllowedOrigins"] == [console_url]
+    assert "PUT" in rule["AllowedMethods"]
+    assert delete == {
+        "action": "deleteBucketCors",
+        "service": "S3",
+        "parameters": {"Bucket": BUCKET},
+    }
 
 
 def test_the_authorizer_accepts_the_console_clients_id_tokens(synthesized: Any) -> None:

@@ -68,6 +68,7 @@ _CDK_HANDLERS = (
     "BucketNotificationsHandler",
     "CustomCDKBucketDeployment",
     "CustomS3AutoDeleteObjects",
+    "AWS679f53fac002430cb0da5b7982bd2287",  # AwsCustomResource: the bucket's CORS
 )
 
 

@@ -53,9 +53,11 @@ INVENTORY: dict[str, dict[str, int]] = {
         "AWS::CloudFront::Distribution": 1,
         "AWS::CloudFront::OriginAccessControl": 1,
         "Custom::CDKBucketDeployment": 1,
-        # the API, its authorizer, CDK's handlers of the console's files and of its bucket
-        "AWS::Lambda::Function": 4,
-        "AWS::IAM::Role": 4,
+        "Custom::AWS": 1,  # the artifacts bucket's CORS for the console's uploads
+        # the API, its authorizer, CDK's handlers of the console's files, of its bucket and
+        # of the CORS call
+        "AWS::Lambda::Function": 5,
+        "AWS::IAM::Role": 5,
     },
     "WhetstoneObservability": {
         "AWS::CloudWatch::Dashboard": 1,
