@@ -18,9 +18,9 @@ from infra.constants import (
 from infra.constructs.jobs_api import JobsApi, user_client_options
 from infra.grants import acknowledge, artifacts_bucket_name
 
-# The console sends its ID token (the authorizer reads the organization from it) and JSON
-# or multipart bodies; the rest are the headers CORS already lets through.
-_CORS_HEADERS = ("Authorization", "Content-Type")
+# The console sends its ID token (the authorizer reads the organization from it), JSON or
+# multipart bodies, and a job's Idempotency-Key; the rest are headers CORS lets through.
+_CORS_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
 _CORS_MAX_AGE = Duration.minutes(10)
 # Answers API Gateway gives itself (a refused token, throttling) carry the header too, so
 # the console can read why.

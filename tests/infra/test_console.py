@@ -161,6 +161,10 @@ def test_the_api_allows_the_console_origin_alone(synthesized: Any, console_url: 
         (answer,) = preflight["Integration"]["IntegrationResponses"]
         allowed = answer["ResponseParameters"]["method.response.header.Access-Control-Allow-Origin"]
         assert allowed == f"'{console_url}'"
+        headers = answer["ResponseParameters"][
+            "method.response.header.Access-Control-Allow-Headers"
+        ]
+        assert headers == "'Authorization,Content-Type,Idempotency-Key'"
     assert sorted(g["Properties"]["ResponseType"] for g in gateway) == [
         "DEFAULT_4XX",
         "DEFAULT_5XX",
