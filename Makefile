@@ -50,5 +50,18 @@ lock: venv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^whetstone' \
 		| sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
 
+# The trainer image's hashed locks (trainer_container/Dockerfile installs them with
+# --require-hashes), resolved from PyPI alone for the image's platform: Linux x86_64,
+# Python 3.12. requirements-build.lock holds setuptools, which builds the one sdist.
+TRAINER_LOCK_FLAGS := --generate-hashes --python-version 3.12 \
+	--python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
+	--custom-compile-command "make trainer-lock" --quiet
+.PHONY: trainer-lock
+trainer-lock: venv
+	$(BIN)/uv pip compile $(TRAINER_LOCK_FLAGS) trainer_container/requirements.txt \
+		-o trainer_container/requirements.lock
+	grep -o '^setuptools==[^ ]*' trainer_container/requirements.lock \
+		| $(BIN)/uv pip compile $(TRAINER_LOCK_FLAGS) - -o trainer_container/requirements-build.lock
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,9 +2,10 @@
 
 `Authorization: Bearer <credential>` (or the bare credential) is either an API key of an
 organization (`whet_…`, looked up by its hash) or a Cognito ID token (verified against the
-user pool's JWKS). Either way the answer allows the whole API and carries the claims the
-routes read (whetstone.api.identity): the user, the organization, and which credential
-it was. Anything else is refused with 401 ("Unauthorized"), as API Gateway expects.
+user pool's JWKS) issued to the CLI's app client or the web console's. Either way the
+answer allows the whole API and carries the claims the routes read
+(whetstone.api.identity): the user, the organization, and which credential it was.
+Anything else is refused with 401 ("Unauthorized"), as API Gateway expects.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def token_verifier() -> CognitoTokenVerifier:
             "WHETSTONE_USER_POOL_ID and WHETSTONE_USER_POOL_CLIENT_ID must be set (infra sets them)"
         )
     issuer = user_pool_issuer(settings.aws_region, settings.user_pool_id)
-    return CognitoTokenVerifier(issuer, settings.user_pool_client_id)
+    # The console (hosted UI) has its own app client; its users' ID tokens name it.
+    clients = [settings.user_pool_client_id, settings.console_client_id]
+    return CognitoTokenVerifier(issuer, [client for client in clients if client])
 
 
 def credential_of(header: str) -> str:

@@ -139,8 +139,11 @@ AUTHORIZER_HANDLER = "functions.authorizer.handler"
 INGEST_HANDLER = "functions.ingest.handler"
 S3_TRIGGER_HANDLER = "functions.s3_trigger.handler"
 RECONCILER_HANDLER = "functions.reconciler.handler"
-# The deploy uploads `git archive` of the repository here; CodeBuild builds from it.
-BUILD_SOURCE_KEY = "build/whetstone-source.zip"
+# The deploy uploads `git archive` of the repository here; CodeBuild builds from it. Only the
+# role named BUILD_SOURCE_ROLE_PREFIX-<region> may write under BUILD_SOURCE_PREFIX.
+BUILD_SOURCE_PREFIX = "build/"
+BUILD_SOURCE_KEY = f"{BUILD_SOURCE_PREFIX}whetstone-source.zip"
+BUILD_SOURCE_ROLE_PREFIX = "whetstone-build-source"
 
 # Fixed names: other stacks build ARNs from them (no cross-stack exports to pin), and
 # cdk-nag findings on them have predictable ids. One deployment per account and region.
@@ -188,3 +191,15 @@ DASHBOARD_NAME = "whetstone"
 METRICS_NAMESPACE = "Whetstone"
 ALARM_TOPIC_NAME = "whetstone-alarms"
 CLUSTER_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+# Console (issue 17): the web console's built assets, served from a private bucket through
+# CloudFront, signed in with the user pool's hosted UI. `make console` builds the folder; a
+# synth without it deploys a page that says so.
+CONSOLE_ASSETS_DIR = REPO_ROOT / "whetstone" / "console_assets"
+CONSOLE_CONFIG_FILE = "config.json"  # read by the console at start: runtime, API, sign-in
+CONSOLE_INDEX = "index.html"
+CONSOLE_SCOPES = ("openid", "email")
+# The hosted UI's domain prefix: https://<prefix>.auth.<region>.amazoncognito.com; unique
+# per region, hence the account.
+CONSOLE_DOMAIN_PREFIX = "whetstone"
+CONSOLE_HSTS_MAX_AGE = Duration.days(365 * 2)

@@ -92,6 +92,20 @@ class Settings(BaseModel):
     user_pool_client_id: Annotated[
         str | None, Field(description="The app client those ID tokens must be issued to.")
     ] = None
+    console_client_id: Annotated[
+        str | None,
+        Field(
+            description="The web console's app client (aws, hosted UI sign-in): the "
+            "authorizer accepts ID tokens issued to it as well."
+        ),
+    ] = None
+    console_origin: Annotated[
+        str | None,
+        Field(
+            description="The web console's origin (aws: https://<CloudFront domain>): the "
+            "API's answers to requests from it carry CORS headers, and to no other origin."
+        ),
+    ] = None
     max_active_jobs: Annotated[
         PositiveInt, Field(description="Jobs an organization may have running at once.")
     ] = 10

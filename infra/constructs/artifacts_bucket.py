@@ -14,6 +14,7 @@ from infra.constants import (
     JOBS_TIERING_AFTER,
     NONCURRENT_VERSION_EXPIRY,
 )
+from infra.constructs.build_source import deny_build_source_writes_but_the_deploy_role
 from infra.grants import acknowledge, artifacts_bucket_name
 
 
@@ -55,6 +56,7 @@ class ArtifactsBucket(Construct):
                 ),
             ],
         )
+        deny_build_source_writes_but_the_deploy_role(self.bucket)
         acknowledge(
             self.bucket,
             "AwsSolutions-S1",

@@ -3,6 +3,8 @@ authorizer on every method; one Lambda behind a proxy resource, throttled and lo
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cognito as cognito
@@ -40,6 +42,19 @@ from infra.grants import (
 )
 
 
+def user_client_options() -> dict[str, Any]:
+    """What every app client of the user pool shares (the CLI's, the console's): token
+    lifetimes, and the organization readable but never writable by its user."""
+    return {
+        "access_token_validity": TOKEN_VALIDITY,
+        "id_token_validity": TOKEN_VALIDITY,
+        "read_attributes": cognito.ClientAttributes()
+        .with_standard_attributes(email=True)
+        .with_custom_attributes(USER_ORG_ATTRIBUTE),
+        "write_attributes": cognito.ClientAttributes().with_standard_attributes(email=True),
+    }
+
+
 class JobsApi(Construct):
     def __init__(
         self,
@@ -48,6 +63,7 @@ class JobsApi(Construct):
         *,
         layers: list[lambda_.ILayerVersion],
         cluster_name: str,
+        cors_preflight: apigw.CorsOptions | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         # Users are created by an administrator, who sets their organization; users cannot
@@ -74,16 +90,14 @@ class JobsApi(Construct):
             account_recovery=cognito.AccountRecovery.EMAIL_ONLY,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        # The CLI signs in with SRP; without OAuth it has no place in the hosted UI (the
+        # console's domain), whose implicit flow CDK would otherwise allow it.
         self.client = self.user_pool.add_client(
             "Cli",
             auth_flows=cognito.AuthFlow(user_srp=True),
+            disable_o_auth=True,
             generate_secret=False,
-            access_token_validity=TOKEN_VALIDITY,
-            id_token_validity=TOKEN_VALIDITY,
-            read_attributes=cognito.ClientAttributes()
-            .with_standard_attributes(email=True)
-            .with_custom_attributes(USER_ORG_ATTRIBUTE),
-            write_attributes=cognito.ClientAttributes().with_standard_attributes(email=True),
+            **user_client_options(),
         )
 
         self.handler = PythonFunction(
@@ -118,6 +132,7 @@ class JobsApi(Construct):
             binary_media_types=list(BINARY_MEDIA_TYPES),
             cloud_watch_role=False,
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            default_cors_preflight_options=cors_preflight,
             default_method_options=apigw.MethodOptions(
                 authorizer=authorizer,
                 authorization_type=apigw.AuthorizationType.CUSTOM,

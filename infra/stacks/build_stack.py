@@ -1,4 +1,4 @@
-"""Trainer image repository and its CodeBuild project."""
+"""Trainer image repository, its CodeBuild project and the role that uploads its source."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from aws_cdk import Stack
 from constructs import Construct
 
 from infra.constants import BUILD_SOURCE_KEY
+from infra.constructs.build_source import BuildSourceRole
 from infra.constructs.trainer_image_build import TrainerImageBuild
 from infra.constructs.trainer_repository import TrainerRepository
 
@@ -22,3 +23,4 @@ class BuildStack(Stack):
             repository=self.trainer_repository.repository,
             source_key=BUILD_SOURCE_KEY,
         )
+        self.source_role = BuildSourceRole(self, "BuildSource")

@@ -64,6 +64,14 @@ def test_no_function_role_uses_an_aws_managed_policy(synthesized: Any) -> None:
         assert "ManagedPolicyArns" not in role["Properties"], name
 
 
+_CDK_HANDLERS = (
+    "BucketNotificationsHandler",
+    "CustomCDKBucketDeployment",
+    "CustomS3AutoDeleteObjects",
+    "AWS679f53fac002430cb0da5b7982bd2287",  # AwsCustomResource: the bucket's CORS
+)
+
+
 def test_aws_managed_policies_only_where_aws_maintains_the_role_kind(synthesized: Any) -> None:
     # Given the compute stack's roles: the cluster, its nodes, the log agent, CDK's kubectl
     managed = {
@@ -86,7 +94,8 @@ def test_aws_managed_policies_only_where_aws_maintains_the_role_kind(synthesized
     }
     for stack in ("WhetstoneData", "WhetstoneBuild", "WhetstoneWorkflow", "WhetstoneApi"):
         for name, role in synthesized.resources(stack, "AWS::IAM::Role").items():
-            if not name.startswith("BucketNotificationsHandler"):  # CDK's own
+            # CDK's own handlers: bucket notifications, the console's files and bucket
+            if not name.startswith(_CDK_HANDLERS):
                 assert "ManagedPolicyArns" not in role["Properties"], name
 
 

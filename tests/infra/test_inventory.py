@@ -46,9 +46,18 @@ INVENTORY: dict[str, dict[str, int]] = {
         "AWS::ApiGateway::Stage": 1,
         "AWS::ApiGateway::Authorizer": 1,
         "AWS::Cognito::UserPool": 1,
-        "AWS::Cognito::UserPoolClient": 1,
-        "AWS::Lambda::Function": 2,  # the API, its authorizer
-        "AWS::IAM::Role": 2,
+        "AWS::Cognito::UserPoolClient": 2,  # the CLI's, the console's
+        "AWS::Cognito::UserPoolDomain": 1,  # the console's hosted UI
+        "AWS::ApiGateway::GatewayResponse": 2,  # 4xx and 5xx with the console's CORS origin
+        "AWS::S3::Bucket": 1,  # the console's files
+        "AWS::CloudFront::Distribution": 1,
+        "AWS::CloudFront::OriginAccessControl": 1,
+        "Custom::CDKBucketDeployment": 1,
+        "Custom::AWS": 1,  # the artifacts bucket's CORS for the console's uploads
+        # the API, its authorizer, CDK's handlers of the console's files, of its bucket and
+        # of the CORS call
+        "AWS::Lambda::Function": 5,
+        "AWS::IAM::Role": 5,
     },
     "WhetstoneObservability": {
         "AWS::CloudWatch::Dashboard": 1,

@@ -4,6 +4,7 @@ JWKS (a key pair made here; nothing is fetched from the network)."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import jwt
@@ -15,6 +16,7 @@ from functions import authorizer
 from whetstone.adapters.aws.cognito_tokens import CognitoTokenVerifier
 from whetstone.api.paths import API_PREFIX
 from whetstone.service.platform import Platform
+from whetstone.settings import get_settings
 
 ISSUER = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_pool"
 CLIENT_ID = "app-client"
@@ -137,3 +139,28 @@ def test_a_signed_in_user_creates_a_key_that_then_authorizes(
     # Then the key acts as that user in that organization
     assert created.status == 201
     assert (as_key["sub"], as_key["custom:organization"]) == ("alice", "acme")
+
+
+def test_id_tokens_of_the_console_client_authorize_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the authorizer configured as infra configures it: the CLI's and the console's
+    # app clients of one user pool
+    monkeypatch.setenv("WHETSTONE_USER_POOL_ID", "us-east-1_pool")
+    monkeypatch.setenv("WHETSTONE_AWS_REGION", "us-east-1")
+    monkeypatch.setenv("WHETSTONE_USER_POOL_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("WHETSTONE_CONSOLE_CLIENT_ID", "console-client")
+    get_settings.cache_clear()
+    monkeypatch.setattr(
+        authorizer, "CognitoTokenVerifier", partial(CognitoTokenVerifier, fetch=lambda _: jwks())
+    )
+    authorizer.token_verifier.cache_clear()
+    try:
+        # When the hosted UI's ID token (aud: the console) and a token of another client
+        # are sent
+        console = authorize(id_token(aud="console-client"))
+        with pytest.raises(PermissionError, match="Unauthorized"):
+            authorize(id_token(aud="someone-elses-client"))
+    finally:
+        authorizer.token_verifier.cache_clear()
+
+    # Then the console's user is allowed with their organization
+    assert console["context"]["custom:organization"] == "acme"

@@ -1,6 +1,7 @@
 """Verify a Cognito user pool's ID tokens, as API Gateway's Cognito authorizer did: RS256
-signature by a key of the pool's JWKS, issuer, audience (the app client), expiry, and
-`token_use` = id (only ID tokens carry the organization attribute).
+signature by a key of the pool's JWKS, issuer, audience (one of the app clients: the CLI's,
+the console's), expiry, and `token_use` = id (only ID tokens carry the organization
+attribute).
 
 The JWKS is fetched once per process and again only when a token names a key id it does
 not hold (the pool rotated its keys), at most once a minute, so a flood of forged key ids
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jwt
@@ -35,18 +36,18 @@ def fetch_json(url: str) -> dict[str, Any]:
 
 
 class CognitoTokenVerifier:
-    """The claims of a valid ID token of one user pool and app client."""
+    """The claims of a valid ID token of one user pool, issued to one of its app clients."""
 
     def __init__(
         self,
         issuer: str,
-        client_id: str,
+        client_ids: str | Sequence[str],
         *,
         fetch: Callable[[str], dict[str, Any]] = fetch_json,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._issuer = issuer
-        self._client_id = client_id
+        self._client_ids = [client_ids] if isinstance(client_ids, str) else list(client_ids)
         self._fetch = fetch
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
@@ -60,7 +61,7 @@ class CognitoTokenVerifier:
                 token,
                 key,
                 algorithms=["RS256"],
-                audience=self._client_id,
+                audience=self._client_ids,
                 issuer=self._issuer,
                 options={"require": _REQUIRED_CLAIMS},
             )
