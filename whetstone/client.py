@@ -322,12 +322,18 @@ class WhetstoneClient(Transport):
         """Checkpoint a deploying or training job and release its compute (pausing, paused)."""
         return JobResponse.model_validate(self.request("POST", f"/jobs/{segment(job_id)}/pause"))
 
-    def resume_job(self, job_id: str, *, max_cost_usd: float | None = None) -> JobResponse:
+    def resume_job(
+        self, job_id: str, *, max_cost_usd: float | None = None, allow_over_budget: bool = False
+    ) -> JobResponse:
         """Relaunch a paused job from its checkpoint; `max_cost_usd` replaces its cost cap
-        (needed for a job paused at its cap)."""
-        path = f"/jobs/{segment(job_id)}/resume"
-        if max_cost_usd is not None:
-            path += f"?max_cost_usd={max_cost_usd}"
+        (needed for a job paused at its cap); `allow_over_budget` resumes it even when its
+        remaining estimate passes the organization's monthly budget."""
+        query = {
+            "max_cost_usd": max_cost_usd,
+            "allow_over_budget": "true" if allow_over_budget else None,
+        }
+        given = urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+        path = f"/jobs/{segment(job_id)}/resume" + (f"?{given}" if given else "")
         return JobResponse.model_validate(self.request("POST", path))
 
     def delete_job(self, job_id: str) -> None:
