@@ -65,6 +65,7 @@ def test_a_file_is_uploaded_listed_read_back_and_deleted(client: Any) -> None:
     # Then it is described as OpenAI does, listed, and its bytes come back whole
     assert file.object == "file" and file.id.startswith("file-")
     assert (file.filename, file.bytes, file.purpose) == ("train.jsonl", len(data), "fine-tune")
+    assert (file.status, file.status_details) == ("processed", None)  # checked at upload
     assert [f.id for f in client.files.list()] == [file.id]
     assert client.files.retrieve(file.id).filename == "train.jsonl"
     assert client.files.content(file.id).read() == data
@@ -152,15 +153,22 @@ def test_a_dpo_method_becomes_a_dpo_job_with_its_beta_and_reads_back_so(client: 
     assert method.dpo.hyperparameters.beta == pytest.approx(0.3)
 
 
-def test_a_file_failing_validation_refuses_the_job_with_our_message(client: Any) -> None:
+def test_a_file_failing_validation_is_kept_with_our_message_and_refuses_the_job(
+    client: Any,
+) -> None:
+    # Given a file that is no dataset, uploaded
     file = upload(client, b"this is not json\nnor this\n")
 
+    # Then it is kept, reading error with our report's message, as OpenAI's File says
+    assert file.status == "error" and client.files.retrieve(file.id).status == "error"
+    assert file.status_details.startswith("the dataset has ")
+
+    # And a job on it is refused with that message
     with pytest.raises(openai.BadRequestError) as refused:
         client.fine_tuning.jobs.create(model=BASE, training_file=file.id)
-
     error = refused.value.body
     assert refused.value.status_code == 400 and error["type"] == "invalid_request_error"
-    assert error["code"] and error["message"]
+    assert error["code"] == "dataset_invalid" and error["message"] == file.status_details
 
 
 @pytest.mark.parametrize(
@@ -318,7 +326,7 @@ def test_pause_and_resume_answer_the_job_as_the_service_leaves_it(
         transition(platform, job_id, JobStatus.PAUSING)
         return transition(platform, job_id, JobStatus.PAUSED)
 
-    def resume(platform: Any, caller: Any, job_id: str) -> Any:
+    def resume(platform: Any, caller: Any, job_id: str, **options: Any) -> Any:
         return transition(platform, job_id, JobStatus.DEPLOYING)
 
     monkeypatch.setattr(job_service, "pause_job", pause)
