@@ -4,6 +4,7 @@ official `openai` client (jobs do not train here: the orchestrator records them)
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from support.http import request
 from support.jobs import make_job
 from support.openai_jobs import STEPS, chat_rows, complete, train
 from support.platform import use_ports
+from support.streaming import GatedModel, read_releasing
 
 from whetstone.api.openai import chat
 from whetstone.api.openai.jobs import new_job, to_openai
@@ -27,6 +29,7 @@ from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
 from whetstone.service import jobs as job_service
 from whetstone.service.records import transition, update_job
+from whetstone.serving.server import ModelServer
 from whetstone.settings import get_settings
 
 openai = pytest.importorskip("openai")
@@ -279,6 +282,64 @@ def test_a_model_not_ready_within_the_wait_answers_503_and_keeps_starting(
     assert refused.value.status_code == 503 and "still starting" in refused.value.message
     deployment = job_service.get_job(get_platform(), _alice(), job.id).deployment
     assert deployment is not None and deployment.status == "starting"
+
+
+class GatedDeployer:
+    """Serves every model at once with a local model server over GatedModel."""
+
+    def __init__(self) -> None:
+        self.model = GatedModel()
+        self.server: ModelServer | None = None
+
+    def start(
+        self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
+    ) -> Deployment:
+        self.server = ModelServer(("127.0.0.1", 0), self.model, job.job_id)  # type: ignore[arg-type]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        now = utcnow()
+        return Deployment(
+            status="ready",
+            model=job.job_id,
+            endpoint=f"http://127.0.0.1:{self.server.server_address[1]}/v1",
+            max_lora_rank=max_lora_rank,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def status(self, job: JobRecord) -> Deployment:
+        assert job.deployment is not None
+        return job.deployment
+
+    def stop(self, job: JobRecord) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+
+
+def test_a_streamed_chat_completion_is_relayed_as_the_model_generates_it(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a succeeded job whose model streams its second piece only once the first is read
+    deployer = GatedDeployer()
+    use_ports(monkeypatch, deployer=deployer)
+    job = create_job(client)
+    train(get_platform(), job.id)
+    complete(get_platform(), job.id)
+    template = JobLayout("acme", job.id).model + "chat_template.jinja"
+    get_platform().blobs.put(template, b"{{ messages }}")
+    model = client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
+
+    # When the client streams a chat completion through `whet serve`
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    chunks = read_releasing(stream, deployer.model)
+    deployer.stop(make_job())
+
+    # Then it had the first piece before the model generated the second, every chunk
+    # answering with the fine-tuned model's name
+    assert deployer.model.in_time is True
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello world"
+    assert {c.model for c in chunks} == {model}
 
 
 def test_only_fine_tuned_models_are_chatted_with(client: Any) -> None:

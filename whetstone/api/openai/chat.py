@@ -89,8 +89,11 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
         raise TransientError(f"the model's server did not answer: {error}") from error
 
 
-def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-    """The chat completion of `body` by the fine-tuned model it names (not streamed)."""
+def backend_request(
+    platform: Platform, caller: Caller, body: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Where the fine-tuned model `body` names is served (its ready deployment's chat URL),
+    and `body` as that server takes it (the served model's name)."""
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise InvalidInputError(
@@ -106,16 +109,22 @@ def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[s
         )
     job = fine_tuned_job(platform, caller, name)
     deployment = ready_deployment(platform, caller, job)
-    forwarded = {**body, "model": deployment.model}
+    return f"{deployment.endpoint}/chat/completions", {**body, "model": deployment.model}
+
+
+def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    """The chat completion of `body` by the fine-tuned model it names (not streamed)."""
+    url, forwarded = backend_request(platform, caller, body)
     forwarded.pop("stream", None)
     forwarded.pop("stream_options", None)
-    answer = _post(f"{deployment.endpoint}/chat/completions", forwarded)
-    return {**answer, "model": name}
+    answer = _post(url, forwarded)
+    return {**answer, "model": body["model"]}
 
 
 def as_stream(completion: dict[str, Any]) -> str:
-    """A completion as OpenAI's server-sent chunks: the message's content in one chunk, then
-    the finish reason with the usage, then [DONE]."""
+    """A completion as OpenAI's server-sent chunks, after the fact (where the answer cannot
+    be relayed as it comes: the Lambda): the message's content in one chunk, then the finish
+    reason with the usage, then [DONE]."""
     base = {key: completion[key] for key in ("id", "created", "model")}
     base["object"] = "chat.completion.chunk"
     chunks = []
