@@ -236,6 +236,16 @@ def test_a_trained_job_succeeds_with_events_checkpoints_and_a_model(client: Any)
         client.models.retrieve(done.fine_tuned_model)
 
 
+def succeeded_with_a_model(client: Any) -> tuple[Any, str]:
+    """A job trained to succeeded whose model can be served, and its model's name."""
+    job = create_job(client)
+    train(get_platform(), job.id)
+    complete(get_platform(), job.id)
+    template = JobLayout("acme", job.id).model + "chat_template.jinja"
+    get_platform().blobs.put(template, b"{{ messages }}")
+    return job, str(client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model)
+
+
 class StartingDeployer:
     """A model server that never gets ready."""
 
@@ -267,12 +277,7 @@ def test_a_model_not_ready_within_the_wait_answers_503_and_keeps_starting(
     # Given a succeeded job, a model server that stays starting, and no time to wait
     use_ports(monkeypatch, deployer=StartingDeployer())
     monkeypatch.setattr(chat, "START_WAIT_S", 0)
-    job = create_job(client)
-    train(get_platform(), job.id)
-    complete(get_platform(), job.id)
-    template = JobLayout("acme", job.id).model + "chat_template.jinja"
-    get_platform().blobs.put(template, b"{{ messages }}")
-    model = client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
+    job, model = succeeded_with_a_model(client)
 
     # When the client asks the model, never deployed, for a chat completion
     with pytest.raises(openai.InternalServerError) as refused:
@@ -321,12 +326,7 @@ def test_a_streamed_chat_completion_is_relayed_as_the_model_generates_it(
     # Given a succeeded job whose model streams its second piece only once the first is read
     deployer = GatedDeployer()
     use_ports(monkeypatch, deployer=deployer)
-    job = create_job(client)
-    train(get_platform(), job.id)
-    complete(get_platform(), job.id)
-    template = JobLayout("acme", job.id).model + "chat_template.jinja"
-    get_platform().blobs.put(template, b"{{ messages }}")
-    model = client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
+    _, model = succeeded_with_a_model(client)
 
     # When the client streams a chat completion through `whet serve`
     stream = client.chat.completions.create(

@@ -86,6 +86,13 @@ def hourly_rate(monkeypatch: pytest.MonkeyPatch) -> float:
     return 2.0
 
 
+def monthly_budget(monkeypatch: pytest.MonkeyPatch, usd: float) -> None:
+    """The caller's organization has a monthly budget of `usd`."""
+    monkeypatch.setenv("WHETSTONE_ORG_MONTHLY_BUDGET_USD", json.dumps({DEFAULT_CALLER.org_id: usd}))
+    get_settings.cache_clear()
+    get_platform.cache_clear()
+
+
 def test_given_a_training_job_when_paused_then_it_is_pausing_and_its_workflow_is_told(
     orchestrator: RecordingOrchestrator,
 ) -> None:
@@ -193,9 +200,7 @@ def test_given_a_month_spent_past_the_budget_when_a_job_is_created_then_402_with
     monkeypatch: pytest.MonkeyPatch, hourly_rate: float, orchestrator: RecordingOrchestrator
 ) -> None:
     # Given a $1 monthly budget and a job of this month that has run an hour at $2/h
-    monkeypatch.setenv("WHETSTONE_ORG_MONTHLY_BUDGET_USD", json.dumps({DEFAULT_CALLER.org_id: 1}))
-    get_settings.cache_clear()
-    get_platform.cache_clear()
+    monthly_budget(monkeypatch, 1)
     training_job(hours_ago=1.0)
 
     # When another job is created, then it is refused with the figures and not started
@@ -216,9 +221,7 @@ def test_given_a_paused_job_whose_remaining_estimate_passes_the_budget_when_resu
 ) -> None:
     # Given a $3 monthly budget and a job paused half-way after an hour at $2/h: $2 spent,
     # $2 more to come
-    monkeypatch.setenv("WHETSTONE_ORG_MONTHLY_BUDGET_USD", json.dumps({DEFAULT_CALLER.org_id: 3}))
-    get_settings.cache_clear()
-    get_platform.cache_clear()
+    monthly_budget(monkeypatch, 3)
     job_id = training_job(hours_ago=1.0)
     half_way = Progress(step=50, max_steps=100, epoch=0.5, fraction=0.5)
     update_job(get_platform(), job_id, lambda job: job.model_copy(update={"progress": half_way}))

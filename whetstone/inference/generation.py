@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack, cast
 
 from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES
 
@@ -19,6 +19,15 @@ if TYPE_CHECKING:
 
 # Tokens that end an assistant turn besides the tokenizer's eos (ChatML, Llama 3, Gemma).
 _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
+
+
+class Sampling(TypedDict, total=False):
+    """How a generation samples, beside its prompt and stop strings."""
+
+    max_tokens: Required[int]
+    temperature: float  # 0 (the default): greedy
+    top_p: float
+    seed: int | None
 
 
 @dataclass(frozen=True)
@@ -65,18 +74,11 @@ class ChatModel:
         stop: list[str] | None = None,
     ) -> Generation:
         """Greedy when temperature is 0; `stop` strings cut the text (and count as a stop)."""
-        prompt_tokens, new_ids = self._run(prompt, max_tokens, temperature, top_p, seed, None)
-        return self._finish(prompt_tokens, new_ids, stop or [])
+        sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        return self._finish(*self._run(prompt, sampling, None), stop or [])
 
     def stream(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop: list[str] | None = None,
+        self, prompt: str, *, stop: list[str] | None = None, **sampling: Unpack[Sampling]
     ) -> Iterator[str | Generation]:
         """`generate`, its text given piece by piece as the tokens come, then the whole
         Generation; the pieces join to its text."""
@@ -85,7 +87,7 @@ class ChatModel:
 
         def run() -> None:
             try:
-                outcome.append(self._run(prompt, max_tokens, temperature, top_p, seed, tokens))
+                outcome.append(self._run(prompt, sampling, tokens))
             except BaseException as error:  # noqa: BLE001 - raised again by the consumer
                 outcome.append(error)
             finally:
@@ -116,13 +118,7 @@ class ChatModel:
         yield generation
 
     def _run(
-        self,
-        prompt: str,
-        max_tokens: int,
-        temperature: float,
-        top_p: float,
-        seed: int | None,
-        streamer: _TokenQueue | None,
+        self, prompt: str, sampling: Sampling, streamer: _TokenQueue | None
     ) -> tuple[int, list[int]]:
         """The prompt's token count and the new token ids."""
         import torch
@@ -130,21 +126,23 @@ class ChatModel:
         encoded = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
         encoded = encoded.to(self.model.device)
         prompt_tokens = int(encoded["input_ids"].shape[1])
-        sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": temperature, "top_p": top_p}
+        temperature = sampling.get("temperature", 0.0)
+        how: dict[str, Any] = (
+            {"do_sample": True, "temperature": temperature, "top_p": sampling.get("top_p", 1.0)}
             if temperature > 0
             else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         )
+        seed = sampling.get("seed")
         with self._lock, torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
             output = self.model.generate(
                 **encoded,
-                max_new_tokens=max_tokens,
+                max_new_tokens=sampling["max_tokens"],
                 eos_token_id=self.stop_ids or None,
                 pad_token_id=self.tokenizer.pad_token_id,
                 streamer=streamer,
-                **sampling,
+                **how,
             )
         return prompt_tokens, [int(i) for i in output[0, prompt_tokens:]]
 

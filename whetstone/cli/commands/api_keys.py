@@ -48,29 +48,25 @@ def _revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_COMMANDS = (
+    ("create", _create, "create a key; its secret is printed this once"),
+    ("list", _list, "list the keys (their prefixes, never the secrets)"),
+    ("revoke", _revoke, "revoke a key: requests with it are refused at once"),
+)
+
+
 def register(commands: Any) -> None:
     """Add `whet api-keys` and its subcommands."""
     parent = api_options()
-    keys = commands.add_parser(
-        "api-keys", parents=[parent], help="manage your organization's API keys (aws)"
-    )
-    key_commands = keys.add_subparsers(dest="api_keys_command", required=True, metavar="COMMAND")
-    create = key_commands.add_parser(
-        "create", parents=[parent], help="create a key; its secret is printed this once"
-    )
-    create.add_argument("name", help="what the key is for, e.g. ci")
-    create.add_argument(
+    summary = "manage your organization's API keys (aws)"
+    group = commands.add_parser("api-keys", parents=[parent], help=summary)
+    sub = group.add_subparsers(dest="api_keys_command", required=True, metavar="COMMAND")
+    made = {}
+    for name, run, text in _COMMANDS:
+        made[name] = sub.add_parser(name, parents=[parent], help=text)
+        made[name].set_defaults(run=run)
+    made["create"].add_argument("name", help="what the key is for, e.g. ci")
+    made["create"].add_argument(
         "--expires-in-days", type=int, help="stop working after this many days (default: never)"
     )
-    create.set_defaults(run=_create)
-
-    listing = key_commands.add_parser(
-        "list", parents=[parent], help="list the keys (their prefixes, never the secrets)"
-    )
-    listing.set_defaults(run=_list)
-
-    revoke = key_commands.add_parser(
-        "revoke", parents=[parent], help="revoke a key: requests with it are refused at once"
-    )
-    revoke.add_argument("key_id", metavar="ID", help="the id `whet api-keys list` shows")
-    revoke.set_defaults(run=_revoke)
+    made["revoke"].add_argument("key_id", metavar="ID", help="the id `whet api-keys list` shows")
