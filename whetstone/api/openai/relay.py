@@ -4,9 +4,9 @@ front of the handler can stream (`whet serve`, WSGI: a response may be an iterab
 The Lambda handler answers one body, so a streamed request cannot pass through it as it
 comes. `whet serve` marks the events it builds (RELAY_CONTEXT in their requestContext, which
 a client cannot set); for those the chat route checks the request as always (the model, its
-deployment, started on first use) and answers a relay plan marked by RELAY_HEADER instead of
-the completion: the backend's URL, the body to send it and the name to answer with. `whet
-serve` then opens the backend's stream and passes each event on, renamed. Elsewhere (aws:
+deployment, started on first use) and answers the request to the model's server
+(chat.BackendRequest), marked by RELAY_HEADER, instead of the completion. `whet serve` then
+sends it, streamed, and passes each event of the answer on, renamed. Elsewhere (aws:
 API Gateway REST buffers responses) the completion is computed, then sent as chunks
 (chat.as_stream).
 """
@@ -18,27 +18,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from typing import IO, Annotated, Any
+from typing import IO, Any
 
-from pydantic import Field
-
+from whetstone.api.openai.chat import BackendRequest
 from whetstone.api.openai.errors import envelope
-from whetstone.core.deferred import DeferredModel
 
 RELAY_CONTEXT = "whetstoneRelaysStreams"
 RELAY_HEADER = "x-whetstone-relay"
 BACKEND_TIMEOUT_S = 300.0
 _DATA = b"data: {"
-
-
-class RelayPlan(DeferredModel):
-    """What the chat route hands to the server in front of it, for it to relay."""
-
-    url: Annotated[str, Field(description="The model server's chat completions URL.")]
-    body: Annotated[
-        dict[str, Any], Field(description="The request as the model's server takes it.")
-    ]
-    model: Annotated[str, Field(description="The fine-tuned model's name, for every chunk.")]
 
 
 def relays_streams(event: dict[str, Any]) -> bool:
@@ -47,7 +35,7 @@ def relays_streams(event: dict[str, Any]) -> bool:
 
 
 def plan_of(response: dict[str, Any]) -> bytes | None:
-    """The RelayPlan a handler's answer holds, when it is one."""
+    """The BackendRequest a handler's answer holds for the server to relay, when it is one."""
     headers = {**(response.get("headers") or {}), **(response.get("multiValueHeaders") or {})}
     if not any(name.lower() == RELAY_HEADER for name in headers):
         return None
@@ -65,12 +53,13 @@ def _renamed(stream: IO[bytes], model: str) -> Iterator[bytes]:
 
 
 def relay(plan_json: bytes, start_response: Callable[..., Any]) -> Iterator[bytes]:
-    """The WSGI answer to a RelayPlan: the backend's stream as it comes, or its refusal."""
-    plan = RelayPlan.model_validate_json(plan_json)
+    """The WSGI answer to a BackendRequest: the backend's stream as it comes, or its
+    refusal."""
+    plan = BackendRequest.model_validate_json(plan_json)
     request = urllib.request.Request(
         plan.url,
         data=json.dumps({**plan.body, "stream": True}).encode(),
-        headers={"content-type": "application/json", "accept": "text/event-stream"},
+        headers={**plan.headers, "accept": "text/event-stream"},
     )
     try:
         stream = urllib.request.urlopen(request, timeout=BACKEND_TIMEOUT_S)

@@ -27,12 +27,11 @@ def chat_completions() -> Response[Any]:
         raise InvalidInputError("the body is not a JSON object", code="invalid_json")
     caller = current_caller(router)
     if body.get("stream") and relay.relays_streams(router.current_event.raw_event):
-        url, forwarded = chat.backend_request(get_platform(), caller, body)
-        plan = relay.RelayPlan(url=url, body=forwarded, model=body["model"])
+        backend = chat.backend_request(get_platform(), caller, body)
         return Response(
             status_code=HTTPStatus.OK,
             content_type=content_types.APPLICATION_JSON,
-            body=plan.model_dump_json(),
+            body=backend.model_dump_json(),
             headers={relay.RELAY_HEADER: "1"},
         )
     try:
