@@ -26,6 +26,11 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
 from whetstone.api.paths import API_PREFIX
+from whetstone.api.schemas.api_keys import (
+    ApiKeyListResponse,
+    ApiKeyResponse,
+    CreatedApiKeyResponse,
+)
 from whetstone.api.schemas.datasets import DatasetValidationResponse
 from whetstone.api.schemas.deployments import DeploymentResponse
 from whetstone.api.schemas.evaluation import EvaluationResponse
@@ -327,13 +332,15 @@ class WhetstoneClient(Transport):
         """Checkpoint a deploying or training job and release its compute (pausing, paused)."""
         return JobResponse.model_validate(self.request("POST", f"/jobs/{segment(job_id)}/pause"))
 
-    def resume_job(self, job_id: str, *, max_cost_usd: float | None = None) -> JobResponse:
+    def resume_job(
+        self, job_id: str, *, max_cost_usd: float | None = None, allow_over_budget: bool = False
+    ) -> JobResponse:
         """Relaunch a paused job from its checkpoint; `max_cost_usd` replaces its cost cap
-        (needed for a job paused at its cap)."""
-        path = f"/jobs/{segment(job_id)}/resume"
-        if max_cost_usd is not None:
-            path += f"?max_cost_usd={max_cost_usd}"
-        return JobResponse.model_validate(self.request("POST", path))
+        (needed for a job paused at its cap); `allow_over_budget` resumes it even when its
+        remaining estimate passes the organization's monthly budget."""
+        params = {"max_cost_usd": max_cost_usd, "allow_over_budget": allow_over_budget or None}
+        raw = self.request("POST", f"/jobs/{segment(job_id)}/resume", params=params)
+        return JobResponse.model_validate(raw)
 
     def delete_job(self, job_id: str) -> None:
         self.request("DELETE", f"/jobs/{segment(job_id)}")
@@ -446,6 +453,24 @@ class WhetstoneClient(Transport):
     def delete_deployment(self, job_id: str) -> None:
         """Stop serving the job's model (the record stays, deleted)."""
         self.request("DELETE", f"/jobs/{segment(job_id)}/deployment")
+
+    # -- API keys (aws; a signed-in user's token, not a key) ---------------------------------
+
+    def create_api_key(
+        self, name: str, *, expires_in_days: int | None = None
+    ) -> CreatedApiKeyResponse:
+        """A new key of your organization, with its secret: shown this once."""
+        body = {"name": name, "expires_in_days": expires_in_days}
+        raw = self.request("POST", "/api-keys", json_body=body)
+        return CreatedApiKeyResponse.model_validate(raw)
+
+    def list_api_keys(self) -> list[ApiKeyResponse]:
+        """Your organization's keys, newest first, without their secrets."""
+        return self._get(ApiKeyListResponse, "/api-keys").api_keys
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Revoke a key: requests made with it are refused from now on."""
+        self.request("DELETE", f"/api-keys/{segment(key_id)}")
 
 
 def _planning_body(

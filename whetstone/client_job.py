@@ -147,8 +147,12 @@ class Job:
         self._record = self.client.pause_job(self.job_id)
         return self._record
 
-    def resume(self, *, max_cost_usd: float | None = None) -> JobResponse:
-        self._record = self.client.resume_job(self.job_id, max_cost_usd=max_cost_usd)
+    def resume(
+        self, *, max_cost_usd: float | None = None, allow_over_budget: bool = False
+    ) -> JobResponse:
+        self._record = self.client.resume_job(
+            self.job_id, max_cost_usd=max_cost_usd, allow_over_budget=allow_over_budget
+        )
         return self._record
 
     def delete(self) -> None:

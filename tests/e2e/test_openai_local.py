@@ -1,6 +1,7 @@
 """An OpenAI fine-tuning script run against `whet serve`, changing only base_url and
 api_key: a supervised job on a tiny model trains to succeeded with events and checkpoints,
-another is cancelled, and the fine-tuned model answers chat completions, streamed too."""
+another is cancelled, and the fine-tuned model answers chat completions, streamed too; a dpo
+job on OpenAI's preference format succeeds; a paused job resumes from its step."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.openai_jobs import chat_rows
+from support.openai_jobs import chat_rows, preference_rows
 
 from whetstone.cli.server import make_server
 from whetstone.cli.tokens import TokenFile, create_token
@@ -107,3 +108,75 @@ def test_an_openai_script_fine_tunes_and_chats_with_a_tiny_model(
     # And deleting the model stops its server and removes it from the list
     assert client.models.delete(model).deleted
     assert model not in [m.id for m in client.models.list()]
+
+
+def test_a_dpo_job_on_openai_preference_pairs_trains_to_succeeded(
+    client: Any, tiny_model: Path
+) -> None:
+    # Given a preference file in OpenAI's format
+    file = client.files.create(file=("pairs.jsonl", preference_rows()), purpose="fine-tune")
+
+    # When a dpo job is created on it with its beta
+    dpo = {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 1}}}
+    job = client.fine_tuning.jobs.create(
+        model=str(tiny_model),
+        training_file=file.id,
+        method=dpo,
+        suffix="pref",
+        extra_body={"whetstone": SHORT_RUN},
+    )
+
+    # Then it succeeds as a dpo job, with its steps logged as events
+    done = wait_until_ended(client, job.id)
+    assert done.status == "succeeded", done.error
+    assert done.method.type == "dpo" and done.method.dpo.hyperparameters.beta == 0.2
+    assert done.fine_tuned_model == f"ft:{tiny_model}:acme:pref:{job.id}"
+    events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+    assert any(e.type == "metrics" and "train_loss" in e.data for e in events)
+
+
+def paused_event(client: Any, job_id: str) -> Any:
+    """The job's `Job paused` event, once its trainer has stopped and its checkpoint is kept."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        events = client.fine_tuning.jobs.list_events(job_id, limit=100).data
+        found = [e for e in events if e.message.startswith("Job paused")]
+        if found:
+            return found[0]
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not pause in {WAIT_S}s")
+
+
+def test_a_job_paused_through_the_client_resumes_from_its_step_and_succeeds(
+    client: Any, tiny_model: Path
+) -> None:
+    # Given a supervised job running with a checkpoint saved
+    file = client.files.create(file=("train.jsonl", chat_rows(240)), purpose="fine-tune")
+    advanced = {**SHORT_RUN["advanced"], "eval_steps": 4, "save_steps": 4}
+    frequent_saves = {**SHORT_RUN, "advanced": advanced}
+    job = client.fine_tuning.jobs.create(
+        model=str(tiny_model),
+        training_file=file.id,
+        hyperparameters={"n_epochs": 1, "batch_size": 4},
+        extra_body={"whetstone": frequent_saves},
+    )
+    deadline = time.monotonic() + WAIT_S
+    while not client.fine_tuning.jobs.checkpoints.list(job.id).data:
+        assert time.monotonic() < deadline, "no checkpoint saved"
+        time.sleep(0.5)
+
+    # When it is paused, then it reads paused with its checkpoint kept
+    assert client.fine_tuning.jobs.pause(job.id).status == "paused"
+    paused_at = paused_event(client, job.id).created_at
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "paused"
+    checkpoint_step = client.fine_tuning.jobs.checkpoints.list(job.id).data[0].step_number
+
+    # When it is resumed, then it succeeds
+    assert client.fine_tuning.jobs.resume(job.id).status in ("queued", "running")
+    done = wait_until_ended(client, job.id)
+    assert done.status == "succeeded", done.error
+    # And the resumed trainer went on from the checkpoint's step, not from step 0
+    events = client.fine_tuning.jobs.list_events(job.id, limit=100).data
+    steps = [e.data for e in events if e.type == "metrics" and e.created_at > paused_at]
+    assert steps and min(s["step"] for s in steps) > checkpoint_step
+    assert max(s["step"] for s in steps) == steps[0]["total_steps"]

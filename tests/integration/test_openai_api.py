@@ -4,6 +4,7 @@ official `openai` client (jobs do not train here: the orchestrator records them)
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from support.http import request
 from support.jobs import make_job
 from support.openai_jobs import STEPS, chat_rows, complete, train
 from support.platform import use_ports
+from support.streaming import GatedModel, read_releasing
 
 from whetstone.api.openai import chat
 from whetstone.api.openai.jobs import new_job, to_openai
@@ -27,6 +29,7 @@ from whetstone.core.lifecycle import JobStatus
 from whetstone.runtime import get_platform
 from whetstone.service import jobs as job_service
 from whetstone.service.records import transition, update_job
+from whetstone.serving.server import ModelServer
 from whetstone.settings import get_settings
 
 openai = pytest.importorskip("openai")
@@ -65,6 +68,7 @@ def test_a_file_is_uploaded_listed_read_back_and_deleted(client: Any) -> None:
     # Then it is described as OpenAI does, listed, and its bytes come back whole
     assert file.object == "file" and file.id.startswith("file-")
     assert (file.filename, file.bytes, file.purpose) == ("train.jsonl", len(data), "fine-tune")
+    assert (file.status, file.status_details) == ("processed", None)  # checked at upload
     assert [f.id for f in client.files.list()] == [file.id]
     assert client.files.retrieve(file.id).filename == "train.jsonl"
     assert client.files.content(file.id).read() == data
@@ -152,15 +156,22 @@ def test_a_dpo_method_becomes_a_dpo_job_with_its_beta_and_reads_back_so(client: 
     assert method.dpo.hyperparameters.beta == pytest.approx(0.3)
 
 
-def test_a_file_failing_validation_refuses_the_job_with_our_message(client: Any) -> None:
+def test_a_file_failing_validation_is_kept_with_our_message_and_refuses_the_job(
+    client: Any,
+) -> None:
+    # Given a file that is no dataset, uploaded
     file = upload(client, b"this is not json\nnor this\n")
 
+    # Then it is kept, reading error with our report's message, as OpenAI's File says
+    assert file.status == "error" and client.files.retrieve(file.id).status == "error"
+    assert file.status_details.startswith("the dataset has ")
+
+    # And a job on it is refused with that message
     with pytest.raises(openai.BadRequestError) as refused:
         client.fine_tuning.jobs.create(model=BASE, training_file=file.id)
-
     error = refused.value.body
     assert refused.value.status_code == 400 and error["type"] == "invalid_request_error"
-    assert error["code"] and error["message"]
+    assert error["code"] == "dataset_invalid" and error["message"] == file.status_details
 
 
 @pytest.mark.parametrize(
@@ -225,6 +236,16 @@ def test_a_trained_job_succeeds_with_events_checkpoints_and_a_model(client: Any)
         client.models.retrieve(done.fine_tuned_model)
 
 
+def succeeded_with_a_model(client: Any) -> tuple[Any, str]:
+    """A job trained to succeeded whose model can be served, and its model's name."""
+    job = create_job(client)
+    train(get_platform(), job.id)
+    complete(get_platform(), job.id)
+    template = JobLayout("acme", job.id).model + "chat_template.jinja"
+    get_platform().blobs.put(template, b"{{ messages }}")
+    return job, str(client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model)
+
+
 class StartingDeployer:
     """A model server that never gets ready."""
 
@@ -256,12 +277,7 @@ def test_a_model_not_ready_within_the_wait_answers_503_and_keeps_starting(
     # Given a succeeded job, a model server that stays starting, and no time to wait
     use_ports(monkeypatch, deployer=StartingDeployer())
     monkeypatch.setattr(chat, "START_WAIT_S", 0)
-    job = create_job(client)
-    train(get_platform(), job.id)
-    complete(get_platform(), job.id)
-    template = JobLayout("acme", job.id).model + "chat_template.jinja"
-    get_platform().blobs.put(template, b"{{ messages }}")
-    model = client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
+    job, model = succeeded_with_a_model(client)
 
     # When the client asks the model, never deployed, for a chat completion
     with pytest.raises(openai.InternalServerError) as refused:
@@ -271,6 +287,59 @@ def test_a_model_not_ready_within_the_wait_answers_503_and_keeps_starting(
     assert refused.value.status_code == 503 and "still starting" in refused.value.message
     deployment = job_service.get_job(get_platform(), _alice(), job.id).deployment
     assert deployment is not None and deployment.status == "starting"
+
+
+class GatedDeployer:
+    """Serves every model at once with a local model server over GatedModel."""
+
+    def __init__(self) -> None:
+        self.model = GatedModel()
+        self.server: ModelServer | None = None
+
+    def start(
+        self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
+    ) -> Deployment:
+        self.server = ModelServer(("127.0.0.1", 0), self.model, job.job_id)  # type: ignore[arg-type]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        now = utcnow()
+        return Deployment(
+            status="ready",
+            model=job.job_id,
+            endpoint=f"http://127.0.0.1:{self.server.server_address[1]}/v1",
+            max_lora_rank=max_lora_rank,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def status(self, job: JobRecord) -> Deployment:
+        assert job.deployment is not None
+        return job.deployment
+
+    def stop(self, job: JobRecord) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+
+
+def test_a_streamed_chat_completion_is_relayed_as_the_model_generates_it(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a succeeded job whose model streams its second piece only once the first is read
+    deployer = GatedDeployer()
+    use_ports(monkeypatch, deployer=deployer)
+    _, model = succeeded_with_a_model(client)
+
+    # When the client streams a chat completion through `whet serve`
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    chunks = read_releasing(stream, deployer.model)
+    deployer.stop(make_job())
+
+    # Then it had the first piece before the model generated the second, every chunk
+    # answering with the fine-tuned model's name
+    assert deployer.model.in_time is True
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello world"
+    assert {c.model for c in chunks} == {model}
 
 
 def test_only_fine_tuned_models_are_chatted_with(client: Any) -> None:
@@ -318,7 +387,7 @@ def test_pause_and_resume_answer_the_job_as_the_service_leaves_it(
         transition(platform, job_id, JobStatus.PAUSING)
         return transition(platform, job_id, JobStatus.PAUSED)
 
-    def resume(platform: Any, caller: Any, job_id: str) -> Any:
+    def resume(platform: Any, caller: Any, job_id: str, **options: Any) -> Any:
         return transition(platform, job_id, JobStatus.DEPLOYING)
 
     monkeypatch.setattr(job_service, "pause_job", pause)

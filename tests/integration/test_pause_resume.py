@@ -16,7 +16,7 @@ from support.jobs import RecordingOrchestrator
 from whetstone.cli.tokens import DEFAULT_CALLER
 from whetstone.client import WhetstoneClient
 from whetstone.core.events import MetricsDetail, make_event
-from whetstone.core.job import JobRecord, utcnow
+from whetstone.core.job import JobRecord, Progress, utcnow
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.logs import LogQuery
 from whetstone.ports import ComputeState, ComputeStatus
@@ -84,6 +84,13 @@ def hourly_rate(monkeypatch: pytest.MonkeyPatch) -> float:
     get_settings.cache_clear()
     get_platform.cache_clear()
     return 2.0
+
+
+def monthly_budget(monkeypatch: pytest.MonkeyPatch, usd: float) -> None:
+    """The caller's organization has a monthly budget of `usd`."""
+    monkeypatch.setenv("WHETSTONE_ORG_MONTHLY_BUDGET_USD", json.dumps({DEFAULT_CALLER.org_id: usd}))
+    get_settings.cache_clear()
+    get_platform.cache_clear()
 
 
 def test_given_a_training_job_when_paused_then_it_is_pausing_and_its_workflow_is_told(
@@ -193,9 +200,7 @@ def test_given_a_month_spent_past_the_budget_when_a_job_is_created_then_402_with
     monkeypatch: pytest.MonkeyPatch, hourly_rate: float, orchestrator: RecordingOrchestrator
 ) -> None:
     # Given a $1 monthly budget and a job of this month that has run an hour at $2/h
-    monkeypatch.setenv("WHETSTONE_ORG_MONTHLY_BUDGET_USD", json.dumps({DEFAULT_CALLER.org_id: 1}))
-    get_settings.cache_clear()
-    get_platform.cache_clear()
+    monthly_budget(monkeypatch, 1)
     training_job(hours_ago=1.0)
 
     # When another job is created, then it is refused with the figures and not started
@@ -209,6 +214,33 @@ def test_given_a_month_spent_past_the_budget_when_a_job_is_created_then_402_with
     # When the request says to proceed, then it is created
     allowed = create({"base_model": MODEL, "method": "lora", "allow_over_budget": True})
     assert allowed.status == 201 and len(orchestrator.started) == 2
+
+
+def test_given_a_paused_job_whose_remaining_estimate_passes_the_budget_when_resumed_then_402(
+    monkeypatch: pytest.MonkeyPatch, hourly_rate: float, orchestrator: RecordingOrchestrator
+) -> None:
+    # Given a $3 monthly budget and a job paused half-way after an hour at $2/h: $2 spent,
+    # $2 more to come
+    monthly_budget(monkeypatch, 3)
+    job_id = training_job(hours_ago=1.0)
+    half_way = Progress(step=50, max_steps=100, epoch=0.5, fraction=0.5)
+    update_job(get_platform(), job_id, lambda job: job.model_copy(update={"progress": half_way}))
+    post(job_id, "pause")
+    pause(get_platform(), job_id, StoppedTrainer())
+
+    # When it is resumed, then it is refused with the figures and stays paused
+    refused = post(job_id, "resume")
+    assert refused.status == 402 and refused.body["code"] == "budget_exceeded"
+    figures = refused.body["details"]
+    assert figures["budget_usd"] == 3 and figures["spent_usd"] == pytest.approx(2.0, rel=0.01)
+    assert figures["estimate_usd"] == pytest.approx(2.0, rel=0.01)
+    assert "remaining estimated" in refused.body["message"]
+    assert "allow_over_budget to resume" in refused.body["message"]
+    assert get_platform().jobs.get(job_id).status is JobStatus.PAUSED  # type: ignore[union-attr]
+
+    # When the request says to proceed, then it resumes
+    allowed = post(job_id, "resume", "?allow_over_budget=true")
+    assert allowed.status == 200 and allowed.body["status"] == "deploying"
 
 
 def test_whet_jobs_pause_and_resume_over_http(

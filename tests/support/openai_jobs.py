@@ -29,6 +29,19 @@ def chat_rows(count: int = 120) -> bytes:
     return "\n".join(json.dumps(row) for row in rows).encode()
 
 
+def preference_rows(count: int = 120) -> bytes:
+    """A preference file in OpenAI's format (input / preferred_output / non_preferred_output)."""
+    rows = [
+        {
+            "input": {"messages": [{"role": "user", "content": f"Say {i}"}]},
+            "preferred_output": [{"role": "assistant", "content": f"{i}"}],
+            "non_preferred_output": [{"role": "assistant", "content": f"no {i + 1}"}],
+        }
+        for i in range(count)
+    ]
+    return "\n".join(json.dumps(row) for row in rows).encode()
+
+
 def train(platform: Platform, job_id: str) -> None:
     """To training, with a loss at each of STEPS steps and a checkpoint at steps 2 and 4."""
     for status in (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING):

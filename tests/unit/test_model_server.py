@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from support.jobs import make_job
+from support.streaming import GatedModel, read_releasing
 
 from whetstone.adapters.local.process_deployer import ProcessDeployer
 from whetstone.core.job import Deployment
@@ -118,3 +119,34 @@ def test_other_methods_are_405_with_allow(server: ModelServer, method: str) -> N
     status, (allow, body) = _raw(server.server_address[1], method, {"Content-Length": "0"})
     assert status == 405 and allow == "GET, POST"
     assert body["error"]["code"] == "method_not_allowed"
+
+
+def test_a_streamed_chat_completion_sends_each_piece_as_it_is_generated() -> None:
+    # Given the local server of a model whose second piece waits for a reader of the first
+    openai = pytest.importorskip("openai")
+    model = GatedModel()
+    served = ModelServer(("127.0.0.1", 0), model, "m")  # type: ignore[arg-type]
+    threading.Thread(target=served.serve_forever, daemon=True).start()
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{served.server_address[1]}/v1", api_key="-", max_retries=0
+    )
+
+    # When the official client streams a chat completion, asking for the usage
+    chunks = read_releasing(
+        client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        ),
+        model,
+    )
+    served.shutdown()
+
+    # Then it had the first piece before the second was generated, and the chunks make
+    # OpenAI's stream: the text, the finish reason, then the usage
+    assert model.in_time is True
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello world"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.total_tokens == 5 and chunks[-1].model == "m"

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from whetstone.cli.commands import datasets, jobs, planning, tokens
+from whetstone.cli.commands import api_keys, datasets, jobs, planning, tokens
 from whetstone.cli.commands.common import (
     EXIT_CODES_HELP,
     EXIT_OK,
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     planning.register(commands)
     datasets.register(commands)
     jobs.register(commands)
+    api_keys.register(commands)
     return parser
 
 

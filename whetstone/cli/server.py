@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from whetstone.api.app import DOCS_PATH, OPENAPI_PATH, handler
 from whetstone.api.identity import claims_for
+from whetstone.api.openai import relay
 from whetstone.api.openai.errors import envelope, is_openai_path
 from whetstone.cli.tokens import DEFAULT_CALLER, TokenFile
 from whetstone.cli.wsgi_server import WSGIServer
@@ -156,7 +157,11 @@ class ApiApplication:
             headers = [("content-type", "application/json"), *refusal.headers]
             start_response(_status_line(refusal.status), headers)
             return [payload]
-        return self._respond(handler(event, None), start_response)
+        response = handler(event, None)
+        plan = relay.plan_of(response)
+        if plan is not None:  # a streamed chat completion: relayed as it comes
+            return relay.relay(plan, start_response)
+        return self._respond(response, start_response)
 
     def _event(self, environ: dict[str, Any]) -> dict[str, Any]:
         method = environ["REQUEST_METHOD"]
@@ -204,7 +209,9 @@ class ApiApplication:
                     "send text bodies as UTF-8",
                 ) from error
         claims = claims_for(caller) if caller else None
-        return build_proxy_event(method, target, headers, body, environ["REMOTE_ADDR"], claims)
+        event = build_proxy_event(method, target, headers, body, environ["REMOTE_ADDR"], claims)
+        event["requestContext"][relay.RELAY_CONTEXT] = True
+        return event
 
     def _caller(self, environ: dict[str, Any], path: str, method: str) -> Caller | None:
         """The token's user; without one, the local user of this machine while no token

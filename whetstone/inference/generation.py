@@ -1,12 +1,14 @@
 """One loaded model and the generation the endpoints share: chat template, stop tokens,
-greedy unless a temperature is given."""
+greedy unless a temperature is given; whole, or streamed as it is generated."""
 
 from __future__ import annotations
 
+import queue
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack, cast
 
 from whetstone.core.serving import GOLDEN_MAX_TOKENS, GOLDEN_MESSAGES
 
@@ -17,6 +19,15 @@ if TYPE_CHECKING:
 
 # Tokens that end an assistant turn besides the tokenizer's eos (ChatML, Llama 3, Gemma).
 _END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>")
+
+
+class Sampling(TypedDict, total=False):
+    """How a generation samples, beside its prompt and stop strings."""
+
+    max_tokens: Required[int]
+    temperature: float  # 0 (the default): greedy
+    top_p: float
+    seed: int | None
 
 
 @dataclass(frozen=True)
@@ -63,39 +74,113 @@ class ChatModel:
         stop: list[str] | None = None,
     ) -> Generation:
         """Greedy when temperature is 0; `stop` strings cut the text (and count as a stop)."""
+        sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        return self._finish(*self._run(prompt, sampling, None), stop or [])
+
+    def stream(
+        self, prompt: str, *, stop: list[str] | None = None, **sampling: Unpack[Sampling]
+    ) -> Iterator[str | Generation]:
+        """`generate`, its text given piece by piece as the tokens come, then the whole
+        Generation; the pieces join to its text."""
+        tokens = _TokenQueue()
+        outcome: list[tuple[int, list[int]] | BaseException] = []
+
+        def run() -> None:
+            try:
+                outcome.append(self._run(prompt, sampling, tokens))
+            except BaseException as error:  # noqa: BLE001 - raised again by the consumer
+                outcome.append(error)
+            finally:
+                tokens.end()
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        # Text that could be the start of a stop string, or half a character, waits.
+        hold = max((len(marker) - 1 for marker in stop or []), default=0)
+        ids: list[int] = []
+        sent = ""
+        while (token := tokens.queue.get()) is not None:
+            ids.append(token)
+            text = self._text([i for i in ids if i not in self.stop_ids])
+            if any(marker and marker in text for marker in stop or []):
+                break  # the stop string ends the text; the rest is not sent
+            ready = text[: max(len(sent), len(text) - hold)].rstrip("\ufffd")
+            if len(ready) > len(sent) and ready.startswith(sent):
+                yield ready[len(sent) :]
+                sent = ready
+        worker.join()
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        generation = self._finish(*result, stop or [])
+        if len(generation.text) > len(sent):
+            yield generation.text[len(sent) :]
+        yield generation
+
+    def _run(
+        self, prompt: str, sampling: Sampling, streamer: _TokenQueue | None
+    ) -> tuple[int, list[int]]:
+        """The prompt's token count and the new token ids."""
         import torch
 
         encoded = self.tokenizer(prompt, add_special_tokens=False, return_tensors="pt")
         encoded = encoded.to(self.model.device)
         prompt_tokens = int(encoded["input_ids"].shape[1])
-        sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": temperature, "top_p": top_p}
+        temperature = sampling.get("temperature", 0.0)
+        how: dict[str, Any] = (
+            {"do_sample": True, "temperature": temperature, "top_p": sampling.get("top_p", 1.0)}
             if temperature > 0
             else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         )
+        seed = sampling.get("seed")
         with self._lock, torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
             output = self.model.generate(
                 **encoded,
-                max_new_tokens=max_tokens,
+                max_new_tokens=sampling["max_tokens"],
                 eos_token_id=self.stop_ids or None,
                 pad_token_id=self.tokenizer.pad_token_id,
-                **sampling,
+                streamer=streamer,
+                **how,
             )
-        new_ids = [int(i) for i in output[0, prompt_tokens:]]
+        return prompt_tokens, [int(i) for i in output[0, prompt_tokens:]]
+
+    def _text(self, ids: list[int]) -> str:
+        # One sequence of ids decodes to one string.
+        return cast(str, self.tokenizer.decode(ids, skip_special_tokens=True))
+
+    def _finish(self, prompt_tokens: int, new_ids: list[int], stop: list[str]) -> Generation:
         completion_tokens = len(new_ids)  # the end-of-turn token counts, as in vLLM
         finish = "length"
         if new_ids and new_ids[-1] in self.stop_ids:
             new_ids = new_ids[:-1]
             finish = "stop"
-        # One sequence of ids decodes to one string.
-        text = cast(str, self.tokenizer.decode(new_ids, skip_special_tokens=True))
-        for marker in stop or []:
+        text = self._text(new_ids)
+        for marker in stop:
             cut = text.find(marker)
             if marker and cut >= 0:
                 text, finish = text[:cut], "stop"
         return Generation(text, prompt_tokens, completion_tokens, finish)
+
+
+class _TokenQueue:
+    """What `model.generate` streams (its `streamer`): the prompt's ids first, skipped, then
+    each new token's id, then the end (None)."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[int | None] = queue.Queue()
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.queue.put(int(token))
+
+    def end(self) -> None:
+        self.queue.put(None)
 
 
 def golden_answer(model: ChatModel) -> str:

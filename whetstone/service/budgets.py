@@ -1,4 +1,8 @@
-"""Budgets: an organization's monthly budget checked at create, a job's cost cap while it runs.
+"""Budgets: an organization's monthly budget checked at create and at resume, a job's cost
+cap while it runs.
+
+The month's spend is that of the jobs created this calendar month (UTC), each up to now: a job
+created in an earlier month counts in that month's spend, including what it spends now.
 
 A job at its `hardware.max_cost_usd` is paused (its checkpoint kept), not failed: resuming it
 takes a higher cap.
@@ -23,7 +27,10 @@ class BudgetFigures(DeferredModel):
     spent_usd: Annotated[
         float, Field(description="Spend so far of the jobs created this month (UTC).")
     ]
-    estimate_usd: Annotated[float, Field(description="The refused job's estimated cost.")]
+    estimate_usd: Annotated[
+        float,
+        Field(description="The refused job's estimated cost (of a resume: what is left of it)."),
+    ]
     remaining_usd: Annotated[float, Field(description="Budget left before this job.")]
 
 
@@ -38,9 +45,11 @@ def check_monthly_budget(
     estimate_usd: float,
     *,
     allow_over_budget: bool,
+    resuming: bool = False,
 ) -> None:
     """BudgetExceededError (with the figures) when the month's jobs' spend plus this job's
-    estimate passes the budget, unless the request allows going over it."""
+    estimate (`resuming`: its estimated cost still to come) passes the budget, unless the
+    request allows going over it."""
     if budget_usd is None or allow_over_budget:
         return
     spent = sum(job.cost.current_usd for job in month_jobs)
@@ -53,12 +62,17 @@ def check_monthly_budget(
         remaining_usd=round(max(0.0, budget_usd - spent), 2),
     )
     raise BudgetExceededError(
-        f"this job's estimated ${figures.estimate_usd:.2f} would bring your organization's "
-        f"spend this month to ${spent + estimate_usd:.2f}, past its monthly budget of "
-        f"${budget_usd:.2f} (${figures.remaining_usd:.2f} left); set allow_over_budget to "
-        "create it anyway",
+        f"this job's {'remaining ' if resuming else ''}estimated ${figures.estimate_usd:.2f} "
+        f"would bring your organization's spend this month to ${spent + estimate_usd:.2f}, "
+        f"past its monthly budget of ${budget_usd:.2f} (${figures.remaining_usd:.2f} left); "
+        f"set allow_over_budget to {'resume' if resuming else 'create'} it anyway",
         details=figures,
     )
+
+
+def remaining_estimate(job: JobRecord) -> float:
+    """What the job is projected to spend from now on (its cost brought up to date)."""
+    return max(0.0, job.cost.estimated_total_usd - job.cost.current_usd)
 
 
 def cap_reached(job: JobRecord) -> bool:

@@ -43,7 +43,12 @@ from whetstone.core.logs import LogQuery
 from whetstone.core.quota import ActiveLimits, quota_refusal
 from whetstone.core.run_defaults import run_steps, spec_warnings
 from whetstone.core.spec import JobSpec
-from whetstone.service.budgets import cap_reached, check_monthly_budget, month_start
+from whetstone.service.budgets import (
+    cap_reached,
+    check_monthly_budget,
+    month_start,
+    remaining_estimate,
+)
 from whetstone.service.datasets import check_from_params, check_source, require_valid_dataset
 from whetstone.service.job_log import log, log_ended
 from whetstone.service.models import find_base_model, require_reachable_model
@@ -76,6 +81,12 @@ def with_spend_to_date(job: JobRecord) -> JobRecord:
     if job.is_terminal or job.training_started_at is None:
         return job
     return job.model_copy(update={"cost": live_cost(job, utcnow())})
+
+
+def _month_jobs(platform: Platform, caller: Caller) -> list[JobRecord]:
+    """The organization's jobs created this month (UTC), each with its spend up to now."""
+    month = JobFilter(created_after=month_start(utcnow()))
+    return [with_spend_to_date(job) for job in all_jobs(platform, caller, month)]
 
 
 def active_limits(platform: Platform) -> ActiveLimits:
@@ -206,10 +217,7 @@ def create_job(
     now = utcnow()
     check_monthly_budget(
         platform.settings.org_monthly_budget_usd.get(caller.org_id),
-        [
-            with_spend_to_date(job)
-            for job in all_jobs(platform, caller, JobFilter(created_after=month_start(now)))
-        ],
+        _month_jobs(platform, caller),
         # A model only the prepare stage can read has no estimate yet: the spend so far counts.
         estimate.estimated_cost_usd if estimate else 0.0,
         allow_over_budget=new.allow_over_budget,
@@ -364,12 +372,26 @@ def pause_job(platform: Platform, caller: Caller, job_id: str) -> JobRecord:
 
 
 def resume_job(
-    platform: Platform, caller: Caller, job_id: str, *, max_cost_usd: float | None = None
+    platform: Platform,
+    caller: Caller,
+    job_id: str,
+    *,
+    max_cost_usd: float | None = None,
+    allow_over_budget: bool = False,
 ) -> JobRecord:
     """Relaunch a paused job from its checkpoint (deploying, then training); 409 not_paused
     for a job that is not paused. A job paused at its cost cap needs a higher
-    `max_cost_usd` (409 cost_cap_reached without one); the new cap replaces the old."""
-    get_job(platform, caller, job_id)
+    `max_cost_usd` (409 cost_cap_reached without one); the new cap replaces the old. Its
+    remaining estimated cost is checked against the monthly budget as a new job's is."""
+    job = with_spend_to_date(get_job(platform, caller, job_id))
+    if job.status is JobStatus.PAUSED:
+        check_monthly_budget(
+            platform.settings.org_monthly_budget_usd.get(caller.org_id),
+            _month_jobs(platform, caller),
+            remaining_estimate(job),
+            allow_over_budget=allow_over_budget,
+            resuming=True,
+        )
 
     def resuming(current: JobRecord) -> JobRecord:
         if current.status is not JobStatus.PAUSED:

@@ -9,6 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 DEFAULT_MAX_TOKENS = 256
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool | None = None
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -20,7 +26,8 @@ class _Request(BaseModel):
     seed: int | None = None
     stop: str | list[str] | None = None
     n: Annotated[int, Field(ge=1, le=1)] = 1
-    stream: Literal[False] | None = None
+    stream: bool | None = None
+    stream_options: StreamOptions | None = None
 
     @property
     def token_limit(self) -> int:
@@ -56,6 +63,7 @@ class ChatCompletionRequest(_Request):
 
 class CompletionRequest(_Request):
     prompt: str | list[str]
+    stream: Literal[False] | None = None  # chat completions only are streamed
 
     @field_validator("prompt")
     @classmethod

@@ -1,6 +1,7 @@
 """A threaded stdlib HTTP server with the OpenAI endpoints: /v1/models,
-/v1/chat/completions and /v1/completions (no streaming), and /metrics: the requests
-answered (`whetstone_requests_total`), which the reconciler reads to find idle servers."""
+/v1/chat/completions (streamed as server-sent events with `stream: true`, each piece of text
+as it is generated) and /v1/completions (not streamed), and /metrics: the requests answered
+(`whetstone_requests_total`), which the reconciler reads to find idle servers."""
 
 from __future__ import annotations
 
@@ -109,7 +110,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         try:
             body = self._json_body()
-            if path == "/v1/chat/completions":
+            if path == "/v1/chat/completions" and isinstance(body, dict) and body.get("stream"):
+                self._stream_chat(body)
+            elif path == "/v1/chat/completions":
                 self._send(HTTPStatus.OK, self._chat(body))
             elif path == "/v1/completions":
                 self._send(HTTPStatus.OK, self._complete(body))
@@ -173,15 +176,49 @@ class _Handler(BaseHTTPRequestHandler):
             )
         return request
 
+    @staticmethod
+    def _options(request: _Request) -> dict[str, Any]:
+        return {
+            "max_tokens": request.token_limit,
+            "temperature": request.temperature or 0.0,
+            "top_p": request.top_p if request.top_p is not None else 1.0,
+            "seed": request.seed,
+            "stop": request.stops,
+        }
+
     def _generate(self, request: _Request, prompt: str) -> Generation:
-        return self.server.model.generate(
-            prompt,
-            max_tokens=request.token_limit,
-            temperature=request.temperature or 0.0,
-            top_p=request.top_p if request.top_p is not None else 1.0,
-            seed=request.seed,
-            stop=request.stops,
-        )
+        return self.server.model.generate(prompt, **self._options(request))
+
+    def _stream_chat(self, body: Any) -> None:
+        """The chat completion as OpenAI's chunks, each sent as the model generates it."""
+        request = self._parse(ChatCompletionRequest, body)
+        prompt = self.server.model.chat_prompt([m.as_template_input() for m in request.messages])
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": self.server.name,
+        }
+        self.send_response(HTTPStatus.OK)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.end_headers()
+        self.close_connection = True  # the stream's end is the connection's
+
+        def send(choice: dict[str, Any] | None, **more: Any) -> None:
+            chunk = {**base, "choices": [{"index": 0, **choice}] if choice else [], **more}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+
+        send({"delta": {"role": "assistant", "content": ""}, "finish_reason": None})
+        for piece in self.server.model.stream(prompt, **self._options(request)):
+            if isinstance(piece, Generation):
+                send({"delta": {}, "finish_reason": piece.finish_reason})
+                if request.stream_options and request.stream_options.include_usage:
+                    send(None, usage=_usage(piece))
+            else:
+                send({"delta": {"content": piece}, "finish_reason": None})
+        self.wfile.write(b"data: [DONE]\n\n")
 
     def _chat(self, body: Any) -> dict[str, Any]:
         request = self._parse(ChatCompletionRequest, body)

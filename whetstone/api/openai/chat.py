@@ -11,9 +11,12 @@ import json
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from whetstone.api.openai.models import fine_tuned_job, is_fine_tuned
+from whetstone.core.deferred import DeferredModel
 from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError, TransientError
 from whetstone.core.job import Caller, Deployment, JobRecord
 from whetstone.service import deployments
@@ -75,9 +78,9 @@ def ready_deployment(platform: Platform, caller: Caller, job: JobRecord) -> Depl
         time.sleep(POLL_S)
 
 
-def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def _post(backend: BackendRequest) -> dict[str, Any]:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        backend.url, data=json.dumps(backend.body).encode(), headers=backend.headers
     )
     try:
         with urllib.request.urlopen(request, timeout=BACKEND_TIMEOUT_S) as response:
@@ -89,8 +92,18 @@ def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
         raise TransientError(f"the model's server did not answer: {error}") from error
 
 
-def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-    """The chat completion of `body` by the fine-tuned model it names (not streamed)."""
+class BackendRequest(DeferredModel):
+    """The request to a model's server that answers a chat completion."""
+
+    url: Annotated[str, Field(description="The ready deployment's chat completions URL.")]
+    headers: Annotated[dict[str, str], Field(description="The headers to send it.")]
+    body: Annotated[dict[str, Any], Field(description="The request with the served model's name.")]
+    model: Annotated[str, Field(description="The fine-tuned model's name, to answer with.")]
+
+
+def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) -> BackendRequest:
+    """The request to the server of the fine-tuned model `body` names (its ready deployment),
+    `body` as that server takes it."""
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise InvalidInputError(
@@ -106,16 +119,27 @@ def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[s
         )
     job = fine_tuned_job(platform, caller, name)
     deployment = ready_deployment(platform, caller, job)
-    forwarded = {**body, "model": deployment.model}
-    forwarded.pop("stream", None)
-    forwarded.pop("stream_options", None)
-    answer = _post(f"{deployment.endpoint}/chat/completions", forwarded)
-    return {**answer, "model": name}
+    return BackendRequest(
+        url=f"{deployment.endpoint}/chat/completions",
+        headers={"content-type": "application/json"},
+        body={**body, "model": deployment.model},
+        model=name,
+    )
+
+
+def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
+    """The chat completion of `body` by the fine-tuned model it names (not streamed)."""
+    backend = backend_request(platform, caller, body)
+    backend.body.pop("stream", None)
+    backend.body.pop("stream_options", None)
+    answer = _post(backend)
+    return {**answer, "model": backend.model}
 
 
 def as_stream(completion: dict[str, Any]) -> str:
-    """A completion as OpenAI's server-sent chunks: the message's content in one chunk, then
-    the finish reason with the usage, then [DONE]."""
+    """A completion as OpenAI's server-sent chunks, after the fact (where the answer cannot
+    be relayed as it comes: the Lambda): the message's content in one chunk, then the finish
+    reason with the usage, then [DONE]."""
     base = {key: completion[key] for key in ("id", "created", "model")}
     base["object"] = "chat.completion.chunk"
     chunks = []

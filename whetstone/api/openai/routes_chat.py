@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from whetstone.api.identity import current_caller
-from whetstone.api.openai import chat
+from whetstone.api.openai import chat, relay
 from whetstone.core.errors import InvalidInputError
 from whetstone.runtime import get_platform
 
@@ -26,6 +26,14 @@ def chat_completions() -> Response[Any]:
     if not isinstance(body, dict):
         raise InvalidInputError("the body is not a JSON object", code="invalid_json")
     caller = current_caller(router)
+    if body.get("stream") and relay.relays_streams(router.current_event.raw_event):
+        backend = chat.backend_request(get_platform(), caller, body)
+        return Response(
+            status_code=HTTPStatus.OK,
+            content_type=content_types.APPLICATION_JSON,
+            body=backend.model_dump_json(),
+            headers={relay.RELAY_HEADER: "1"},
+        )
     try:
         completion = chat.complete(get_platform(), caller, body)
     except chat.BackendAnswer as answer:

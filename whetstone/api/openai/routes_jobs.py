@@ -56,10 +56,19 @@ def pause_job(job_id: JobId) -> wire.OpenAIFineTuningJob:
 
 
 @router.post("/fine_tuning/jobs/<job_id>/resume", summary="Resume a paused job (OpenAI)")
-def resume_job(job_id: JobId) -> wire.OpenAIFineTuningJob:
+def resume_job(
+    job_id: JobId,
+    allow_over_budget: Annotated[
+        bool,
+        Query(
+            description="Whetstone's extension (extra_query): resume even when the job's "
+            "remaining estimated cost passes the organization's monthly budget."
+        ),
+    ] = False,
+) -> wire.OpenAIFineTuningJob:
     platform, caller = get_platform(), current_caller(router)
     jobs.get_job(platform, caller, job_id)
-    return to_openai(jobs.resume_job(platform, caller, job_id))
+    return to_openai(jobs.resume_job(platform, caller, job_id, allow_over_budget=allow_over_budget))
 
 
 @router.get("/fine_tuning/jobs/<job_id>/events", summary="A job's events (OpenAI)")

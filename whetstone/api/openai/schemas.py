@@ -48,9 +48,18 @@ class OpenAIFile(_Wire):
     created_at: UnixSeconds
     filename: Annotated[str, Field(description="The uploaded file's name.")]
     purpose: Annotated[str, Field(description="Always 'fine-tune' here.")]
-    status: Annotated[str, Field(description="'processed' once stored.")] = "processed"
+    status: Annotated[
+        Literal["uploaded", "processed", "error"],
+        Field(
+            description="'processed': it passed Whetstone's checks (default dataset settings); "
+            "'error': it failed them (status_details says why); 'uploaded': too large to check "
+            "at upload, checked by the job."
+        ),
+    ] = "processed"
     expires_at: Unused = None
-    status_details: Unused = None
+    status_details: Annotated[
+        str | None, Field(description="Why the file failed the checks (status 'error').")
+    ] = None
 
 
 class OpenAIFileList(_CursorPage):

@@ -217,8 +217,21 @@ def resume_job(
             "at its cap.",
         ),
     ] = None,
+    allow_over_budget: Annotated[
+        bool,
+        Query(
+            description="Resume even when the job's remaining estimated cost passes what is "
+            "left of the organization's monthly budget (402 budget_exceeded otherwise)."
+        ),
+    ] = False,
 ) -> JobResponse:
-    job = jobs.resume_job(get_platform(), current_caller(router), job_id, max_cost_usd=max_cost_usd)
+    job = jobs.resume_job(
+        get_platform(),
+        current_caller(router),
+        job_id,
+        max_cost_usd=max_cost_usd,
+        allow_over_budget=allow_over_budget,
+    )
     return JobResponse.from_record(job)
 
 

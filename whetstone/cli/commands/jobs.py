@@ -221,7 +221,9 @@ def _pause(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    job = connect(args).resume_job(args.job_id, max_cost_usd=args.max_cost_usd)
+    job = connect(args).resume_job(
+        args.job_id, max_cost_usd=args.max_cost_usd, allow_over_budget=args.allow_over_budget
+    )
     emit(args, job, lambda: f"{job.job_id} {job.status}")
     return EXIT_OK
 
@@ -434,6 +436,11 @@ def register(commands: Any) -> None:
         "--max-cost-usd",
         type=float,
         help="a new cost cap for the job (needed to resume one paused at its cap)",
+    )
+    resume.add_argument(
+        "--allow-over-budget",
+        action="store_true",
+        help="resume even when its remaining estimate passes the organization's monthly budget",
     )
 
     _job_command(sub, parent, "delete", _delete, "delete an ended job, its logs, metrics and model")
