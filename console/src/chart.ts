@@ -30,6 +30,7 @@ export function lineChart(
       width,
       height: 200,
       scales: { x: { time: false } },
+      legend: { show: false },
       series: [
         { label: "step" },
         ...names.map((name, i) => ({ label: name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true })),

@@ -51,8 +51,7 @@ export function button(label: string, onClick: () => void, attrs: Attrs = {}): H
 
 export function select(options: [string, string][], value = ""): HTMLSelectElement {
   const el = h("select");
-  for (const [v, text] of options) el.append(h("option", { value: v }, text));
-  el.value = value;
+  for (const [v, text] of options) el.append(h("option", { value: v, selected: v === value }, text));
   return el;
 }
 

@@ -62,7 +62,7 @@ export interface Job {
   latest_metrics: Record<string, number>;
   checkpoints: Checkpoint[];
   error: { code: string; message: string } | null;
-  artifacts: unknown;
+  artifacts: { archives: Record<string, number> } | null;
   deployment: Deployment | null;
 }
 export interface MetricPoint {

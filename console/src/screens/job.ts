@@ -3,7 +3,7 @@
 import { FT, api, download, query, type ApiError } from "../api";
 import { lineChart } from "../chart";
 import { button, field, h, hours, money, notice, replace, select } from "../dom";
-import { ENDED, type Job, type LogEntry, type MetricPoint } from "../types";
+import { ENDED, type Deployment, type Job, type LogEntry, type MetricPoint } from "../types";
 import { playground } from "./chat";
 
 const POLL_MS = 2000;
@@ -68,10 +68,14 @@ export async function jobScreen(main: HTMLElement, jobId: string, alive: () => b
 
   const refresh = async () => {
     job = await api<Job>("GET", url);
+    if (job.deployment?.status === "starting") {
+      // Readiness is checked when the deployment itself is read.
+      job.deployment = await api<Deployment>("GET", `${url}/deployment`);
+    }
     drawSummary(summary, job);
     drawActions(actions, job, act);
     const series = (await api<{ series: Record<string, MetricPoint[]> }>("GET", `${url}/metrics`)).series;
-    const width = Math.max(280, Math.floor(charts.clientWidth / 2) - 24);
+    const width = Math.max(280, Math.floor(charts.clientWidth / 2) - 40);
     replace(
       charts,
       ...CHARTS.map(([title, id, pick]) =>
@@ -162,7 +166,10 @@ function drawActions(target: HTMLElement, job: Job, act: (label: string, method:
 function drawDownloads(target: HTMLElement, job: Job, url: string): void {
   const artifact = select([["model", "Model (adapter or weights)"], ["adapter", "Adapter"], ["merged", "Merged model"], ["checkpoint", "Checkpoint"]]);
   artifact.id = "artifact";
-  const step = select(job.checkpoints.map((c): [string, string] => [String(c.step), `step ${c.step}${c.eval_loss !== null ? `, val loss ${c.eval_loss.toFixed(3)}` : ""}`]));
+  const step = select(downloadableSteps(job).map((n): [string, string] => {
+    const saved = job.checkpoints.find((c) => c.step === n);
+    return [String(n), `step ${n}${saved?.eval_loss != null ? `, val loss ${saved.eval_loss.toFixed(3)}` : ""}`];
+  }));
   step.id = "checkpoint-step";
   const stepField = field("Checkpoint", step);
   stepField.hidden = true;
@@ -190,6 +197,16 @@ function drawDownloads(target: HTMLElement, job: Job, url: string): void {
   );
 }
 
+/** Steps of the checkpoints archived for download (training keeps only some of those it
+ * saved); before the archives exist, those the job saved. */
+function downloadableSteps(job: Job): number[] {
+  const archived = Object.keys(job.artifacts?.archives ?? {})
+    .map((name) => /checkpoint-(\d+)\.tar\.gz$/.exec(name)?.[1])
+    .filter((step): step is string => step !== undefined)
+    .map(Number);
+  return archived.length ? archived.sort((a, b) => a - b) : job.checkpoints.map((c) => c.step);
+}
+
 function drawDeploy(target: HTMLElement, job: Job, url: string, refresh: () => Promise<void>): void {
   const status = h("p", { id: "deploy-status", "aria-live": "polite" });
   const deployment = job.deployment;
@@ -204,6 +221,7 @@ function drawDeploy(target: HTMLElement, job: Job, url: string, refresh: () => P
     }
   };
   const undeploy = async () => {
+    status.textContent = "Stopping the model server…";
     await api("DELETE", `${url}/deployment`).catch((error: ApiError) => (status.textContent = error.message));
     await refresh();
   };

@@ -25,6 +25,8 @@ interface Estimate {
   estimated_cost_usd: number;
   hourly_rate_usd: number;
   instance_type: string;
+  gpu_type: string;
+  gpu_count: number;
   total_tokens: number;
   fits: boolean;
   required_gib: number;
@@ -207,7 +209,7 @@ async function showEstimate(target: HTMLElement, modelId: string, method: string
       h(
         "p",
         { id: "estimate-cost" },
-        `About ${hours(e.estimated_hours)} on ${e.instance_type} at ${money(e.hourly_rate_usd)}/h: `,
+        `About ${hours(e.estimated_hours)} on ${e.gpu_count} × ${e.gpu_type} (${e.instance_type}) at ${money(e.hourly_rate_usd)}/h: `,
         h("strong", {}, money(e.estimated_cost_usd)),
         ` (${count(e.total_tokens)} tokens, ${draft.report?.num_examples || 1000} examples${draft.report ? "" : " assumed"}).`,
       ),
@@ -238,8 +240,10 @@ async function submit(
     location.hash = `#/jobs/${created.job_id}`;
   } catch (error) {
     const failure = error as ApiError;
-    const unplaced = failure instanceof ApiError ? form.showErrors(failure.fieldErrors()) : [];
-    replace(formError, notice(`Not created: ${unplaced.length ? unplaced.join("; ") : failure.message}`, "error"));
+    const fields = failure instanceof ApiError ? failure.fieldErrors() : [];
+    const unplaced = form.showErrors(fields);
+    const said = fields.length && !unplaced.length ? "fix the fields marked above" : unplaced.join("; ") || failure.message;
+    replace(formError, notice(`Not created: ${said}.`, "error"));
   } finally {
     button.disabled = false;
   }
