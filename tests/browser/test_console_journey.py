@@ -9,17 +9,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.e2e_jobs import repeat_dataset
 
-from whetstone.cli.console_files import ASSETS
-from whetstone.cli.server import make_server
-from whetstone.cli.tokens import TokenFile, create_token
+from whetstone.cli.tokens import create_token
 from whetstone.core.job import Caller
 from whetstone.settings import get_settings
 
@@ -27,7 +23,6 @@ pytest.importorskip("torch")
 playwright = pytest.importorskip("playwright.sync_api")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-CHROMIUM = Path("/usr/bin/chromium")
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 TRAIN_MS = 420_000
 DEPLOY_MS = 180_000
@@ -56,29 +51,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[str, str]]:
-    """(URL, token) of a `whet serve` where a token exists, so the console asks for one."""
-    if not (ASSETS / "index.html").is_file():
-        pytest.fail("the console is not built: run `make console`")
-    token = create_token(get_settings().home, Caller(user_id="alice", org_id="acme"))
-    server = make_server("127.0.0.1", 0, TokenFile(get_settings().home))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", token
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def page() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: `make chromium` installs Debian's package")
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        yield page
-        browser.close()
+def served(console_url: str) -> tuple[str, str]:
+    """(URL, token) of the console where a token exists, so it asks for one."""
+    return console_url, create_token(get_settings().home, Caller(user_id="alice", org_id="acme"))
 
 
 def shot(page: Any, name: str, *, full_page: bool = False) -> None:
@@ -102,7 +77,12 @@ def test_the_whole_journey_in_a_browser(
 
     # Datasets, from the header: the report and the upload
     page.get_by_role("link", name="Datasets").click()
-    page.set_input_files("#dataset-file", str(data))
+    transfer = page.evaluate_handle(
+        "text => { const t = new DataTransfer(); "
+        "t.items.add(new File([text], 'words.jsonl')); return t; }",
+        data.read_text(),
+    )
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
     expect(page.locator("#verdict")).to_contain_text("Valid: 150 examples")
     expect(page.locator("#token-histogram li").first).to_be_visible()
     expect(page.locator("#split")).to_contain_text("train ≈ 120")
