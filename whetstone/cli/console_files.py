@@ -40,6 +40,7 @@ class ConsoleFile:
     cache_control: str
 
     def headers(self) -> list[tuple[str, str]]:
+        """The response headers, the security ones included."""
         return [
             ("content-type", self.content_type),
             ("content-length", str(len(self.body))),
@@ -50,6 +51,7 @@ class ConsoleFile:
 
 
 def is_console_path(path: str) -> bool:
+    """Whether GET `path` asks for the console rather than the API."""
     return path in INDEX_PATHS or path == CONFIG_PATH or path.startswith("/console/")
 
 
