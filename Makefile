@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= api,trainer,workflow,cli,infra,dev
 
-.PHONY: venv lint test demo serve lock clean synth
+.PHONY: venv console chromium lint test demo serve lock clean synth
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,14 +14,34 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch $@
 
-venv: $(VENV)/.installed
+venv: $(VENV)/.installed console
+
+# The web console (console/, TypeScript built by Vite) into the package, so `pip install`
+# ships it; rebuilt only when its sources change.
+CONSOLE_BUILT := whetstone/console_assets/index.html
+CONSOLE_SOURCES := $(shell find console/src -type f) console/index.html console/package.json \
+	console/package-lock.json console/tsconfig.json console/vite.config.ts
+
+console/node_modules/.installed: console/package.json console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+$(CONSOLE_BUILT): console/node_modules/.installed $(CONSOLE_SOURCES)
+	cd console && npm run --silent build
+
+console: $(CONSOLE_BUILT)
+
+# Debian's Chromium for the browser test (tests/browser/); a browser download fails here.
+chromium:
+	@test -x /usr/bin/chromium || { apt-get install -y -q chromium \
+		|| { apt-get update -q && apt-get install -y -q chromium; }; }
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint chromium
 	HF_HUB_OFFLINE=1 $(BIN)/pytest
 
 # A real LoRA job through the local platform. Your own model folder and dataset:
@@ -64,4 +84,4 @@ trainer-lock: venv
 		| $(BIN)/uv pip compile $(TRAINER_LOCK_FLAGS) - -o trainer_container/requirements-build.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache console/node_modules whetstone/console_assets

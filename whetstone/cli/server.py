@@ -27,6 +27,7 @@ from whetstone.api.app import DOCS_PATH, OPENAPI_PATH, handler
 from whetstone.api.identity import claims_for
 from whetstone.api.openai import relay
 from whetstone.api.openai.errors import envelope, is_openai_path
+from whetstone.cli.console_files import console_file, is_console_path
 from whetstone.cli.tokens import DEFAULT_CALLER, TokenFile
 from whetstone.cli.wsgi_server import WSGIServer
 from whetstone.core.errors import UnauthenticatedError
@@ -148,6 +149,14 @@ class ApiApplication:
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         try:
+            path = urlsplit(environ.get("PATH_INFO") or "/").path
+            if environ["REQUEST_METHOD"] == "GET" and is_console_path(path):
+                # The console's files hold no data: no token, but the Host check still holds.
+                self._check_host(environ)
+                required = self.tokens is not None and self.tokens.required()
+                answer = console_file(path, required)
+                start_response(_status_line(answer.status), answer.headers())
+                return [answer.body]
             event = self._event(environ)
         except _Refusal as refusal:
             body = {"code": refusal.code, "message": refusal.message, "details": None}
@@ -172,14 +181,7 @@ class ApiApplication:
                 f"{method} is not served; use one of {', '.join(ALLOWED_METHODS)}",
                 [("allow", ", ".join(ALLOWED_METHODS))],
             )
-        host = environ.get("HTTP_HOST", "")
-        if host and not (_is_ip(_host_name(host)) or _host_name(host) in self.names):
-            raise _Refusal(
-                HTTPStatus.MISDIRECTED_REQUEST,
-                "misdirected_request",
-                f"this server does not answer to the name {_host_name(host)!r}; call it by "
-                "its address, or allow the name with `whet serve --allowed-host NAME`",
-            )
+        host = self._check_host(environ)
         origin = environ.get("HTTP_ORIGIN")
         if method in STATE_CHANGING and origin and urlsplit(origin).netloc.lower() != host.lower():
             raise _Refusal(
@@ -212,6 +214,18 @@ class ApiApplication:
         event = build_proxy_event(method, target, headers, body, environ["REMOTE_ADDR"], claims)
         event["requestContext"][relay.RELAY_CONTEXT] = True
         return event
+
+    def _check_host(self, environ: dict[str, Any]) -> str:
+        """The request's Host, refused when it names this machine by a name it does not serve."""
+        host = str(environ.get("HTTP_HOST", ""))
+        if host and not (_is_ip(_host_name(host)) or _host_name(host) in self.names):
+            raise _Refusal(
+                HTTPStatus.MISDIRECTED_REQUEST,
+                "misdirected_request",
+                f"this server does not answer to the name {_host_name(host)!r}; call it by "
+                "its address, or allow the name with `whet serve --allowed-host NAME`",
+            )
+        return host
 
     def _caller(self, environ: dict[str, Any], path: str, method: str) -> Caller | None:
         """The token's user; without one, the local user of this machine while no token
