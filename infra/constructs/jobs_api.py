@@ -34,6 +34,7 @@ from infra.grants import (
     grant_pod_identity,
     grant_start_workflow,
     grant_task_callbacks,
+    serving_role_arn,
     trainer_role_arn,
 )
 
@@ -92,6 +93,7 @@ class JobsApi(Construct):
                 # Deployments (vLLM) run in the organizations' namespaces of the cluster.
                 "WHETSTONE_CLUSTER_NAME": cluster_name,
                 "WHETSTONE_TRAINER_ROLE_ARN": trainer_role_arn(),
+                "WHETSTONE_SERVING_ROLE_ARN": serving_role_arn(),
             },
             timeout=LAMBDA_TIMEOUT,
             layers=layers,

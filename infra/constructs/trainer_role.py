@@ -29,26 +29,31 @@ def job_objects_pattern() -> str:
     return f"{JOBS_PREFIX}*/{SERVICE_ACCOUNT_TAG}/*"
 
 
+def pods_of_cluster(scope: Construct, cluster_name: str) -> iam.IPrincipal:
+    """EKS Pod Identity acting for pods of `cluster_name` in this account, and no other."""
+    cluster_arn = Stack.of(scope).format_arn(
+        service="eks", resource="cluster", resource_name=cluster_name
+    )
+    principal = iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_conditions(
+        {
+            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            "ArnEquals": {"aws:SourceArn": cluster_arn},
+        }
+    )
+    return iam.SessionTagsPrincipal(principal)
+
+
 class TrainerRole(Construct):
     """Assumed by pods of `cluster_name` only; S3 scoped per job by the session tag."""
 
     def __init__(self, scope: Construct, construct_id: str, *, cluster_name: str) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        cluster_arn = stack.format_arn(
-            service="eks", resource="cluster", resource_name=cluster_name
-        )
-        principal = iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_conditions(
-            {
-                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                "ArnEquals": {"aws:SourceArn": cluster_arn},
-            }
-        )
         self.role = iam.Role(
             self,
             "Role",
             role_name=trainer_role_name(),
-            assumed_by=iam.SessionTagsPrincipal(principal),
+            assumed_by=pods_of_cluster(self, cluster_name),
             description="Whetstone trainer pods (EKS Pod Identity): their job's S3 prefix, "
             "the trainer event bus",
         )

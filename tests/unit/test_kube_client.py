@@ -104,7 +104,9 @@ def test_given_a_launch_and_a_deploy_when_applied_then_each_object_is_created_un
     hardware = job_serving_hardware(job.spec, 16)
     manifests = [
         *manifests_for(job, "s3://b/plan.json", "image", JobSettings()),
-        *serving_manifests(job, "s3://b/model/", hardware, 16, ServingSettings())[-2:],
+        *serving_manifests(
+            job, "s3://b/model/", hardware, 16, ServingSettings(), generation="g1", key="k"
+        )[-2:],
     ]
 
     for manifest in manifests:

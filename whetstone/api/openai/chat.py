@@ -75,9 +75,9 @@ def ready_deployment(platform: Platform, caller: Caller, job: JobRecord) -> Depl
         time.sleep(POLL_S)
 
 
-def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
     request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json", **headers}
     )
     try:
         with urllib.request.urlopen(request, timeout=BACKEND_TIMEOUT_S) as response:
@@ -109,7 +109,10 @@ def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[s
     forwarded = {**body, "model": deployment.model}
     forwarded.pop("stream", None)
     forwarded.pop("stream_options", None)
-    answer = _post(f"{deployment.endpoint}/chat/completions", forwarded)
+    headers = deployments.request_headers(
+        platform, job.model_copy(update={"deployment": deployment})
+    )
+    answer = _post(f"{deployment.endpoint}/chat/completions", forwarded, headers)
     return {**answer, "model": name}
 
 
