@@ -13,7 +13,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.constants import JOBS_PREFIX
-from infra.constructs.trainer_role import pods_of_cluster
+from infra.constructs.trainer_role import pod_role
 from infra.grants import (
     acknowledge,
     artifacts_bucket_name,
@@ -29,14 +29,8 @@ class ServingRole(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, cluster_name: str) -> None:
         super().__init__(scope, construct_id)
-        self.role = iam.Role(
-            self,
-            "Role",
-            role_name=serving_role_name(),
-            assumed_by=pods_of_cluster(self, cluster_name),
-            description="Whetstone vLLM pods (EKS Pod Identity): read their job's model, "
-            "narrowed per deploy by a session policy",
-        )
+        description = "Whetstone vLLM pods (EKS Pod Identity): read their job's model"
+        self.role = pod_role(self, cluster_name, serving_role_name(), description)
         bucket = f"arn:{Aws.PARTITION}:s3:::{artifacts_bucket_name()}"
         self.role.add_to_policy(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{bucket}/{MODELS_PATTERN}"])

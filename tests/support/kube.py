@@ -12,6 +12,7 @@ from typing import Any
 
 import kubernetes_validate
 
+from whetstone.adapters.aws.kube.client import Headers, Manifest
 from whetstone.adapters.aws.kube.shared_manifests import LABEL_JOB
 from whetstone.adapters.aws.kube.training_manifests import JOB_NAME_LABEL
 
@@ -84,18 +85,12 @@ class FakeKube:
             del self.owners[pod]
 
     def post_to_service(
-        self,
-        namespace: str,
-        service: str,
-        port: str,
-        path: str,
-        body: dict[str, Any],
-        headers: Mapping[str, str] | None = None,
+        self, namespace: str, service: str, port: str, path: str, body: Manifest, headers: Headers
     ) -> dict[str, Any]:
         if ("Service", namespace, service) not in self.objects:
             raise LookupError(f"no Service {namespace}/{service}")
         self.proxied.append((namespace, service, path, copy.deepcopy(body)))
-        self.proxied_headers.append(dict(headers or {}))
+        self.proxied_headers.append(dict(headers))
         content = self.served_answers[service]
         if isinstance(content, Exception):
             raise content

@@ -14,16 +14,8 @@ from support.jobs import make_job
 from support.kube import FakeKube
 
 from whetstone.adapters.aws.eks_deployer import EksDeployer
+from whetstone.adapters.aws.kube import serving_manifests as vllm
 from whetstone.adapters.aws.kube.serving_identity import model_read_policy
-from whetstone.adapters.aws.kube.serving_manifests import (
-    KEY_ENV,
-    KEY_HEADER,
-    SERVER_CONTAINER,
-    ServingSettings,
-    deployment_name,
-    key_secret_name,
-    serving_manifests,
-)
 from whetstone.adapters.aws.kube.shared_manifests import JobSettings
 from whetstone.adapters.aws.kube.vllm_key_header import KeyHeader
 from whetstone.adapters.aws.kube.workload_identity import ClusterAccess, PodIdentity
@@ -33,7 +25,9 @@ from whetstone.core.serving_hardware import job_serving_hardware
 from whetstone.core.spec import Method
 from whetstone.core.tokens import hash_token
 
-SETTINGS = ServingSettings(cluster=JobSettings(region="us-east-1"))
+KEY_ENV, KEY_HEADER, deployment_name = vllm.KEY_ENV, vllm.KEY_HEADER, vllm.deployment_name
+
+SETTINGS = vllm.ServingSettings(cluster=JobSettings(region="us-east-1"))
 MODEL_URI = "s3://whetstone-artifacts/jobs/acme/ftjob-1/output/model/"
 SERVING_ROLE = "arn:aws:iam::123456789012:role/whetstone-serving"
 KEY = "whsk_a-key-nobody-may-read"
@@ -45,7 +39,7 @@ def _job() -> JobRecord:
 
 def _manifests(job: JobRecord) -> dict[str, dict[str, Any]]:
     hardware = job_serving_hardware(job.spec, 16)
-    built = serving_manifests(job, MODEL_URI, hardware, 16, SETTINGS, generation="g1", key=KEY)
+    built = vllm.serving_manifests(job, MODEL_URI, hardware, 16, SETTINGS, generation="g1", key=KEY)
     return {m["kind"]: m for m in built}
 
 
@@ -89,7 +83,7 @@ def test_vllm_takes_its_key_from_the_deploys_secret_never_from_plain_env_or_args
     manifests = _manifests(_job())
     deployment, secret = manifests["Deployment"], manifests["Secret"]
     server = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert server["name"] == SERVER_CONTAINER
+    assert server["name"] == vllm.SERVER_CONTAINER
 
     # Then vLLM reads VLLM_API_KEY from the deploy's Secret
     key_env = next(e for e in server["env"] if e["name"] == KEY_ENV)
@@ -144,7 +138,7 @@ def test_the_golden_request_and_direct_calls_carry_the_deploys_key() -> None:
     deployment = subject.start(job, MODEL_URI, base_model=None, max_lora_rank=16)
     job = job.model_copy(update={"deployment": deployment})
     namespace = kube.deployment(job.job_id)["metadata"]["namespace"]
-    secret = kube.read("Secret", namespace, key_secret_name(deployment_name(job)))
+    secret = kube.read("Secret", namespace, vllm.key_secret_name(deployment_name(job)))
     assert secret is not None
     key = base64.b64decode(secret["data"]["key"]).decode()
     assert deployment.key_sha256 == hash_token(key)

@@ -133,14 +133,18 @@ class ProcessDeployer:
         if base_model:
             command += ["--base", base_model]
         log_path = self._log_file(name)
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        try:
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                )
+        except OSError:
+            self._remove(name, None)  # nothing runs: its files go
+            raise
         self._pid_file(name).write_text(str(process.pid))
         now = utcnow()
         deployment = Deployment(

@@ -22,6 +22,7 @@ from whetstone.adapters.aws.kube.object_status import clip
 from whetstone.core.errors import TransientError
 
 Manifest = dict[str, Any]
+Headers = Mapping[str, str]
 T = TypeVar("T")
 
 NOT_FOUND = 404
@@ -55,13 +56,7 @@ class KubeApi(Protocol):
         """Delete the object (a Job or Deployment with its pods); a missing one is fine."""
 
     def post_to_service(
-        self,
-        namespace: str,
-        service: str,
-        port: str,
-        path: str,
-        body: Manifest,
-        headers: Mapping[str, str] | None = None,
+        self, namespace: str, service: str, port: str, path: str, body: Manifest, headers: Headers
     ) -> Manifest:
         """POST JSON, with `headers`, to the Service through the API server's proxy; the
         JSON answer. The proxy drops `Authorization`: other headers reach the Service."""
@@ -215,18 +210,12 @@ class KubeClient:
         )
 
     def post_to_service(
-        self,
-        namespace: str,
-        service: str,
-        port: str,
-        path: str,
-        body: Manifest,
-        headers: Mapping[str, str] | None = None,
+        self, namespace: str, service: str, port: str, path: str, body: Manifest, headers: Headers
     ) -> Manifest:
         data = self._proxy(
             "POST",
             f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}",
-            {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})},
+            {"Content-Type": "application/json", "Accept": "application/json", **headers},
             body,
         )
         answer: Manifest = json.loads(data)

@@ -19,8 +19,8 @@ def model_read_policy(model_uri: str, region: str) -> str:
     """A session policy (JSON) allowing only reads of the objects under `model_uri`
     (s3://bucket/jobs/<org>/<job>/output/model/): the most the deploy's pods can do."""
     bucket, _, prefix = model_uri.removeprefix("s3://").partition("/")
-    if not bucket or not prefix.endswith("/"):
-        raise ValueError(f"not an S3 folder: {model_uri!r}")
+    if not bucket or not prefix:
+        raise ValueError(f"not an S3 key prefix: {model_uri!r}")
     arn = f"arn:{partition(region)}:s3:::{bucket}"
     return json.dumps(
         {

@@ -20,7 +20,7 @@ _DIGEST_CHARS = 13
 LABEL_APP = "app.kubernetes.io/name"
 LABEL_JOB = "whetstone.dev/job-id"
 LABEL_ORG = "whetstone.dev/org-id"
-# A job's ServiceAccount is the trainer's; its server runs under the same one.
+# A job's ServiceAccount is the trainer's; its servers run under their own (serving_manifests).
 TRAINER_APP = "whetstone-trainer"
 GPU_RESOURCE = "nvidia.com/gpu"
 
