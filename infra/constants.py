@@ -186,6 +186,8 @@ API_K8S_GROUP = "whetstone-api"
 # The trainer pods' role (EKS Pod Identity). IAM names are global: the region keeps two
 # deployments of one account apart.
 TRAINER_ROLE_PREFIX = "whetstone-trainer"
+# The vLLM pods' role (EKS Pod Identity): reads of jobs' models only.
+SERVING_ROLE_PREFIX = "whetstone-serving"
 
 # Observability.
 API_NAME = "whetstone"

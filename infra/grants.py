@@ -17,6 +17,7 @@ from infra.constants import (
     ARTIFACTS_BUCKET_PREFIX,
     GSI_NAMES,
     JOB_LOG_GROUP,
+    SERVING_ROLE_PREFIX,
     STATE_MACHINE_NAME,
     TABLE_NAME,
     TRAINER_ROLE_PREFIX,
@@ -248,6 +249,15 @@ def trainer_role_arn() -> str:
     return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{trainer_role_name()}"
 
 
+def serving_role_name() -> str:
+    """The vLLM pods' role; IAM is global, so the region is part of the name."""
+    return f"{SERVING_ROLE_PREFIX}-{Aws.REGION}"
+
+
+def serving_role_arn() -> str:
+    return f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{serving_role_name()}"
+
+
 def grant_pod_identity(role: iam.Role, cluster_name: str) -> None:
     """PodIdentity: associate a job's service account with the trainer role, and undo it."""
     stack = Stack.of(role)
@@ -274,7 +284,7 @@ def grant_pod_identity(role: iam.Role, cluster_name: str) -> None:
     role.add_to_policy(
         iam.PolicyStatement(
             actions=["iam:PassRole"],
-            resources=[trainer_role_arn()],
+            resources=[trainer_role_arn(), serving_role_arn()],
             conditions={"StringEquals": {"iam:PassedToService": "pods.eks.amazonaws.com"}},
         )
     )

@@ -74,7 +74,9 @@ def build_local_platform(settings: Settings, **ports: Any) -> Platform:
         ),
         settings=settings,
         deployer=ProcessDeployer(
-            home / "run" / "deployments", ready_timeout_s=settings.deploy_ready_timeout_s
+            home / "run" / "deployments",
+            ready_timeout_s=settings.deploy_ready_timeout_s,
+            tokens_home=home,
         ),
     )
     platform = replace(platform, **ports)
@@ -165,7 +167,7 @@ def _eks_deployer(settings: Settings, platform: PlatformRef) -> EksDeployer:
     from whetstone.service.deployments import saved_golden_answer
 
     return EksDeployer(
-        connect_to_cluster(settings.cluster_name, settings.aws_region, settings.trainer_role_arn),
+        connect_to_cluster(settings.cluster_name, settings.aws_region, settings.serving_role_arn),
         ServingSettings(
             cluster=_job_settings(settings), ready_timeout_s=settings.serving_ready_timeout_s
         ),

@@ -191,6 +191,13 @@ class Settings(BaseModel):
             "scopes S3 to the job's prefix by the kubernetes-service-account session tag."
         ),
     ] = None
+    serving_role_arn: Annotated[
+        str | None,
+        Field(
+            description="IAM role vLLM pods assume through EKS Pod Identity: reads of jobs' "
+            "models only, narrowed per deploy to the job's model by a session policy."
+        ),
+    ] = None
     job_ttl_s: Annotated[
         NonNegativeInt,
         Field(description="Seconds a finished Kubernetes Job is kept for debugging."),

@@ -39,16 +39,20 @@ WORKFLOW_RULES = (
     _rule("", ["events"], ["list"]),
     _rule("batch", ["jobs"], ["get", "list", "create", "patch", "delete"]),
 )
-# whetstone.adapters.aws.eks_deployer: a deploy applies the namespace, quota, network
-# policies and service account (no-ops after training), the servers' ingress policy, a
-# vLLM Deployment and a Service; status reads the Deployment and its pods and POSTs the
-# golden prompt through the service proxy; stop deletes the Service, Deployment and service
-# account.
+# whetstone.adapters.aws.eks_deployer: a deploy applies the namespace, quota and network
+# policies (no-ops after training), the servers' ingress policy, and its own service
+# account, key Secret, middleware ConfigMap, Service and vLLM Deployment; status reads the
+# Deployment and its pods, reads the key Secret it named and POSTs the golden prompt with
+# the key through the service proxy; stop deletes what the deploy made. Secrets: get by
+# name, never list, so the group reads only the keys it created (it could start pods
+# mounting any Secret of these namespaces anyway); the workflow group touches none.
 API_RULES = (
     _rule("", ["namespaces"], ["get", "create"]),
     _rule("", ["resourcequotas"], ["get", "create"]),
     _rule("networking.k8s.io", ["networkpolicies"], ["get", "create"]),
     _rule("", ["serviceaccounts"], ["get", "create", "delete"]),
+    _rule("", ["secrets"], ["get", "create", "delete"]),
+    _rule("", ["configmaps"], ["create", "delete"]),
     _rule("apps", ["deployments"], ["get", "list", "create", "delete"]),
     _rule("", ["services"], ["get", "create", "delete"]),
     _rule("", ["services/proxy"], ["create"]),

@@ -38,6 +38,7 @@ from infra.grants import (
     grant_pod_identity,
     grant_start_workflow,
     grant_task_callbacks,
+    serving_role_arn,
     trainer_role_arn,
 )
 
@@ -110,6 +111,7 @@ class JobsApi(Construct):
                 "WHETSTONE_TRAINER_ROLE_ARN": trainer_role_arn(),
                 "WHETSTONE_ORG_REQUESTS_PER_WINDOW": str(ORG_REQUESTS_PER_WINDOW),
                 "WHETSTONE_ORG_THROTTLE_WINDOW_S": str(ORG_THROTTLE_WINDOW_S),
+                "WHETSTONE_SERVING_ROLE_ARN": serving_role_arn(),
             },
             timeout=LAMBDA_TIMEOUT,
             layers=layers,

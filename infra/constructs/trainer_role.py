@@ -29,28 +29,35 @@ def job_objects_pattern() -> str:
     return f"{JOBS_PREFIX}*/{SERVICE_ACCOUNT_TAG}/*"
 
 
+def pod_role(scope: Construct, cluster_name: str, role_name: str, description: str) -> iam.Role:
+    """A role only EKS Pod Identity may assume, for pods of `cluster_name` in this account."""
+    cluster_arn = Stack.of(scope).format_arn(
+        service="eks", resource="cluster", resource_name=cluster_name
+    )
+    principal = iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_conditions(
+        {
+            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            "ArnEquals": {"aws:SourceArn": cluster_arn},
+        }
+    )
+    assumed_by = iam.SessionTagsPrincipal(principal)
+    return iam.Role(
+        scope, "Role", role_name=role_name, assumed_by=assumed_by, description=description
+    )
+
+
 class TrainerRole(Construct):
     """Assumed by pods of `cluster_name` only; S3 scoped per job by the session tag."""
 
     def __init__(self, scope: Construct, construct_id: str, *, cluster_name: str) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        cluster_arn = stack.format_arn(
-            service="eks", resource="cluster", resource_name=cluster_name
-        )
-        principal = iam.ServicePrincipal(POD_IDENTITY_PRINCIPAL).with_conditions(
-            {
-                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                "ArnEquals": {"aws:SourceArn": cluster_arn},
-            }
-        )
-        self.role = iam.Role(
+        self.role = pod_role(
             self,
-            "Role",
-            role_name=trainer_role_name(),
-            assumed_by=iam.SessionTagsPrincipal(principal),
-            description="Whetstone trainer pods (EKS Pod Identity): their job's S3 prefix, "
-            "the trainer event bus",
+            cluster_name,
+            trainer_role_name(),
+            "Whetstone trainer pods (EKS Pod Identity): their job's S3 prefix, the trainer "
+            "event bus",
         )
         same_cluster = {"StringEquals": {CLUSTER_TAG: cluster_name}}
         bucket = f"arn:{Aws.PARTITION}:s3:::{artifacts_bucket_name()}"

@@ -1,4 +1,5 @@
-"""The EKS cluster (created or imported), Karpenter's GPU node pools, RBAC, the trainer role."""
+"""The EKS cluster (created or imported), Karpenter's GPU node pools, RBAC, the trainer and
+serving roles."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from infra.constructs.cluster_log_agent import ClusterLogAgent
 from infra.constructs.cluster_rbac import ClusterRbac
 from infra.constructs.gpu_node_pools import GpuNodePools
 from infra.constructs.karpenter import Karpenter
+from infra.constructs.serving_role import ServingRole
 from infra.constructs.trainer_role import TrainerRole
 from infra.constructs.training_cluster import TrainingCluster
 
@@ -60,3 +62,5 @@ class ComputeStack(Stack):
         self.trainer_role = TrainerRole(self, "TrainerRole", cluster_name=cluster_name)
         CfnOutput(self, "ClusterName", value=cluster_name)
         CfnOutput(self, "TrainerRoleArn", value=self.trainer_role.role.role_arn)
+        self.serving_role = ServingRole(self, "ServingRole", cluster_name=cluster_name)
+        CfnOutput(self, "ServingRoleArn", value=self.serving_role.role.role_arn)

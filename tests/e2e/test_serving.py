@@ -88,7 +88,9 @@ def test_a_deployed_adapter_answers_the_openai_client_until_its_deployment_is_de
     deployment = wait_until_settled(f"{url}/jobs/{job.job_id}/deployment", token)
     assert deployment["status"] == "ready", deployment
 
-    client = openai.OpenAI(base_url=deployment["endpoint"], api_key="unused", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):  # the server requires a key or a token
+        openai.OpenAI(base_url=deployment["endpoint"], api_key="unused").models.list()
+    client = openai.OpenAI(base_url=deployment["endpoint"], api_key=token, max_retries=0)
     assert [m.id for m in client.models.list()] == [job.job_id]
     chat = client.chat.completions.create(
         model=job.job_id,

@@ -291,6 +291,31 @@ def test_trainer_role_reaches_its_job_prefix_and_the_bus_only(synthesized: Any) 
         )
 
 
+def test_serving_role_is_for_pods_of_this_cluster_and_only_reads_models(
+    synthesized: Any,
+) -> None:
+    # Given the role vLLM pods get
+    (role,) = [
+        r
+        for n, r in synthesized.resources(STACK, "AWS::IAM::Role").items()
+        if n.startswith("ServingRole")
+    ]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert "aws:SourceArn" in trust["Condition"]["ArnEquals"]
+    statements = _policy_statements(synthesized, "ServingRole")
+
+    # Then it may read the jobs' models and nothing else: no Put, no Delete, no other key
+    actions = sorted(
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    )
+    assert actions == ["s3:GetObject", "s3:ListBucket"]
+    assert not any(word in json.dumps(statements) for word in ("Put", "Delete", "s3:*"))
+    assert "/jobs/*/*/output/model/*" in json.dumps(statements)
+
+
 def test_rbac_manifests_fit_the_kubernetes_schemas() -> None:
     for group in GROUP_RULES:
         validate(cluster_role_manifest(group))
@@ -299,7 +324,7 @@ def test_rbac_manifests_fit_the_kubernetes_schemas() -> None:
     validate(namespace_policy_binding_manifest())
 
 
-def test_rbac_grants_no_wildcard_and_no_secret(synthesized: Any) -> None:
+def test_rbac_grants_no_wildcard_and_no_listing_of_secrets(synthesized: Any) -> None:
     roles = _of_kind(synthesized.templates[STACK], "ClusterRole")
     assert sorted(r["metadata"]["name"] for r in roles) == sorted(
         [WORKFLOW_K8S_GROUP, API_K8S_GROUP]
@@ -307,7 +332,10 @@ def test_rbac_grants_no_wildcard_and_no_secret(synthesized: Any) -> None:
     for role in roles:
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
-            assert "secrets" not in rule["resources"]
+    # The deployer reads the key Secrets it names; nobody lists Secrets, the workflow none.
+    assert {r for _, r, _ in _granted(WORKFLOW_K8S_GROUP)}.isdisjoint({"secrets"})
+    secrets = {verb for _, resource, verb in _granted(API_K8S_GROUP) if resource == "secrets"}
+    assert secrets == {"get", "create", "delete"}
 
 
 def _granted(group: str) -> set[tuple[str, str, str]]:
@@ -357,6 +385,11 @@ def test_api_group_may_do_what_the_eks_deployer_calls() -> None:
         ("", "services", "delete"),
         ("apps", "deployments", "delete"),
         ("", "serviceaccounts", "delete"),
+        ("", "secrets", "create"),
+        ("", "secrets", "get"),
+        ("", "secrets", "delete"),
+        ("", "configmaps", "create"),
+        ("", "configmaps", "delete"),
     }
     assert needed <= _granted(API_K8S_GROUP)
 

@@ -29,8 +29,8 @@ INVENTORY: dict[str, dict[str, int]] = {
         "Custom::AWSCDK-EKS-HelmChart": 1,  # Karpenter
         "Custom::AWSCDK-EKS-KubernetesResource": 3,  # node class, node pools, RBAC
         # flow logs, cluster, kubectl handler and its framework, system nodes, GPU nodes,
-        # Karpenter, log agent, trainer
-        "AWS::IAM::Role": 9,
+        # Karpenter, log agent, trainer, serving
+        "AWS::IAM::Role": 10,
     },
     "WhetstoneWorkflow": {
         "AWS::StepFunctions::StateMachine": 1,

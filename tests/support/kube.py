@@ -12,6 +12,7 @@ from typing import Any
 
 import kubernetes_validate
 
+from whetstone.adapters.aws.kube.client import Headers, Manifest
 from whetstone.adapters.aws.kube.shared_manifests import LABEL_JOB
 from whetstone.adapters.aws.kube.training_manifests import JOB_NAME_LABEL
 
@@ -36,6 +37,8 @@ class FakeKube:
     # Service name -> the model server's answer, or the error its request raises.
     served_answers: dict[str, str | Exception] = field(default_factory=dict)
     proxied: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    # The headers of each proxied POST, in order.
+    proxied_headers: list[dict[str, str]] = field(default_factory=list)
     # Service name -> the model server's /metrics page.
     served_metrics: dict[str, str] = field(default_factory=dict)
     # pod -> the Job or Deployment it belongs to
@@ -82,11 +85,12 @@ class FakeKube:
             del self.owners[pod]
 
     def post_to_service(
-        self, namespace: str, service: str, port: str, path: str, body: dict[str, Any]
+        self, namespace: str, service: str, port: str, path: str, body: Manifest, headers: Headers
     ) -> dict[str, Any]:
         if ("Service", namespace, service) not in self.objects:
             raise LookupError(f"no Service {namespace}/{service}")
         self.proxied.append((namespace, service, path, copy.deepcopy(body)))
+        self.proxied_headers.append(dict(headers))
         content = self.served_answers[service]
         if isinstance(content, Exception):
             raise content

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 from support.jobs import make_job
-from whetstone.core.job import JobRecord
+from whetstone.core.job import Caller, Deployment, JobRecord
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.service.platform import Platform
@@ -53,3 +55,50 @@ def completed_job(platform: Platform, org_id: str, model_dir: Path | None) -> Jo
     for status in _TO_COMPLETED:
         job = transition(platform, job.job_id, status)
     return job
+
+
+class Rendezvous:
+    """A Deployer whose starts wait for each other: with two deploys of one job at once,
+    both servers exist before either deploy records its deployment (the race to win)."""
+
+    def __init__(self, inner: Any, parties: int = 2) -> None:
+        self.inner = inner
+        self._barrier = threading.Barrier(parties, timeout=60)  # a guard against a hang only
+
+    def start(
+        self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
+    ) -> Deployment:
+        started = self.inner.start(
+            job, model_uri, base_model=base_model, max_lora_rank=max_lora_rank
+        )
+        self._barrier.wait()
+        return started  # type: ignore[no-any-return]
+
+    def status(self, job: JobRecord) -> Deployment:
+        return self.inner.status(job)  # type: ignore[no-any-return]
+
+    def stop(self, job: JobRecord) -> None:
+        self.inner.stop(job)
+
+    def request_headers(self, job: JobRecord) -> dict[str, str]:
+        return self.inner.request_headers(job)  # type: ignore[no-any-return]
+
+
+def deploy_twice_at_once(platform: Platform, caller: Caller, job_id: str) -> list[Any]:
+    """Two deploys of the job on two threads: each one's deployment or error."""
+    from whetstone.service.deployments import deploy
+
+    results: list[Any] = []
+
+    def one() -> None:
+        try:
+            results.append(deploy(platform, caller, job_id))
+        except Exception as error:
+            results.append(error)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

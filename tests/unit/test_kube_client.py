@@ -49,6 +49,7 @@ class FakeApiServer:
     answers: list[tuple[int, Any] | Exception] = field(default_factory=list)
     body: Any = field(default_factory=lambda: dict(JOB))
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    sent_headers: list[Any] = field(default_factory=list)
 
     def request(
         self,
@@ -60,6 +61,7 @@ class FakeApiServer:
         _request_timeout: Any = None,
     ) -> RESTResponse:
         self.requests.append((method, url, body))
+        self.sent_headers.append(headers)
         created = body if method == "POST" else self.body  # a create answers the object
         answer = self.answers.pop(0) if self.answers else (200, created)
         if isinstance(answer, Exception):
@@ -104,7 +106,9 @@ def test_given_a_launch_and_a_deploy_when_applied_then_each_object_is_created_un
     hardware = job_serving_hardware(job.spec, 16)
     manifests = [
         *manifests_for(job, "s3://b/plan.json", "image", JobSettings()),
-        *serving_manifests(job, "s3://b/model/", hardware, 16, ServingSettings())[-2:],
+        *serving_manifests(
+            job, "s3://b/model/", hardware, 16, ServingSettings(), generation="g1", key="k"
+        )[-2:],
     ]
 
     for manifest in manifests:
@@ -240,12 +244,15 @@ def test_given_a_model_server_when_posted_to_then_its_json_answer_comes_back(
 ) -> None:
     server.answers = [(503, {"error": "loading"}), (200, {"choices": []})]
 
-    answer = kube.post_to_service("whetstone-acme", "vllm-ftjob-1", "http", "/v1/x", {"a": 1})
+    answer = kube.post_to_service(
+        "whetstone-acme", "vllm-ftjob-1", "http", "/v1/x", {"a": 1}, {"X-Whetstone-Model-Key": "k"}
+    )
 
     assert answer == {"choices": []}
     method, url, body = server.requests[-1]
     assert url.endswith("/api/v1/namespaces/whetstone-acme/services/vllm-ftjob-1:http/proxy/v1/x")
     assert method == "POST" and body == {"a": 1}
+    assert server.sent_headers[-1]["X-Whetstone-Model-Key"] == "k"
 
 
 def test_given_a_model_server_that_refuses_when_posted_to_then_a_value_error_says_why(
@@ -254,4 +261,4 @@ def test_given_a_model_server_that_refuses_when_posted_to_then_a_value_error_say
     server.answers = [(404, {"error": "The model `x` does not exist."})]
 
     with pytest.raises(ValueError, match="answered 404: .*does not exist"):
-        kube.post_to_service("whetstone-acme", "vllm-ftjob-1", "http", "/v1/x", {})
+        kube.post_to_service("whetstone-acme", "vllm-ftjob-1", "http", "/v1/x", {}, {})

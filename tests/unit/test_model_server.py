@@ -1,12 +1,14 @@
 """The local model server and model servers' metrics: the request counter the reconciler
-reads to find idle servers (vLLM's and the local server's own), and malformed requests
-answered 4xx."""
+reads to find idle servers (vLLM's and the local server's own), malformed requests
+answered 4xx, and the key every route but /health requires."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import sys
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,14 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 from support.jobs import make_job
 from support.streaming import GatedModel, read_releasing
 
 from whetstone.adapters.local.process_deployer import ProcessDeployer
-from whetstone.core.job import Deployment
+from whetstone.cli.tokens import TokenFile, create_token
+from whetstone.core.job import Caller, Deployment
+from whetstone.core.tokens import hash_token
 from whetstone.inference.generation import Generation
 from whetstone.service.serving_metrics import requests_answered
+from whetstone.serving.auth import ServerKeys
 from whetstone.serving.server import ModelServer
+
+KEY = "whsk_the-deployments-key"
 
 VLLM_METRICS = """\
 # HELP vllm:request_success_total Count of successfully processed requests.
@@ -54,19 +62,21 @@ class _EchoModel:
 
 
 @pytest.fixture
-def server() -> Iterator[ModelServer]:
-    served = ModelServer(("127.0.0.1", 0), _EchoModel(), "m")  # type: ignore[arg-type]
+def server(tmp_path: Path) -> Iterator[ModelServer]:
+    keys = ServerKeys(hash_token(KEY), TokenFile(tmp_path), "acme")
+    served = ModelServer(("127.0.0.1", 0), _EchoModel(), "m", keys=keys)  # type: ignore[arg-type]
     threading.Thread(target=served.serve_forever, daemon=True).start()
     yield served
     served.shutdown()
 
 
-def _chat(port: int) -> None:
+def _chat(port: int, key: str | None = KEY) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "say hello"}]}
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/chat/completions",
         data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json"}
+        | ({"authorization": f"Bearer {key}"} if key else {}),
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert json.loads(response.read())["choices"][0]["message"]["content"] == "hello"
@@ -88,6 +98,7 @@ def test_the_local_server_counts_the_requests_it_answers(
     )
     job = make_job().model_copy(update={"deployment": deployment})
     deployer = ProcessDeployer(tmp_path)
+    (tmp_path / f"{job.job_id}.key").write_text(KEY)  # where the deployer keeps the key
     assert deployer.requests_answered(job) == 0
 
     # When it answers two chat requests, then its counter (as the reconciler reads it) says so
@@ -96,9 +107,11 @@ def test_the_local_server_counts_the_requests_it_answers(
     assert deployer.requests_answered(job) == 2
 
 
-def _raw(port: int, method: str, headers: dict[str, str], body: bytes = b"") -> tuple[int, Any]:
+def _raw(
+    port: int, method: str, headers: dict[str, str], body: bytes = b"", path: str = ""
+) -> tuple[int, Any]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    connection.putrequest(method, "/v1/chat/completions", skip_accept_encoding=True)
+    connection.putrequest(method, path or "/v1/chat/completions", skip_accept_encoding=True)
     for name, value in headers.items():
         connection.putheader(name, value)
     connection.endheaders(body)
@@ -110,8 +123,76 @@ def _raw(port: int, method: str, headers: dict[str, str], body: bytes = b"") -> 
 
 @pytest.mark.parametrize("length", ["-1", "abc", "1e3"])
 def test_a_malformed_content_length_is_a_400(server: ModelServer, length: str) -> None:
-    status, (_, body) = _raw(server.server_address[1], "POST", {"Content-Length": length})
+    headers = {"Content-Length": length, "Authorization": f"Bearer {KEY}"}
+    status, (_, body) = _raw(server.server_address[1], "POST", headers)
     assert status == 400 and "Content-Length" in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("GET", "/metrics")],
+)
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer whsk_wrong", "Basic " + KEY, "Bearer ", KEY]
+)
+def test_a_request_without_the_key_is_a_401(
+    server: ModelServer, method: str, path: str, authorization: str | None
+) -> None:
+    # Given a model server whose deployment key is KEY
+    headers = {"Content-Length": "2"} | ({"Authorization": authorization} if authorization else {})
+
+    # When a request comes without it, or with another credential
+    status, (_, body) = _raw(server.server_address[1], method, headers, b"{}", path)
+
+    # Then it is refused before anything is served
+    assert status == 401 and body["error"]["code"] == "invalid_api_key"
+    assert requests_answered(generate_latest(server.registry).decode()) == 0
+
+
+def test_the_key_and_the_orgs_tokens_are_served_and_health_needs_none(
+    server: ModelServer, tmp_path: Path
+) -> None:
+    # Given tokens of the job's organization and of another one
+    own = create_token(tmp_path, Caller(user_id="alice", org_id="acme"))
+    other = create_token(tmp_path, Caller(user_id="mallory", org_id="globex"))
+    port = server.server_address[1]
+
+    # When each asks the server, then the key and the organization's token are answered
+    _chat(port, KEY)
+    _chat(port, own)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _chat(port, other)
+    assert refused.value.code == 401
+    # and the liveness probe needs no key
+    assert _raw(port, "GET", {}, path="/health")[0] == 200
+
+
+def test_the_deployer_keeps_the_key_private_and_out_of_the_command_line(tmp_path: Path) -> None:
+    # Given a deployer whose "python" only sleeps (no model is loaded)
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(30)\n")
+    fake_python.chmod(0o755)
+    deployer = ProcessDeployer(tmp_path / "run", python=str(fake_python), ready_timeout_s=30)
+    job = make_job()
+
+    # When it starts a server
+    deployment = deployer.start(job, str(tmp_path / "model"), base_model=None, max_lora_rank=8)
+    try:
+        started = job.model_copy(update={"deployment": deployment})
+        key_file = tmp_path / "run" / f"{job.job_id}.{deployment.generation}.key"
+
+        # Then the key lies in a file only its owner reads, in a folder only its owner opens
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "run").stat().st_mode & 0o777 == 0o700
+        key = key_file.read_text()
+        assert deployment.key_sha256 == hash_token(key)
+        assert deployer.request_headers(started) == {"authorization": f"Bearer {key}"}
+        # and never on the command line, which every user of the machine can read
+        cmdline = Path(f"/proc/{deployment.pid}/cmdline").read_bytes().decode()
+        assert key not in cmdline and str(key_file) in cmdline
+    finally:
+        deployer.stop(started)
+    assert not key_file.exists()
 
 
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "TRACE", "BREW"])

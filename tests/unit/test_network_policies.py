@@ -34,7 +34,9 @@ def _training() -> dict[str, dict[str, Any]]:
 def _serving() -> dict[str, dict[str, Any]]:
     job = make_job("Acme")
     hardware = job_serving_hardware(job.spec, 16)
-    return _policies(serving_manifests(job, MODEL, hardware, 16, ServingSettings()))
+    return _policies(
+        serving_manifests(job, MODEL, hardware, 16, ServingSettings(), generation="g1", key="k")
+    )
 
 
 def test_given_a_launch_when_built_then_its_namespace_denies_all_traffic_by_default() -> None:

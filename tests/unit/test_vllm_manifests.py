@@ -13,6 +13,7 @@ from support.aws_workflow import aws_workflow
 from support.jobs import make_job
 from support.kube import FakeKube, condition, container_status, validate
 from support.platform import use_ports
+from support.serving import Rendezvous, deploy_twice_at_once
 
 from whetstone.adapters.aws.eks_deployer import EksDeployer
 from whetstone.adapters.aws.kube.client import KubernetesUnavailable
@@ -44,6 +45,7 @@ from whetstone.service.platform import Platform
 SETTINGS = ServingSettings(cluster=JobSettings(region="us-east-1"))
 MODEL_URI = "s3://whetstone-artifacts/jobs/acme/ftjob-1/output/model/"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+GENERATION = {"generation": "g1", "key": "whsk_key"}
 
 
 def adapter_job(base: str = "llama-3.1-8b-instruct", method: Method = Method.LORA) -> JobRecord:
@@ -77,7 +79,7 @@ def test_given_a_completed_job_when_its_serving_manifests_are_built_then_all_fit
     job = adapter_job(base, method)
     hardware = job_serving_hardware(job.spec, 16)
 
-    for manifest in serving_manifests(job, MODEL_URI, hardware, 16, SETTINGS):
+    for manifest in serving_manifests(job, MODEL_URI, hardware, 16, SETTINGS, **GENERATION):
         validate(manifest)
 
 
@@ -120,14 +122,17 @@ def test_given_a_job_when_its_deployment_is_built_then_s3_is_fetched_into_the_se
     None
 ):
     job = adapter_job()
-    manifest = deployment_manifest(job, MODEL_URI, job_serving_hardware(job.spec, 16), 16, SETTINGS)
+    manifest = deployment_manifest(
+        job, MODEL_URI, job_serving_hardware(job.spec, 16), 16, SETTINGS, generation="g1"
+    )
 
     fetch = container(manifest, FETCH_CONTAINER)
     assert fetch["command"][-2:] == [MODEL_URI, "/models/adapter"]
     mounts = {m["name"] for m in fetch["volumeMounts"]}
     assert "models" in mounts
     assert "emptyDir" in next(v for v in pod_of(manifest)["volumes"] if v["name"] == "models")
-    assert pod_of(manifest)["serviceAccountName"] == job.job_id  # the trainer's identity
+    # the deploy's own identity (the serving role), never the job's (the trainer role)
+    assert pod_of(manifest)["serviceAccountName"] == f"vllm-{job.job_id}-g1"
 
 
 def test_given_a_job_when_its_deployment_is_built_then_gpus_node_and_taint_follow_the_catalog() -> (
@@ -135,7 +140,7 @@ def test_given_a_job_when_its_deployment_is_built_then_gpus_node_and_taint_follo
 ):
     job = adapter_job("llama-3.1-70b-instruct")
     hardware = job_serving_hardware(job.spec, 16)
-    manifest = deployment_manifest(job, MODEL_URI, hardware, 16, SETTINGS)
+    manifest = deployment_manifest(job, MODEL_URI, hardware, 16, SETTINGS, generation="g1")
 
     pod = pod_of(manifest)
     server = container(manifest, SERVER_CONTAINER)
@@ -153,8 +158,10 @@ def test_given_a_job_when_its_deployment_is_built_then_gpus_node_and_taint_follo
 
 def test_given_a_job_when_its_deployment_is_built_then_health_probes_and_labels_link_it() -> None:
     job = adapter_job()
-    manifest = deployment_manifest(job, MODEL_URI, job_serving_hardware(job.spec, 16), 16, SETTINGS)
-    service = service_manifest(job, SETTINGS)
+    manifest = deployment_manifest(
+        job, MODEL_URI, job_serving_hardware(job.spec, 16), 16, SETTINGS, generation="g1"
+    )
+    service = service_manifest(job, SETTINGS, generation="g1")
 
     server = container(manifest, SERVER_CONTAINER)
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -278,7 +285,7 @@ def test_given_a_job_when_it_is_deployed_then_a_deployment_and_a_service_start(
     name = deployment_name(job)
     assert deployment.endpoint == f"http://{name}.{namespace}.svc.cluster.local:8000/v1"
     assert ("Service", namespace, name) in kube.objects
-    assert ("ServiceAccount", namespace, job.job_id) in kube.objects
+    assert ("ServiceAccount", namespace, name) in kube.objects
 
 
 def test_given_no_pod_yet_when_status_is_read_then_it_is_starting(
@@ -480,7 +487,7 @@ def test_given_the_aws_runtime_when_a_job_is_deployed_then_it_becomes_ready_and_
     base = f"/api/v1/fine-tuning/jobs/{job.job_id}"
 
     accepted = call_api("POST", f"{base}/deploy")
-    kube.served_answers[deployment_name(job)] = "Paris."
+    kube.served_answers[deployment_name(aws_platform.jobs.get(job.job_id))] = "Paris."  # type: ignore[arg-type]
     available(kube, job)
     ready = call_api("GET", f"{base}/deployment")
     deleted = call_api("DELETE", f"{base}/deployment")
@@ -528,10 +535,43 @@ def test_given_a_damaged_golden_record_when_the_server_answers_then_ready_unchec
     base = f"/api/v1/fine-tuning/jobs/{job.job_id}"
 
     call_api("POST", f"{base}/deploy")
-    kube.served_answers[deployment_name(job)] = "Paris."
+    kube.served_answers[deployment_name(aws_platform.jobs.get(job.job_id))] = "Paris."  # type: ignore[arg-type]
     available(kube, job)
     ready = call_api("GET", f"{base}/deployment")
     again = call_api("GET", f"{base}/deployment")
 
     assert ready.status == 200 and ready.body["status"] == "ready"
     assert [p["code"] for p in again.body["problems"]] == ["golden_unchecked"]  # listed once
+
+
+def test_given_two_deploys_of_one_job_at_once_then_the_recorded_one_keeps_all_it_needs(
+    monkeypatch: pytest.MonkeyPatch, aws_platform: Platform, kube: FakeKube
+) -> None:
+    # Given a completed job and a deployer whose two starts meet before either records
+    job = completed_job(aws_platform)
+    platform = use_ports(monkeypatch, deployer=Rendezvous(aws_platform.deployer))
+
+    # When the job is deployed twice at once
+    results = deploy_twice_at_once(platform, DEFAULT_CALLER, job.job_id)
+
+    # Then one deploy is recorded, the other refused
+    won = [r for r in results if isinstance(r, Deployment)]
+    assert len(won) == 1 and len(results) == 2, results
+    recorded = platform.jobs.get(job.job_id)
+    assert recorded is not None and recorded.deployment == won[0]
+    # and every object of the recorded deploy is there, the other deploy's are gone
+    namespace = kube.deployment(job.job_id)["metadata"]["namespace"]
+    name = deployment_name(recorded)
+    left = {(kind, n) for kind, ns, n in kube.objects if ns == namespace and n.startswith("vllm-")}
+    assert left == {
+        ("Deployment", name),
+        ("Service", name),
+        ("ServiceAccount", name),
+        ("Secret", f"{name}-api-key"),
+        ("ConfigMap", f"{name}-middleware"),
+    }
+    # and the recorded deploy still becomes ready
+    kube.served_answers[name] = "Paris."
+    available(kube, recorded)
+    assert aws_platform.deployer is not None
+    assert aws_platform.deployer.status(recorded).status == "ready"

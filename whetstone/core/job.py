@@ -149,6 +149,21 @@ class Deployment(DeferredModel):
     problems: Annotated[
         list[ServingProblem], Field(description="What the compatibility checks found.")
     ] = Field(default_factory=list)
+    generation: Annotated[
+        str | None,
+        Field(
+            description="Which start of the job's server this is: it names the server's "
+            "objects and files, so a deploy only ever removes its own. None on deployments "
+            "recorded before generations."
+        ),
+    ] = None
+    key_sha256: Annotated[
+        str | None,
+        Field(
+            description="The sha256 of the key the server requires; the key itself is kept "
+            "where only the platform reads it, never in answers."
+        ),
+    ] = None
 
     @property
     def is_live(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
 from whetstone.core.job import Caller, Deployment, JobRecord, utcnow
@@ -41,6 +41,20 @@ def _deployer(platform: Platform) -> Deployer:
             code="deploy_unavailable",
         )
     return platform.deployer
+
+
+@runtime_checkable
+class KeyedServers(Protocol):
+    """A deployer whose servers require a key on every request."""
+
+    def request_headers(self, job: JobRecord) -> dict[str, str]:
+        """The headers a request to the job's server carries (its key)."""
+
+
+def request_headers(platform: Platform, job: JobRecord) -> dict[str, str]:
+    """What the platform's own requests to the job's deployment must carry."""
+    deployer = platform.deployer
+    return deployer.request_headers(job) if isinstance(deployer, KeyedServers) else {}
 
 
 def _model_key(job: JobRecord) -> str:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 from whetstone.inference.generation import ChatModel
+from whetstone.serving.auth import ServerKeys
 from whetstone.serving.server import ModelServer
 
 
@@ -18,10 +20,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--name", required=True, help="the model name clients send")
+    parser.add_argument(
+        "--key-file", type=Path, required=True, help="a file holding the key requests must send"
+    )
+    parser.add_argument("--org", default=None, help="accept this organization's tokens too")
+    parser.add_argument("--tokens-home", type=Path, default=None, help="whose tokens.json")
     args = parser.parse_args(argv)
 
+    keys = ServerKeys.from_key_file(args.key_file, args.tokens_home, args.org)
     model = ChatModel.load(args.model_dir, args.base)
-    server = ModelServer((args.host, args.port), model, args.name)
+    server = ModelServer((args.host, args.port), model, args.name, keys=keys)
 
     def shut_down(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

@@ -1,7 +1,8 @@
 """A threaded stdlib HTTP server with the OpenAI endpoints: /v1/models,
 /v1/chat/completions (streamed as server-sent events with `stream: true`, each piece of text
 as it is generated) and /v1/completions (not streamed), and /metrics: the requests answered
-(`whetstone_requests_total`), which the reconciler reads to find idle servers."""
+(`whetstone_requests_total`), which the reconciler reads to find idle servers.
+Every route but /health needs `Authorization: Bearer <key>` (whetstone.serving.auth)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 
 from whetstone.inference.generation import ChatModel, Generation
 from whetstone.serving.api import ChatCompletionRequest, CompletionRequest, Usage, _Request
+from whetstone.serving.auth import OPEN_PATHS, ServerKeys
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 _R = TypeVar("_R", bound=_Request)
@@ -25,10 +27,13 @@ _R = TypeVar("_R", bound=_Request)
 class ModelServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], model: ChatModel, name: str) -> None:
+    def __init__(
+        self, address: tuple[str, int], model: ChatModel, name: str, *, keys: ServerKeys
+    ) -> None:
         super().__init__(address, _Handler)
         self.model = model
         self.name = name
+        self.keys = keys
         self.created = int(time.time())
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -88,8 +93,22 @@ class _Handler(BaseHTTPRequestHandler):
         error = {"message": refused.message, "type": refused.kind, "param": None}
         self._send(refused.status, {"error": {**error, "code": refused.code}}, headers)
 
+    def _authorized(self, path: str) -> bool:
+        """Whether the request may go on; a 401 is sent when it may not."""
+        if path in OPEN_PATHS or self.server.keys.allows(self.headers.get("authorization")):
+            return True
+        message = "a valid key is required: Authorization: Bearer <key>"
+        refused = _Refused(
+            HTTPStatus.UNAUTHORIZED, message, "invalid_request_error", "invalid_api_key"
+        )
+        self.close_connection = True  # its body, if any, is not read
+        self._refuse(refused, headers={"www-authenticate": "Bearer"})
+        return False
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
+        if not self._authorized(path):
+            return
         if path == "/v1/models":
             self._send(HTTPStatus.OK, {"object": "list", "data": [self._model_card()]})
         elif path == f"/v1/models/{self.server.name}":
@@ -108,6 +127,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0].rstrip("/")
+        if not self._authorized(path):
+            return
         try:
             body = self._json_body()
             if path == "/v1/chat/completions" and isinstance(body, dict) and body.get("stream"):

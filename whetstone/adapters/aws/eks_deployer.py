@@ -1,10 +1,12 @@
-"""Deployments on EKS: a vLLM Deployment and a ClusterIP Service per job, in its org's namespace.
+"""Deployments on EKS: a vLLM Deployment and a ClusterIP Service per deploy, in its org's
+namespace, named after the deploy's generation so a deploy only ever deletes its own.
 
-The pod runs under the job's own ServiceAccount, associated through EKS Pod Identity with
-the trainer role. Readiness is read from the Kubernetes API (its Deployment and pod); once
-the server answers, the golden prompt is sent through the API server's service proxy and its
-greedy answer compared with the one the trainer recorded for the saved model. A deployment
-found failed has its objects deleted, so a broken server never keeps a GPU node.
+The pod runs under the deploy's own ServiceAccount, associated through EKS Pod Identity with
+the read-only serving role, narrowed to the job's model. vLLM requires the deploy's key
+(a Secret). Readiness is read from the Kubernetes API (its Deployment and pod); once the
+server answers, the golden prompt is sent through the API server's service proxy, with the
+key, and its greedy answer compared with the one the trainer recorded for the saved model.
+A deployment found failed has its objects deleted, so a broken server never keeps a GPU node.
 
 The manifests, the reading of a server's state and the Kubernetes client live in
 `whetstone.adapters.aws.kube`; `kubernetes` is imported only inside the client's calls, so
@@ -13,17 +15,26 @@ the API Lambda's cold start never pays for it.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from whetstone.adapters.aws.kube.eks_auth import KubernetesApi
+from whetstone.adapters.aws.kube.serving_identity import model_read_policy
 from whetstone.adapters.aws.kube.serving_manifests import (
+    KEY_HEADER,
+    LABEL_GENERATION,
     PORT_NAME,
+    SECRET_KEY_NAME,
     SERVING_APP,
     ServingSettings,
     deployment_name,
     endpoint_url,
+    generation_objects,
+    key_secret_name,
+    recorded_generation,
+    server_name,
     server_selector,
     serving_manifests,
 )
@@ -32,6 +43,7 @@ from whetstone.adapters.aws.kube.shared_manifests import LABEL_APP, LABEL_JOB, j
 from whetstone.adapters.aws.kube.workload_identity import ClusterAccess, PodIdentity
 from whetstone.core.catalog.hardware import get_gpu
 from whetstone.core.job import Deployment, JobRecord, utcnow
+from whetstone.core.server_keys import new_generation, new_server_key
 from whetstone.core.serving import (
     GOLDEN_MAX_TOKENS,
     GOLDEN_MESSAGES,
@@ -40,6 +52,7 @@ from whetstone.core.serving import (
     vllm_lora_rank,
 )
 from whetstone.core.serving_hardware import job_serving_hardware
+from whetstone.core.tokens import hash_token
 from whetstone.observability import logger
 from whetstone.service.serving_metrics import requests_answered
 
@@ -79,19 +92,31 @@ class EksDeployer:
     ) -> Deployment:
         hardware = job_serving_hardware(job.spec, max_lora_rank)
         rank = vllm_lora_rank(max_lora_rank)
-        self._cluster.apply_all(serving_manifests(job, model_uri, hardware, rank, self._settings))
+        generation, key = new_generation(), new_server_key()
+        manifests = serving_manifests(
+            job, model_uri, hardware, rank, self._settings, generation=generation, key=key
+        )
+        policy = model_read_policy(model_uri, self._settings.cluster.region)
+        try:
+            self._cluster.apply_all(manifests, session_policy=policy)
+        except Exception:
+            self._remove(job, generation)  # what this start created, and nothing else
+            raise
         now = self._clock()
         logger.info(
             "deployment started",
             job_id=job.job_id,
+            generation=generation,
             gpu_type=hardware.gpu_type.value,
             gpu_count=hardware.gpu_count,
         )
         return Deployment(
             status="starting",
             model=job.job_id,
-            endpoint=endpoint_url(job, self._settings),
+            endpoint=endpoint_url(job, generation, self._settings),
             max_lora_rank=rank,
+            generation=generation,
+            key_sha256=hash_token(key),
             created_at=now,
             updated_at=now,
             message=f"starting vLLM on {hardware.gpu_count} x {get_gpu(hardware.gpu_type).name}"
@@ -105,7 +130,8 @@ class EksDeployer:
         namespace = job_namespace(job, self._settings.cluster)
         api = self._cluster.api
         found = api.read("Deployment", namespace, deployment_name(job))
-        pods = api.list_objects("Pod", namespace, server_selector(job)) if found is not None else []
+        selector = server_selector(job, recorded_generation(job))
+        pods = api.list_objects("Pod", namespace, selector) if found is not None else []
         state = server_state(found, pods, self._clock(), self._settings)
         if state.state == "failed":
             return self._failed(job, recorded, state.message)
@@ -135,8 +161,14 @@ class EksDeployer:
             "temperature": 0,
         }
         try:
+            key = self._key(job, namespace)
             answer = self._cluster.api.post_to_service(
-                namespace, deployment_name(job), PORT_NAME, "/v1/chat/completions", body
+                namespace,
+                deployment_name(job),
+                PORT_NAME,
+                "/v1/chat/completions",
+                body,
+                {KEY_HEADER: key} if key else {},
             )
             served = str(answer["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError, ValueError) as error:
@@ -167,13 +199,34 @@ class EksDeployer:
         )
 
     def stop(self, job: JobRecord) -> None:
+        self._remove(job, recorded_generation(job))
+        logger.info("deployment stopped", job_id=job.job_id)
+
+    def request_headers(self, job: JobRecord) -> dict[str, str]:
+        """What a request sent straight to the job's server carries: its key."""
+        key = self._key(job, job_namespace(job, self._settings.cluster))
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    def _key(self, job: JobRecord, namespace: str) -> str | None:
+        """The recorded deploy's key, from its Secret (None before generations had keys)."""
+        generation = recorded_generation(job)
+        if generation is None:
+            return None
+        name = key_secret_name(server_name(job.job_id, generation))
+        secret = self._cluster.api.read("Secret", namespace, name)
+        encoded = ((secret or {}).get("data") or {}).get(SECRET_KEY_NAME)
+        return base64.b64decode(encoded).decode() if encoded else None
+
+    def _remove(self, job: JobRecord, generation: str | None) -> None:
+        """Delete what the deploy of `generation` created: its objects, its service account
+        and Pod Identity association (before generations: the job's own, as training is
+        over once a job deploys)."""
         namespace = job_namespace(job, self._settings.cluster)
         cluster = self._cluster
-        cluster.api.delete("Service", namespace, deployment_name(job))
-        cluster.api.delete("Deployment", namespace, deployment_name(job))
-        # Training is over (only completed jobs deploy): the job's identity is the server's.
-        cluster.remove_identity(namespace, job.job_id)
-        logger.info("deployment stopped", job_id=job.job_id)
+        for kind, name in generation_objects(job.job_id, generation):
+            cluster.api.delete(kind, namespace, name)
+        service_account = server_name(job.job_id, generation) if generation else job.job_id
+        cluster.remove_identity(namespace, service_account)
 
     def served_job_ids(self) -> list[str]:
         """Job ids of every vLLM Deployment on the cluster."""
@@ -198,25 +251,30 @@ class EksDeployer:
         return requests_answered(text)
 
     def remove_orphan(self, job_id: str) -> None:
-        """Delete the Deployment, Service and service account of a job that has no record."""
+        """Delete every deploy of a job that has no record: the objects and identity of each
+        generation its Deployments carry."""
         cluster = self._cluster
         for item in cluster.api.list_objects(
             "Deployment", None, {LABEL_APP: SERVING_APP, LABEL_JOB: job_id}
         ):
-            namespace, name = item["metadata"]["namespace"], item["metadata"]["name"]
-            cluster.api.delete("Service", namespace, name)
-            cluster.api.delete("Deployment", namespace, name)
-            cluster.remove_identity(namespace, job_id)
+            namespace = item["metadata"]["namespace"]
+            generation = (item["metadata"].get("labels") or {}).get(LABEL_GENERATION)
+            for kind, name in generation_objects(job_id, generation):
+                cluster.api.delete(kind, namespace, name)
+            cluster.remove_identity(
+                namespace, server_name(job_id, generation) if generation else job_id
+            )
         logger.info("orphan deployment removed", job_id=job_id)
 
 
 def connect_to_cluster(
-    cluster_name: str, region: str, trainer_role_arn: str | None
+    cluster_name: str, region: str, serving_role_arn: str | None
 ) -> Callable[[], ClusterAccess]:
-    """The cluster clients, built when first needed."""
+    """The cluster clients, built when first needed; the servers' pods get the serving role
+    (without one, they get no AWS credentials and cannot fetch the model)."""
 
     def connect() -> ClusterAccess:
-        pod_identity = PodIdentity(cluster_name, trainer_role_arn) if trainer_role_arn else None
+        pod_identity = PodIdentity(cluster_name, serving_role_arn) if serving_role_arn else None
         api = KubernetesApi(cluster_name, region=region)
         return ClusterAccess(api=api, pod_identity=pod_identity)
 

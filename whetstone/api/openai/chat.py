@@ -121,7 +121,12 @@ def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) ->
     deployment = ready_deployment(platform, caller, job)
     return BackendRequest(
         url=f"{deployment.endpoint}/chat/completions",
-        headers={"content-type": "application/json"},
+        headers={
+            "content-type": "application/json",
+            **deployments.request_headers(
+                platform, job.model_copy(update={"deployment": deployment})
+            ),
+        },
         body={**body, "model": deployment.model},
         model=name,
     )

@@ -22,6 +22,7 @@ from whetstone.adapters.aws.kube.object_status import clip
 from whetstone.core.errors import TransientError
 
 Manifest = dict[str, Any]
+Headers = Mapping[str, str]
 T = TypeVar("T")
 
 NOT_FOUND = 404
@@ -55,9 +56,10 @@ class KubeApi(Protocol):
         """Delete the object (a Job or Deployment with its pods); a missing one is fine."""
 
     def post_to_service(
-        self, namespace: str, service: str, port: str, path: str, body: Manifest
+        self, namespace: str, service: str, port: str, path: str, body: Manifest, headers: Headers
     ) -> Manifest:
-        """POST JSON to the Service through the API server's proxy; the JSON answer."""
+        """POST JSON, with `headers`, to the Service through the API server's proxy; the
+        JSON answer. The proxy drops `Authorization`: other headers reach the Service."""
 
     def get_from_service(self, namespace: str, service: str, port: str, path: str) -> str:
         """GET a text page of the Service through the API server's proxy."""
@@ -91,6 +93,8 @@ _KINDS = {
     "Namespace": _Kind("CoreV1Api", "namespace", namespaced=False),
     "ResourceQuota": _Kind("CoreV1Api", "resource_quota"),
     "ServiceAccount": _Kind("CoreV1Api", "service_account"),
+    "Secret": _Kind("CoreV1Api", "secret"),
+    "ConfigMap": _Kind("CoreV1Api", "config_map"),
     "Service": _Kind("CoreV1Api", "service"),
     "Pod": _Kind("CoreV1Api", "pod"),
     "Event": _Kind("CoreV1Api", "event"),
@@ -206,12 +210,12 @@ class KubeClient:
         )
 
     def post_to_service(
-        self, namespace: str, service: str, port: str, path: str, body: Manifest
+        self, namespace: str, service: str, port: str, path: str, body: Manifest, headers: Headers
     ) -> Manifest:
         data = self._proxy(
             "POST",
             f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}",
-            {"Content-Type": "application/json", "Accept": "application/json"},
+            {"Content-Type": "application/json", "Accept": "application/json", **headers},
             body,
         )
         answer: Manifest = json.loads(data)

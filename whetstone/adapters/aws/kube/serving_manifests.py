@@ -1,7 +1,12 @@
 """A job's vLLM server: a Deployment and a ClusterIP Service in its organization's namespace.
 
-The pod runs under the job's own ServiceAccount (the trainer's): an init container (the AWS
-CLI image) copies the job's model from S3 into an emptyDir, then vLLM serves it. An adapter
+Every object of one deploy is named `vllm-<job>-<generation>`, a fresh generation per
+deploy, so stopping one deploy never removes another's. The pod runs under that name's own
+ServiceAccount, which EKS Pod Identity gives the read-only serving role (never the
+trainer's): an init container (the AWS CLI image) copies the job's model from S3 into an
+emptyDir, then vLLM serves it. vLLM requires the deploy's key (`VLLM_API_KEY`, from the
+deploy's Secret) on /v1 routes; a mounted middleware lets the platform send it as
+`X-Whetstone-Model-Key` through the API server's proxy, which drops `Authorization`. An adapter
 is served over its base model (downloaded from the Hugging Face hub into another emptyDir)
 under the adapter's name, the job id; a full model is served from its folder under the same
 name. The GPUs come from the model's serving requirements
@@ -11,8 +16,10 @@ Pure functions returning dicts.
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from whetstone.adapters.aws.kube.client import Manifest
 from whetstone.adapters.aws.kube.gpu_pods import gpu_pod_template, shm_volume
@@ -24,7 +31,7 @@ from whetstone.adapters.aws.kube.shared_manifests import (
     JobSettings,
     job_labels,
     job_namespace,
-    org_manifests,
+    namespace_manifests,
 )
 from whetstone.core.catalog.hardware import get_gpu
 from whetstone.core.job import JobRecord
@@ -55,6 +62,14 @@ HF_TOKEN_SECRET = "huggingface-token"
 CPU_REQUEST_PER_GPU = 3
 MEMORY_REQUEST_GIB_PER_GPU = 12  # fits the 16 GiB of a one-GPU xlarge node
 SHM_SIZE = "8Gi"  # NCCL between tensor-parallel workers
+LABEL_GENERATION = "whetstone.dev/deployment"
+# The platform's key header through the API server's proxy (vllm_key_header.py).
+KEY_HEADER = "X-Whetstone-Model-Key"
+KEY_ENV = "VLLM_API_KEY"  # vLLM reads its key from here: never in args, never in plain env
+SECRET_KEY_NAME = "key"
+MIDDLEWARE_DIR = "/opt/whetstone"
+MIDDLEWARE_SOURCE = Path(__file__).with_name("vllm_key_header.py")
+MIDDLEWARE_CLASS = f"{MIDDLEWARE_SOURCE.stem}.KeyHeader"
 
 
 @dataclass(frozen=True)
@@ -68,20 +83,48 @@ class ServingSettings:
     fetch_image: str = MODEL_FETCH_IMAGE
 
 
+def server_name(job_id: str, generation: str | None) -> str:
+    """The name of every object of one deploy (a DNS-1035 label); without a generation, the
+    name deployments had before generations."""
+    return f"vllm-{job_id}-{generation}" if generation else f"vllm-{job_id}"
+
+
+def recorded_generation(job: JobRecord) -> str | None:
+    """The generation of the job's recorded deployment."""
+    return job.deployment.generation if job.deployment is not None else None
+
+
 def deployment_name(job: JobRecord) -> str:
-    """The Deployment's and the Service's name (a DNS-1035 label)."""
-    return f"vllm-{job.job_id}"
+    """The name of the recorded deployment's objects (Deployment, Service ...)."""
+    return server_name(job.job_id, recorded_generation(job))
 
 
-def server_selector(job: JobRecord) -> dict[str, str]:
-    """The labels that pick the job's server pods."""
-    return {LABEL_APP: SERVING_APP, LABEL_JOB: job.job_id}
+def key_secret_name(name: str) -> str:
+    """The Secret holding the key of the server named `name`."""
+    return f"{name}-api-key"
 
 
-def endpoint_url(job: JobRecord, settings: ServingSettings) -> str:
+def middleware_config_name(name: str) -> str:
+    """The ConfigMap holding the key-header middleware of the server named `name`."""
+    return f"{name}-middleware"
+
+
+def server_selector(job: JobRecord, generation: str | None) -> dict[str, str]:
+    """The labels that pick the server pods of one deploy of the job."""
+    found = {LABEL_APP: SERVING_APP, LABEL_JOB: job.job_id}
+    return {**found, LABEL_GENERATION: generation} if generation else found
+
+
+def endpoint_url(job: JobRecord, generation: str | None, settings: ServingSettings) -> str:
     """The OpenAI base URL inside the cluster."""
     namespace = job_namespace(job, settings.cluster)
-    return f"http://{deployment_name(job)}.{namespace}.svc.cluster.local:{PORT}/v1"
+    name = server_name(job.job_id, generation)
+    return f"http://{name}.{namespace}.svc.cluster.local:{PORT}/v1"
+
+
+def _metadata(job: JobRecord, name: str, generation: str, settings: ServingSettings) -> Manifest:
+    labels = {**job_labels(job, SERVING_APP), LABEL_GENERATION: generation}
+    return {"name": name, "namespace": job_namespace(job, settings.cluster), "labels": labels}
 
 
 def _served_folder(job: JobRecord) -> str:
@@ -93,6 +136,8 @@ def vllm_args(job: JobRecord, hardware: ServingHardware, max_lora_rank: int) -> 
     model's folder under it."""
     dtype = "bfloat16" if get_gpu(hardware.gpu_type).bf16 else "float16"
     common = [
+        "--middleware",
+        MIDDLEWARE_CLASS,
         "--host",
         "0.0.0.0",
         "--port",
@@ -142,8 +187,12 @@ def deployment_manifest(
     hardware: ServingHardware,
     max_lora_rank: int,
     settings: ServingSettings,
+    *,
+    generation: str,
 ) -> Manifest:
-    """The vLLM Deployment serving the job's model from `model_uri` (s3://.../model/)."""
+    """The vLLM Deployment of one deploy, serving the job's model from `model_uri`
+    (s3://.../model/) under the deploy's ServiceAccount, with the deploy's key."""
+    name = server_name(job.job_id, generation)
     gpus = str(hardware.gpu_count)
     # The base's weights download into the cache; a full model's copy lies in /models.
     weights_gib = math.ceil(hardware.weights_gib * 1.1) + 10
@@ -173,6 +222,13 @@ def deployment_manifest(
             {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
             {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
             {"name": "DO_NOT_TRACK", "value": "1"},
+            {"name": "PYTHONPATH", "value": MIDDLEWARE_DIR},
+            {
+                "name": KEY_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {"name": key_secret_name(name), "key": SECRET_KEY_NAME}
+                },
+            },
             {
                 "name": "HF_TOKEN",
                 "valueFrom": {
@@ -198,58 +254,106 @@ def deployment_manifest(
             {"name": "models", "mountPath": MODELS_DIR, "readOnly": True},
             {"name": "cache", "mountPath": CACHE_DIR},
             {"name": "shm", "mountPath": "/dev/shm"},
+            {"name": "middleware", "mountPath": MIDDLEWARE_DIR, "readOnly": True},
         ],
     }
     pod_spec = {
+        "serviceAccountName": name,
         "initContainers": [fetch],
         "containers": [server],
         "volumes": [
             {"name": "models", "emptyDir": {"sizeLimit": f"{weights_gib}Gi"}},
             {"name": "cache", "emptyDir": {"sizeLimit": f"{weights_gib}Gi"}},
             shm_volume(SHM_SIZE),
+            {"name": "middleware", "configMap": {"name": middleware_config_name(name)}},
         ],
     }
+    template = gpu_pod_template(job, SERVING_APP, hardware.gpu_type, hardware.gpu_count, pod_spec)
+    template["metadata"]["labels"][LABEL_GENERATION] = generation
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {
-            "name": deployment_name(job),
-            "namespace": job_namespace(job, settings.cluster),
-            "labels": job_labels(job, SERVING_APP),
-        },
+        "metadata": _metadata(job, name, generation, settings),
         "spec": {
             "replicas": 1,
             "revisionHistoryLimit": 1,
             # One server holds the GPUs; a second during a rollout would need a second node.
             "strategy": {"type": "Recreate"},
             "progressDeadlineSeconds": settings.ready_timeout_s,
-            "selector": {"matchLabels": server_selector(job)},
+            "selector": {"matchLabels": server_selector(job, generation)},
             # A consolidation would restart the only replica: gpu_pod_template keeps the node.
-            "template": gpu_pod_template(
-                job, SERVING_APP, hardware.gpu_type, hardware.gpu_count, pod_spec
-            ),
+            "template": template,
         },
     }
 
 
-def service_manifest(job: JobRecord, settings: ServingSettings) -> Manifest:
-    """The ClusterIP Service in front of the server."""
+def service_manifest(job: JobRecord, settings: ServingSettings, *, generation: str) -> Manifest:
+    """The ClusterIP Service in front of one deploy's server."""
+    name = server_name(job.job_id, generation)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {
-            "name": deployment_name(job),
-            "namespace": job_namespace(job, settings.cluster),
-            "labels": job_labels(job, SERVING_APP),
-        },
+        "metadata": _metadata(job, name, generation, settings),
         "spec": {
             "type": "ClusterIP",
-            "selector": server_selector(job),
+            "selector": server_selector(job, generation),
             "ports": [
                 {"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
             ],
         },
     }
+
+
+def service_account_manifest(
+    job: JobRecord, settings: ServingSettings, *, generation: str
+) -> Manifest:
+    """The ServiceAccount of one deploy's pods, associated with the serving role."""
+    name = server_name(job.job_id, generation)
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(job, name, generation, settings),
+        "automountServiceAccountToken": False,
+    }
+
+
+def key_secret_manifest(
+    job: JobRecord, settings: ServingSettings, *, generation: str, key: str
+) -> Manifest:
+    """The Secret holding the deploy's key, which vLLM requires and the platform sends."""
+    name = server_name(job.job_id, generation)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(job, key_secret_name(name), generation, settings),
+        "type": "Opaque",
+        "data": {SECRET_KEY_NAME: base64.b64encode(key.encode()).decode("ascii")},
+    }
+
+
+def middleware_manifest(job: JobRecord, settings: ServingSettings, *, generation: str) -> Manifest:
+    """The ConfigMap that mounts the key-header middleware into the vLLM container."""
+    name = server_name(job.job_id, generation)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(job, middleware_config_name(name), generation, settings),
+        "data": {MIDDLEWARE_SOURCE.name: MIDDLEWARE_SOURCE.read_text(encoding="utf-8")},
+    }
+
+
+def generation_objects(job_id: str, generation: str | None) -> list[tuple[str, str]]:
+    """(kind, name) of what one deploy created, the Deployment first (its GPU goes first);
+    a deployment from before generations had only a Service and a Deployment of its own."""
+    name = server_name(job_id, generation)
+    if generation is None:
+        return [("Deployment", name), ("Service", name)]
+    return [
+        ("Deployment", name),
+        ("Service", name),
+        ("Secret", key_secret_name(name)),
+        ("ConfigMap", middleware_config_name(name)),
+    ]
 
 
 def serving_manifests(
@@ -258,14 +362,22 @@ def serving_manifests(
     hardware: ServingHardware,
     max_lora_rank: int,
     settings: ServingSettings,
+    *,
+    generation: str,
+    key: str,
 ) -> list[Manifest]:
-    """Everything a deploy applies, in order (the namespace, quota and service account
-    exist since training; applying them again is a no-op). The Deployment, which takes a
-    GPU node, comes last: a deploy that fails before it leaves nothing costly behind."""
+    """Everything one deploy applies, in order (the namespace, quota and policies exist
+    since training; applying them again is a no-op). The Deployment, which takes a GPU
+    node, comes last: a deploy that fails before it leaves nothing costly behind."""
     namespace = job_namespace(job, settings.cluster)
     return [
-        *org_manifests(job, settings.cluster),
+        *namespace_manifests(job, settings.cluster),
         serving_ingress_manifest(namespace, {LABEL_APP: SERVING_APP}, PORT),
-        service_manifest(job, settings),
-        deployment_manifest(job, model_uri, hardware, max_lora_rank, settings),
+        service_account_manifest(job, settings, generation=generation),
+        key_secret_manifest(job, settings, generation=generation, key=key),
+        middleware_manifest(job, settings, generation=generation),
+        service_manifest(job, settings, generation=generation),
+        deployment_manifest(
+            job, model_uri, hardware, max_lora_rank, settings, generation=generation
+        ),
     ]

@@ -20,7 +20,7 @@ _DIGEST_CHARS = 13
 LABEL_APP = "app.kubernetes.io/name"
 LABEL_JOB = "whetstone.dev/job-id"
 LABEL_ORG = "whetstone.dev/org-id"
-# A job's ServiceAccount is the trainer's; its server runs under the same one.
+# A job's ServiceAccount is the trainer's; its servers run under their own (serving_manifests).
 TRAINER_APP = "whetstone-trainer"
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -122,14 +122,18 @@ def service_account_manifest(job: JobRecord, settings: JobSettings) -> Manifest:
     }
 
 
-def org_manifests(job: JobRecord, settings: JobSettings) -> list[Manifest]:
-    """The namespace, its quota and network policies, and the service account a job's
-    workload runs in (applying them again is a no-op)."""
+def namespace_manifests(job: JobRecord, settings: JobSettings) -> list[Manifest]:
+    """The namespace of the job's organization, its quota and network policies."""
     namespace = job_namespace(job, settings)
     return [
         namespace_manifest(job.org_id, settings),
         resource_quota_manifest(job.org_id, settings),
         default_deny_manifest(namespace),
         egress_manifest(namespace),
-        service_account_manifest(job, settings),
     ]
+
+
+def org_manifests(job: JobRecord, settings: JobSettings) -> list[Manifest]:
+    """The namespace, its quota and network policies, and the service account a job's
+    training runs in (applying them again is a no-op)."""
+    return [*namespace_manifests(job, settings), service_account_manifest(job, settings)]

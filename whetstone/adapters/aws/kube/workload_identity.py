@@ -1,12 +1,13 @@
-"""A job's workload and its identity: the job's ServiceAccount, and the EKS Pod Identity
-association that gives it the trainer role (whose policy confines S3 to the job's prefix).
-Training and serving start and remove their workloads the same way."""
+"""A job's workload and its identity: its ServiceAccount, and the EKS Pod Identity
+association that gives it a role: the trainer role (whose policy confines S3 to the job's
+prefix by a session tag) for training, the read-only serving role (confined to the job's
+model by a session policy) for serving. Both start and remove their workloads the same way."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from whetstone.adapters.aws.kube.client import KubeApi, Manifest
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class PodIdentity:
-    """EKS Pod Identity associations: the job's service account → the trainer role."""
+    """EKS Pod Identity associations: a workload's service account → `role_arn`."""
 
     def __init__(self, cluster_name: str, role_arn: str, client: EKSClient | None = None) -> None:
         if client is None:
@@ -26,13 +27,21 @@ class PodIdentity:
         self._cluster = cluster_name
         self._role_arn = role_arn
 
-    def associate(self, namespace: str, service_account: str) -> None:
+    def associate(
+        self, namespace: str, service_account: str, session_policy: str | None = None
+    ) -> None:
+        """Give the service account's pods the role; `session_policy` (JSON) narrows what
+        they may do with it (EKS allows one only without session tags)."""
+        narrowed: dict[str, Any] = (
+            {"policy": session_policy, "disableSessionTags": True} if session_policy else {}
+        )
         try:
             self._eks.create_pod_identity_association(
                 clusterName=self._cluster,
                 namespace=namespace,
                 serviceAccount=service_account,
                 roleArn=self._role_arn,
+                **narrowed,
             )
         except self._eks.exceptions.ResourceInUseException:
             pass  # launched before: the association exists
@@ -56,19 +65,21 @@ def _service_account(manifest: Manifest) -> str | None:
 
 @dataclass(frozen=True)
 class ClusterAccess:
-    """The Kubernetes API and, when a trainer role is configured, EKS Pod Identity."""
+    """The Kubernetes API and, when a role for the workloads is configured, EKS Pod Identity
+    (the trainer role for training, the serving role for serving)."""
 
     api: KubeApi
     pod_identity: PodIdentity | None = None
 
-    def apply_all(self, manifests: Sequence[Manifest]) -> None:
-        """Apply in order; a workload's ServiceAccount is associated with the trainer role
-        just before the workload, so its pods start with their credentials."""
+    def apply_all(self, manifests: Sequence[Manifest], session_policy: str | None = None) -> None:
+        """Apply in order; a workload's ServiceAccount is associated with the role (narrowed
+        by `session_policy`) just before the workload, so its pods start with their
+        credentials."""
         for manifest in manifests:
             service_account = _service_account(manifest)
             if service_account is not None and self.pod_identity is not None:
                 namespace = manifest["metadata"]["namespace"]
-                self.pod_identity.associate(namespace, service_account)
+                self.pod_identity.associate(namespace, service_account, session_policy)
             self.api.apply(manifest)
 
     def remove_identity(self, namespace: str, service_account: str) -> None:
