@@ -21,9 +21,7 @@ STACK_PREFIX = "Whetstone"
 # What goes into the Lambda code asset (relative to the repository root); the rest of the
 # repository (tests, trainer, bench) stays out.
 LAMBDA_SOURCES = ("whetstone", "functions")
-LAMBDA_EXCLUDED_PARTS = frozenset(
-    {"__pycache__", ".mypy_cache", ".pytest_cache", "console_assets"}
-)
+LAMBDA_EXCLUDED_PARTS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", "console_assets"})
 
 # Context keys (cdk.json or `-c key=value`).
 CTX_LAYER_DIR = "whetstone:dependencies_layer_dir"
