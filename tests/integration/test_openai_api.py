@@ -26,9 +26,11 @@ from whetstone.core.errors import ConflictError
 from whetstone.core.job import Caller, Deployment, JobError, JobRecord, utcnow
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
+from whetstone.core.tokens import hash_token
 from whetstone.runtime import get_platform
 from whetstone.service import jobs as job_service
 from whetstone.service.records import transition, update_job
+from whetstone.serving.auth import ServerKeys
 from whetstone.serving.server import ModelServer
 from whetstone.settings import get_settings
 
@@ -290,7 +292,9 @@ def test_a_model_not_ready_within_the_wait_answers_503_and_keeps_starting(
 
 
 class GatedDeployer:
-    """Serves every model at once with a local model server over GatedModel."""
+    """Serves every model at once with a local model server over GatedModel, behind a key."""
+
+    key = "whsk_the-gated-servers-key"
 
     def __init__(self) -> None:
         self.model = GatedModel()
@@ -299,7 +303,8 @@ class GatedDeployer:
     def start(
         self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
     ) -> Deployment:
-        self.server = ModelServer(("127.0.0.1", 0), self.model, job.job_id)  # type: ignore[arg-type]
+        keys = ServerKeys(hash_token(self.key))
+        self.server = ModelServer(("127.0.0.1", 0), self.model, job.job_id, keys=keys)  # type: ignore[arg-type]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         now = utcnow()
         return Deployment(
@@ -314,6 +319,9 @@ class GatedDeployer:
     def status(self, job: JobRecord) -> Deployment:
         assert job.deployment is not None
         return job.deployment
+
+    def request_headers(self, job: JobRecord) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.key}"}
 
     def stop(self, job: JobRecord) -> None:
         if self.server is not None:

@@ -206,10 +206,11 @@ def test_a_streamed_chat_completion_sends_each_piece_as_it_is_generated() -> Non
     # Given the local server of a model whose second piece waits for a reader of the first
     openai = pytest.importorskip("openai")
     model = GatedModel()
-    served = ModelServer(("127.0.0.1", 0), model, "m")  # type: ignore[arg-type]
+    keys = ServerKeys(hash_token(KEY))
+    served = ModelServer(("127.0.0.1", 0), model, "m", keys=keys)  # type: ignore[arg-type]
     threading.Thread(target=served.serve_forever, daemon=True).start()
     client = openai.OpenAI(
-        base_url=f"http://127.0.0.1:{served.server_address[1]}/v1", api_key="-", max_retries=0
+        base_url=f"http://127.0.0.1:{served.server_address[1]}/v1", api_key=KEY, max_retries=0
     )
 
     # When the official client streams a chat completion, asking for the usage
