@@ -37,14 +37,22 @@ _CORPUS = [
 
 
 def build_tokenizer(
-    vocab_size: int = 512, corpus: Iterable[str] | None = None
+    vocab_size: int = 512, corpus: Iterable[str] | None = None, *, split_spaces: bool = False
 ) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer trained in milliseconds, wrapped for transformers."""
+    """A byte-level BPE tokenizer trained in milliseconds, wrapped for transformers.
+
+    `split_spaces` makes each space a token of its own, so a word is the same token at the
+    start of a line and after a space (a model copying words then needs no mapping)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.pre_tokenizer = (
+        pre_tokenizers.Sequence([pre_tokenizers.Split(" ", "isolated"), byte_level])
+        if split_spaces
+        else byte_level
+    )
     raw.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -73,14 +81,17 @@ def build_tiny_model(
     intermediate: int | None = None,
     vocab_size: int = 512,
     seed: int = 0,
+    corpus: Iterable[str] | None = None,
+    split_spaces: bool = False,
 ) -> Path:
-    """Write a random Llama model and its tokenizer to `out_dir`; return the folder."""
+    """Write a random Llama model and its tokenizer (trained on `corpus`, or a default
+    text) to `out_dir`; return the folder."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(vocab_size)
+    tokenizer = build_tokenizer(vocab_size, corpus, split_spaces=split_spaces)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
