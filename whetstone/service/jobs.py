@@ -131,15 +131,23 @@ def estimate_job(
     estimate = estimate_cost(
         model, spec, num_examples or GUESSED_EXAMPLES, round(mean_tokens) if mean_tokens else None
     )
+    own_rate = runtime_rate(platform)
+    return estimate if own_rate is None else estimate.at_rate(own_rate)
+
+
+def runtime_rate(platform: Platform) -> float | None:
+    """The hourly rate the runtime bills every job at whatever its hardware (the local
+    runtime's own); None where a job pays its node's price."""
     if platform.settings.runtime == "local":
-        estimate = estimate.at_rate(platform.settings.local_hourly_rate_usd)
-    return estimate
+        return platform.settings.local_hourly_rate_usd
+    return None
 
 
 def hourly_rate(platform: Platform, spec: JobSpec) -> float:
     """What the job's compute costs an hour: the local runtime's own rate, or the node's."""
-    if platform.settings.runtime == "local":
-        return platform.settings.local_hourly_rate_usd
+    own_rate = runtime_rate(platform)
+    if own_rate is not None:
+        return own_rate
     return round(get_gpu(spec.hardware.gpu_type).training_rate(spec.hardware.gpu_count), 4)
 
 
