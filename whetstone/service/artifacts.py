@@ -23,6 +23,7 @@ from whetstone.core.job import Caller, JobRecord
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.spec import ADAPTER_METHODS, Method
+from whetstone.service.job_log import log
 from whetstone.service.jobs import get_job
 from whetstone.service.platform import Platform
 
@@ -106,10 +107,26 @@ def archive_outputs(platform: Platform, layout: JobLayout, files: dict[str, int]
     return write_archives(platform, layout, output_archives(files))
 
 
-def archive_checkpoints(platform: Platform, layout: JobLayout, files: dict[str, int]) -> list[str]:
-    """Archive every complete checkpoint of the output `files`, the only archives a stopped
-    job gets; returns their names under the job."""
-    return write_archives(platform, layout, checkpoint_archives(files))
+def keep_checkpoints(platform: Platform, job: JobRecord) -> None:
+    """Archive the complete checkpoints a stopped trainer left, the only archives a stopped
+    job gets, for download."""
+    layout = JobLayout.of(job)
+    try:
+        plans = checkpoint_archives(output_files(platform, layout))
+        archives = write_archives(platform, layout, plans)
+    # The stop must still end the job: the checkpoints stay in its output folder.
+    except Exception as error:
+        log(
+            platform,
+            job.job_id,
+            "deployment",
+            "checkpoints not archived",
+            reason=str(error),
+            error=True,
+        )
+        return
+    if archives:
+        log(platform, job.job_id, "deployment", "checkpoints kept", archives=archives)
 
 
 # -- downloads ---------------------------------------------------------------------------

@@ -17,12 +17,13 @@ from whetstone.core.job import JobRecord, live_cost
 from whetstone.core.lifecycle import PAUSABLE_STATUSES, JobStatus
 from whetstone.observability import logger
 from whetstone.ports import Compute
+from whetstone.service.artifacts import keep_checkpoints
 from whetstone.service.budgets import cap_message, cap_reached
 from whetstone.service.job_log import log
 from whetstone.service.jobs import request_pause
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
-from whetstone.service.workflow import JobStopped, keep_checkpoints
+from whetstone.service.workflow import JobStopped
 
 
 def pause(platform: Platform, job_id: str, compute: Compute) -> JobRecord:

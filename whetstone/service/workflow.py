@@ -36,7 +36,7 @@ from whetstone.core.lifecycle import JobStatus, can_transition, check_transition
 from whetstone.core.plan import EventSinkSettings, PlanDataset, TrainerOptions, TrainerPlan
 from whetstone.core.spec import LORA_METHODS
 from whetstone.ports import Compute, ImageBuilder
-from whetstone.service.artifacts import archive_checkpoints, archive_outputs, output_files
+from whetstone.service.artifacts import archive_outputs, keep_checkpoints, output_files
 from whetstone.service.datasets import check_source, local_source_path, prepare_splits
 from whetstone.service.event_credentials import issue_event_credential
 from whetstone.service.job_log import JOB_ENDED_LINE as JOB_ENDED_LINE
@@ -479,26 +479,6 @@ def cancel(platform: Platform, job_id: str, compute: Compute) -> None:
         return current.with_status(JobStatus.CANCELLED, "stopped by the user")
 
     _end(platform, job_id, cancelled)
-
-
-def keep_checkpoints(platform: Platform, job: JobRecord) -> None:
-    """Archive the complete checkpoints a stopped trainer left, for download."""
-    layout = JobLayout.of(job)
-    try:
-        archives = archive_checkpoints(platform, layout, output_files(platform, layout))
-    # The stop must still end the job: the checkpoints stay in its output folder.
-    except Exception as error:
-        log(
-            platform,
-            job.job_id,
-            "deployment",
-            "checkpoints not archived",
-            reason=str(error),
-            error=True,
-        )
-        return
-    if archives:
-        log(platform, job.job_id, "deployment", "checkpoints kept", archives=archives)
 
 
 def _end(platform: Platform, job_id: str, end: Callable[[JobRecord], JobRecord]) -> None:
