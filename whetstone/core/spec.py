@@ -1,46 +1,31 @@
 """The job spec: the one contract between the API, the workflow and the trainer.
 
 Every default and range of product.md's tables lives here, once. The API, the
-OpenAPI document, the CLI and the docs read them from these models.
+OpenAPI document, the CLI and the docs read them from these models. The methods and their
+own sections are in spec_methods.py, the dataset section in spec_dataset.py; this module
+composes them into `JobSpec` and answers for the names the trainer and others import.
 """
 
 from __future__ import annotations
 
-import re
-from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import (
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
 from whetstone.core.catalog.hardware import GpuType, get_gpu
-from whetstone.core.strict import StrictModel
+from whetstone.core.spec_dataset import ColumnMapping as ColumnMapping
+from whetstone.core.spec_dataset import DatasetFormat as DatasetFormat
+from whetstone.core.spec_dataset import DatasetParams
+from whetstone.core.spec_methods import ADAPTER_METHODS as ADAPTER_METHODS
+from whetstone.core.spec_methods import ALL_LINEAR as ALL_LINEAR
+from whetstone.core.spec_methods import LORA_METHODS as LORA_METHODS
+from whetstone.core.spec_methods import DpoParams, PromptTuningParams
+from whetstone.core.spec_methods import LoraParams as LoraParams
+from whetstone.core.spec_methods import Method as Method
+from whetstone.core.spec_methods import QuantBits as QuantBits
+from whetstone.core.spec_methods import QuantizationParams as QuantizationParams
+from whetstone.core.spec_section import SpecSection
 
-SPEC_REFERENCE = "docs/job-spec.md"
-
-
-class _Section(StrictModel):
-    """A spec section: unknown fields are rejected so a typo never passes silently."""
-
-    field_reference = SPEC_REFERENCE
-
-
-class Method(StrEnum):
-    LORA = "lora"
-    QLORA = "qlora"
-    FULL = "full"
-    PROMPT_TUNING = "prompt_tuning"
-    # Preference tuning: trains on chosen/rejected pairs, through the weights `dpo.tuning` names.
-    DPO = "dpo"
-
-
-LORA_METHODS = frozenset({Method.LORA, Method.QLORA})  # the methods `lora` settings apply to
-# The methods whose output is an adapter over the base model (full fine-tuning saves every weight).
-ADAPTER_METHODS = frozenset({Method.LORA, Method.QLORA, Method.PROMPT_TUNING})
 # Learning rates: product.md's range tops out at 0.01, which suits methods that move trained
 # weights. Prompt tuning learns a few new embeddings from scratch and needs far larger
 # steps (PEFT's prompt-tuning guide trains at 3e-2); at 2e-4 its loss barely moves.
@@ -53,143 +38,10 @@ METHOD_DEPENDENT_RANGES = {
     "training.learning_rate": f"≥ 1e-06, ≤ {LEARNING_RATE_MAX:g} "
     f"(prompt_tuning: ≤ {PROMPT_TUNING_LEARNING_RATE_MAX:g})",
 }
-ALL_LINEAR = "all-linear"
 MAX_STORAGE_GB = 1000  # hardware.storage_gb's upper bound (GPU nodes' disks are sized for it)
-_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
-class LoraParams(_Section):
-    """Adapter settings, used by the `lora` and `qlora` methods."""
-
-    field_synonyms = {"rank": "r", "lora_alpha": "alpha", "lora_dropout": "dropout"}
-
-    r: Annotated[
-        int, Field(ge=1, le=256, description="Rank: dimensionality of adapter matrices.")
-    ] = 16
-    alpha: Annotated[int, Field(ge=1, le=512, description="Scaling factor, typically 2x rank.")] = (
-        32
-    )
-    dropout: Annotated[
-        float, Field(ge=0.0, le=0.5, description="Dropout on the adapter input.")
-    ] = 0.1
-    target_modules: Annotated[
-        list[str],
-        Field(
-            min_length=1,
-            description="Layers that get adapters, e.g. ['q_proj', 'v_proj'], "
-            "or ['all-linear'] for every linear layer but the output head.",
-        ),
-    ] = Field(default_factory=lambda: ["q_proj", "v_proj"])
-    save_merged: Annotated[
-        bool,
-        Field(
-            description="Also save the base model with the adapter merged in, in 16 bits "
-            "(QLoRA merges into the unquantized base); download it with artifact=merged."
-        ),
-    ] = False
-
-    @field_validator("target_modules", mode="before")
-    @classmethod
-    def _one_name_is_a_list(cls, value: Any) -> Any:
-        """`lora.target_modules` may be one name instead of a list."""
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("target_modules")
-    @classmethod
-    def _valid_module_names(cls, value: list[str]) -> list[str]:
-        """`lora.target_modules` are module names (letters, digits, `_`, `.`), each listed once;
-        `all-linear` stands alone."""
-        if ALL_LINEAR in value and len(value) > 1:
-            raise ValueError("'all-linear' already covers every linear layer; give it alone")
-        for name in value:
-            if name != ALL_LINEAR and not _MODULE_NAME.match(name):
-                raise ValueError(f"{name!r} is not a module name (letters, digits, '_' or '.')")
-        if len(set(value)) != len(value):
-            raise ValueError("target_modules lists a module twice")
-        return value
-
-
-QuantBits = Literal[2, 3, 4, 5, 6, 8]
-QuantType = Literal["nf4", "int4", "fp4"]
-ComputeDtype = Literal["float16", "bfloat16", "float32"]
-
-
-class QuantizationParams(_Section):
-    """How the frozen base model is quantized, for the `qlora` method.
-
-    `nf4` and `fp4` are 4-bit float formats; `int4` is integer (affine)
-    quantization, which is the only kind at 2, 3, 5, 6 and 8 bits. Left at its
-    default, the quant type follows the bit width (nf4 at 4 bits, integer
-    otherwise).
-    """
-
-    bits: Annotated[QuantBits, Field(description="Quantization precision in bits.")] = 4
-    quant_type: Annotated[QuantType, Field(description="Quantization algorithm.")] = "nf4"
-    double_quant: Annotated[
-        bool, Field(description="Quantize the quantization constants (4-bit nf4/fp4 only).")
-    ] = True
-    compute_dtype: Annotated[
-        ComputeDtype, Field(description="Dtype of the matmuls on dequantized weights.")
-    ] = "float16"
-
-    @model_validator(mode="after")
-    def _quant_type_fits_bits(self) -> Self:
-        """`quantization.quant_type` `nf4` and `fp4` exist only at 4 bits; left unset, it becomes
-        `int4` at other widths."""
-        if self.quant_type in ("nf4", "fp4") and self.bits != 4:
-            if "quant_type" in self.model_fields_set:
-                raise ValueError(
-                    f"quant_type {self.quant_type} exists only at 4 bits; with bits={self.bits} "
-                    "use quant_type 'int4' (integer quantization), or set bits to 4"
-                )
-            self.quant_type = "int4"
-        return self
-
-
-PromptInit = Literal["random", "text"]
-
-
-class PromptTuningParams(_Section):
-    """Soft-prompt settings, for the `prompt_tuning` method."""
-
-    num_virtual_tokens: Annotated[
-        int, Field(ge=1, le=512, description="Soft prompt length in tokens.")
-    ] = 20
-    init: Annotated[
-        PromptInit, Field(description="Start from random embeddings or from a text's tokens.")
-    ] = "random"
-    init_text: Annotated[
-        str | None,
-        Field(min_length=1, description="Text whose embeddings start the prompt (init 'text')."),
-    ] = None
-
-    @model_validator(mode="after")
-    def _text_goes_with_text_init(self) -> Self:
-        """`prompt_tuning.init_text` goes with `init: text` only, which needs it."""
-        if self.init == "text" and self.init_text is None:
-            raise ValueError("init 'text' needs init_text: the text to start the prompt from")
-        if self.init == "random" and self.init_text is not None:
-            raise ValueError("init_text is used only with init 'text'; set init to 'text'")
-        return self
-
-
-DpoTuning = Literal["lora", "qlora", "full"]
-
-
-class DpoParams(_Section):
-    """Preference tuning (Direct Preference Optimization), for the `dpo` method."""
-
-    beta: Annotated[
-        float,
-        Field(gt=0, le=10, description="How far the tuned model may move from the base model."),
-    ] = 0.1
-    tuning: Annotated[
-        DpoTuning,
-        Field(description="Which weights DPO trains: an adapter (lora, qlora) or all (full)."),
-    ] = "lora"
-
-
-class EvaluationParams(_Section):
+class EvaluationParams(SpecSection):
     """The evaluation step after training: generations scored against the test split."""
 
     enabled: Annotated[bool, Field(description="Run the evaluation step after training.")] = True
@@ -208,117 +60,7 @@ class EvaluationParams(_Section):
     ] = None
 
 
-class DatasetFormat(StrEnum):
-    AUTO = "auto"
-    JSONL = "jsonl"
-    ALPACA = "alpaca"
-    SHAREGPT = "sharegpt"
-    OPENAI = "openai"
-    CSV = "csv"
-    PARQUET = "parquet"
-    # Preference pairs: prompt/chosen/rejected, or OpenAI's input/preferred_output/
-    # non_preferred_output.
-    PREFERENCE = "preference"
-
-
-class ColumnMapping(StrictModel):
-    """Which column (or JSON key) holds which field; unset fields are auto-detected."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    field_reference = SPEC_REFERENCE
-
-    text: Annotated[str | None, Field(description="Column holding the text.")] = None
-    label: Annotated[str | None, Field(description="Column holding the class label.")] = None
-    prompt: Annotated[str | None, Field(description="Column holding the prompt.")] = None
-    completion: Annotated[str | None, Field(description="Column holding the completion.")] = None
-    chosen: Annotated[
-        str | None, Field(description="Column holding the preferred answer (dpo).")
-    ] = None
-    rejected: Annotated[
-        str | None, Field(description="Column holding the rejected answer (dpo).")
-    ] = None
-
-    def is_empty(self) -> bool:
-        return all(
-            value is None
-            for value in (
-                self.text,
-                self.label,
-                self.prompt,
-                self.completion,
-                self.chosen,
-                self.rejected,
-            )
-        )
-
-
-class SplitParams(_Section):
-    """Train/validation/test percentages; they must sum to 100.
-
-    Also accepted as a string such as "80/15/5".
-    """
-
-    train: Annotated[int, Field(ge=1, le=100, description="Percent for training.")] = 80
-    validation: Annotated[int, Field(ge=0, le=99, description="Percent for validation.")] = 15
-    test: Annotated[int, Field(ge=0, le=99, description="Percent for the final test.")] = 5
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_slashed_string(cls, value: Any) -> Any:
-        """`dataset.split` may be a string `train/validation/test`, e.g. `80/15/5`."""
-        if not isinstance(value, str):
-            return value
-        parts = value.split("/")
-        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(
-                f"split {value!r} must look like 'train/validation/test', e.g. 80/15/5"
-            )
-        train, validation, test = (int(p) for p in parts)
-        return {"train": train, "validation": validation, "test": test}
-
-    @model_validator(mode="after")
-    def _sums_to_100(self) -> Self:
-        """The three `dataset.split` percentages sum to 100."""
-        total = self.train + self.validation + self.test
-        if total != 100:
-            raise ValueError(
-                f"split {self.train}/{self.validation}/{self.test} sums to {total}; "
-                "the three percentages must sum to 100"
-            )
-        return self
-
-
-class DatasetParams(_Section):
-    """Which data to train on and how to cut it."""
-
-    source: Annotated[
-        str | None,
-        Field(
-            description="Where the data is: s3://bucket/key, hf://<dataset>[:config][@split], "
-            "an uploaded dataset id, or a local path (local runtime). Set by the API "
-            "when the file is uploaded with the job.",
-        ),
-    ] = None
-    format: Annotated[
-        DatasetFormat, Field(description="Dataset format; 'auto' detects it from the data.")
-    ] = DatasetFormat.AUTO
-    columns: Annotated[
-        ColumnMapping,
-        Field(description="Column mapping for CSV, Parquet and generic JSONL; auto if unset."),
-    ] = Field(default_factory=ColumnMapping)
-    split: Annotated[SplitParams, Field(description="Train/validation/test split in percent.")] = (
-        Field(default_factory=SplitParams)
-    )
-    max_samples: Annotated[
-        int | None, Field(ge=1, description="Use at most this many examples; unlimited if null.")
-    ] = None
-    cutoff_length: Annotated[
-        int, Field(ge=128, le=4096, description="Maximum tokens per example.")
-    ] = 2048
-    streaming: Annotated[bool, Field(description="Stream large datasets from storage.")] = False
-
-
-class TrainingParams(_Section):
+class TrainingParams(SpecSection):
     """Optimization hyperparameters."""
 
     field_synonyms = {"lr": "learning_rate", "num_epochs": "epochs", "num_train_epochs": "epochs"}
@@ -358,7 +100,7 @@ Strategy = Literal["steps", "epoch", "no"]
 Optimizer = Literal["auto", "adamw_torch", "adamw_8bit", "adafactor"]
 
 
-class AdvancedParams(_Section):
+class AdvancedParams(SpecSection):
     """Checkpointing, evaluation, logging and precision settings."""
 
     early_stopping: Annotated[
@@ -427,7 +169,7 @@ class AdvancedParams(_Section):
         return self
 
 
-class HardwareParams(_Section):
+class HardwareParams(SpecSection):
     """The GPU node the job runs on."""
 
     gpu_type: Annotated[GpuType, Field(description="GPU for Karpenter node selection.")] = (
@@ -477,7 +219,7 @@ class HardwareParams(_Section):
         return self
 
 
-class JobSpec(_Section):
+class JobSpec(SpecSection):
     """Everything a fine-tuning job needs to run, with product.md's defaults."""
 
     base_model: Annotated[

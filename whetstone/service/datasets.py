@@ -42,7 +42,8 @@ from whetstone.core.sources import (
     parse_s3_source,
     require_s3_allowed,
 )
-from whetstone.core.spec import DatasetFormat, DatasetParams, Method
+from whetstone.core.spec import DatasetFormat, Method
+from whetstone.core.spec_dataset import DatasetParams
 from whetstone.ports import BlobStore
 from whetstone.service.hub_cache import HubRepo, require_cached
 from whetstone.settings import Settings

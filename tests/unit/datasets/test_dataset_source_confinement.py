@@ -14,7 +14,7 @@ from unit.datasets.dataset_builders import chat, jsonl
 from whetstone.adapters.local.folder_blobs import FolderBlobStore
 from whetstone.core.datasets.report import ValidationReport
 from whetstone.core.errors import InvalidInputError
-from whetstone.core.spec import DatasetParams
+from whetstone.core.spec_dataset import DatasetParams
 from whetstone.service.datasets import (
     DatasetCheck,
     check_source,

@@ -16,7 +16,7 @@ from whetstone.adapters.aws.s3_blobs import S3BlobStore
 from whetstone.adapters.local.folder_blobs import FolderBlobStore
 from whetstone.core.datasets.records import Example, SplitManifest
 from whetstone.core.errors import InvalidInputError
-from whetstone.core.spec import DatasetParams, SplitParams
+from whetstone.core.spec_dataset import DatasetParams, SplitParams
 from whetstone.service.datasets import (
     DatasetCheck,
     parse_hf_source,

@@ -26,7 +26,7 @@ from typing import IO
 
 from whetstone.core.datasets.normalize import Normalized
 from whetstone.core.datasets.records import Example
-from whetstone.core.spec import SplitParams
+from whetstone.core.spec_dataset import SplitParams
 
 _BUCKET_SHIFT = 52
 _BUCKETS = 1 << (64 - _BUCKET_SHIFT)
