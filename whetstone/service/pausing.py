@@ -23,7 +23,7 @@ from whetstone.service.job_log import log
 from whetstone.service.jobs import request_pause
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
-from whetstone.service.workflow import JobStopped
+from whetstone.service.workflow_errors import JobStopped
 
 
 def pause(platform: Platform, job_id: str, compute: Compute) -> JobRecord:
