@@ -145,7 +145,22 @@ def deployed(platform: Platform, *, ready: bool, age: timedelta = timedelta(0)) 
     return update_job(platform, job.job_id, lambda j: j.model_copy(update={"deployment": recorded}))
 
 
-def answering(kube: FakeKube, job: JobRecord) -> None:
+@pytest.fixture
+def hour_ttl(
+    aws_platform: Platform,
+    orchestrator: StepFunctionsOrchestrator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Platform:
+    """The aws platform with servers scaled to zero after an hour without requests."""
+    monkeypatch.setenv("WHETSTONE_DEPLOYMENT_IDLE_TTL_S", "3600")
+    runtime.get_settings.cache_clear()
+    runtime.get_platform.cache_clear()
+    return runtime.get_platform()
+
+
+def answering_server(platform: Platform, kube: FakeKube, age: timedelta) -> JobRecord:
+    """A ready server deployed `age` ago whose pod answers."""
+    job = deployed(platform, ready=True, age=age)
     fetched = {"terminated": {"exitCode": 0, "reason": "Completed"}}
     kube.serving_pod(
         job.job_id,
@@ -156,13 +171,7 @@ def answering(kube: FakeKube, job: JobRecord) -> None:
         },
     )
     kube.set_deployment_status(job.job_id, {"replicas": 1, "availableReplicas": 1})
-
-
-def with_idle_ttl(monkeypatch: pytest.MonkeyPatch, seconds: int) -> Platform:
-    monkeypatch.setenv("WHETSTONE_DEPLOYMENT_IDLE_TTL_S", str(seconds))
-    runtime.get_settings.cache_clear()
-    runtime.get_platform.cache_clear()
-    return runtime.get_platform()
+    return job
 
 
 def deployment_of(platform: Platform, job: JobRecord) -> tuple[str, str]:
@@ -208,16 +217,11 @@ def test_given_a_server_that_keeps_restarting_when_reconciled_then_it_is_marked_
 
 
 def test_given_a_server_idle_past_the_ttl_when_reconciled_then_it_is_scaled_to_zero(
-    aws_platform: Platform,
-    kube: FakeKube,
-    orchestrator: StepFunctionsOrchestrator,
-    monkeypatch: pytest.MonkeyPatch,
+    hour_ttl: Platform, kube: FakeKube
 ) -> None:
-    platform = with_idle_ttl(monkeypatch, 3600)
-    idle = deployed(platform, ready=True, age=timedelta(hours=2))
-    fresh = deployed(platform, ready=True, age=timedelta(minutes=5))
-    answering(kube, idle)
-    answering(kube, fresh)
+    platform = hour_ttl
+    idle = answering_server(platform, kube, timedelta(hours=2))
+    fresh = answering_server(platform, kube, timedelta(minutes=5))
 
     repairs = reconciler.handler({})
 
@@ -239,15 +243,11 @@ def _counter(answered: int) -> str:
 
 
 def test_given_an_old_server_still_answering_when_reconciled_then_it_serves_until_idle(
-    aws_platform: Platform,
-    kube: FakeKube,
-    orchestrator: StepFunctionsOrchestrator,
-    monkeypatch: pytest.MonkeyPatch,
+    hour_ttl: Platform, kube: FakeKube
 ) -> None:
     # Given a server deployed two hours ago (past a 1 h TTL) that has answered requests
-    platform = with_idle_ttl(monkeypatch, 3600)
-    busy = deployed(platform, ready=True, age=timedelta(hours=2))
-    answering(kube, busy)
+    platform = hour_ttl
+    busy = answering_server(platform, kube, timedelta(hours=2))
     service = kube.deployment(busy.job_id)["metadata"]["name"]
     kube.served_metrics[service] = _counter(5)
 
@@ -274,8 +274,7 @@ def test_given_an_old_server_still_answering_when_reconciled_then_it_serves_unti
 def test_given_no_idle_ttl_when_an_old_server_is_reconciled_then_it_keeps_serving(
     aws_platform: Platform, kube: FakeKube, orchestrator: StepFunctionsOrchestrator
 ) -> None:
-    job = deployed(aws_platform, ready=True, age=timedelta(days=30))
-    answering(kube, job)
+    job = answering_server(aws_platform, kube, timedelta(days=30))
 
     reconciler.handler({})
 
