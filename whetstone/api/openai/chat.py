@@ -2,15 +2,15 @@
 
 Local: a model not being served is deployed on its first request, which waits (at most
 START_WAIT_S) until the server is ready. aws: a model is served only once deployed
-(`whet jobs deploy`); a request before that is refused saying so. docs/openai-api.md.
+(`whet jobs deploy`); a request before that is refused saying so, and the request reaches
+vLLM through the Kubernetes API server (service/deployments.post_to_server).
+docs/openai-api.md.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -24,15 +24,6 @@ from whetstone.service.platform import Platform
 
 START_WAIT_S = 300.0
 POLL_S = 1.0
-BACKEND_TIMEOUT_S = 300.0
-
-
-class BackendAnswer(Exception):
-    """The deployment refused the request: its status and OpenAI-shaped body, passed on."""
-
-    def __init__(self, status: int, body: str) -> None:
-        super().__init__(body)
-        self.status, self.body = status, body
 
 
 def _deployment(platform: Platform, caller: Caller, job: JobRecord) -> Deployment | None:
@@ -78,20 +69,6 @@ def ready_deployment(platform: Platform, caller: Caller, job: JobRecord) -> Depl
         time.sleep(POLL_S)
 
 
-def _post(backend: BackendRequest) -> dict[str, Any]:
-    request = urllib.request.Request(
-        backend.url, data=json.dumps(backend.body).encode(), headers=backend.headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=BACKEND_TIMEOUT_S) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as error:
-        raise BackendAnswer(error.code, error.read().decode(errors="replace")) from error
-    except OSError as error:
-        raise TransientError(f"the model's server did not answer: {error}") from error
-
-
 class BackendRequest(DeferredModel):
     """The request to a model's server that answers a chat completion."""
 
@@ -101,9 +78,8 @@ class BackendRequest(DeferredModel):
     model: Annotated[str, Field(description="The fine-tuned model's name, to answer with.")]
 
 
-def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) -> BackendRequest:
-    """The request to the server of the fine-tuned model `body` names (its ready deployment),
-    `body` as that server takes it."""
+def _served(platform: Platform, caller: Caller, body: dict[str, Any]) -> tuple[JobRecord, str]:
+    """The job of the fine-tuned model `body` names, with its ready deployment, and the name."""
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise InvalidInputError(
@@ -119,26 +95,36 @@ def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) ->
         )
     job = fine_tuned_job(platform, caller, name)
     deployment = ready_deployment(platform, caller, job)
+    return job.model_copy(update={"deployment": deployment}), name
+
+
+def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) -> BackendRequest:
+    """The request to the server of the fine-tuned model `body` names (its ready deployment),
+    `body` as that server takes it: for a server the platform reaches at its endpoint
+    (local), which `whet serve` relays streamed."""
+    job, name = _served(platform, caller, body)
+    assert job.deployment is not None
     return BackendRequest(
-        url=f"{deployment.endpoint}/chat/completions",
+        url=f"{job.deployment.endpoint}/chat/completions",
         headers={
             "content-type": "application/json",
-            **deployments.request_headers(
-                platform, job.model_copy(update={"deployment": deployment})
-            ),
+            **deployments.request_headers(platform, job),
         },
-        body={**body, "model": deployment.model},
+        body={**body, "model": job.deployment.model},
         model=name,
     )
 
 
 def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-    """The chat completion of `body` by the fine-tuned model it names (not streamed)."""
-    backend = backend_request(platform, caller, body)
-    backend.body.pop("stream", None)
-    backend.body.pop("stream_options", None)
-    answer = _post(backend)
-    return {**answer, "model": backend.model}
+    """The chat completion of `body` by the fine-tuned model it names (not streamed).
+    ServerRefused when its server refuses the request."""
+    job, name = _served(platform, caller, body)
+    assert job.deployment is not None
+    request = {**body, "model": job.deployment.model}
+    request.pop("stream", None)
+    request.pop("stream_options", None)
+    answer = deployments.post_to_server(platform, job, "/chat/completions", request)
+    return {**answer, "model": name}
 
 
 def as_stream(completion: dict[str, Any]) -> str:

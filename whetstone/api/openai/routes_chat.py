@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from whetstone.api.identity import current_caller
 from whetstone.api.openai import chat, relay
 from whetstone.core.errors import InvalidInputError
+from whetstone.core.serving import ServerRefused
 from whetstone.runtime import get_platform
 
 router = Router()
@@ -36,7 +37,7 @@ def chat_completions() -> Response[Any]:
         )
     try:
         completion = chat.complete(get_platform(), caller, body)
-    except chat.BackendAnswer as answer:
+    except ServerRefused as answer:
         return Response(
             status_code=answer.status, content_type=content_types.APPLICATION_JSON, body=answer.body
         )
