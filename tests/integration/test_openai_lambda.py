@@ -109,6 +109,23 @@ def test_on_aws_a_model_not_deployed_is_refused_naming_the_deploy_command(
     assert refused.value.code == "model_not_deployed"
 
 
+def test_on_aws_a_base_model_no_deployment_serves_is_refused_naming_a_job_to_deploy(
+    client: Any, aws_platform: Platform
+) -> None:
+    # Given a completed LoRA job on BASE whose model nobody deployed
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=training_file(client))
+    train(aws_platform, job.id)
+    complete(aws_platform, job.id)
+
+    # When the client asks the base model for a chat completion
+    with pytest.raises(openai.ConflictError) as refused:
+        client.chat.completions.create(model=BASE, messages=[{"role": "user", "content": "hi"}])
+
+    # Then it is refused, saying that a deployment of that job would serve it
+    assert f"whet jobs deploy {job.id}" in refused.value.message
+    assert refused.value.code == "model_not_deployed"
+
+
 def keyed_client(api_key: str) -> Any:
     http = httpx.Client(transport=httpx.MockTransport(through_the_authorizer))
     return openai.OpenAI(
