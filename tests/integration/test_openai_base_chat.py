@@ -126,4 +126,4 @@ def test_only_the_newest_jobs_are_looked_at_and_the_refusal_says_so(
 
     # Then the older deployment was not read, and the refusal says how many jobs were
     assert f"whet jobs deploy {newer.id}" in refused.value.message
-    assert "only your newest 1 completed jobs were looked at" in refused.value.message
+    assert "only your newest jobs were looked at, at most 1 completed" in refused.value.message
