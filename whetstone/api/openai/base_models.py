@@ -6,6 +6,8 @@ nor started on first use: docs/openai-api.md.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from whetstone.core.catalog.base_models import BASE_MODELS_BY_ID
 from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
 from whetstone.core.job import Caller, Deployment, JobFilter, JobRecord
@@ -41,7 +43,15 @@ def _ready(platform: Platform, caller: Caller, job: JobRecord) -> Deployment | N
     return current if current.status == "ready" and current.endpoint else None
 
 
-def base_deployment(platform: Platform, caller: Caller, name: str) -> tuple[JobRecord, Deployment]:
+class BaseServer(NamedTuple):
+    """A ready deployment that answers a base model, and the name its server answers it by."""
+
+    job: JobRecord
+    deployment: Deployment
+    served_name: str
+
+
+def base_deployment(platform: Platform, caller: Caller, name: str) -> BaseServer:
     """The newest of the organization's jobs whose ready deployment serves the base model
     `name`, and that deployment. NotFoundError when `name` is neither a catalog model nor the
     base of a job looked at; ConflictError (model_not_deployed) when no deployment serves it."""
@@ -62,8 +72,8 @@ def base_deployment(platform: Platform, caller: Caller, name: str) -> tuple[JobR
                 continue
             known = True
             deployment = _ready(platform, caller, job)
-            if deployment is not None:
-                return job, deployment
+            if deployment is not None and deployment.base_model is not None:
+                return BaseServer(job, deployment, deployment.base_model)
             if deployable is None and job.spec.tuning_method in ADAPTER_METHODS:
                 deployable = job
         if cursor is None or examined >= MAX_JOBS_EXAMINED:

@@ -114,8 +114,7 @@ def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) ->
         deployment = ready_deployment(platform, caller, job)
         served = deployment.model
     else:
-        job, deployment = base_deployment(platform, caller, name)
-        served = deployment.base_model or deployment.model
+        job, deployment, served = base_deployment(platform, caller, name)
     return BackendRequest(
         url=f"{deployment.endpoint}/chat/completions",
         headers={
