@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,6 +35,7 @@ from whetstone.ports import Deployer
 from whetstone.service.jobs import get_job
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
+from whetstone.service.serving_requests import post_json
 
 _TEMPLATE_FILE = "chat_template.jinja"
 SERVER_TIMEOUT_S = 300.0
@@ -85,14 +85,9 @@ def post_to_server(
     if isinstance(deployer, ProxiedServers):
         return deployer.post(job, path, body)
     assert job.deployment is not None and job.deployment.endpoint is not None
-    headers = {"content-type": "application/json", **request_headers(platform, job)}
-    request = urllib.request.Request(
-        job.deployment.endpoint + path, data=json.dumps(body).encode(), headers=headers
-    )
+    url, headers = job.deployment.endpoint + path, request_headers(platform, job)
     try:
-        with urllib.request.urlopen(request, timeout=SERVER_TIMEOUT_S) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
+        return post_json(url, body, headers, timeout_s=SERVER_TIMEOUT_S)
     except urllib.error.HTTPError as error:
         raise ServerRefused(error.code, error.read().decode(errors="replace")) from error
     except OSError as error:
