@@ -37,7 +37,11 @@ from whetstone.core.job import Artifacts, Deployment, JobRecord
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.serving import GOLDEN_MAX_TOKENS, ServerRefused
-from whetstone.core.serving_hardware import choose_serving_hardware, job_serving_hardware
+from whetstone.core.serving_hardware import (
+    choose_serving_hardware,
+    job_serving_hardware,
+    served_base_model,
+)
 from whetstone.core.spec import Method
 from whetstone.runtime import get_platform
 from whetstone.service.deployments import saved_golden_answer
@@ -556,6 +560,29 @@ def test_given_the_aws_runtime_when_a_deployed_model_is_asked_then_vllm_answers_
     (namespace, _, path, sent) = kube.proxied[-1]
     assert path == "/v1/chat/completions" and sent["model"] == model.rsplit(":", 1)[-1]
     assert set(kube.proxied_headers[-1]) == {KEY_HEADER}
+
+
+def test_given_the_aws_runtime_when_a_deployed_adapters_base_is_asked_then_vllm_answers_as_it(
+    aws_platform: Platform, kube: FakeKube
+) -> None:
+    # Given a LoRA job's model deployed on the cluster and ready (vLLM serves the base too)
+    model = deployed_and_ready(aws_platform, kube)
+    job = aws_platform.jobs.get(model.rsplit(":", 1)[-1])
+    assert job is not None
+    kube.proxied.clear()
+
+    # When the API is asked a chat completion of the job's base model
+    answered = call_api(
+        "POST",
+        "/v1/chat/completions",
+        json_body={"model": job.spec.base_model, "messages": [{"role": "user", "content": "hi"}]},
+    )
+
+    # Then vLLM is asked through the service proxy under the base's served name
+    assert answered.status == 200 and answered.body["model"] == job.spec.base_model
+    (_, _, path, sent) = kube.proxied[-1]
+    assert path == "/v1/chat/completions"
+    assert sent["model"] == served_base_model(job.spec).hf_repo
 
 
 def test_given_the_aws_runtime_when_vllm_refuses_a_chat_request_then_its_answer_is_passed_on(
