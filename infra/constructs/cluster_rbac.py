@@ -42,10 +42,11 @@ WORKFLOW_RULES = (
 # whetstone.adapters.aws.eks_deployer: a deploy applies the namespace, quota and network
 # policies (no-ops after training), the servers' ingress policy, and its own service
 # account, key Secret, middleware ConfigMap, Service and vLLM Deployment; status reads the
-# Deployment and its pods, reads the key Secret it named and POSTs the golden prompt with
-# the key through the service proxy; stop deletes what the deploy made. Secrets: get by
-# name, never list, so the group reads only the keys it created (it could start pods
-# mounting any Secret of these namespaces anyway); the workflow group touches none.
+# Deployment and its pods, reads the key Secret it named and POSTs the golden prompt, and
+# /v1/chat/completions requests, with the key through the service proxy; stop deletes what
+# the deploy made. Secrets: get by name, never list, so the group reads only the keys it
+# created (it could start pods mounting any Secret of these namespaces anyway); the
+# workflow group touches none.
 API_RULES = (
     _rule("", ["namespaces"], ["get", "create"]),
     _rule("", ["resourcequotas"], ["get", "create"]),

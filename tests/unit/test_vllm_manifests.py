@@ -19,6 +19,7 @@ from whetstone.adapters.aws.eks_deployer import EksDeployer
 from whetstone.adapters.aws.kube.client import KubernetesUnavailable
 from whetstone.adapters.aws.kube.serving_manifests import (
     FETCH_CONTAINER,
+    KEY_HEADER,
     SERVER_CONTAINER,
     ServingSettings,
     deployment_manifest,
@@ -32,11 +33,15 @@ from whetstone.adapters.aws.kube.workload_identity import ClusterAccess
 from whetstone.cli.tokens import DEFAULT_CALLER
 from whetstone.core.catalog.base_models import get_base_model
 from whetstone.core.catalog.hardware import GPU_TAINT_KEY, GpuType, get_gpu
-from whetstone.core.job import Deployment, JobRecord
+from whetstone.core.job import Artifacts, Deployment, JobRecord
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
-from whetstone.core.serving import GOLDEN_MAX_TOKENS
-from whetstone.core.serving_hardware import choose_serving_hardware, job_serving_hardware
+from whetstone.core.serving import GOLDEN_MAX_TOKENS, ServerRefused
+from whetstone.core.serving_hardware import (
+    choose_serving_hardware,
+    job_serving_hardware,
+    served_base_model,
+)
 from whetstone.core.spec import Method
 from whetstone.runtime import get_platform
 from whetstone.service.deployments import saved_golden_answer
@@ -288,6 +293,25 @@ def test_given_a_job_when_it_is_deployed_then_a_deployment_and_a_service_start(
     assert ("ServiceAccount", namespace, name) in kube.objects
 
 
+@pytest.mark.parametrize(
+    ("method", "base"),
+    [(Method.LORA, "meta-llama/Llama-3.1-8B-Instruct"), (Method.FULL, None)],
+)
+def test_given_a_job_when_it_is_deployed_then_the_record_names_the_base_vllm_serves_too(
+    kube: FakeKube, clock: Clock, method: Method, base: str | None
+) -> None:
+    # Given a LoRA job (vLLM serves its base under the base's repo) and a full fine-tune
+    job = adapter_job(method=method)
+
+    # When it is deployed
+    deployment = deployer(kube, clock).start(job, MODEL_URI, base_model=None, max_lora_rank=16)
+
+    # Then the deployment records the name its server answers as the base, None for full
+    assert deployment.base_model == base
+    if base is not None:
+        assert vllm_args(job, job_serving_hardware(job.spec, 16), 16)[0] == base
+
+
 def test_given_no_pod_yet_when_status_is_read_then_it_is_starting(
     kube: FakeKube, clock: Clock
 ) -> None:
@@ -453,8 +477,11 @@ def test_given_a_deployment_when_it_is_stopped_twice_then_everything_is_gone_and
 # --- the deploy routes, aws runtime under moto ----------------------------------------------
 
 
-def completed_job(platform: Platform, method: Method = Method.LORA) -> JobRecord:
+def completed_job(
+    platform: Platform, method: Method = Method.LORA, artifacts: Artifacts | None = None
+) -> JobRecord:
     job = make_job(DEFAULT_CALLER.org_id, method=method, status=JobStatus.COMPLETED)
+    job = job.model_copy(update={"artifacts": artifacts})
     platform.jobs.create(job)
     layout = JobLayout.of(job)
     if method is Method.PROMPT_TUNING:
@@ -498,6 +525,86 @@ def test_given_the_aws_runtime_when_a_job_is_deployed_then_it_becomes_ready_and_
     stored = aws_platform.jobs.get(job.job_id)
     assert stored is not None and isinstance(stored.deployment, Deployment)
     assert stored.deployment.status == "deleted"
+
+
+def deployed_and_ready(platform: Platform, kube: FakeKube) -> str:
+    """A completed LoRA job with a model, deployed on the cluster and ready: its model's name."""
+    job = completed_job(platform, artifacts=Artifacts(location=MODEL_URI))
+    call_api("POST", f"/api/v1/fine-tuning/jobs/{job.job_id}/deploy")
+    kube.served_answers[deployment_name(platform.jobs.get(job.job_id))] = "Paris."  # type: ignore[arg-type]
+    available(kube, job)
+    assert call_api("GET", f"/api/v1/fine-tuning/jobs/{job.job_id}/deployment").body["status"] == (
+        "ready"
+    )
+    return str(call_api("GET", f"/v1/fine_tuning/jobs/{job.job_id}").body["fine_tuned_model"])
+
+
+def test_given_the_aws_runtime_when_a_deployed_model_is_asked_then_vllm_answers_via_the_proxy(
+    aws_platform: Platform, kube: FakeKube
+) -> None:
+    # Given a fine-tuned model deployed on the cluster and ready
+    model = deployed_and_ready(aws_platform, kube)
+    kube.proxied.clear()
+
+    # When the API is asked a chat completion of it
+    answered = call_api(
+        "POST",
+        "/v1/chat/completions",
+        json_body={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+    )
+
+    # Then the request went to vLLM through the API server's service proxy (the Lambda cannot
+    # reach the Service's in-cluster address), under the served name and with the deploy's key
+    assert answered.status == 200 and answered.body["model"] == model
+    assert answered.body["choices"][0]["message"]["content"] == "Paris."
+    (namespace, _, path, sent) = kube.proxied[-1]
+    assert path == "/v1/chat/completions" and sent["model"] == model.rsplit(":", 1)[-1]
+    assert set(kube.proxied_headers[-1]) == {KEY_HEADER}
+
+
+def test_given_the_aws_runtime_when_a_deployed_adapters_base_is_asked_then_vllm_answers_as_it(
+    aws_platform: Platform, kube: FakeKube
+) -> None:
+    # Given a LoRA job's model deployed on the cluster and ready (vLLM serves the base too)
+    model = deployed_and_ready(aws_platform, kube)
+    job = aws_platform.jobs.get(model.rsplit(":", 1)[-1])
+    assert job is not None
+    kube.proxied.clear()
+
+    # When the API is asked a chat completion of the job's base model
+    answered = call_api(
+        "POST",
+        "/v1/chat/completions",
+        json_body={"model": job.spec.base_model, "messages": [{"role": "user", "content": "hi"}]},
+    )
+
+    # Then vLLM is asked through the service proxy under the base's served name
+    assert answered.status == 200 and answered.body["model"] == job.spec.base_model
+    (_, _, path, sent) = kube.proxied[-1]
+    assert path == "/v1/chat/completions"
+    assert sent["model"] == served_base_model(job.spec).hf_repo
+
+
+def test_given_the_aws_runtime_when_vllm_refuses_a_chat_request_then_its_answer_is_passed_on(
+    aws_platform: Platform, kube: FakeKube
+) -> None:
+    # Given a deployed model whose server refuses the next request
+    model = deployed_and_ready(aws_platform, kube)
+    refusal = {"error": {"message": "max_tokens is too large", "type": "BadRequestError"}}
+    job_id = model.rsplit(":", 1)[-1]
+    kube.served_answers[deployment_name(aws_platform.jobs.get(job_id))] = ServerRefused(  # type: ignore[arg-type]
+        400, json.dumps(refusal)
+    )
+
+    # When the API is asked a chat completion of it
+    answered = call_api(
+        "POST",
+        "/v1/chat/completions",
+        json_body={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+    )
+
+    # Then the caller gets vLLM's status and body as they are
+    assert answered.status == 400 and answered.body == refusal
 
 
 def test_given_the_aws_runtime_when_a_prompt_tuning_job_is_deployed_then_vllm_refuses_it(

@@ -44,6 +44,15 @@ GOLDEN_MESSAGES: tuple[dict[str, str], ...] = (
 GOLDEN_MAX_TOKENS = 16
 
 
+class ServerRefused(ValueError):
+    """A model's server refused a request: its HTTP status and its body (OpenAI-shaped from
+    vLLM and from our own server), which the chat route passes on as they are."""
+
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"the model server answered {status}: {body[:500]}")
+        self.status, self.body = status, body
+
+
 class ServingLimits(DeferredModel):
     """What the serving engine accepts."""
 

@@ -8,16 +8,23 @@ was trained is refused with what to change (422).
 from __future__ import annotations
 
 import json
+import urllib.error
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
+from whetstone.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    TransientError,
+)
 from whetstone.core.job import Caller, Deployment, JobRecord, utcnow
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.serving import (
     GoldenRecord,
     ModelFacts,
+    ServerRefused,
     ServingLimits,
     blocking,
     check_servable,
@@ -28,8 +35,10 @@ from whetstone.ports import Deployer
 from whetstone.service.jobs import get_job
 from whetstone.service.platform import Platform
 from whetstone.service.records import update_job
+from whetstone.service.serving_requests import post_json
 
 _TEMPLATE_FILE = "chat_template.jinja"
+SERVER_TIMEOUT_S = 300.0
 _TOKENIZER_CONFIG = "tokenizer_config.json"
 
 
@@ -55,6 +64,34 @@ def request_headers(platform: Platform, job: JobRecord) -> dict[str, str]:
     """What the platform's own requests to the job's deployment must carry."""
     deployer = platform.deployer
     return deployer.request_headers(job) if isinstance(deployer, KeyedServers) else {}
+
+
+@runtime_checkable
+class ProxiedServers(Protocol):
+    """A deployer whose servers the platform reaches through it, not at their endpoint
+    (aws: through the Kubernetes API server's service proxy)."""
+
+    def post(self, job: JobRecord, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST JSON to `path` under the server's /v1; its JSON answer."""
+
+
+def post_to_server(
+    platform: Platform, job: JobRecord, path: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """POST JSON to `path` under the /v1 of the job's deployment (job.deployment, ready),
+    the way this runtime reaches it, with its key: the server's JSON answer.
+    ServerRefused when the server refuses the request, TransientError when it does not answer."""
+    deployer = platform.deployer
+    if isinstance(deployer, ProxiedServers):
+        return deployer.post(job, path, body)
+    assert job.deployment is not None and job.deployment.endpoint is not None
+    url, headers = job.deployment.endpoint + path, request_headers(platform, job)
+    try:
+        return post_json(url, body, headers, timeout_s=SERVER_TIMEOUT_S)
+    except urllib.error.HTTPError as error:
+        raise ServerRefused(error.code, error.read().decode(errors="replace")) from error
+    except OSError as error:
+        raise TransientError(f"the model's server did not answer: {error}") from error
 
 
 def _model_key(job: JobRecord) -> str:

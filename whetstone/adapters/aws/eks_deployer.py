@@ -34,6 +34,7 @@ from whetstone.adapters.aws.kube.serving_manifests import (
     generation_objects,
     key_secret_name,
     recorded_generation,
+    served_base_name,
     server_name,
     server_selector,
     serving_manifests,
@@ -113,6 +114,7 @@ class EksDeployer:
         return Deployment(
             status="starting",
             model=job.job_id,
+            base_model=served_base_name(job),
             endpoint=endpoint_url(job, generation, self._settings),
             max_lora_rank=rank,
             generation=generation,
@@ -142,9 +144,9 @@ class EksDeployer:
             return self._changed(recorded, status="starting", message=message)
         if recorded.status == "ready":
             return self._changed(recorded)
-        return self._golden(job, recorded, namespace)
+        return self._golden(job, recorded)
 
-    def _golden(self, job: JobRecord, recorded: Deployment, namespace: str) -> Deployment:
+    def _golden(self, job: JobRecord, recorded: Deployment) -> Deployment:
         expected = self._expected_golden(job)
         if expected is None:
             unchecked = ServingProblem(
@@ -161,15 +163,7 @@ class EksDeployer:
             "temperature": 0,
         }
         try:
-            key = self._key(job, namespace)
-            answer = self._cluster.api.post_to_service(
-                namespace,
-                deployment_name(job),
-                PORT_NAME,
-                "/v1/chat/completions",
-                body,
-                {KEY_HEADER: key} if key else {},
-            )
+            answer = self.post(job, "/chat/completions", body)
             served = str(answer["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError, ValueError) as error:
             return self._failed(job, recorded, f"the golden prompt request failed: {error!r}")
@@ -201,6 +195,21 @@ class EksDeployer:
     def stop(self, job: JobRecord) -> None:
         self._remove(job, recorded_generation(job))
         logger.info("deployment stopped", job_id=job.job_id)
+
+    def post(self, job: JobRecord, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST JSON to `path` of the recorded deploy's OpenAI API (/v1), with its key,
+        through the API server's service proxy: the API Lambda, outside the cluster, cannot
+        reach the Service's in-cluster address. ServerRefused when vLLM refuses it."""
+        namespace = job_namespace(job, self._settings.cluster)
+        key = self._key(job, namespace)
+        return self._cluster.api.post_to_service(
+            namespace,
+            deployment_name(job),
+            PORT_NAME,
+            f"/v1{path}",
+            body,
+            {KEY_HEADER: key} if key else {},
+        )
 
     def request_headers(self, job: JobRecord) -> dict[str, str]:
         """What a request sent straight to the job's server carries: its key."""

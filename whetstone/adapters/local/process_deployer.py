@@ -1,5 +1,8 @@
 """Deployments on this machine: one `python -m whetstone.serving` subprocess per job.
 
+An adapter's server also answers the job's base model under the job's `base_model` (the
+adapter off), as the deployment's `base_model` records.
+
 A watcher thread waits for the server to answer, then asks it the golden prompt
 and compares its greedy answer with the saved model's, computed in this process;
 only then is the deployment ready. The server's pid is kept in a file, so a
@@ -13,7 +16,6 @@ running the platform reads it) or a `whet token` of the job's organization.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -36,9 +38,11 @@ from whetstone.core.serving import (
     GoldenRecord,
     check_golden,
 )
+from whetstone.core.spec import ADAPTER_METHODS
 from whetstone.core.tokens import hash_token
 from whetstone.observability import logger
 from whetstone.service.serving_metrics import requests_answered
+from whetstone.service.serving_requests import post_json
 
 # (model_dir, base_model) -> the saved model's greedy answer to the golden prompt.
 GoldenAnswer = Callable[[str, str | None], str]
@@ -132,6 +136,9 @@ class ProcessDeployer:
             command += ["--org", job.org_id, "--tokens-home", str(self._tokens_home)]
         if base_model:
             command += ["--base", base_model]
+        served_base = job.spec.base_model if job.spec.tuning_method in ADAPTER_METHODS else None
+        if served_base:
+            command += ["--base-name", served_base]
         log_path = self._log_file(name)
         try:
             with log_path.open("wb") as log:
@@ -150,6 +157,7 @@ class ProcessDeployer:
         deployment = Deployment(
             status="starting",
             model=job.job_id,
+            base_model=served_base,
             endpoint=f"http://{self._host}:{port}/v1",
             pid=process.pid,
             max_lora_rank=max_lora_rank,
@@ -369,15 +377,8 @@ class ProcessDeployer:
             "max_tokens": GOLDEN_MAX_TOKENS,
             "temperature": 0,
         }
-        request = urllib.request.Request(
-            f"{endpoint}/chat/completions",
-            data=json.dumps(body).encode(),
-            headers={"content-type": "application/json", **_bearer(key)},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=120) as response:
-            answer: str = json.loads(response.read())["choices"][0]["message"]["content"]
-            return answer
+        answer = post_json(f"{endpoint}/chat/completions", body, _bearer(key), timeout_s=120)
+        return str(answer["choices"][0]["message"]["content"])
 
     @staticmethod
     def _log_tail(path: Path) -> str:

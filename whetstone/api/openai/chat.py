@@ -1,38 +1,31 @@
-"""Chat completions of a fine-tuned model, answered by the job's deployment.
+"""Chat completions of a fine-tuned model, answered by the job's deployment, or of a base
+model, answered by a deployment serving it too (base_models.py).
 
-Local: a model not being served is deployed on its first request, which waits (at most
-START_WAIT_S) until the server is ready. aws: a model is served only once deployed
-(`whet jobs deploy`); a request before that is refused saying so. docs/openai-api.md.
+Local: a fine-tuned model not being served is deployed on its first request, which waits (at
+most START_WAIT_S) until the server is ready. aws: a model is served only once deployed
+(`whet jobs deploy`); a request before that is refused saying so, and the request reaches
+vLLM through the Kubernetes API server (service/deployments.post_to_server).
+docs/openai-api.md.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from typing import Annotated, Any
 
 from pydantic import Field
 
+from whetstone.api.openai.base_models import base_deployment
 from whetstone.api.openai.models import fine_tuned_job, is_fine_tuned
 from whetstone.core.deferred import DeferredModel
-from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError, TransientError
+from whetstone.core.errors import ConflictError, InvalidInputError, TransientError
 from whetstone.core.job import Caller, Deployment, JobRecord
 from whetstone.service import deployments
 from whetstone.service.platform import Platform
 
 START_WAIT_S = 300.0
 POLL_S = 1.0
-BACKEND_TIMEOUT_S = 300.0
-
-
-class BackendAnswer(Exception):
-    """The deployment refused the request: its status and OpenAI-shaped body, passed on."""
-
-    def __init__(self, status: int, body: str) -> None:
-        super().__init__(body)
-        self.status, self.body = status, body
 
 
 def _deployment(platform: Platform, caller: Caller, job: JobRecord) -> Deployment | None:
@@ -78,67 +71,61 @@ def ready_deployment(platform: Platform, caller: Caller, job: JobRecord) -> Depl
         time.sleep(POLL_S)
 
 
-def _post(backend: BackendRequest) -> dict[str, Any]:
-    request = urllib.request.Request(
-        backend.url, data=json.dumps(backend.body).encode(), headers=backend.headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=BACKEND_TIMEOUT_S) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as error:
-        raise BackendAnswer(error.code, error.read().decode(errors="replace")) from error
-    except OSError as error:
-        raise TransientError(f"the model's server did not answer: {error}") from error
-
-
 class BackendRequest(DeferredModel):
     """The request to a model's server that answers a chat completion."""
 
     url: Annotated[str, Field(description="The ready deployment's chat completions URL.")]
     headers: Annotated[dict[str, str], Field(description="The headers to send it.")]
     body: Annotated[dict[str, Any], Field(description="The request with the served model's name.")]
-    model: Annotated[str, Field(description="The fine-tuned model's name, to answer with.")]
+    model: Annotated[str, Field(description="The model's name as asked for, to answer with.")]
 
 
-def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) -> BackendRequest:
-    """The request to the server of the fine-tuned model `body` names (its ready deployment),
-    `body` as that server takes it."""
+def _served(platform: Platform, caller: Caller, body: dict[str, Any]) -> tuple[JobRecord, str, str]:
+    """The job whose ready deployment (job.deployment) answers the model `body` names: a
+    fine-tuned model's own, or one serving the base model named; the name its server
+    answers that model by; the name asked for."""
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise InvalidInputError(
-            "model: name a fine-tuned model (ft:...)",
+            "model: name a fine-tuned model (ft:...) or a base model",
             code="invalid_value",
             details=[{"loc": "model", "message": "required"}],
         )
-    if not is_fine_tuned(name):
-        raise NotFoundError(
-            f"the model {name!r} is not served here: /v1/chat/completions answers with "
-            "fine-tuned models (ft:..., see GET /v1/models)",
-            code="model_not_found",
-        )
-    job = fine_tuned_job(platform, caller, name)
-    deployment = ready_deployment(platform, caller, job)
+    if is_fine_tuned(name):
+        job = fine_tuned_job(platform, caller, name)
+        deployment = ready_deployment(platform, caller, job)
+        served = deployment.model
+    else:
+        job, deployment, served = base_deployment(platform, caller, name)
+    return job.model_copy(update={"deployment": deployment}), served, name
+
+
+def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) -> BackendRequest:
+    """The request to the server of the model `body` names, `body` as that server takes it:
+    for a server the platform reaches at its endpoint (local), which `whet serve` relays
+    streamed."""
+    job, served, name = _served(platform, caller, body)
+    assert job.deployment is not None
     return BackendRequest(
-        url=f"{deployment.endpoint}/chat/completions",
+        url=f"{job.deployment.endpoint}/chat/completions",
         headers={
             "content-type": "application/json",
-            **deployments.request_headers(
-                platform, job.model_copy(update={"deployment": deployment})
-            ),
+            **deployments.request_headers(platform, job),
         },
-        body={**body, "model": deployment.model},
+        body={**body, "model": served},
         model=name,
     )
 
 
 def complete(platform: Platform, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
-    """The chat completion of `body` by the fine-tuned model it names (not streamed)."""
-    backend = backend_request(platform, caller, body)
-    backend.body.pop("stream", None)
-    backend.body.pop("stream_options", None)
-    answer = _post(backend)
-    return {**answer, "model": backend.model}
+    """The chat completion of `body` by the model it names (not streamed). ServerRefused when
+    its server refuses the request."""
+    job, served, name = _served(platform, caller, body)
+    request = {**body, "model": served}
+    request.pop("stream", None)
+    request.pop("stream_options", None)
+    answer = deployments.post_to_server(platform, job, "/chat/completions", request)
+    return {**answer, "model": name}
 
 
 def as_stream(completion: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""/v1/chat/completions: fine-tuned models answered by their deployments (OpenAI)."""
+"""/v1/chat/completions: fine-tuned models answered by their deployments, and base models by
+a deployment serving them too (OpenAI)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from whetstone.api.identity import current_caller
 from whetstone.api.openai import chat, relay
 from whetstone.core.errors import InvalidInputError
+from whetstone.core.serving import ServerRefused
 from whetstone.runtime import get_platform
 
 router = Router()
 
 
 # No body model: the request passes to the model's server, which validates it.
-@router.post("/chat/completions", summary="Chat with a fine-tuned model (OpenAI)")
+@router.post("/chat/completions", summary="Chat with a fine-tuned or base model (OpenAI)")
 def chat_completions() -> Response[Any]:
     try:
         body = router.current_event.json_body
@@ -36,7 +38,7 @@ def chat_completions() -> Response[Any]:
         )
     try:
         completion = chat.complete(get_platform(), caller, body)
-    except chat.BackendAnswer as answer:
+    except ServerRefused as answer:
         return Response(
             status_code=answer.status, content_type=content_types.APPLICATION_JSON, body=answer.body
         )

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from whetstone.adapters.aws.kube.object_status import clip
 from whetstone.core.errors import TransientError
+from whetstone.core.serving import ServerRefused
 
 Manifest = dict[str, Any]
 Headers = Mapping[str, str]
@@ -59,7 +59,8 @@ class KubeApi(Protocol):
         self, namespace: str, service: str, port: str, path: str, body: Manifest, headers: Headers
     ) -> Manifest:
         """POST JSON, with `headers`, to the Service through the API server's proxy; the
-        JSON answer. The proxy drops `Authorization`: other headers reach the Service."""
+        JSON answer, or ServerRefused with the Service's status and body. The proxy drops
+        `Authorization`: other headers reach the Service."""
 
     def get_from_service(self, namespace: str, service: str, port: str, path: str) -> str:
         """GET a text page of the Service through the API server's proxy."""
@@ -241,8 +242,8 @@ class KubeClient:
             text = data.decode(errors="replace")
             if _is_transient(response.status):  # not there yet, or throttled
                 raise ApiException(status=response.status, reason=text)
-            if response.status >= 400:  # the server refused the request: the deployment is wrong
-                raise ValueError(f"the model server answered {response.status}: {clip(text)}")
+            if response.status >= 400:  # the server refused the request
+                raise ServerRefused(response.status, text)
             return data
 
         return self._call(request)
