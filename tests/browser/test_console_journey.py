@@ -193,7 +193,10 @@ def test_the_whole_journey_in_a_browser(
     page.get_by_role("button", name="Deploy").click()
     expect(page.locator("#deploy-status")).to_contain_text("ready", timeout=DEPLOY_MS)
     page.get_by_label("Message").fill("Repeat the word\nw7")
-    page.get_by_role("button", name="Send").click()
+    page.keyboard.press("Tab")  # to Max tokens
+    page.keyboard.press("Tab")  # to Send
+    expect(page.get_by_role("button", name="Send")).to_be_focused()
+    page.keyboard.press("Enter")
     tuned = page.get_by_role("region", name="Fine-tuned model")
     base = page.get_by_role("region", name="Base model", exact=True)
     expect(tuned).to_contain_text("Answer:", timeout=DEPLOY_MS)
