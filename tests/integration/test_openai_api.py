@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 from support.http import request
 from support.jobs import make_job
-from support.openai_jobs import STEPS, chat_rows, complete, train
+from support.openai_jobs import (
+    BASE,
+    STEPS,
+    chat_rows,
+    complete,
+    create_job,
+    succeeded_with_a_model,
+    train,
+    upload,
+)
 from support.platform import use_ports
 from support.streaming import GatedModel, read_releasing
 
@@ -24,7 +33,6 @@ from whetstone.api.openai.schemas import (
 )
 from whetstone.core.errors import ConflictError
 from whetstone.core.job import Caller, Deployment, JobError, JobRecord, utcnow
-from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.tokens import hash_token
 from whetstone.runtime import get_platform
@@ -35,8 +43,6 @@ from whetstone.serving.server import ModelServer
 from whetstone.settings import get_settings
 
 openai = pytest.importorskip("openai")
-
-BASE = "qwen2.5-0.5b-instruct"
 
 
 def _alice() -> Caller:
@@ -51,15 +57,6 @@ def client(server_url: str, tokens: dict[str, str]) -> Any:
 @pytest.fixture
 def bob(server_url: str, tokens: dict[str, str]) -> Any:
     return openai.OpenAI(base_url=f"{server_url}/v1", api_key=tokens["bob"], max_retries=0)
-
-
-def upload(client: Any, data: bytes | None = None) -> Any:
-    return client.files.create(file=("train.jsonl", data or chat_rows()), purpose="fine-tune")
-
-
-def create_job(client: Any, **options: Any) -> Any:
-    file = upload(client)
-    return client.fine_tuning.jobs.create(model=BASE, training_file=file.id, **options)
 
 
 def test_a_file_is_uploaded_listed_read_back_and_deleted(client: Any) -> None:
@@ -238,16 +235,6 @@ def test_a_trained_job_succeeds_with_events_checkpoints_and_a_model(client: Any)
         client.models.retrieve(done.fine_tuned_model)
 
 
-def succeeded_with_a_model(client: Any) -> tuple[Any, str]:
-    """A job trained to succeeded whose model can be served, and its model's name."""
-    job = create_job(client)
-    train(get_platform(), job.id)
-    complete(get_platform(), job.id)
-    template = JobLayout("acme", job.id).model + "chat_template.jinja"
-    get_platform().blobs.put(template, b"{{ messages }}")
-    return job, str(client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model)
-
-
 class StartingDeployer:
     """A model server that never gets ready."""
 
@@ -350,10 +337,11 @@ def test_a_streamed_chat_completion_is_relayed_as_the_model_generates_it(
     assert {c.model for c in chunks} == {model}
 
 
-def test_only_fine_tuned_models_are_chatted_with(client: Any) -> None:
+def test_a_model_neither_fine_tuned_nor_a_base_is_not_chatted_with(client: Any) -> None:
     with pytest.raises(openai.NotFoundError) as refused:
-        client.chat.completions.create(model=BASE, messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(model="gpt-9", messages=[{"role": "user", "content": "hi"}])
     assert "fine-tuned models" in refused.value.message
+    assert refused.value.body["code"] == "model_not_found"
 
 
 def test_a_catalog_model_is_listed_and_cannot_be_deleted(client: Any) -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 from whetstone.core.job import Artifacts, Checkpoint, MetricPoint, Progress, utcnow
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
+from whetstone.runtime import get_platform
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition, update_job
 
 STEPS = 4
+BASE = "qwen2.5-0.5b-instruct"
 
 
 def chat_rows(count: int = 120) -> bytes:
@@ -79,3 +82,24 @@ def complete(platform: Platform, job_id: str) -> None:
         job_id,
         lambda current: current.model_copy(update={"artifacts": Artifacts(location=location)}),
     )
+
+
+def upload(client: Any, data: bytes | None = None) -> Any:
+    """A training file uploaded with the `openai` client."""
+    return client.files.create(file=("train.jsonl", data or chat_rows()), purpose="fine-tune")
+
+
+def create_job(client: Any, **options: Any) -> Any:
+    """A job of the `openai` client on BASE."""
+    file = upload(client)
+    return client.fine_tuning.jobs.create(model=BASE, training_file=file.id, **options)
+
+
+def succeeded_with_a_model(client: Any) -> tuple[Any, str]:
+    """A job trained to succeeded whose model can be served, and its model's name."""
+    job = create_job(client)
+    train(get_platform(), job.id)
+    complete(get_platform(), job.id)
+    template = JobLayout("acme", job.id).model + "chat_template.jinja"
+    get_platform().blobs.put(template, b"{{ messages }}")
+    return job, str(client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model)

@@ -127,6 +127,14 @@ class Deployment(DeferredModel):
         Field(description="starting, ready (golden check passed), failed or deleted."),
     ]
     model: Annotated[str, Field(description="Model name to send in requests.")]
+    base_model: Annotated[
+        str | None,
+        Field(
+            description="The name the same server answers for the job's base model, the "
+            "adapter off (adapter methods); None when it serves no base: a full fine-tune, "
+            "or a deployment recorded before servers served bases."
+        ),
+    ] = None
     endpoint: Annotated[
         str | None, Field(description="OpenAI base URL (.../v1) while it runs.")
     ] = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack, cast
@@ -28,6 +29,7 @@ class Sampling(TypedDict, total=False):
     temperature: float  # 0 (the default): greedy
     top_p: float
     seed: int | None
+    base: bool  # True: the base model answers, the adapter off (see ChatModel.serves_base)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class Generation:
 
 
 class ChatModel:
-    """A model and its tokenizer; one generation at a time."""
+    """A model and its tokenizer; one generation at a time, so a generation of the base
+    model (its adapter off) never overlaps one with the adapter on."""
 
     def __init__(self, model: CausalLM, tokenizer: PreTrainedTokenizerBase) -> None:
         self.model = model
@@ -57,6 +60,11 @@ class ChatModel:
         model, tokenizer = load_trained_model(model_dir, base_model=base_model)
         return cls(model, tokenizer)
 
+    @property
+    def serves_base(self) -> bool:
+        """Whether the model is an adapter that can be turned off to answer as its base."""
+        return hasattr(self.model, "disable_adapter")
+
     def chat_prompt(self, messages: list[dict[str, str]]) -> str:
         text = self.tokenizer.apply_chat_template(
             messages, tokenize=False, add_generation_prompt=True
@@ -72,9 +80,13 @@ class ChatModel:
         top_p: float = 1.0,
         seed: int | None = None,
         stop: list[str] | None = None,
+        base: bool = False,
     ) -> Generation:
-        """Greedy when temperature is 0; `stop` strings cut the text (and count as a stop)."""
-        sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        """Greedy when temperature is 0; `stop` strings cut the text (and count as a stop);
+        `base`: the base model answers (an adapter model only)."""
+        sampling = Sampling(
+            max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed, base=base
+        )
         return self._finish(*self._run(prompt, sampling, None), stop or [])
 
     def stream(
@@ -133,7 +145,8 @@ class ChatModel:
             else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
         )
         seed = sampling.get("seed")
-        with self._lock, torch.no_grad():
+        # The adapter is turned off only while the lock is held: no other generation sees it.
+        with self._lock, self._adapter_off(sampling.get("base", False)), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
             output = self.model.generate(
@@ -145,6 +158,13 @@ class ChatModel:
                 **how,
             )
         return prompt_tokens, [int(i) for i in output[0, prompt_tokens:]]
+
+    def _adapter_off(self, base: bool) -> AbstractContextManager[Any]:
+        if not base:
+            return nullcontext()
+        if not self.serves_base:
+            raise ValueError("the model has no adapter to turn off: it serves no base")
+        return cast(AbstractContextManager[Any], self.model.disable_adapter())  # type: ignore[attr-defined]
 
     def _text(self, ids: list[int]) -> str:
         # One sequence of ids decodes to one string.

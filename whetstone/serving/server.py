@@ -2,6 +2,7 @@
 /v1/chat/completions (streamed as server-sent events with `stream: true`, each piece of text
 as it is generated) and /v1/completions (not streamed), and /metrics: the requests answered
 (`whetstone_requests_total`), which the reconciler reads to find idle servers.
+An adapter model given a base name answers that name too, as its base (the adapter off).
 Every route but /health needs `Authorization: Bearer <key>` (whetstone.serving.auth)."""
 
 from __future__ import annotations
@@ -28,12 +29,19 @@ class ModelServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], model: ChatModel, name: str, *, keys: ServerKeys
+        self,
+        address: tuple[str, int],
+        model: ChatModel,
+        name: str,
+        *,
+        keys: ServerKeys,
+        base_name: str | None = None,
     ) -> None:
         super().__init__(address, _Handler)
         self.model = model
         self.name = name
         self.keys = keys
+        self.base_name = base_name if base_name != name else None
         self.created = int(time.time())
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -109,10 +117,12 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         if not self._authorized(path):
             return
+        names = self._served_names()
         if path == "/v1/models":
-            self._send(HTTPStatus.OK, {"object": "list", "data": [self._model_card()]})
-        elif path == f"/v1/models/{self.server.name}":
-            self._send(HTTPStatus.OK, self._model_card())
+            data = [self._model_card(name) for name in names]
+            self._send(HTTPStatus.OK, {"object": "list", "data": data})
+        elif path.startswith("/v1/models/") and path.removeprefix("/v1/models/") in names:
+            self._send(HTTPStatus.OK, self._model_card(path.removeprefix("/v1/models/")))
         elif path == "/health":
             self._send(HTTPStatus.OK, {"status": "ok"})
         elif path == "/metrics":
@@ -143,9 +153,13 @@ class _Handler(BaseHTTPRequestHandler):
         except _Refused as refused:
             self._refuse(refused)
 
-    def _model_card(self) -> dict[str, Any]:
+    def _served_names(self) -> list[str]:
+        base = self.server.base_name
+        return [self.server.name, base] if base else [self.server.name]
+
+    def _model_card(self, name: str) -> dict[str, Any]:
         return {
-            "id": self.server.name,
+            "id": name,
             "object": "model",
             "created": self.server.created,
             "owned_by": "whetstone",
@@ -187,19 +201,19 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refused(
                 HTTPStatus.BAD_REQUEST, message, "invalid_request_error", "invalid_value"
             ) from error
-        if request.model != self.server.name:
+        if request.model not in self._served_names():
+            served = " and ".join(repr(name) for name in self._served_names())
             raise _Refused(
                 HTTPStatus.NOT_FOUND,
-                f"the model {request.model!r} does not exist; this server serves "
-                f"{self.server.name!r}",
+                f"the model {request.model!r} does not exist; this server serves {served}",
                 "invalid_request_error",
                 "model_not_found",
             )
         return request
 
-    @staticmethod
-    def _options(request: _Request) -> dict[str, Any]:
+    def _options(self, request: _Request) -> dict[str, Any]:
         return {
+            "base": request.model == self.server.base_name,
             "max_tokens": request.token_limit,
             "temperature": request.temperature or 0.0,
             "top_p": request.top_p if request.top_p is not None else 1.0,
@@ -218,7 +232,7 @@ class _Handler(BaseHTTPRequestHandler):
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion.chunk",
             "created": int(time.time()),
-            "model": self.server.name,
+            "model": request.model,
         }
         self.send_response(HTTPStatus.OK)
         self.send_header("content-type", "text/event-stream")
@@ -249,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": self.server.name,
+            "model": request.model,
             "choices": [
                 {
                     "index": 0,
@@ -268,7 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
             "id": f"cmpl-{uuid.uuid4().hex}",
             "object": "text_completion",
             "created": int(time.time()),
-            "model": self.server.name,
+            "model": request.model,
             "choices": [
                 {
                     "index": 0,

@@ -34,6 +34,7 @@ from whetstone.adapters.aws.kube.serving_manifests import (
     generation_objects,
     key_secret_name,
     recorded_generation,
+    served_base_name,
     server_name,
     server_selector,
     serving_manifests,
@@ -113,6 +114,7 @@ class EksDeployer:
         return Deployment(
             status="starting",
             model=job.job_id,
+            base_model=served_base_name(job),
             endpoint=endpoint_url(job, generation, self._settings),
             max_lora_rank=rank,
             generation=generation,

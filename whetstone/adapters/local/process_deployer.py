@@ -1,5 +1,8 @@
 """Deployments on this machine: one `python -m whetstone.serving` subprocess per job.
 
+An adapter's server also answers the job's base model under the job's `base_model` (the
+adapter off), as the deployment's `base_model` records.
+
 A watcher thread waits for the server to answer, then asks it the golden prompt
 and compares its greedy answer with the saved model's, computed in this process;
 only then is the deployment ready. The server's pid is kept in a file, so a
@@ -36,6 +39,7 @@ from whetstone.core.serving import (
     GoldenRecord,
     check_golden,
 )
+from whetstone.core.spec import ADAPTER_METHODS
 from whetstone.core.tokens import hash_token
 from whetstone.observability import logger
 from whetstone.service.serving_metrics import requests_answered
@@ -132,6 +136,9 @@ class ProcessDeployer:
             command += ["--org", job.org_id, "--tokens-home", str(self._tokens_home)]
         if base_model:
             command += ["--base", base_model]
+        served_base = job.spec.base_model if job.spec.tuning_method in ADAPTER_METHODS else None
+        if served_base:
+            command += ["--base-name", served_base]
         log_path = self._log_file(name)
         try:
             with log_path.open("wb") as log:
@@ -150,6 +157,7 @@ class ProcessDeployer:
         deployment = Deployment(
             status="starting",
             model=job.job_id,
+            base_model=served_base,
             endpoint=f"http://{self._host}:{port}/v1",
             pid=process.pid,
             max_lora_rank=max_lora_rank,

@@ -1,7 +1,8 @@
-"""Chat completions of a fine-tuned model, answered by the job's deployment.
+"""Chat completions of a fine-tuned model, answered by the job's deployment, or of a base
+model, answered by a deployment serving it too (base_models.py).
 
-Local: a model not being served is deployed on its first request, which waits (at most
-START_WAIT_S) until the server is ready. aws: a model is served only once deployed
+Local: a fine-tuned model not being served is deployed on its first request, which waits (at
+most START_WAIT_S) until the server is ready. aws: a model is served only once deployed
 (`whet jobs deploy`); a request before that is refused saying so. docs/openai-api.md.
 """
 
@@ -15,9 +16,10 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from whetstone.api.openai.base_models import base_deployment
 from whetstone.api.openai.models import fine_tuned_job, is_fine_tuned
 from whetstone.core.deferred import DeferredModel
-from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError, TransientError
+from whetstone.core.errors import ConflictError, InvalidInputError, TransientError
 from whetstone.core.job import Caller, Deployment, JobRecord
 from whetstone.service import deployments
 from whetstone.service.platform import Platform
@@ -98,27 +100,27 @@ class BackendRequest(DeferredModel):
     url: Annotated[str, Field(description="The ready deployment's chat completions URL.")]
     headers: Annotated[dict[str, str], Field(description="The headers to send it.")]
     body: Annotated[dict[str, Any], Field(description="The request with the served model's name.")]
-    model: Annotated[str, Field(description="The fine-tuned model's name, to answer with.")]
+    model: Annotated[str, Field(description="The model's name as asked for, to answer with.")]
 
 
 def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) -> BackendRequest:
-    """The request to the server of the fine-tuned model `body` names (its ready deployment),
-    `body` as that server takes it."""
+    """The request to the server of the model `body` names (a fine-tuned model's ready
+    deployment, or a ready deployment serving the base model named), `body` as that server
+    takes it."""
     name = body.get("model")
     if not isinstance(name, str) or not name:
         raise InvalidInputError(
-            "model: name a fine-tuned model (ft:...)",
+            "model: name a fine-tuned model (ft:...) or a base model",
             code="invalid_value",
             details=[{"loc": "model", "message": "required"}],
         )
-    if not is_fine_tuned(name):
-        raise NotFoundError(
-            f"the model {name!r} is not served here: /v1/chat/completions answers with "
-            "fine-tuned models (ft:..., see GET /v1/models)",
-            code="model_not_found",
-        )
-    job = fine_tuned_job(platform, caller, name)
-    deployment = ready_deployment(platform, caller, job)
+    if is_fine_tuned(name):
+        job = fine_tuned_job(platform, caller, name)
+        deployment = ready_deployment(platform, caller, job)
+        served = deployment.model
+    else:
+        job, deployment = base_deployment(platform, caller, name)
+        served = deployment.base_model or deployment.model
     return BackendRequest(
         url=f"{deployment.endpoint}/chat/completions",
         headers={
@@ -127,7 +129,7 @@ def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) ->
                 platform, job.model_copy(update={"deployment": deployment})
             ),
         },
-        body={**body, "model": deployment.model},
+        body={**body, "model": served},
         model=name,
     )
 

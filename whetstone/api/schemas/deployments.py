@@ -14,6 +14,7 @@ class DeploymentResponse(WireModel):
 
     status: DeploymentStatus = field_of(Deployment, "status")
     model: str = field_of(Deployment, "model")
+    base_model: str | None = field_of(Deployment, "base_model")
     endpoint: str | None = field_of(Deployment, "endpoint")
     max_lora_rank: int = field_of(Deployment, "max_lora_rank")
     created_at: datetime = field_of(Deployment, "created_at")

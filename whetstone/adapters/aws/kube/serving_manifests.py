@@ -131,6 +131,14 @@ def _served_folder(job: JobRecord) -> str:
     return f"{MODELS_DIR}/{'adapter' if job.spec.tuning_method in ADAPTER_METHODS else 'model'}"
 
 
+def served_base_name(job: JobRecord) -> str | None:
+    """The name vLLM answers for the base beside the job's adapter (the adapter off): the
+    base's repo, which `vllm_args` serves under its own name; None for a full model."""
+    if job.spec.tuning_method not in ADAPTER_METHODS:
+        return None
+    return served_base_model(job.spec).hf_repo
+
+
 def vllm_args(job: JobRecord, hardware: ServingHardware, max_lora_rank: int) -> list[str]:
     """`vllm serve` arguments: the base with the adapter under the job's name, or the full
     model's folder under it."""
@@ -154,10 +162,11 @@ def vllm_args(job: JobRecord, hardware: ServingHardware, max_lora_rank: int) -> 
         "auto",
     ]
     folder = _served_folder(job)
-    if job.spec.tuning_method not in ADAPTER_METHODS:
+    base = served_base_name(job)
+    if base is None:
         return [folder, "--served-model-name", job.job_id, *common]
     return [
-        served_base_model(job.spec).hf_repo,
+        base,
         *common,
         # The tokenizer (and its chat template) saved with the adapter, as used in training.
         "--tokenizer",

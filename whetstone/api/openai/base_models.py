@@ -1,0 +1,89 @@
+"""Chat with a base model: answered by the ready deployment of one of the organization's jobs
+fine-tuned from it with an adapter method, whose server also answers as the base (the
+adapter off; the deployment's `base_model` names it). A base model alone is never deployed,
+nor started on first use: docs/openai-api.md.
+"""
+
+from __future__ import annotations
+
+from whetstone.core.catalog.base_models import BASE_MODELS_BY_ID
+from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
+from whetstone.core.job import Caller, Deployment, JobFilter, JobRecord
+from whetstone.core.lifecycle import JobStatus
+from whetstone.core.serving_hardware import served_base_model
+from whetstone.core.spec import ADAPTER_METHODS
+from whetstone.service import deployments
+from whetstone.service.platform import Platform
+
+# The newest completed jobs a request looks through for a deployment serving the base; older
+# ones are not read, so a request costs a bounded number of reads however many jobs exist.
+MAX_JOBS_EXAMINED = 200
+_PAGE = 50
+
+
+def base_names(job: JobRecord) -> set[str]:
+    """The names a request may give the job's base model: its spec's, and its catalog id."""
+    names = {job.spec.base_model}
+    try:
+        names.add(served_base_model(job.spec).id)
+    except InvalidInputError:  # a base outside the catalog has its spec's name only
+        pass
+    return names
+
+
+def _ready(platform: Platform, caller: Caller, job: JobRecord) -> Deployment | None:
+    recorded = job.deployment
+    if recorded is None or recorded.status != "ready" or recorded.base_model is None:
+        return None
+    current = deployments.get_deployment(platform, caller, job.job_id)
+    return current if current.status == "ready" and current.endpoint else None
+
+
+def base_deployment(platform: Platform, caller: Caller, name: str) -> tuple[JobRecord, Deployment]:
+    """The newest of the organization's jobs whose ready deployment serves the base model
+    `name`, and that deployment. NotFoundError when `name` is neither a catalog model nor the
+    base of a job looked at; ConflictError (model_not_deployed) when no deployment serves it."""
+    known = name in BASE_MODELS_BY_ID
+    deployable: JobRecord | None = None
+    examined = 0
+    cursor: str | None = None
+    while examined < MAX_JOBS_EXAMINED:
+        page, cursor = platform.jobs.list_jobs(
+            caller.org_id,
+            JobFilter(status=JobStatus.COMPLETED),
+            limit=min(_PAGE, MAX_JOBS_EXAMINED - examined),
+            cursor=cursor,
+        )
+        examined += len(page)
+        for job in page:
+            if name not in base_names(job):
+                continue
+            known = True
+            deployment = _ready(platform, caller, job)
+            if deployment is not None:
+                return job, deployment
+            if deployable is None and job.spec.tuning_method in ADAPTER_METHODS:
+                deployable = job
+        if cursor is None:
+            break
+    if not known:
+        raise NotFoundError(
+            f"the model {name!r} is not served here: /v1/chat/completions answers with "
+            "fine-tuned models (ft:..., see GET /v1/models) and with the catalog's base "
+            "models their deployments serve",
+            code="model_not_found",
+        )
+    raise _not_deployed(name, deployable, examined >= MAX_JOBS_EXAMINED and cursor is not None)
+
+
+def _not_deployed(name: str, deployable: JobRecord | None, capped: bool) -> ConflictError:
+    job_id = deployable.job_id if deployable is not None else "JOB"
+    message = (
+        f"no ready deployment serves the base model {name!r}: a base model answers through "
+        "the deployment of a job fine-tuned from it with an adapter method (LoRA, QLoRA, "
+        f"prompt tuning); deploy one with `whet jobs deploy {job_id}` "
+        f"(POST /api/v1/fine-tuning/jobs/{job_id}/deploy) and retry once it is ready"
+    )
+    if capped:
+        message += f" (only your newest {MAX_JOBS_EXAMINED} completed jobs were looked at)"
+    return ConflictError(message, code="model_not_deployed")
