@@ -91,7 +91,7 @@ def test_a_deployed_adapter_answers_the_openai_client_until_its_deployment_is_de
     with pytest.raises(openai.AuthenticationError):  # the server requires a key or a token
         openai.OpenAI(base_url=deployment["endpoint"], api_key="unused").models.list()
     client = openai.OpenAI(base_url=deployment["endpoint"], api_key=token, max_retries=0)
-    assert [m.id for m in client.models.list()] == [job.job_id]
+    assert [m.id for m in client.models.list()] == [job.job_id, job.spec.base_model]
     chat = client.chat.completions.create(
         model=job.job_id,
         messages=[{"role": "user", "content": "What is the capital of France?"}],
@@ -118,6 +118,37 @@ def test_a_deployed_adapter_answers_the_openai_client_until_its_deployment_is_de
     assert not is_running(pid)
     status, after = call("GET", f"{url}/jobs/{job.job_id}/deployment", token)
     assert status == 200 and after["status"] == "deleted" and after["endpoint"] is None
+
+
+def test_a_deployed_adapter_answers_its_base_model_through_the_api(
+    api: tuple[str, str], adapter: Path, base: Path
+) -> None:
+    # Given a deployed LoRA job, ready
+    url, token = api
+    job = completed_job(get_platform(), ALICE.org_id, adapter)
+    call("POST", f"{url}/jobs/{job.job_id}/deploy", token)
+    deployment = wait_until_settled(f"{url}/jobs/{job.job_id}/deployment", token)
+    assert deployment["status"] == "ready" and deployment["base_model"] == job.spec.base_model
+
+    # When the API's /v1 is asked for the job's base model
+    client = openai.OpenAI(base_url=url.removesuffix(API) + "/v1", api_key=token, max_retries=0)
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    as_base = client.chat.completions.create(
+        model=job.spec.base_model,
+        messages=messages,
+        max_tokens=8,  # type: ignore[arg-type]
+    )
+    call("DELETE", f"{url}/jobs/{job.job_id}/deployment", token)
+
+    # Then it answers in the base's name as the base model alone does, unlike the adapter
+    from whetstone.inference.generation import ChatModel
+
+    answers = []
+    for folder in (base, adapter):
+        alone = ChatModel.load(folder)
+        answers.append(alone.generate(alone.chat_prompt(messages), max_tokens=8).text)
+    assert as_base.model == job.spec.base_model
+    assert as_base.choices[0].message.content == answers[0] != answers[1]
 
 
 def test_a_server_that_answers_unlike_the_trainers_record_is_refused(

@@ -4,7 +4,6 @@ official `openai` client (jobs do not train here: the orchestrator records them)
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
 import pytest
@@ -16,11 +15,13 @@ from support.openai_jobs import (
     chat_rows,
     complete,
     create_job,
+    openai_client,
     succeeded_with_a_model,
     train,
     upload,
 )
 from support.platform import use_ports
+from support.serving import ServingDeployer
 from support.streaming import GatedModel, read_releasing
 
 from whetstone.api.openai import chat
@@ -34,12 +35,9 @@ from whetstone.api.openai.schemas import (
 from whetstone.core.errors import ConflictError
 from whetstone.core.job import Caller, Deployment, JobError, JobRecord, utcnow
 from whetstone.core.lifecycle import JobStatus
-from whetstone.core.tokens import hash_token
 from whetstone.runtime import get_platform
 from whetstone.service import jobs as job_service
 from whetstone.service.records import transition, update_job
-from whetstone.serving.auth import ServerKeys
-from whetstone.serving.server import ModelServer
 from whetstone.settings import get_settings
 
 openai = pytest.importorskip("openai")
@@ -51,12 +49,12 @@ def _alice() -> Caller:
 
 @pytest.fixture
 def client(server_url: str, tokens: dict[str, str]) -> Any:
-    return openai.OpenAI(base_url=f"{server_url}/v1", api_key=tokens["alice"], max_retries=0)
+    return openai_client(server_url, tokens["alice"])
 
 
 @pytest.fixture
 def bob(server_url: str, tokens: dict[str, str]) -> Any:
-    return openai.OpenAI(base_url=f"{server_url}/v1", api_key=tokens["bob"], max_retries=0)
+    return openai_client(server_url, tokens["bob"])
 
 
 def test_a_file_is_uploaded_listed_read_back_and_deleted(client: Any) -> None:
@@ -278,48 +276,11 @@ def test_a_model_not_ready_within_the_wait_answers_503_and_keeps_starting(
     assert deployment is not None and deployment.status == "starting"
 
 
-class GatedDeployer:
-    """Serves every model at once with a local model server over GatedModel, behind a key."""
-
-    key = "whsk_the-gated-servers-key"
-
-    def __init__(self) -> None:
-        self.model = GatedModel()
-        self.server: ModelServer | None = None
-
-    def start(
-        self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
-    ) -> Deployment:
-        keys = ServerKeys(hash_token(self.key))
-        self.server = ModelServer(("127.0.0.1", 0), self.model, job.job_id, keys=keys)  # type: ignore[arg-type]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        now = utcnow()
-        return Deployment(
-            status="ready",
-            model=job.job_id,
-            endpoint=f"http://127.0.0.1:{self.server.server_address[1]}/v1",
-            max_lora_rank=max_lora_rank,
-            created_at=now,
-            updated_at=now,
-        )
-
-    def status(self, job: JobRecord) -> Deployment:
-        assert job.deployment is not None
-        return job.deployment
-
-    def request_headers(self, job: JobRecord) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.key}"}
-
-    def stop(self, job: JobRecord) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-
-
 def test_a_streamed_chat_completion_is_relayed_as_the_model_generates_it(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a succeeded job whose model streams its second piece only once the first is read
-    deployer = GatedDeployer()
+    deployer = ServingDeployer(GatedModel())
     use_ports(monkeypatch, deployer=deployer)
     _, model = succeeded_with_a_model(client)
 
@@ -328,7 +289,7 @@ def test_a_streamed_chat_completion_is_relayed_as_the_model_generates_it(
         model=model, messages=[{"role": "user", "content": "hi"}], stream=True
     )
     chunks = read_releasing(stream, deployer.model)
-    deployer.stop(make_job())
+    deployer.stop_all()
 
     # Then it had the first piece before the model generated the second, every chunk
     # answering with the fine-tuned model's name

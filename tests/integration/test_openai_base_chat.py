@@ -5,24 +5,20 @@ another organization's deployment."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.openai_jobs import BASE, succeeded_with_a_model
+from support.openai_jobs import BASE, openai_client, succeeded_with_a_model
 from support.platform import use_ports
+from support.serving import ServingDeployer
 
 from whetstone.api.openai import base_models
-from whetstone.core.job import Caller, Deployment, JobFilter, JobRecord, utcnow
-from whetstone.core.spec import ADAPTER_METHODS
-from whetstone.core.tokens import hash_token
+from whetstone.core.job import Caller, JobFilter
 from whetstone.inference.generation import Generation
 from whetstone.runtime import get_platform
 from whetstone.service import deployments
 from whetstone.service import jobs as job_service
-from whetstone.serving.auth import ServerKeys
-from whetstone.serving.server import ModelServer
 
 openai = pytest.importorskip("openai")
 
@@ -45,69 +41,17 @@ class _TwoFacedModel:
         yield generation
 
 
-class BaseServingDeployer:
-    """Serves each job at once with a local model server that answers its base too (adapter
-    methods), as the process deployer records it."""
-
-    key = "whsk_the-base-servers-key"
-
-    def __init__(self) -> None:
-        self.servers: dict[str, ModelServer] = {}
-
-    def start(
-        self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
-    ) -> Deployment:
-        base = job.spec.base_model if job.spec.tuning_method in ADAPTER_METHODS else None
-        server = ModelServer(
-            ("127.0.0.1", 0),
-            _TwoFacedModel(),  # type: ignore[arg-type]
-            job.job_id,
-            keys=ServerKeys(hash_token(self.key)),
-            base_name=base,
-        )
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.servers[job.job_id] = server
-        now = utcnow()
-        return Deployment(
-            status="ready",
-            model=job.job_id,
-            base_model=base,
-            endpoint=f"http://127.0.0.1:{server.server_address[1]}/v1",
-            max_lora_rank=max_lora_rank,
-            created_at=now,
-            updated_at=now,
-        )
-
-    def status(self, job: JobRecord) -> Deployment:
-        assert job.deployment is not None
-        return job.deployment
-
-    def request_headers(self, job: JobRecord) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.key}"}
-
-    def stop(self, job: JobRecord) -> None:
-        server = self.servers.pop(job.job_id, None)
-        if server is not None:
-            server.shutdown()
-
-
 @pytest.fixture
-def deployer(monkeypatch: pytest.MonkeyPatch) -> Iterator[BaseServingDeployer]:
-    serving = BaseServingDeployer()
+def deployer(monkeypatch: pytest.MonkeyPatch) -> Iterator[ServingDeployer]:
+    serving = ServingDeployer(_TwoFacedModel())
     use_ports(monkeypatch, deployer=serving)
     yield serving
-    for server in serving.servers.values():
-        server.shutdown()
+    serving.stop_all()
 
 
 @pytest.fixture
 def client(server_url: str, tokens: dict[str, str]) -> Any:
-    return openai.OpenAI(base_url=f"{server_url}/v1", api_key=tokens["alice"], max_retries=0)
-
-
-@pytest.fixture
-def bob(server_url: str, tokens: dict[str, str]) -> Any:
-    return openai.OpenAI(base_url=f"{server_url}/v1", api_key=tokens["bob"], max_retries=0)
+    return openai_client(server_url, tokens["alice"])
 
 
 def _deployed(client: Any) -> tuple[Any, str]:
@@ -117,7 +61,7 @@ def _deployed(client: Any) -> tuple[Any, str]:
 
 
 def test_a_base_model_is_answered_by_a_deployment_that_serves_it(
-    client: Any, deployer: BaseServingDeployer
+    client: Any, deployer: ServingDeployer
 ) -> None:
     # Given a deployed LoRA job on BASE, its server answering its base too
     _, model = _deployed(client)
@@ -137,7 +81,7 @@ def test_a_base_model_is_answered_by_a_deployment_that_serves_it(
 
 
 def test_a_base_without_a_ready_deployment_is_409_saying_how_to_deploy_one(
-    client: Any, deployer: BaseServingDeployer
+    client: Any, deployer: ServingDeployer
 ) -> None:
     # Given a succeeded LoRA job on BASE, never deployed
     job, _ = succeeded_with_a_model(client)
@@ -155,10 +99,11 @@ def test_a_base_without_a_ready_deployment_is_409_saying_how_to_deploy_one(
 
 
 def test_another_organizations_deployment_never_answers_its_base(
-    client: Any, bob: Any, deployer: BaseServingDeployer
+    client: Any, server_url: str, tokens: dict[str, str], deployer: ServingDeployer
 ) -> None:
     # Given alice's deployed job serving BASE
     _deployed(client)
+    bob = openai_client(server_url, tokens["bob"])
 
     # When bob, of another organization, chats with BASE, then he is refused
     with pytest.raises(openai.ConflictError) as refused:
@@ -168,7 +113,7 @@ def test_another_organizations_deployment_never_answers_its_base(
 
 
 def test_only_the_newest_jobs_are_looked_at_and_the_refusal_says_so(
-    client: Any, deployer: BaseServingDeployer, monkeypatch: pytest.MonkeyPatch
+    client: Any, deployer: ServingDeployer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given an older deployed job on BASE and a newer one not deployed, and one job looked at
     _deployed(client)
@@ -181,4 +126,4 @@ def test_only_the_newest_jobs_are_looked_at_and_the_refusal_says_so(
 
     # Then the older deployment was not read, and the refusal says how many jobs were
     assert f"whet jobs deploy {newer.id}" in refused.value.message
-    assert "only your newest 1 completed jobs were looked at" in refused.value.message
+    assert "only your newest jobs were looked at, at most 1 completed" in refused.value.message

@@ -90,21 +90,24 @@ def test_on_aws_a_job_is_created_listed_retrieved_and_cancelled(client: Any) -> 
         client.fine_tuning.jobs.retrieve("ftjob-00000000000000000000")
 
 
+@pytest.mark.parametrize("asked", ["fine-tuned", "base"])
 def test_on_aws_a_model_not_deployed_is_refused_naming_the_deploy_command(
-    client: Any, aws_platform: Platform
+    client: Any, aws_platform: Platform, asked: str
 ) -> None:
-    # Given a completed job whose model nobody deployed
-
+    # Given a completed LoRA job on BASE whose model nobody deployed
     job = client.fine_tuning.jobs.create(model=BASE, training_file=training_file(client))
     train(aws_platform, job.id)
     complete(aws_platform, job.id)
     model = client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model
 
-    # When the client asks it for a chat completion
+    # When the client asks its fine-tuned model, or its base, for a chat completion
     with pytest.raises(openai.ConflictError) as refused:
-        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(
+            model=model if asked == "fine-tuned" else BASE,
+            messages=[{"role": "user", "content": "hi"}],
+        )
 
-    # Then it is refused, saying how to deploy it
+    # Then it is refused, saying how to deploy it (a deployment would serve the base too)
     assert f"whet jobs deploy {job.id}" in refused.value.message
     assert refused.value.code == "model_not_deployed"
 

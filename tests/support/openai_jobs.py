@@ -103,3 +103,10 @@ def succeeded_with_a_model(client: Any) -> tuple[Any, str]:
     template = JobLayout("acme", job.id).model + "chat_template.jinja"
     get_platform().blobs.put(template, b"{{ messages }}")
     return job, str(client.fine_tuning.jobs.retrieve(job.id).fine_tuned_model)
+
+
+def openai_client(server_url: str, token: str) -> Any:
+    """The official `openai` client of `whet serve`'s /v1 routes, signed in with `token`."""
+    import openai
+
+    return openai.OpenAI(base_url=f"{server_url}/v1", api_key=token, max_retries=0)

@@ -7,11 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from support.jobs import make_job
-from whetstone.core.job import Caller, Deployment, JobRecord
+from whetstone.core.job import Caller, Deployment, JobRecord, utcnow
 from whetstone.core.layout import JobLayout
 from whetstone.core.lifecycle import JobStatus
+from whetstone.core.spec import ADAPTER_METHODS
+from whetstone.core.tokens import hash_token
 from whetstone.service.platform import Platform
 from whetstone.service.records import transition
+from whetstone.serving.auth import ServerKeys
+from whetstone.serving.server import ModelServer
 
 _TO_COMPLETED = (JobStatus.PREPARING, JobStatus.DEPLOYING, JobStatus.TRAINING, JobStatus.COMPLETED)
 
@@ -102,3 +106,50 @@ def deploy_twice_at_once(platform: Platform, caller: Caller, job_id: str) -> lis
     for thread in threads:
         thread.join()
     return results
+
+
+class ServingDeployer:
+    """Serves each job at once (ready) with a local model server over `model` (a stand-in
+    for ChatModel), behind a key; an adapter job's server answers its base model too, as the
+    process deployer records it."""
+
+    key = "whsk_the-test-servers-key"
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.servers: dict[str, ModelServer] = {}
+
+    def start(
+        self, job: JobRecord, model_uri: str, *, base_model: str | None, max_lora_rank: int
+    ) -> Deployment:
+        base = job.spec.base_model if job.spec.tuning_method in ADAPTER_METHODS else None
+        keys = ServerKeys(hash_token(self.key))
+        server = ModelServer(("127.0.0.1", 0), self.model, job.job_id, keys=keys, base_name=base)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.servers[job.job_id] = server
+        now = utcnow()
+        return Deployment(
+            status="ready",
+            model=job.job_id,
+            base_model=base,
+            endpoint=f"http://127.0.0.1:{server.server_address[1]}/v1",
+            max_lora_rank=max_lora_rank,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def status(self, job: JobRecord) -> Deployment:
+        assert job.deployment is not None
+        return job.deployment
+
+    def request_headers(self, job: JobRecord) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.key}"}
+
+    def stop(self, job: JobRecord) -> None:
+        server = self.servers.pop(job.job_id, None)
+        if server is not None:
+            server.shutdown()
+
+    def stop_all(self) -> None:
+        for job_id in list(self.servers):
+            self.servers.pop(job_id).shutdown()

@@ -5,6 +5,7 @@ a full model serves no base; a base generation never overlaps one with the adapt
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -13,9 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
+from support.jobs import make_job
 from support.serving import build_base, write_adapter
 
+from whetstone.adapters.local.process_deployer import ProcessDeployer
+from whetstone.core.spec import Method
 from whetstone.inference.generation import ChatModel
+from whetstone.service.serving_metrics import requests_answered
 from whetstone.serving.__main__ import build_server
 from whetstone.serving.server import ModelServer
 
@@ -134,6 +140,8 @@ def test_the_server_answers_the_base_name_as_the_base_model(
     base_text = base["choices"][0]["message"]["content"]
     assert base_text == _answer(ChatModel.load(models["base"]))
     assert tuned["choices"][0]["message"]["content"] != base_text
+    # and both count as requests of this one server, which the reconciler reads for idleness
+    assert requests_answered(generate_latest(lora_server.registry).decode()) == 2
 
 
 def test_the_base_name_needs_the_key_as_every_route_does(lora_server: ModelServer) -> None:
@@ -203,3 +211,31 @@ def test_a_base_generation_waits_for_a_fine_tuned_one_under_way(models: dict[str
 
     # Then the base one waited, with the adapter on, and each got its own answer
     assert answers == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "base"), [(Method.LORA, "llama-3.1-8b-instruct"), (Method.FULL, None)]
+)
+def test_the_local_deployer_asks_an_adapters_server_for_its_base_and_records_it(
+    tmp_path: Path, method: Method, base: str | None
+) -> None:
+    # Given a deployer whose "python" only sleeps (no model is loaded)
+    fake_python = tmp_path / "python"
+    fake_python.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(30)\n")
+    fake_python.chmod(0o755)
+    deployer = ProcessDeployer(tmp_path / "run", python=str(fake_python), ready_timeout_s=30)
+    job = make_job(base_model="llama-3.1-8b-instruct", method=method)
+
+    # When it starts the server of a LoRA job, and of a full fine-tune
+    deployment = deployer.start(job, str(tmp_path / "model"), base_model=None, max_lora_rank=8)
+    try:
+        cmdline = Path(f"/proc/{deployment.pid}/cmdline").read_bytes().decode().split("\0")
+    finally:
+        deployer.stop(job.model_copy(update={"deployment": deployment}))
+
+    # Then an adapter's server answers its base under the job's base model, as recorded
+    assert deployment.base_model == base
+    if base is None:
+        assert "--base-name" not in cmdline
+    else:
+        assert cmdline[cmdline.index("--base-name") + 1] == base

@@ -288,6 +288,25 @@ def test_given_a_job_when_it_is_deployed_then_a_deployment_and_a_service_start(
     assert ("ServiceAccount", namespace, name) in kube.objects
 
 
+@pytest.mark.parametrize(
+    ("method", "base"),
+    [(Method.LORA, "meta-llama/Llama-3.1-8B-Instruct"), (Method.FULL, None)],
+)
+def test_given_a_job_when_it_is_deployed_then_the_record_names_the_base_vllm_serves_too(
+    kube: FakeKube, clock: Clock, method: Method, base: str | None
+) -> None:
+    # Given a LoRA job (vLLM serves its base under the base's repo) and a full fine-tune
+    job = adapter_job(method=method)
+
+    # When it is deployed
+    deployment = deployer(kube, clock).start(job, MODEL_URI, base_model=None, max_lora_rank=16)
+
+    # Then the deployment records the name its server answers as the base, None for full
+    assert deployment.base_model == base
+    if base is not None:
+        assert vllm_args(job, job_serving_hardware(job.spec, 16), 16)[0] == base
+
+
 def test_given_no_pod_yet_when_status_is_read_then_it_is_starting(
     kube: FakeKube, clock: Clock
 ) -> None:

@@ -16,7 +16,6 @@ running the platform reads it) or a `whet token` of the job's organization.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -43,6 +42,7 @@ from whetstone.core.spec import ADAPTER_METHODS
 from whetstone.core.tokens import hash_token
 from whetstone.observability import logger
 from whetstone.service.serving_metrics import requests_answered
+from whetstone.service.serving_requests import post_json
 
 # (model_dir, base_model) -> the saved model's greedy answer to the golden prompt.
 GoldenAnswer = Callable[[str, str | None], str]
@@ -377,15 +377,8 @@ class ProcessDeployer:
             "max_tokens": GOLDEN_MAX_TOKENS,
             "temperature": 0,
         }
-        request = urllib.request.Request(
-            f"{endpoint}/chat/completions",
-            data=json.dumps(body).encode(),
-            headers={"content-type": "application/json", **_bearer(key)},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=120) as response:
-            answer: str = json.loads(response.read())["choices"][0]["message"]["content"]
-            return answer
+        answer = post_json(f"{endpoint}/chat/completions", body, _bearer(key), timeout_s=120)
+        return str(answer["choices"][0]["message"]["content"])
 
     @staticmethod
     def _log_tail(path: Path) -> str:

@@ -6,6 +6,8 @@ nor started on first use: docs/openai-api.md.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from whetstone.core.catalog.base_models import BASE_MODELS_BY_ID
 from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
 from whetstone.core.job import Caller, Deployment, JobFilter, JobRecord
@@ -19,6 +21,8 @@ from whetstone.service.platform import Platform
 # ones are not read, so a request costs a bounded number of reads however many jobs exist.
 MAX_JOBS_EXAMINED = 200
 _PAGE = 50
+# A sparse filter may answer short pages (each a bounded read of the store): so many at most.
+_MAX_PAGES = 8
 
 
 def base_names(job: JobRecord) -> set[str]:
@@ -39,7 +43,15 @@ def _ready(platform: Platform, caller: Caller, job: JobRecord) -> Deployment | N
     return current if current.status == "ready" and current.endpoint else None
 
 
-def base_deployment(platform: Platform, caller: Caller, name: str) -> tuple[JobRecord, Deployment]:
+class BaseServer(NamedTuple):
+    """A ready deployment that answers a base model, and the name its server answers it by."""
+
+    job: JobRecord
+    deployment: Deployment
+    served_name: str
+
+
+def base_deployment(platform: Platform, caller: Caller, name: str) -> BaseServer:
     """The newest of the organization's jobs whose ready deployment serves the base model
     `name`, and that deployment. NotFoundError when `name` is neither a catalog model nor the
     base of a job looked at; ConflictError (model_not_deployed) when no deployment serves it."""
@@ -47,7 +59,7 @@ def base_deployment(platform: Platform, caller: Caller, name: str) -> tuple[JobR
     deployable: JobRecord | None = None
     examined = 0
     cursor: str | None = None
-    while examined < MAX_JOBS_EXAMINED:
+    for _ in range(_MAX_PAGES):
         page, cursor = platform.jobs.list_jobs(
             caller.org_id,
             JobFilter(status=JobStatus.COMPLETED),
@@ -60,11 +72,11 @@ def base_deployment(platform: Platform, caller: Caller, name: str) -> tuple[JobR
                 continue
             known = True
             deployment = _ready(platform, caller, job)
-            if deployment is not None:
-                return job, deployment
+            if deployment is not None and deployment.base_model is not None:
+                return BaseServer(job, deployment, deployment.base_model)
             if deployable is None and job.spec.tuning_method in ADAPTER_METHODS:
                 deployable = job
-        if cursor is None:
+        if cursor is None or examined >= MAX_JOBS_EXAMINED:
             break
     if not known:
         raise NotFoundError(
@@ -73,10 +85,10 @@ def base_deployment(platform: Platform, caller: Caller, name: str) -> tuple[JobR
             "models their deployments serve",
             code="model_not_found",
         )
-    raise _not_deployed(name, deployable, examined >= MAX_JOBS_EXAMINED and cursor is not None)
+    raise _not_deployed(name, deployable, capped=cursor is not None)
 
 
-def _not_deployed(name: str, deployable: JobRecord | None, capped: bool) -> ConflictError:
+def _not_deployed(name: str, deployable: JobRecord | None, *, capped: bool) -> ConflictError:
     job_id = deployable.job_id if deployable is not None else "JOB"
     message = (
         f"no ready deployment serves the base model {name!r}: a base model answers through "
@@ -85,5 +97,7 @@ def _not_deployed(name: str, deployable: JobRecord | None, capped: bool) -> Conf
         f"(POST /api/v1/fine-tuning/jobs/{job_id}/deploy) and retry once it is ready"
     )
     if capped:
-        message += f" (only your newest {MAX_JOBS_EXAMINED} completed jobs were looked at)"
+        message += (
+            f" (only your newest jobs were looked at, at most {MAX_JOBS_EXAMINED} completed ones)"
+        )
     return ConflictError(message, code="model_not_deployed")

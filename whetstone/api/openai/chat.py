@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
-import urllib.request
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -23,6 +22,7 @@ from whetstone.core.errors import ConflictError, InvalidInputError, TransientErr
 from whetstone.core.job import Caller, Deployment, JobRecord
 from whetstone.service import deployments
 from whetstone.service.platform import Platform
+from whetstone.service.serving_requests import post_json
 
 START_WAIT_S = 300.0
 POLL_S = 1.0
@@ -81,13 +81,8 @@ def ready_deployment(platform: Platform, caller: Caller, job: JobRecord) -> Depl
 
 
 def _post(backend: BackendRequest) -> dict[str, Any]:
-    request = urllib.request.Request(
-        backend.url, data=json.dumps(backend.body).encode(), headers=backend.headers
-    )
     try:
-        with urllib.request.urlopen(request, timeout=BACKEND_TIMEOUT_S) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
+        return post_json(backend.url, backend.body, backend.headers, timeout_s=BACKEND_TIMEOUT_S)
     except urllib.error.HTTPError as error:
         raise BackendAnswer(error.code, error.read().decode(errors="replace")) from error
     except OSError as error:
@@ -119,8 +114,7 @@ def backend_request(platform: Platform, caller: Caller, body: dict[str, Any]) ->
         deployment = ready_deployment(platform, caller, job)
         served = deployment.model
     else:
-        job, deployment = base_deployment(platform, caller, name)
-        served = deployment.base_model or deployment.model
+        job, deployment, served = base_deployment(platform, caller, name)
     return BackendRequest(
         url=f"{deployment.endpoint}/chat/completions",
         headers={

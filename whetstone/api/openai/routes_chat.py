@@ -1,4 +1,5 @@
-"""/v1/chat/completions: fine-tuned models answered by their deployments (OpenAI)."""
+"""/v1/chat/completions: fine-tuned models answered by their deployments, and base models by
+a deployment serving them too (OpenAI)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ router = Router()
 
 
 # No body model: the request passes to the model's server, which validates it.
-@router.post("/chat/completions", summary="Chat with a fine-tuned model (OpenAI)")
+@router.post("/chat/completions", summary="Chat with a fine-tuned or base model (OpenAI)")
 def chat_completions() -> Response[Any]:
     try:
         body = router.current_event.json_body
