@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= api,trainer,workflow,cli,infra,dev
 
-.PHONY: venv console chromium lint test demo serve lock clean synth
+.PHONY: venv console chromium screenshots lint test demo serve lock clean synth
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ console: $(CONSOLE_BUILT)
 chromium:
 	@test -x /usr/bin/chromium || { apt-get install -y -q chromium \
 		|| { apt-get update -q && apt-get install -y -q chromium; }; }
+
+# The console's screenshots in docs/images/ (the README shows one), taken by its browser test.
+screenshots: venv chromium
+	WHETSTONE_UPDATE_SCREENSHOTS=1 HF_HUB_OFFLINE=1 $(BIN)/pytest -q tests/browser/test_console_journey.py
 
 lint: venv
 	$(BIN)/ruff check .

@@ -35,7 +35,7 @@ export function lineChart(
         { label: "step" },
         ...names.map((name, i) => ({ label: name, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true })),
       ],
-      axes: [{ label: "step" }, {}],
+      axes: [{ label: "step" }, { values: (_, ticks) => ticks.map(short) }],
     },
     [steps, ...columns] as uPlot.AlignedData,
   );
@@ -45,12 +45,17 @@ export function lineChart(
     h(
       "p",
       { class: "latest" },
-      names.map((name) => `${name}: ${fmt(series[name][series[name].length - 1].value)}`).join(", "),
+      names.map((name) => `${name}: ${short(series[name][series[name].length - 1].value)}`).join(", "),
     ),
   );
   return figure;
 }
 
-function fmt(value: number): string {
-  return Math.abs(value) >= 100 || value === 0 ? value.toFixed(0) : value.toPrecision(3);
+/** A number in at most three significant digits; small ones (a learning rate of 1e-4) and
+ * large ones in scientific notation, which uPlot's default axis labels round to 0.000. */
+function short(value: number): string {
+  const size = Math.abs(value);
+  if (value === 0) return "0";
+  if (size < 0.01 || size >= 1e5) return Number(value.toPrecision(3)).toExponential();
+  return size >= 100 ? value.toFixed(0) : String(Number(value.toPrecision(3)));
 }

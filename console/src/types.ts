@@ -58,6 +58,8 @@ export interface Job {
   dataset: { source: string; filename: string | null; num_examples: number | null };
   cost: { current_usd: number; estimated_total_usd: number; hourly_rate_usd: number; compute_hours: number };
   estimate: { estimated_hours: number; estimated_cost_usd: number };
+  /** What the trainer runs on, as it reported it once training began; null before. */
+  device: { gpu_count: number; gpu_name: string | null } | null;
   progress: { step: number; max_steps: number; epoch: number; fraction: number; eta_seconds: number | null };
   latest_metrics: Record<string, number>;
   checkpoints: Checkpoint[];

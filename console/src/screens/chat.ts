@@ -1,6 +1,8 @@
-// The chat playground of a deployed job: the fine-tuned model answers through the OpenAI
-// route /v1/chat/completions; beside it, the evaluation's held-out prompts with the base
-// model's and the fine-tuned model's answers (the API serves base models no chat).
+// The chat playground of a deployed job: one message goes to the fine-tuned model and to
+// its base model, both through the OpenAI route /v1/chat/completions, and the two answers
+// are shown side by side. A base the deployment does not serve (full fine-tuning) is
+// refused by the API (409), and its message takes the base column. Below, the
+// evaluation's held-out prompts with the base model's and the fine-tuned model's answers.
 import { FT, api, type ApiError } from "../api";
 import { field, h, replace } from "../dom";
 
@@ -11,36 +13,88 @@ interface EvaluationRow {
   fine_tuned: string;
 }
 
+/** The OpenAI job object's model names: the base model, and the fine-tuned model once it exists. */
+interface OpenAiJob {
+  model: string;
+  fine_tuned_model: string | null;
+}
+
 export function playground(jobId: string): HTMLElement {
   const prompt = h("textarea", { id: "chat-prompt", rows: 3 });
   const maxTokens = h("input", { type: "number", id: "chat-max-tokens", min: 1, max: 512, value: 32 });
-  const answer = h("div", { id: "chat-answer", "aria-live": "polite", class: "answer" });
   const send = h("button", { type: "submit", id: "chat-send" }, "Send");
-  const form = h("form", { id: "chat-form" }, field("Message", prompt), field("Max tokens", maxTokens), send);
-  const compare = h("section", { id: "base-vs-tuned", "aria-label": "Base model and fine-tuned answers" });
+  const form = h("form", { id: "chat-form", "aria-label": "Chat" }, field("Message", prompt), field("Max tokens", maxTokens), send);
+  const tuned = column("chat", "Fine-tuned model");
+  const base = column("base", "Base model");
+  const compare = h("section", { id: "base-vs-tuned", "aria-label": "Base model and fine-tuned answers to held-out prompts" });
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    void ask(jobId, prompt.value, Number(maxTokens.value) || 32, answer, send);
+    void askBoth(jobId, prompt.value, Number(maxTokens.value) || 32, { tuned: tuned.answer, base: base.answer }, send);
   });
   void showComparison(jobId, compare);
-  return h("div", { class: "playground" }, h("div", {}, h("h3", {}, "Fine-tuned model"), form, answer), compare);
+  return h(
+    "div",
+    { id: "playground" },
+    form,
+    h("div", { class: "playground", id: "chat-answers" }, tuned.section, base.section),
+    compare,
+  );
 }
 
-async function ask(jobId: string, text: string, maxTokens: number, target: HTMLElement, send: HTMLButtonElement): Promise<void> {
+/** A labelled answer column: its heading names the model, its answer region is live. */
+function column(prefix: string, title: string): { section: HTMLElement; answer: HTMLElement } {
+  const heading = h("h3", { id: `${prefix}-heading` }, title);
+  const answer = h("div", { id: `${prefix}-answer`, class: "answer", "aria-live": "polite", "aria-labelledby": heading.id });
+  return { section: h("section", { "aria-labelledby": heading.id }, heading, answer), answer };
+}
+
+async function askBoth(
+  jobId: string,
+  text: string,
+  maxTokens: number,
+  targets: { tuned: HTMLElement; base: HTMLElement },
+  send: HTMLButtonElement,
+): Promise<void> {
   send.disabled = true;
-  replace(target, h("p", {}, "Asking…"));
+  replace(targets.tuned, h("p", {}, "Asking…"));
+  replace(targets.base, h("p", {}, "Asking…"));
   try {
-    const job = await api<{ fine_tuned_model: string | null }>("GET", `/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`);
-    const completion = await api<{ choices: { message: { content: string } }[] }>("POST", "/v1/chat/completions", {
-      model: job.fine_tuned_model,
+    const job = await api<OpenAiJob>("GET", `/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`);
+    await Promise.all([
+      ask(job.fine_tuned_model, text, maxTokens, targets.tuned, "chat"),
+      ask(job.model, text, maxTokens, targets.base, "base"),
+    ]);
+  } catch (error) {
+    const message = h("p", { role: "alert" }, `Chat: ${(error as ApiError).message}`);
+    replace(targets.tuned, message);
+    replace(targets.base, message.cloneNode(true));
+  } finally {
+    send.disabled = false;
+  }
+}
+
+async function ask(model: string | null, text: string, maxTokens: number, target: HTMLElement, prefix: string): Promise<void> {
+  const answer = await completion(model, text, maxTokens);
+  replace(
+    target,
+    h("p", { class: "model-name" }, h("code", { id: `${prefix}-model` }, model ?? "—")),
+    "text" in answer
+      ? h("p", {}, h("strong", {}, "Answer: "), h("span", { id: `${prefix}-text` }, answer.text))
+      : h("p", { class: "notice info", id: `${prefix}-refused` }, answer.refused),
+  );
+}
+
+/** The model's answer, or the API's reason for not giving one (e.g. 409 model_not_deployed). */
+async function completion(model: string | null, text: string, maxTokens: number): Promise<{ text: string } | { refused: string }> {
+  try {
+    const reply = await api<{ choices: { message: { content: string } }[] }>("POST", "/v1/chat/completions", {
+      model,
       messages: [{ role: "user", content: text }],
       max_tokens: maxTokens,
     });
-    replace(target, h("p", {}, h("strong", {}, "Answer: "), h("span", { id: "chat-text" }, completion.choices[0]?.message.content ?? "")));
+    return { text: reply.choices[0]?.message.content ?? "" };
   } catch (error) {
-    replace(target, h("p", { role: "alert" }, `Chat: ${(error as ApiError).message}`));
-  } finally {
-    send.disabled = false;
+    return { refused: (error as ApiError).message };
   }
 }
 

@@ -32,6 +32,8 @@ export async function jobScreen(main: HTMLElement, jobId: string, alive: () => b
   const deploy = h("section", { id: "deploy", "aria-labelledby": "deploy-heading" });
   let job: Job | null = null;
   let drawnFor = "";
+  // An action's "sent" note lasts until the status it left the job in changes.
+  let sentAt = "";
 
   const refreshLogs = async () => {
     const entries: LogEntry[] = [];
@@ -61,6 +63,7 @@ export async function jobScreen(main: HTMLElement, jobId: string, alive: () => b
       replace(actionMessage, notice(`${label}: sent.`));
       if (method === "DELETE" && path === "") location.hash = "#/jobs";
       else await refresh();
+      sentAt = job?.status ?? "";
     } catch (error) {
       replace(actionMessage, notice(`${label}: ${(error as ApiError).message}`, "error"));
     }
@@ -73,6 +76,10 @@ export async function jobScreen(main: HTMLElement, jobId: string, alive: () => b
       job.deployment = await api<Deployment>("GET", `${url}/deployment`);
     }
     drawSummary(summary, job);
+    if (sentAt && sentAt !== job.status) {
+      sentAt = "";
+      replace(actionMessage);
+    }
     drawActions(actions, job, act);
     const series = (await api<{ series: Record<string, MetricPoint[]> }>("GET", `${url}/metrics`)).series;
     const width = Math.max(280, Math.floor(charts.clientWidth / 2) - 40);
@@ -139,7 +146,9 @@ function drawSummary(target: HTMLElement, job: Job): void {
         job.progress.eta_seconds ? `, about ${hours(job.progress.eta_seconds / 3600)} left` : "",
       ),
       h("dt", {}, "Model"),
-      h("dd", {}, `${job.spec.base_model} (${job.spec.method}) on ${job.spec.hardware.gpu_count} × ${job.spec.hardware.gpu_type}`),
+      h("dd", {}, `${job.spec.base_model} (${job.spec.method})`),
+      h("dt", {}, "Hardware"),
+      h("dd", { id: "job-hardware" }, hardware(job)),
       h("dt", {}, "Dataset"),
       h("dd", {}, `${job.dataset.filename ?? job.dataset.source}, ${job.dataset.num_examples ?? "?"} examples`),
       h("dt", {}, "Cost now"),
@@ -149,6 +158,15 @@ function drawSummary(target: HTMLElement, job: Job): void {
     ),
     job.error ? notice(`${job.error.code}: ${job.error.message}`, "error") : null,
   );
+}
+
+/** What the job runs on: the device its trainer reported (the CPU, or its GPUs); before
+ * that, the GPUs its spec asks for. */
+function hardware(job: Job): string {
+  const asked = `${job.spec.hardware.gpu_count} × ${job.spec.hardware.gpu_type}`;
+  const device = job.device;
+  if (!device) return `${asked} requested`;
+  return device.gpu_count ? `${device.gpu_count} × ${device.gpu_name ?? "GPU"}` : `CPU (the spec asks for ${asked})`;
 }
 
 function drawActions(target: HTMLElement, job: Job, act: (label: string, method: string, path: string) => Promise<void>): void {
