@@ -17,7 +17,7 @@ from trainer.data import (
     PaddingCollator,
     ensure_chat_ready,
 )
-from trainer.dpo import PreferenceCollator, answer_logps, dpo_terms
+from trainer.dpo import EVALUATION_KEYS, PreferenceCollator, answer_logps, dpo_terms, pair_sums
 
 from whetstone.core.datasets.records import Example
 
@@ -70,6 +70,22 @@ def test_the_loss_is_log_2_with_no_margin_and_falls_as_the_chosen_answer_gains()
     assert better.item() < even.item()
     assert better_rewards["reward_margin"].item() == pytest.approx(0.1)
     assert better_rewards["reward_accuracy"].item() == 1.0
+
+
+def test_held_out_pairs_count_the_preferences_of_the_policy_and_of_the_reference() -> None:
+    # Given three pairs: the policy prefers the chosen answer of the first two, the
+    # reference of the first only, and the policy gained on the chosen side of the second
+    policy = torch.tensor([-2.0, -3.0, -5.0, -4.0, -4.0, -3.0])  # chosen rows, then rejected
+    reference = torch.tensor([-2.0, -4.0, -5.0, -4.0, -3.0, -3.0])
+    # When their sums are taken
+    sums = dict(zip(EVALUATION_KEYS, pair_sums(policy, reference, beta=0.5).tolist(), strict=True))
+    # Then the margins add up (0, 0.5 x (1 - (-1)), 0) and each preference is counted
+    assert sums == {
+        "reward_margin": pytest.approx(1.0),
+        "reward_accuracy": 1.0,
+        "preference_accuracy": 2.0,
+        "base_preference_accuracy": 1.0,
+    }
 
 
 def test_answer_log_probabilities_sum_the_labelled_tokens_only() -> None:
@@ -134,6 +150,10 @@ def test_the_reward_margin_rises_on_a_synthetic_preference_task(
     assert min(m.reward_margin for m in last) > first.reward_margin + 0.5
     assert sum(m.reward_accuracy for m in last) / len(last) > 0.9
     assert last[-1].rewards_chosen > last[-1].rewards_rejected
+    # And the results hold the held-out pairs' preferences, the tuned model's above the base's
+    held_out = {key: result.results[f"test_{key}"] for key in EVALUATION_KEYS}
+    assert held_out["reward_accuracy"] > 0.9 and held_out["reward_margin"] > 0.5
+    assert held_out["preference_accuracy"] > held_out["base_preference_accuracy"]
 
 
 def test_dpo_through_qlora_trains_a_quantized_base_and_saves_an_adapter(

@@ -4,6 +4,7 @@ bench's list of methods (every one the platform trains)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import typing
 from pathlib import Path
 from types import ModuleType
@@ -78,3 +79,42 @@ def test_the_bench_covers_every_method_and_quantization_the_platform_trains() ->
     assert methods == set(Method)
     widths = {(bits, "int4") for bits in typing.get_args(QuantBits) if bits != 4}
     assert quantizations == widths | {(4, "nf4"), (4, "fp4"), (4, "int4")}
+
+
+def test_the_bench_reports_dpo_by_its_held_out_preferences_not_by_exact_match(
+    tmp_path: Path,
+) -> None:
+    # Given the outputs of a finished dpo run: its losses, no exact answer, and the share
+    # of held-out pairs whose chosen answer the tuned model and the base find the likelier
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 0, "eval_loss": 0.693}) + "\n")
+    results = {"test_loss": 0.4, "test_preference_accuracy": 0.9}
+    (tmp_path / "results.json").write_text(
+        json.dumps({**results, "test_base_preference_accuracy": 0.5})
+    )
+    (tmp_path / "evaluation.json").write_text(
+        json.dumps({"fine_tuned": {"exact_match": 0.0}, "base": {"exact_match": 0.0}})
+    )
+
+    # When the bench reads them
+    row = _bench().outcome(tmp_path)
+
+    # Then its row carries both preference accuracies beside the losses and exact match
+    assert row == {
+        "start": 0.693,
+        "end": 0.4,
+        "exact": 0.0,
+        "base_exact": 0.0,
+        "prefers": 0.9,
+        "base_prefers": 0.5,
+    }
+
+
+def test_the_bench_trains_dpo_below_the_rate_at_which_it_diverged() -> None:
+    # Given the bench's methods
+    methods = _bench().METHODS
+
+    # When the dpo rate is compared with the lora rate it once shared
+    dpo, lora = methods["dpo"]["learning_rate"], methods["lora"]["learning_rate"]
+
+    # Then dpo trains at a fifth of it at most: at 5e-3 its rewards collapsed on `reverse`
+    assert dpo <= lora / 5

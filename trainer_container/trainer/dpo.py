@@ -11,6 +11,10 @@ log ref(y) under the reference model, the model before training: for an adapter 
 qlora) the same model with its adapter switched off, for full tuning a frozen copy. Each
 batch runs its chosen and rejected sequences together (2 x batch rows); the reference
 log-probabilities are computed for the same batch without gradients.
+
+Evaluation adds, beside the loss, the share of held-out pairs whose chosen answer the tuned
+model finds more likely than the rejected one (`preference_accuracy`), the same for the
+reference (`base_preference_accuracy`), and the reward margin and accuracy over all pairs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from transformers.trainer_utils import EvalLoopOutput
 
 from whetstone.core.datasets.records import ExampleKind
 from whetstone.core.spec import Method
@@ -30,6 +35,13 @@ from .data import IGNORE_INDEX, DataError, Features, PaddingCollator
 from .loop import WhetstoneTrainer
 
 REWARD_KEYS = ("rewards_chosen", "rewards_rejected", "reward_margin", "reward_accuracy")
+# Sums over the held-out pairs of an evaluation, divided by their count at its end.
+EVALUATION_KEYS = (
+    "reward_margin",
+    "reward_accuracy",
+    "preference_accuracy",
+    "base_preference_accuracy",
+)
 
 
 @dataclass
@@ -74,6 +86,23 @@ def dpo_terms(
     return loss, rewards
 
 
+def pair_sums(policy: torch.Tensor, reference: torch.Tensor, beta: float) -> torch.Tensor:
+    """Over a batch's pairs (rows chosen then rejected), the sums of `EVALUATION_KEYS`, in
+    that order: the reward margin, the pairs whose chosen reward beats the rejected one, and
+    the pairs whose chosen answer is the likelier under the policy and under the reference."""
+    policy_chosen, policy_rejected = policy.detach().chunk(2)
+    reference_chosen, reference_rejected = reference.chunk(2)
+    margin = beta * ((policy_chosen - reference_chosen) - (policy_rejected - reference_rejected))
+    return torch.stack(
+        [
+            margin.sum(),
+            (margin > 0).float().sum(),
+            (policy_chosen > policy_rejected).float().sum(),
+            (reference_chosen > reference_rejected).float().sum(),
+        ]
+    )
+
+
 class DpoTrainer(WhetstoneTrainer):
     """The Trainer with the DPO loss; training logs carry the rewards averaged since the
     previous log, like the loss."""
@@ -88,6 +117,8 @@ class DpoTrainer(WhetstoneTrainer):
             self.reference = copy.deepcopy(self.model).eval().requires_grad_(False)
         self._sums: dict[str, float] = dict.fromkeys(REWARD_KEYS, 0.0)
         self._batches = 0
+        self._evaluation_sums = torch.zeros(len(EVALUATION_KEYS))
+        self._evaluation_pairs = 0
 
     def _reference_logps(self, model: torch.nn.Module, inputs: dict[str, Any]) -> torch.Tensor:
         reference = self.reference
@@ -116,7 +147,26 @@ class DpoTrainer(WhetstoneTrainer):
             for key, value in rewards.items():
                 self._sums[key] += float(value)
             self._batches += 1
+        else:
+            self._evaluation_sums += pair_sums(policy, reference, self.beta).cpu()
+            self._evaluation_pairs += len(policy) // 2
         return (loss, outputs) if return_outputs else loss
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> EvalLoopOutput:
+        self._evaluation_sums.zero_()
+        self._evaluation_pairs = 0
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", "eval")
+        totals = self.accelerator.reduce(
+            torch.cat([self._evaluation_sums, torch.tensor([float(self._evaluation_pairs)])]).to(
+                self.accelerator.device
+            ),
+            reduction="sum",
+        ).cpu()
+        if totals[-1] > 0:
+            for key, total in zip(EVALUATION_KEYS, totals[:-1].tolist(), strict=True):
+                output.metrics[f"{prefix}_{key}"] = total / float(totals[-1])
+        return output
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._batches:

@@ -54,7 +54,7 @@ from .data import (
     read_manifest,
     read_split,
 )
-from .dpo import DpoTrainer, PreferenceCollator, require_data_for_method
+from .dpo import EVALUATION_KEYS, DpoTrainer, PreferenceCollator, require_data_for_method
 from .efficiency import efficiency_meter
 from .evaluate import EvaluationInputs, run_evaluation
 from .events import EventEmitter
@@ -639,6 +639,10 @@ def _evaluate(
         test_metrics = trainer.evaluate(test.sorted_by_length(), metric_key_prefix="test")
         results["test_loss"] = test_metrics["test_loss"]
         results["test_perplexity"] = math.exp(min(test_metrics["test_loss"], 50.0))
+        # dpo's held-out preference accuracies: its loss alone says little of what it learned
+        results |= {
+            k: v for k, v in test_metrics.items() if k.removeprefix("test_") in EVALUATION_KEYS
+        }
         emitter.log(
             "info",
             "test evaluation",
