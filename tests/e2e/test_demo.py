@@ -25,6 +25,8 @@ def test_the_demo_pretrains_its_base_fine_tunes_it_and_shows_the_learning(
 ) -> None:
     # Given a machine with no pre-trained tiny base cached
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # (the thread count the demo would set, here undone after the test)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
     # When the demo runs
     code = demo.main(["--out", str(tmp_path / "out")])
@@ -56,3 +58,17 @@ def test_the_demo_fine_tunes_in_at_most_120_steps_to_stay_near_two_minutes() -> 
 
     # Then they are the 120 that learn the task, not more: each costs the demo's wall time
     assert steps <= 120
+
+
+def test_the_demo_runs_one_thread_per_process_unless_told_otherwise() -> None:
+    # Given an environment that sets no thread count, and one that sets four
+    unset: dict[str, str] = {}
+    four = {"OMP_NUM_THREADS": "4"}
+
+    # When the demo sets up its processes' threads
+    demo.one_thread_per_process(unset)
+    demo.one_thread_per_process(four)
+
+    # Then pre-training and the trainers it starts use one thread, or the four asked for
+    assert unset["OMP_NUM_THREADS"] == "1"
+    assert four["OMP_NUM_THREADS"] == "4"

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import tarfile
 import threading
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,14 @@ DEMO_CONFIG: dict[str, Any] = {
     "evaluation": {"max_samples": 30, "max_new_tokens": 8},
     "hardware": {"gpu_type": "nvidia-l4"},
 }
+
+
+def one_thread_per_process(environ: MutableMapping[str, str]) -> None:
+    """One PyTorch thread in this process (pre-training) and in the trainers it starts, unless
+    OMP_NUM_THREADS says otherwise: a model this small has little to split between threads,
+    and on cores other work also uses, two threads per process spin waiting for each other
+    (the warm demo took 9 minutes so, 70 s with one; docs/trainer.md, "Tiny models")."""
+    environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def sample_dataset(path: Path, seed: int = 0) -> None:
@@ -109,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", type=Path, help="a dataset file (default: sample task)")
     parser.add_argument("--out", type=Path, default=Path("demo-output"), help="where to write")
     args = parser.parse_args(argv)
+    one_thread_per_process(os.environ)
 
     home = get_settings().home
     out: Path = args.out
