@@ -3,25 +3,30 @@ learns the sample task through the platform, and the evaluation report shows it.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
 import pytest
 
 from whetstone.cli import demo
+from whetstone.core.spec import SplitParams
 
 pytest.importorskip("torch")
 
 
 @pytest.mark.slow
-# Pre-training and fine-tuning take about 3 minutes on two free cores, several times that on
-# cores other work shares, which the suite's 600 s default does not allow.
+# Pre-training and fine-tuning take about 2.5 CPU-minutes (docs/trainer.md, "Tiny models"),
+# several times that in wall time on cores other work shares, which the suite's 600 s default
+# does not allow.
 @pytest.mark.timeout(1800)
 def test_the_demo_pretrains_its_base_fine_tunes_it_and_shows_the_learning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a machine with no pre-trained tiny base cached
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # (the thread count the demo would set, here undone after the test)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
     # When the demo runs
     code = demo.main(["--out", str(tmp_path / "out")])
@@ -41,3 +46,29 @@ def test_the_demo_pretrains_its_base_fine_tunes_it_and_shows_the_learning(
         int, re.findall(r"answers (\d+) of (\d+) held-out .*base model (\d+)", printed)[0]
     )
     assert samples > 0 and base < tuned and tuned >= samples // 2, printed
+
+
+def test_the_demo_fine_tunes_in_at_most_120_steps_to_stay_near_two_minutes() -> None:
+    # Given the demo's sample dataset, the default split and its training settings
+    training = demo.DEMO_CONFIG["training"]
+    rows = demo.SAMPLE_EXAMPLES * SplitParams().train // 100
+
+    # When its job counts its optimizer steps
+    steps = training["epochs"] * math.ceil(rows / training["batch_size"])
+
+    # Then they are the 120 that learn the task, not more: each costs the demo's wall time
+    assert steps <= 120
+
+
+def test_the_demo_runs_one_thread_per_process_unless_told_otherwise() -> None:
+    # Given an environment that sets no thread count, and one that sets four
+    unset: dict[str, str] = {}
+    four = {"OMP_NUM_THREADS": "4"}
+
+    # When the demo sets up its processes' threads
+    demo.one_thread_per_process(unset)
+    demo.one_thread_per_process(four)
+
+    # Then pre-training and the trainers it starts use one thread, or the four asked for
+    assert unset["OMP_NUM_THREADS"] == "1"
+    assert four["OMP_NUM_THREADS"] == "4"
