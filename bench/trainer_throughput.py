@@ -1,7 +1,7 @@
 """Useful-token throughput and MFU of Whetstone's trainer against three HF Trainer + PEFT baselines.
 
     .venv/bin/python bench/trainer_throughput.py [--examples 384] [--cutoff 512]
-        [--repeats 1] [--baselines cutoff,longest,grouped]
+        [--repeats 1] [--baselines cutoff,longest,grouped] [--threads N]
 
 One model (Llama architecture, >= 10M parameters) and one dataset are built on the spot: most
 examples short, a long tail up to the cutoff. Every contender trains LoRA (all-linear, r 16)
@@ -14,8 +14,11 @@ own process so peak RSS is its own:
 - baseline (c): HF Trainer + PEFT, dynamic padding with `train_sampling_strategy=
   "group_by_length"` (transformers 5's name for `group_by_length=True`), the best correct
   off-the-shelf recipe on a CPU.
-Printed: useful (non-padding) tokens/s, ratios, MFU, peak RSS, and the held-out loss each
-reaches. MFU is the same for everyone: the model FLOPs of the epoch (Whetstone's reckoning,
+Printed: useful (non-padding) tokens/s, useful tokens per CPU-second (the CPU time of the
+contender's process over the same span: on shared cores, what the work costs rather than
+how much of the machine it got), ratios, MFU, peak RSS, and the held-out loss each reaches.
+`--threads 1` gives each contender one torch thread, so that no thread spins waiting for
+another's busy core. MFU is the same for everyone: the model FLOPs of the epoch (Whetstone's reckoning,
 `trainer/efficiency.py`, the same examples for all) per second over the CPU's matmul peak,
 each contender measuring that peak in its own process.
 Every contender's clock is the same: from the Trainer's `on_train_begin` (model loaded, data
@@ -143,6 +146,8 @@ def train_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> tupl
 
         def send(self, event: Any) -> None:
             self.events.append(event)
+            if event.detail_type == "metrics":
+                CPU_CLOCK.mark()
 
         def close(self) -> None:
             return None
@@ -157,7 +162,16 @@ def train_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> tupl
         {"job_id": "bench", "data": str(data), "output": str(workdir / "out"), "spec": spec}
     )
     sink = Keep()
+    from trainer.callbacks import MetricsCallback
     from trainer.recipe import run_plan
+
+    begin = MetricsCallback.on_train_begin
+
+    def on_train_begin(self: Any, *args: Any, **kwargs: Any) -> None:
+        CPU_CLOCK.begin()
+        begin(self, *args, **kwargs)
+
+    MetricsCallback.on_train_begin = on_train_begin  # type: ignore[method-assign]
 
     run_plan(plan, emitter=EventEmitter("bench", sink), workdir=workdir, stop=StopRequest())
     # useful_tokens_per_second: non-padding tokens since on_train_begin over the time since then
@@ -178,8 +192,10 @@ def run_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> dict[s
     peak = _peak_rss_mb()
     adapted, tokenizer = load_trained_model(workdir / "out" / "model", base_model=str(model))
     efficiency = json.loads((workdir / "out" / "results.json").read_text())["efficiency"]
+    useful_tokens = last.useful_tokens_per_second * CPU_CLOCK.wall_s
     return {
         "useful_tokens_per_s": last.useful_tokens_per_second,
+        "useful_tokens_per_cpu_s": useful_tokens / CPU_CLOCK.cpu_s,
         "flops_per_token": efficiency["model_flops_per_useful_token"],
         "peak_flops": efficiency["peak_flops"],
         "peak_rss_mb": peak,
@@ -189,6 +205,26 @@ def run_whetstone(model: Path, data: Path, cutoff: int, workdir: Path) -> dict[s
         "steps": last.step,
         "setup": f"{runtime['batching']}, {runtime['attention']}",
     }
+
+
+class _CpuClock:
+    """The CPU seconds (every thread of this process) and wall seconds from the Trainer's
+    on_train_begin to the last logged step. CPU time is what a contender's work costs
+    whatever else runs on the machine; wall time is not, on shared cores."""
+
+    def __init__(self) -> None:
+        self._cpu = self._wall = 0.0
+        self.cpu_s = self.wall_s = 0.0
+
+    def begin(self) -> None:
+        self._cpu, self._wall = time.process_time(), time.monotonic()
+
+    def mark(self) -> None:
+        self.cpu_s = time.process_time() - self._cpu
+        self.wall_s = time.monotonic() - self._wall
+
+
+CPU_CLOCK = _CpuClock()
 
 
 class _TrainClock:
@@ -203,6 +239,7 @@ class _TrainClock:
         class Callback(TrainerCallback):  # type: ignore[misc]
             def on_train_begin(self, args: Any, state: Any, control: Any, **_: Any) -> None:
                 clock.start = time.monotonic()
+                CPU_CLOCK.begin()
 
             def on_log(
                 self, args: Any, state: Any, control: Any, logs: Any = None, **_: Any
@@ -210,9 +247,11 @@ class _TrainClock:
                 if "loss" not in (logs or {}):  # the end-of-training summary, as ours skips
                     return
                 clock.tokens_per_s = state.num_input_tokens_seen / (time.monotonic() - clock.start)
+                CPU_CLOCK.mark()
+                clock.tokens_per_cpu_s = state.num_input_tokens_seen / CPU_CLOCK.cpu_s
 
         self.start = 0.0
-        self.tokens_per_s = 0.0
+        self.tokens_per_s = self.tokens_per_cpu_s = 0.0
         self.callback = Callback()
 
 
@@ -274,6 +313,7 @@ def run_baseline(model: Path, data: Path, cutoff: int, workdir: Path, pad: str) 
     trainer.train()
     return {
         "useful_tokens_per_s": clock.tokens_per_s,
+        "useful_tokens_per_cpu_s": clock.tokens_per_cpu_s,
         "peak_flops": None if torch.cuda.is_available() else measured_cpu_peak_flops(),
         "peak_rss_mb": _peak_rss_mb(),
         "heldout_loss": heldout_loss(
@@ -311,10 +351,10 @@ def run_mfu(data: Path, cutoff: int, workdir: Path) -> dict[str, Any]:
     }
 
 
-def worker(kind: str, model: Path, data: Path, cutoff: int) -> None:
+def worker(kind: str, model: Path, data: Path, cutoff: int, threads: int) -> None:
     import torch
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         if kind == "mfu":
@@ -336,12 +376,19 @@ def main() -> None:
         default="cutoff,longest,grouped",
         help="the baselines to run beside whetstone, e.g. 'grouped' alone on a busy machine",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="torch threads of each contender (1 on a shared machine: idle threads spinning "
+        "for a busy core's would count as CPU time)",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, Path(args.model), Path(args.data), args.cutoff)
+        worker(args.worker, Path(args.model), Path(args.data), args.cutoff, args.threads)
         return
 
     kinds = ["whetstone", *(f"baseline-{name}" for name in args.baselines.split(","))]
@@ -364,11 +411,11 @@ def main() -> None:
         )
         rounds = []
         for number in range(1, args.repeats + 1):
-            rounds.append(_run_round(model, data, args.cutoff, kinds))
+            rounds.append(_run_round(model, data, args.cutoff, kinds, args.threads))
             if args.repeats > 1:
                 print(f"round {number}")
             _print_table(rounds[-1])
-        mfu = _run_worker("mfu", model, data, args.cutoff) if _has_gpu() else None
+        mfu = _run_worker("mfu", model, data, args.cutoff, args.threads) if _has_gpu() else None
     if args.repeats > 1:
         print(f"median of {args.repeats} rounds")
         _print_table(
@@ -401,14 +448,16 @@ CONTENDERS = {
 }
 
 
-def _run_round(model: Path, data: Path, cutoff: int, kinds: list[str]) -> dict[str, dict[str, Any]]:
-    return {kind: _run_worker(kind, model, data, cutoff) for kind in kinds}
+def _run_round(
+    model: Path, data: Path, cutoff: int, kinds: list[str], threads: int
+) -> dict[str, dict[str, Any]]:
+    return {kind: _run_worker(kind, model, data, cutoff, threads) for kind in kinds}
 
 
-def _run_worker(kind: str, model: Path, data: Path, cutoff: int) -> dict[str, Any]:
+def _run_worker(kind: str, model: Path, data: Path, cutoff: int, threads: int) -> dict[str, Any]:
     """One contender in its own process, so that its peak RSS is its own."""
     command = [sys.executable, __file__, "--worker", kind, "--model", str(model)]
-    command += ["--data", str(data), "--cutoff", str(cutoff)]
+    command += ["--data", str(data), "--cutoff", str(cutoff), "--threads", str(threads)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
@@ -430,15 +479,18 @@ def _mfu(flops_per_token: float, result: dict[str, Any]) -> str:
 
 def _print_table(results: dict[str, dict[str, Any]]) -> None:
     ours = results["whetstone"]["useful_tokens_per_s"]
+    ours_cpu = results["whetstone"]["useful_tokens_per_cpu_s"]
     flops_per_token = results["whetstone"]["flops_per_token"]
     print(
-        f"{'contender':28} {'useful tok/s':>12} {'ours/this':>9} {'CPU MFU':>7} "
-        f"{'peak RSS MB':>11} {'held-out loss':>13} {'steps':>5}  batches"
+        f"{'contender':28} {'useful tok/s':>12} {'ours/this':>9} {'tok/CPU-s':>9} "
+        f"{'ours/this':>9} {'CPU MFU':>7} {'peak RSS MB':>11} {'held-out loss':>13} "
+        f"{'steps':>5}  batches"
     )
     for kind, r in results.items():
         print(
             f"{CONTENDERS[kind]:28} {r['useful_tokens_per_s']:12.0f} "
-            f"{ours / r['useful_tokens_per_s']:9.2f} {_mfu(flops_per_token, r):>7} "
+            f"{ours / r['useful_tokens_per_s']:9.2f} {r['useful_tokens_per_cpu_s']:9.0f} "
+            f"{ours_cpu / r['useful_tokens_per_cpu_s']:9.2f} {_mfu(flops_per_token, r):>7} "
             f"{r['peak_rss_mb']:11.0f} {r['heldout_loss']:13.3f} {r['steps']:5d}  {r['setup']}",
             flush=True,
         )
