@@ -18,9 +18,9 @@ Printed: useful (non-padding) tokens/s, useful tokens per CPU-second (the CPU ti
 contender's process over the same span: on shared cores, what the work costs rather than
 how much of the machine it got), ratios, MFU, peak RSS, and the held-out loss each reaches.
 `--threads 1` gives each contender one torch thread, so that no thread spins waiting for
-another's busy core. MFU is the same for everyone: the model FLOPs of the epoch (Whetstone's reckoning,
-`trainer/efficiency.py`, the same examples for all) per second over the CPU's matmul peak,
-each contender measuring that peak in its own process.
+another's busy core. MFU is the same for everyone: the model FLOPs of the epoch
+(Whetstone's reckoning, `trainer/efficiency.py`, the same examples for all) per second over
+the CPU's matmul peak, each contender measuring that peak in its own process.
 Every contender's clock is the same: from the Trainer's `on_train_begin` (model loaded, data
 encoded, optimizer built) to its last logged step; loading, evaluation and saving are outside.
 `--repeats N` runs the three N times, interleaved, and prints every round and the median, so a
