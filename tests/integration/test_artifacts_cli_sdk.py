@@ -4,6 +4,7 @@ against a running `whet serve` over real HTTP."""
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class ScriptedDeployer:
         return Deployment(
             status=status,
             model=job.job_id,
+            base_model="tiny-base",
             endpoint=None if failed else "http://127.0.0.1:9/v1",
             max_lora_rank=16,
             created_at=now,
@@ -226,6 +228,7 @@ def test_cli_deploy_then_deployment_then_undeploy(
 
     assert started.code == 0 and started.json()["status"] == "starting"
     assert shown.code == 0 and "starting" in shown.out and "http://127.0.0.1:9/v1" in shown.out
+    assert re.search(r"base model:\s+tiny-base", shown.out)  # answered beside the adapter
     assert again.code == 1 and "already_deployed" in again.err
     assert undeployed.code == 0 and undeployed.json() == {"job_id": job_id, "undeployed": True}
     assert after.json()["status"] == "deleted"

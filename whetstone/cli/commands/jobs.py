@@ -271,6 +271,7 @@ def _describe_deployment(job_id: str, deployment: DeploymentResponse) -> str:
         ("status", deployment.status),
         ("endpoint", deployment.endpoint),
         ("model", deployment.model),
+        ("base model", deployment.base_model),
         ("max LoRA rank", deployment.max_lora_rank),
         ("created", deployment.created_at),
         ("updated", deployment.updated_at),
