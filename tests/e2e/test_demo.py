@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from whetstone.cli import demo
-from whetstone.core.spec import SplitParams
+from whetstone.core.spec_dataset import SplitParams
 
 torch = pytest.importorskip("torch")
 
