@@ -36,7 +36,9 @@ TRAIN_MS = 420_000
 DEPLOY_MS = 180_000
 # The short CPU run of the end-to-end tests (support/e2e_jobs.py), typed into the form.
 FORM = {
-    "spec-training-epochs": "1",
+    # 90 steps: the first checkpoint (step 10) leaves the page time to pause the job before
+    # it ends, however slowly the machine runs
+    "spec-training-epochs": "3",
     "spec-training-batch_size": "4",
     "spec-training-gradient_accumulation_steps": "1",
     "spec-training-warmup_steps": "0",

@@ -89,10 +89,20 @@ class Rendezvous:
 
 
 def deploy_twice_at_once(platform: Platform, caller: Caller, job_id: str) -> list[Any]:
-    """Two deploys of the job on two threads: each one's deployment or error."""
+    """Two deploys of the job on two threads: each one's deployment or error.
+
+    The store's conditional write is atomic in SQLite and in DynamoDB, not in moto, where two
+    threads can both pass the condition before either writes: a lock around `save` gives the
+    test's store the atomicity the real ones have."""
     from whetstone.service.deployments import deploy
 
     results: list[Any] = []
+    store, lock = platform.jobs, threading.Lock()
+    save = store.save
+
+    def atomic_save(job: JobRecord, *, expected_version: int) -> JobRecord:
+        with lock:
+            return save(job, expected_version=expected_version)
 
     def one() -> None:
         try:
@@ -100,11 +110,15 @@ def deploy_twice_at_once(platform: Platform, caller: Caller, job_id: str) -> lis
         except Exception as error:
             results.append(error)
 
-    threads = [threading.Thread(target=one) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    store.save = atomic_save  # type: ignore[method-assign]
+    try:
+        threads = [threading.Thread(target=one) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        del store.save  # the store's own method again
     return results
 
 
