@@ -68,15 +68,22 @@ def packed_sdpa_attention(
     window = kwargs.get("sliding_window")
     length = query.shape[2]
     starts = sequence_starts(position_ids)
+    # One split per tensor rather than a slice per example: the backward of a split is one
+    # concatenation, where each slice's would fill a zero tensor of the whole row's size.
+    lengths = [end - start for start, end in zip(starts, [*starts[1:], length], strict=True)]
     outputs = []
-    for start, end in zip(starts, [*starts[1:], length], strict=True):
-        mask = _segment_mask(end - start, window, query.device)
+    for q, k, v in zip(
+        query.split(lengths, dim=2),
+        key.split(lengths, dim=2),
+        value.split(lengths, dim=2),
+        strict=True,
+    ):
         out, _ = sdpa_attention_forward(
             module,
-            query[:, :, start:end],
-            key[:, :, start:end],
-            value[:, :, start:end],
-            mask,
+            q,
+            k,
+            v,
+            _segment_mask(q.shape[2], window, query.device),
             dropout=dropout,
             scaling=scaling,
             is_causal=True,

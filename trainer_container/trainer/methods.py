@@ -145,8 +145,10 @@ class LoraStrategy:
     def load(self, spec: JobSpec, ctx: LoadContext) -> Any:
         from peft import get_peft_model
 
+        from .fused_lora import use_fused_lora
+
         model = _from_pretrained(ctx, ctx.weight_dtype)
-        return get_peft_model(model, lora_config(spec.lora))
+        return get_peft_model(model, use_fused_lora(lora_config(spec.lora)))
 
 
 class QloraStrategy:

@@ -48,7 +48,7 @@ DEMO_CONFIG: dict[str, Any] = {
         "epochs": 4,
         "batch_size": 16,
         "gradient_accumulation_steps": 1,
-        "learning_rate": 6e-3,
+        "learning_rate": 5e-3,
         "warmup_steps": 10,
         "max_sequence_length": 128,
     },
