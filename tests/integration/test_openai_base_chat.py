@@ -194,3 +194,23 @@ def test_a_base_whose_deployment_failed_is_still_409_not_deployed(
         client.chat.completions.create(model=BASE, messages=HI)
     assert refused.value.body["code"] == "model_not_deployed"
     assert f"whet jobs deploy {job.id}" in refused.value.message
+
+
+def test_a_base_deployment_recorded_starting_but_ready_by_now_answers(
+    client: Any, deployer: ServingDeployer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a deployed job on BASE whose record still says starting, its server ready by now
+    job, _ = _deployed(client)
+    served = job_service.get_job(get_platform(), ALICE, job.id).deployment
+    assert served is not None
+    starting = served.model_copy(update={"status": "starting"})
+    deployments.save_deployment(get_platform(), job.id, starting)
+    monkeypatch.setattr(deployer, "status", lambda job: served)
+
+    # When the client chats with BASE
+    base = client.chat.completions.create(model=BASE, messages=HI)
+
+    # Then the deployment, found ready, answers and is recorded ready
+    assert base.choices[0].message.content == "the base answers"
+    recorded = job_service.get_job(get_platform(), ALICE, job.id).deployment
+    assert recorded is not None and recorded.status == "ready"
