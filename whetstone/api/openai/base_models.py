@@ -1,7 +1,7 @@
 """Chat with a base model: answered by the ready deployment of one of the organization's jobs
 fine-tuned from it with an adapter method, whose server also answers as the base (the
-adapter off; the deployment's `base_model` names it). A base model alone is never deployed,
-nor started on first use: docs/openai-api.md.
+adapter off; the deployment's `base_model` names it); one still starting is worth a retry.
+A base model alone is never deployed, nor started on first use: docs/openai-api.md.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from whetstone.core.catalog.base_models import BASE_MODELS_BY_ID
-from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError
+from whetstone.core.errors import ConflictError, InvalidInputError, NotFoundError, TransientError
 from whetstone.core.job import Caller, Deployment, JobFilter, JobRecord
 from whetstone.core.lifecycle import JobStatus
 from whetstone.core.serving_hardware import served_base_model
@@ -35,16 +35,18 @@ def base_names(job: JobRecord) -> set[str]:
     return names
 
 
-def _ready(platform: Platform, caller: Caller, job: JobRecord) -> Deployment | None:
+def _live(platform: Platform, caller: Caller, job: JobRecord) -> Deployment | None:
+    # Refreshed from its server: one recorded starting may be ready by now, or failed.
     recorded = job.deployment
-    if recorded is None or recorded.status != "ready" or recorded.base_model is None:
+    if recorded is None or not recorded.is_live or recorded.base_model is None:
         return None
     current = deployments.get_deployment(platform, caller, job.job_id)
-    return current if current.status == "ready" and current.endpoint else None
+    return current if current.is_live else None
 
 
 class BaseServer(NamedTuple):
-    """A ready deployment that answers a base model, and the name its server answers it by."""
+    """A deployment that answers a base model (once ready), and the name its server answers
+    it by."""
 
     job: JobRecord
     deployment: Deployment
@@ -54,9 +56,11 @@ class BaseServer(NamedTuple):
 def base_deployment(platform: Platform, caller: Caller, name: str) -> BaseServer:
     """The newest of the organization's jobs whose ready deployment serves the base model
     `name`, and that deployment. NotFoundError when `name` is neither a catalog model nor the
-    base of a job looked at; ConflictError (model_not_deployed) when no deployment serves it."""
+    base of a job looked at; TransientError when none is ready but one is starting, as for a
+    fine-tuned model; ConflictError (model_not_deployed) when no deployment serves it."""
     known = name in BASE_MODELS_BY_ID
     deployable: JobRecord | None = None
+    starting: BaseServer | None = None
     examined = 0
     cursor: str | None = None
     for _ in range(_MAX_PAGES):
@@ -71,9 +75,12 @@ def base_deployment(platform: Platform, caller: Caller, name: str) -> BaseServer
             if name not in base_names(job):
                 continue
             known = True
-            deployment = _ready(platform, caller, job)
+            deployment = _live(platform, caller, job)
             if deployment is not None and deployment.base_model is not None:
-                return BaseServer(job, deployment, deployment.base_model)
+                server = BaseServer(job, deployment, deployment.base_model)
+                if deployment.status == "ready" and deployment.endpoint:
+                    return server
+                starting = starting or server
             if deployable is None and job.spec.tuning_method in ADAPTER_METHODS:
                 deployable = job
         if cursor is None or examined >= MAX_JOBS_EXAMINED:
@@ -84,6 +91,12 @@ def base_deployment(platform: Platform, caller: Caller, name: str) -> BaseServer
             "fine-tuned models (ft:..., see GET /v1/models) and with the catalog's base "
             "models their deployments serve",
             code="model_not_found",
+        )
+    if starting is not None:
+        raise TransientError(
+            f"the base model {name!r} is served by the deployment of job "
+            f"{starting.job.job_id}, which is still starting "
+            f"({starting.deployment.message or 'loading'})"
         )
     raise _not_deployed(name, deployable, capped=cursor is not None)
 
