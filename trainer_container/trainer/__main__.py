@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def exit_without_teardown(code: int) -> NoReturn:
     """Exit with `code` as the interpreter would, less its teardown of every loaded module."""
-    # Freeing torch, transformers and pyarrow object by object took 4-6 s after the last event
+    # Freeing torch, transformers and pyarrow object by object took 3-6 s after the last event
     # and kept nothing. Nothing is lost by skipping it: every path of main closes its sink
     # before returning (a StdoutSink writes and flushes each line, an EventBridgeSink's close
     # sends what it buffered before it returns) and run_plan writes every artifact before its
