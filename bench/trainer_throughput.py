@@ -421,7 +421,7 @@ def main() -> None:
         _print_table(
             {
                 kind: {
-                    key: statistics.median(r[kind][key] for r in rounds)
+                    key: _median([r[kind][key] for r in rounds])
                     if isinstance(rounds[0][kind][key], float | int)
                     else rounds[0][kind][key]
                     for key in rounds[0][kind]
@@ -462,6 +462,13 @@ def _run_worker(kind: str, model: Path, data: Path, cutoff: int, threads: int) -
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
     return result
+
+
+def _median(values: list[Any]) -> Any:
+    """The median of a column; of an integer column (steps), one of its values."""
+    if all(isinstance(value, int) for value in values):
+        return statistics.median_low(values)
+    return statistics.median(values)
 
 
 def _has_gpu() -> bool:
