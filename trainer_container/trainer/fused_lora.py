@@ -48,7 +48,7 @@ class _AdaptedLinear(torch.autograd.Function):
         ctx.save_for_backward(lora_rows, down, weight, lora_a, lora_b)
         ctx.scaling = scaling
         ctx.shared_input = x_lora is None
-        ctx.x_shape, ctx.lora_shape = x.shape, (x if x_lora is None else x_lora).shape
+        ctx.x_shape = x.shape  # x_lora's too: dropout keeps the shape
         return out.view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
@@ -66,7 +66,7 @@ class _AdaptedLinear(torch.autograd.Function):
             if ctx.needs_input_grad[0]:
                 grad_x = (grad @ weight).view(ctx.x_shape)
             if ctx.needs_input_grad[1]:
-                grad_x_lora = (grad_down @ lora_a).view(ctx.lora_shape)
+                grad_x_lora = (grad_down @ lora_a).view(ctx.x_shape)
         return grad_x, grad_x_lora, None, None, grad_a, grad_b, None
 
 
