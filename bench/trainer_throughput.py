@@ -25,6 +25,10 @@ Every contender's clock is the same: from the Trainer's `on_train_begin` (model 
 encoded, optimizer built) to its last logged step; loading, evaluation and saving are outside.
 `--repeats N` runs the three N times, interleaved, and prints every round and the median, so a
 burst of load from other work on the machine lands on one round instead of one contender.
+Whetstone's process starts the way `python -m trainer` runs the train stage: on an AMD CPU
+with oneMKL's vendor check lifted (`trainer/cpu_blas.py`); the baselines run stock torch, as
+off the shelf, unless `--same-blas` gives them the same library, which compares the recipes
+alone. The last column says which each contender ran with.
 
 On a CUDA GPU it then trains a ~1.0B-parameter Llama (TinyLlama's width and depth) with the
 same recipe and prints the MFU its metrics report: model FLOPs (4 x base + 6 x adapter
@@ -355,6 +359,8 @@ def worker(kind: str, model: Path, data: Path, cutoff: int, threads: int) -> Non
     import torch
 
     torch.set_num_threads(threads)
+    from trainer.cpu_blas import active
+
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
         if kind == "mfu":
@@ -363,6 +369,7 @@ def worker(kind: str, model: Path, data: Path, cutoff: int, threads: int) -> Non
             result = run_whetstone(model, data, cutoff, workdir)
         else:
             result = run_baseline(model, data, cutoff, workdir, pad=kind.split("-")[1])
+    result["setup"] += ", oneMKL dispatch preloaded" if active() else ", stock BLAS"
     sys.__stdout__.write("RESULT " + json.dumps(result) + "\n")
 
 
@@ -382,6 +389,11 @@ def main() -> None:
         default=os.cpu_count() or 1,
         help="torch threads of each contender (1 on a shared machine: idle threads spinning "
         "for a busy core's would count as CPU time)",
+    )
+    parser.add_argument(
+        "--same-blas",
+        action="store_true",
+        help="run the baselines with the trainer's oneMKL dispatch too (trainer/cpu_blas.py)",
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
@@ -411,11 +423,13 @@ def main() -> None:
         )
         rounds = []
         for number in range(1, args.repeats + 1):
-            rounds.append(_run_round(model, data, args.cutoff, kinds, args.threads))
+            rounds.append(_run_round(model, data, args.cutoff, kinds, args.threads, args.same_blas))
             if args.repeats > 1:
                 print(f"round {number}")
             _print_table(rounds[-1])
-        mfu = _run_worker("mfu", model, data, args.cutoff, args.threads) if _has_gpu() else None
+        mfu = None
+        if _has_gpu():
+            mfu = _run_worker("mfu", model, data, args.cutoff, args.threads, dispatch=True)
     if args.repeats > 1:
         print(f"median of {args.repeats} rounds")
         _print_table(
@@ -449,16 +463,25 @@ CONTENDERS = {
 
 
 def _run_round(
-    model: Path, data: Path, cutoff: int, kinds: list[str], threads: int
+    model: Path, data: Path, cutoff: int, kinds: list[str], threads: int, same_blas: bool
 ) -> dict[str, dict[str, Any]]:
-    return {kind: _run_worker(kind, model, data, cutoff, threads) for kind in kinds}
+    return {
+        kind: _run_worker(kind, model, data, cutoff, threads, same_blas or kind == "whetstone")
+        for kind in kinds
+    }
 
 
-def _run_worker(kind: str, model: Path, data: Path, cutoff: int, threads: int) -> dict[str, Any]:
-    """One contender in its own process, so that its peak RSS is its own."""
+def _run_worker(
+    kind: str, model: Path, data: Path, cutoff: int, threads: int, dispatch: bool
+) -> dict[str, Any]:
+    """One contender in its own process, so that its peak RSS is its own; with `dispatch`, its
+    process starts as the trainer's train stage does (`trainer.cpu_blas`)."""
+    from trainer.cpu_blas import dispatch_environment
+
     command = [sys.executable, __file__, "--worker", kind, "--model", str(model)]
     command += ["--data", str(data), "--cutoff", str(cutoff), "--threads", str(threads)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    env = (dispatch_environment(os.environ) if dispatch else None) or dict(os.environ)
+    out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
     return result
