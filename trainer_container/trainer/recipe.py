@@ -58,6 +58,7 @@ from .dpo import EVALUATION_KEYS, DpoTrainer, PreferenceCollator, require_data_f
 from .efficiency import efficiency_meter
 from .evaluate import EvaluationInputs, run_evaluation
 from .events import EventEmitter
+from .fused_norm import use_fused_rms_norm
 from .loop import WhetstoneTrainer
 from .methods import (
     LoadContext,
@@ -495,6 +496,7 @@ def _load_model(
         attn_implementation=runtime.attn_implementation,
     )
     model = strategy.load(spec, ctx)
+    fused_norms = use_fused_rms_norm(model)
     # No KV cache in training: it wastes memory, and with one, transformers stops reading
     # packed-sequence boundaries from the position ids.
     _base_config(model).use_cache = False
@@ -506,6 +508,7 @@ def _load_model(
         method=spec.method.value,
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         total_parameters=sum(p.numel() for p in model.parameters()),
+        fused_rms_norms=fused_norms,
     )
     return strategy, model
 
