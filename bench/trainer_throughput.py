@@ -431,7 +431,9 @@ def main() -> None:
         if _has_gpu():
             mfu = _run_worker("mfu", model, data, args.cutoff, args.threads, dispatch=True)
     if args.repeats > 1:
-        print(f"median of {args.repeats} rounds")
+        # A ratio is taken within each round, whose contenders ran back to back, then its
+        # median over the rounds: a slow spell of the shared machine moves both sides of it.
+        print(f"median of {args.repeats} rounds (ours/this: the median of the rounds' ratios)")
         _print_table(
             {
                 kind: {
@@ -441,7 +443,8 @@ def main() -> None:
                     for key in rounds[0][kind]
                 }
                 for kind in kinds
-            }
+            },
+            {kind: [_ratios(r, kind) for r in rounds] for kind in kinds},
         )
     if mfu is None:
         print("MFU: no CUDA GPU here; on one, a ~1.0B-parameter model's MFU is printed here")
@@ -507,9 +510,21 @@ def _mfu(flops_per_token: float, result: dict[str, Any]) -> str:
     return f"{flops_per_token * result['useful_tokens_per_s'] / result['peak_flops']:.1%}"
 
 
-def _print_table(results: dict[str, dict[str, Any]]) -> None:
-    ours = results["whetstone"]["useful_tokens_per_s"]
-    ours_cpu = results["whetstone"]["useful_tokens_per_cpu_s"]
+def _ratios(results: dict[str, dict[str, Any]], kind: str) -> tuple[float, float]:
+    """Ours over `kind`'s useful tokens per second and per CPU-second."""
+    ours, other = results["whetstone"], results[kind]
+    return (
+        ours["useful_tokens_per_s"] / other["useful_tokens_per_s"],
+        ours["useful_tokens_per_cpu_s"] / other["useful_tokens_per_cpu_s"],
+    )
+
+
+def _print_table(
+    results: dict[str, dict[str, Any]],
+    rounds_ratios: dict[str, list[tuple[float, float]]] | None = None,
+) -> None:
+    """One row per contender; the ratios are this table's own, or the median of
+    `rounds_ratios` (each round's) where given."""
     flops_per_token = results["whetstone"]["flops_per_token"]
     print(
         f"{'contender':28} {'useful tok/s':>12} {'ours/this':>9} {'tok/CPU-s':>9} "
@@ -517,10 +532,14 @@ def _print_table(results: dict[str, dict[str, Any]]) -> None:
         f"{'steps':>5}  batches"
     )
     for kind, r in results.items():
+        if rounds_ratios is None:
+            wall, cpu = _ratios(results, kind)
+        else:
+            wall = statistics.median(w for w, _ in rounds_ratios[kind])
+            cpu = statistics.median(c for _, c in rounds_ratios[kind])
         print(
-            f"{CONTENDERS[kind]:28} {r['useful_tokens_per_s']:12.0f} "
-            f"{ours / r['useful_tokens_per_s']:9.2f} {r['useful_tokens_per_cpu_s']:9.0f} "
-            f"{ours_cpu / r['useful_tokens_per_cpu_s']:9.2f} {_mfu(flops_per_token, r):>7} "
+            f"{CONTENDERS[kind]:28} {r['useful_tokens_per_s']:12.0f} {wall:9.2f} "
+            f"{r['useful_tokens_per_cpu_s']:9.0f} {cpu:9.2f} {_mfu(flops_per_token, r):>7} "
             f"{r['peak_rss_mb']:11.0f} {r['heldout_loss']:13.3f} {r['steps']:5d}  {r['setup']}",
             flush=True,
         )
