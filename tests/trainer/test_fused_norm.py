@@ -64,14 +64,17 @@ def test_a_trainable_weight_or_another_norm_keeps_its_own_forward() -> None:
     assert trainable.weight.grad is not None  # full fine-tuning still trains the norm
 
 
-def test_other_dtypes_and_autocast_take_the_class_forward() -> None:
+def test_no_gradients_other_dtypes_and_autocast_take_the_class_forward() -> None:
     # Given a fused norm, and the class's own
     own = _norm("transformers.models.llama.modeling_llama", "LlamaRMSNorm")
     fused = copy.deepcopy(own)
     use_fused_rms_norm(torch.nn.Sequential(fused))
     x = torch.randn(4, WIDTH)
 
-    # Then a bfloat16 input (16-bit GPU training) or autocast gets exactly the class's result
+    # Then without gradients (evaluation, generation), with a bfloat16 input (16-bit GPU
+    # training) or under autocast it computes exactly the class's result
+    with torch.no_grad():
+        assert torch.equal(fused(x), own(x))
     assert torch.equal(fused(x.bfloat16()), own(x.bfloat16()))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.equal(fused(x), own(x))

@@ -13,10 +13,10 @@ rows, one CPU thread) an in-process A/B gave 4.8% less time per training step; o
 forward and backward took 2.2-3.8 ms instead of 6.1-6.9 ms.
 
 `use_fused_rms_norm` gives that forward to the RMSNorm layers of the transformers classes in
-`LLAMA_RMS_NORMS`, whose forward computes Llama's (tested against each class's
-own). It falls back to the class's forward for a trainable weight (full fine-tuning), a
-dtype other than float32 (16-bit GPU training, where Llama's computes in float32 and casts
-back) and autocast.
+`LLAMA_RMS_NORMS`, whose forward computes Llama's (tested against each class's own). It
+falls back to the class's forward without gradients (evaluation and generation compute what
+a server computes), for a trainable weight (full fine-tuning), a dtype other than float32
+(16-bit GPU training, where Llama's computes in float32 and casts back) and under autocast.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class _FrozenRMSNorm(torch.autograd.Function):
 def _fused_forward(self: torch.nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
     weight = self.weight
     if (
-        weight.requires_grad
+        not torch.is_grad_enabled()
+        or weight.requires_grad
         or hidden_states.dtype != torch.float32
         or weight.dtype != torch.float32
         or torch.is_autocast_enabled(hidden_states.device.type)

@@ -59,6 +59,7 @@ from .efficiency import efficiency_meter
 from .evaluate import EvaluationInputs, run_evaluation
 from .events import EventEmitter
 from .fused_norm import use_fused_rms_norm
+from .fused_rotary import use_fused_rotary
 from .loop import WhetstoneTrainer
 from .methods import (
     LoadContext,
@@ -497,6 +498,7 @@ def _load_model(
     )
     model = strategy.load(spec, ctx)
     fused_norms = use_fused_rms_norm(model)
+    fused_rotary = use_fused_rotary(model)
     # No KV cache in training: it wastes memory, and with one, transformers stops reading
     # packed-sequence boundaries from the position ids.
     _base_config(model).use_cache = False
@@ -509,6 +511,7 @@ def _load_model(
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         total_parameters=sum(p.numel() for p in model.parameters()),
         fused_rms_norms=fused_norms,
+        fused_rotary=fused_rotary,
     )
     return strategy, model
 
