@@ -6,10 +6,10 @@ from __future__ import annotations
 import copy
 import importlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from support.lora_step import assert_same_step, loss_and_grads, tiny_lora_model
 from trainer.fused_norm import LLAMA_RMS_NORMS, use_fused_rms_norm
 
 WIDTH = 48
@@ -96,28 +96,13 @@ def test_a_deep_copy_normalizes_with_its_own_weight() -> None:
 
 
 def test_a_lora_model_trains_to_the_same_loss_and_gradients(tiny_model_dir: Path) -> None:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    # Given a LoRA model of the tiny Llama
+    model = tiny_lora_model(tiny_model_dir)
 
-    # Given a LoRA model of the tiny Llama (B random too, so every norm shapes the loss)
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    config = LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)
-    model: Any = get_peft_model(base, config)
-    ids = torch.tensor([[5, 9, 13, 40, 77, 81, 90, 8, 3, 21]])
+    # When it takes a step before and after its norms are fused
+    plain = loss_and_grads(model)
+    assert use_fused_rms_norm(model) == 2 * model.config.num_hidden_layers + 1
+    fused = loss_and_grads(model)
 
-    def loss_and_grads() -> tuple[float, dict[str, torch.Tensor]]:
-        model.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        return loss.item(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
-
-    # When it computes a loss and its gradients before and after its norms are fused
-    plain_loss, plain_grads = loss_and_grads()
-    assert use_fused_rms_norm(model) == 2 * base.config.num_hidden_layers + 1
-    fused_loss, fused_grads = loss_and_grads()
-
-    # Then both are the same
-    assert fused_loss == pytest.approx(plain_loss, rel=1e-6)
-    for name, grad in plain_grads.items():
-        torch.testing.assert_close(fused_grads[name], grad, rtol=1e-4, atol=1e-6)
+    # Then the loss and the adapter's gradients are the same
+    assert_same_step(fused, plain)

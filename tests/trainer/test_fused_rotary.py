@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import torch
+from support.lora_step import assert_same_step, loss_and_grads, tiny_lora_model
 from trainer import fused_rotary
 from trainer.fused_rotary import LLAMA_ROTARY, use_fused_rotary
 
@@ -68,34 +69,19 @@ def test_fused_rotary_gives_each_module_values_and_gradients(module_name: str) -
 
 @pytest.mark.usefixtures("unpatched")
 def test_a_lora_model_trains_to_the_same_loss_and_gradients(tiny_model_dir: Path) -> None:
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     # Given a LoRA model of the tiny Llama
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    config = LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False)
-    model: Any = get_peft_model(base, config)
-    ids = torch.tensor([[5, 9, 13, 40, 77, 81, 90, 8, 3, 21]])
-
-    def loss_and_grads() -> tuple[float, dict[str, torch.Tensor]]:
-        model.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=ids).loss
-        loss.backward()
-        return loss.item(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
-
-    # When it computes a loss and its gradients before and after its rotary is fused
-    plain_loss, plain_grads = loss_and_grads()
+    model = tiny_lora_model(tiny_model_dir)
     own = importlib.import_module(LLAMA).apply_rotary_pos_emb
+
+    # When it takes a step before and after its rotary embedding is fused
+    plain = loss_and_grads(model)
     assert use_fused_rotary(model) and use_fused_rotary(model)  # twice: replaced once
     assert importlib.import_module(LLAMA).apply_rotary_pos_emb is not own
     assert fused_rotary._originals[LLAMA] is own
-    fused_loss, fused_grads = loss_and_grads()
+    fused = loss_and_grads(model)
 
-    # Then both are the same
-    assert fused_loss == pytest.approx(plain_loss, rel=1e-6)
-    for name, grad in plain_grads.items():
-        torch.testing.assert_close(fused_grads[name], grad, rtol=1e-4, atol=1e-6)
+    # Then the loss and the adapter's gradients are the same
+    assert_same_step(fused, plain)
 
 
 @pytest.mark.usefixtures("unpatched")
