@@ -2,13 +2,14 @@
 
 torch's x86 wheels multiply float32 matrices with Intel's oneMKL, which picks its kernels by
 CPU vendor: on a CPU that is not Intel's it runs a generic branch, whatever the CPU supports.
-On an AMD EPYC (Zen 3, AVX2) that branch ran the trainer's matrix products 20-35% slower, and
-the rank-16 adapter's skinny products 2.5-3x slower, than oneMKL's AVX2 branch
-(docs/trainer.md, "Measured"). oneMKL makes the choice in one exported function,
-`mkl_serv_intel_cpu_true`. A one-line library that defines it to return 1, loaded ahead of
-torch (`LD_PRELOAD`), makes oneMKL choose its branch by the CPU's features, as it does on
-Intel's: AVX2 on Zen 2 and 3, AVX-512 on Zen 4. The products are the same float32 products,
-summed in another order.
+On an AMD EPYC (Zen 3, AVX2) that branch ran the rank-16 adapter's skinny products at half
+the rate of oneMKL's AVX2 branch, and the base products up to a third slower on average
+(0-12% at their best): 9% more useful tokens per second for the whole training step
+(`bench/cpu_blas.py`, `bench/trainer_throughput.py`; docs/trainer.md, "Measured"). oneMKL
+makes the choice in one exported function, `mkl_serv_intel_cpu_true`. A one-line library
+that defines it to return 1, loaded ahead of torch (`LD_PRELOAD`), makes oneMKL choose its
+branch by the CPU's features, as it does on Intel's: AVX2 on Zen 2 and 3, AVX-512 on Zen 4.
+The products are the same float32 products, summed in another order.
 
 No oneMKL setting does this (MKL_DEBUG_CPU_TYPE is gone since 2020; MKL_CBWR=AVX2 and
 MKL_ENABLE_INSTRUCTIONS leave the vendor check in place) and no package ships the library,
