@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     raw_argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(raw_argv)
     stage = TrainerStage(args.stage)
-    if stage is TrainerStage.TRAIN and argv is None:  # this process's own command line
-        from .cpu_blas import relaunch_with_mkl_dispatch
+    from .cpu_blas import describe, relaunch_with_mkl_dispatch
 
+    if stage is TrainerStage.TRAIN and argv is None:  # this process's own command line
         relaunch_with_mkl_dispatch()
 
     # Events own stdout; anything a library prints goes to stderr instead.
@@ -185,8 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     from .job_log import route_library_logs
 
     route_library_logs(emitter)
-    from .cpu_blas import describe
-
     if (blas := describe()) is not None:
         emitter.log("info", blas)
     stop = StopRequest()

@@ -31,6 +31,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from whetstone.inference.tiny_base import default_cache_dir
+
 SOURCE = "int mkl_serv_intel_cpu_true(void) { return 1; }\n"
 LIBRARY_NAME = f"mkl-dispatch-{hashlib.sha256(SOURCE.encode()).hexdigest()[:12]}.so"
 OPT_OUT = "WHETSTONE_MKL_DISPATCH"  # "stock": leave oneMKL's vendor check alone
@@ -50,14 +52,10 @@ def cpu_vendor(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
     return None
 
 
-def cache_dir(env: Mapping[str, str]) -> Path:
-    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "whetstone"
-
-
 def build_library(env: Mapping[str, str]) -> Path | None:
     """The dispatch library in the user's cache, compiled there first if it is missing;
     None when there is no C compiler or it fails."""
-    target = cache_dir(env) / LIBRARY_NAME
+    target = default_cache_dir(env) / LIBRARY_NAME
     if target.is_file():
         return target
     compiler = env.get("CC") or shutil.which("cc") or shutil.which("gcc")

@@ -80,10 +80,9 @@ def _fused(module_name: str) -> Callable[..., tuple[torch.Tensor, torch.Tensor]]
         sin: torch.Tensor,
         unsqueeze_dim: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        tensors = (q, k, cos, sin)
         if (
             not torch.is_grad_enabled()
-            or any(t.dtype != torch.float32 for t in tensors)
+            or any(t.dtype != torch.float32 for t in (q, k, cos, sin))
             or cos.requires_grad
             or sin.requires_grad
             or torch.is_autocast_enabled(q.device.type)

@@ -21,7 +21,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -122,8 +122,9 @@ def _answerable(task: Task, words: list[str]) -> bool:
     return True
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "whetstone"
+def default_cache_dir(env: Mapping[str, str] = os.environ) -> Path:
+    """Whetstone's folder in the user's cache (`XDG_CACHE_HOME`, else ~/.cache)."""
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "whetstone"
 
 
 def pretrained_tiny_base(
