@@ -25,10 +25,11 @@ Every contender's clock is the same: from the Trainer's `on_train_begin` (model 
 encoded, optimizer built) to its last logged step; loading, evaluation and saving are outside.
 `--repeats N` runs the three N times, interleaved, and prints every round and the median, so a
 burst of load from other work on the machine lands on one round instead of one contender.
-Whetstone's process starts the way `python -m trainer` runs the train stage: on an AMD CPU
-with oneMKL's vendor check lifted (`trainer/cpu_blas.py`); the baselines run stock torch, as
-off the shelf, unless `--same-blas` gives them the same library, which compares the recipes
-alone. The last column says which each contender ran with.
+Whetstone's process starts the way `python -m trainer` runs the train stage
+(`trainer/train_process.py`): with glibc's allocator keeping a step's memory for the next and,
+on an AMD CPU, oneMKL's vendor check lifted; the baselines run stock, as off the shelf, unless
+`--same-setup` starts them the same way, which compares the recipes alone. The last column
+says how each contender ran.
 
 On a CUDA GPU it then trains a ~1.0B-parameter Llama (TinyLlama's width and depth) with the
 same recipe and prints the MFU its metrics report: model FLOPs (4 x base + 6 x adapter
@@ -359,7 +360,7 @@ def worker(kind: str, model: Path, data: Path, cutoff: int, threads: int) -> Non
     import torch
 
     torch.set_num_threads(threads)
-    from trainer.cpu_blas import active
+    from trainer import allocator, cpu_blas
 
     with tempfile.TemporaryDirectory() as scratch:
         workdir = Path(scratch)
@@ -369,7 +370,8 @@ def worker(kind: str, model: Path, data: Path, cutoff: int, threads: int) -> Non
             result = run_whetstone(model, data, cutoff, workdir)
         else:
             result = run_baseline(model, data, cutoff, workdir, pad=kind.split("-")[1])
-    result["setup"] += ", oneMKL dispatch preloaded" if active() else ", stock BLAS"
+    result["setup"] += ", oneMKL dispatch preloaded" if cpu_blas.active() else ", stock BLAS"
+    result["setup"] += ", malloc tuned" if allocator.active() else ", stock malloc"
     sys.__stdout__.write("RESULT " + json.dumps(result) + "\n")
 
 
@@ -391,9 +393,10 @@ def main() -> None:
         "for a busy core's would count as CPU time)",
     )
     parser.add_argument(
-        "--same-blas",
+        "--same-setup",
         action="store_true",
-        help="run the baselines with the trainer's oneMKL dispatch too (trainer/cpu_blas.py)",
+        help="start the baselines' processes as the train stage's too: its allocator tunables "
+        "and oneMKL dispatch (trainer/train_process.py)",
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--model", default=None, help=argparse.SUPPRESS)
@@ -423,13 +426,15 @@ def main() -> None:
         )
         rounds = []
         for number in range(1, args.repeats + 1):
-            rounds.append(_run_round(model, data, args.cutoff, kinds, args.threads, args.same_blas))
+            rounds.append(
+                _run_round(model, data, args.cutoff, kinds, args.threads, args.same_setup)
+            )
             if args.repeats > 1:
                 print(f"round {number}")
             _print_table(rounds[-1])
         mfu = None
         if _has_gpu():
-            mfu = _run_worker("mfu", model, data, args.cutoff, args.threads, dispatch=True)
+            mfu = _run_worker("mfu", model, data, args.cutoff, args.threads, as_trainer=True)
     if args.repeats > 1:
         # A ratio is taken within each round, whose contenders ran back to back, then its
         # median over the rounds: a slow spell of the shared machine moves both sides of it.
@@ -466,24 +471,24 @@ CONTENDERS = {
 
 
 def _run_round(
-    model: Path, data: Path, cutoff: int, kinds: list[str], threads: int, same_blas: bool
+    model: Path, data: Path, cutoff: int, kinds: list[str], threads: int, same_setup: bool
 ) -> dict[str, dict[str, Any]]:
     return {
-        kind: _run_worker(kind, model, data, cutoff, threads, same_blas or kind == "whetstone")
+        kind: _run_worker(kind, model, data, cutoff, threads, same_setup or kind == "whetstone")
         for kind in kinds
     }
 
 
 def _run_worker(
-    kind: str, model: Path, data: Path, cutoff: int, threads: int, dispatch: bool
+    kind: str, model: Path, data: Path, cutoff: int, threads: int, as_trainer: bool
 ) -> dict[str, Any]:
-    """One contender in its own process, so that its peak RSS is its own; with `dispatch`, its
-    process starts as the trainer's train stage does (`trainer.cpu_blas`)."""
-    from trainer.cpu_blas import dispatch_environment
+    """One contender in its own process, so that its peak RSS is its own; with `as_trainer`,
+    its process starts as the train stage's does (`trainer/train_process.py`)."""
+    from trainer.train_process import train_environment
 
     command = [sys.executable, __file__, "--worker", kind, "--model", str(model)]
     command += ["--data", str(data), "--cutoff", str(cutoff), "--threads", str(threads)]
-    env = (dispatch_environment(os.environ) if dispatch else None) or dict(os.environ)
+    env = (train_environment(os.environ) if as_trainer else None) or dict(os.environ)
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
     result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))

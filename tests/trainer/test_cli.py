@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from trainer import allocator
 
 from whetstone.core.events import TrainerEvent, TrainerPhase, parse_trainer_event
 from whetstone.core.layout import OutputNames
@@ -64,6 +65,9 @@ def test_sigterm_saves_a_checkpoint_and_a_restart_resumes_to_completion(
     assert first.returncode == TrainerExit.INTERRUPTED
     assert statuses[:2] == [TrainerPhase.LOADING, TrainerPhase.TRAINING]
     assert statuses[-1] is TrainerPhase.INTERRUPTED and len(checkpoints) == 1
+    logs = [e.detail.message for e in events if e.detail_type == "log"]  # type: ignore[union-attr]
+    if allocator.on_glibc():  # the stage relaunched itself with the allocator's tunables
+        assert any("keeps each step's memory" in message for message in logs)
     saved_step = checkpoints[0].step  # type: ignore[union-attr]
     assert 2 <= saved_step < 30
 

@@ -111,31 +111,3 @@ def test_the_library_moves_onemkl_off_its_generic_branch(tmp_path: Path) -> None
     assert dispatched is not None
 
     assert _auto_branch(dispatched) > _auto_branch(env)
-
-
-_RELAUNCHED = textwrap.dedent(
-    """
-    import os, sys
-    from trainer import cpu_blas
-    print("start", os.getpid(), flush=True)
-    cpu_blas.relaunch_with_mkl_dispatch()
-    print("running", os.getpid(), cpu_blas.active(), sys.argv[1:], flush=True)
-    """
-)
-
-
-def test_relaunch_keeps_the_process_and_its_arguments(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-    out = subprocess.run(
-        [sys.executable, "-c", _RELAUNCHED, "--spec", "plan.json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-
-    relaunched = cpu_blas.dispatch_environment(env) is not None
-    pid = out[0].split()[1]
-    assert out == [f"start {pid}"] * (2 if relaunched else 1) + [
-        f"running {pid} {relaunched} ['--spec', 'plan.json']"
-    ]

@@ -152,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     raw_argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(raw_argv)
     stage = TrainerStage(args.stage)
-    from .cpu_blas import describe, relaunch_with_mkl_dispatch
+    from .train_process import describe, relaunch_for_training
 
     if stage is TrainerStage.TRAIN and argv is None:  # this process's own command line
-        relaunch_with_mkl_dispatch()
+        relaunch_for_training()
 
     # Events own stdout; anything a library prints goes to stderr instead.
     events_stream = sys.stdout
@@ -185,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     from .job_log import route_library_logs
 
     route_library_logs(emitter)
-    if (blas := describe()) is not None:
-        emitter.log("info", blas)
+    for line in describe():
+        emitter.log("info", line)
     stop = StopRequest()
     stop.install()
     workdir = (

@@ -14,8 +14,8 @@ The products are the same float32 products, summed in another order.
 No oneMKL setting does this (MKL_DEBUG_CPU_TYPE is gone since 2020; MKL_CBWR=AVX2 and
 MKL_ENABLE_INSTRUCTIONS leave the vendor check in place) and no package ships the library,
 so it is built from its one line of C by the machine's C compiler (`CC`, else `cc`), once,
-into the user's cache. The train stage relaunches itself with it (`relaunch_with_mkl_dispatch`:
-same process, same arguments) on an AMD CPU; with no compiler, or with
+into the user's cache. The train stage relaunches itself with it on an AMD CPU
+(`trainer/train_process.py`: same process, same arguments); with no compiler, or with
 WHETSTONE_MKL_DISPATCH=stock, it runs on the generic branch as before.
 """
 
@@ -100,17 +100,6 @@ def dispatch_environment(
         return None
     preload = env.get("LD_PRELOAD")
     return {**env, "LD_PRELOAD": f"{library}:{preload}" if preload else str(library)}
-
-
-def relaunch_with_mkl_dispatch() -> None:
-    """Re-exec this program (same pid, same command line) with the dispatch library preloaded
-    when it applies; return when it does not. Call it before anything imports torch."""
-    env = dispatch_environment(os.environ)
-    if env is None:
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
 def describe(env: Mapping[str, str] = os.environ) -> str | None:
