@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from trainer import attention
 from trainer.attention import PACKED_SDPA, register_packed_attention
 from trainer.data import IGNORE_INDEX, ExampleEncoder, PackingCollator, PaddingCollator
 
@@ -34,18 +36,16 @@ def _lora_grads(model: Any) -> list[torch.Tensor]:
     return [p.grad.clone() for p in model.parameters() if p.requires_grad]
 
 
-def test_packed_row_gives_the_loss_logits_and_gradients_of_the_separate_examples(
-    tiny_model_dir: Path,
-) -> None:
+def _assert_packed_matches_padded(model_dir: Path, rows: list[dict[str, list[int]]]) -> None:
     # Given the same LoRA model twice: per-example SDPA for packed rows, plain SDPA
-    packed_model = _lora_model(tiny_model_dir, register_packed_attention())
-    padded_model = _lora_model(tiny_model_dir, "sdpa")
+    packed_model = _lora_model(model_dir, register_packed_attention())
+    padded_model = _lora_model(model_dir, "sdpa")
 
     # When one batch is packed into a single row for the first and padded for the second
-    packed = PackingCollator()(ROWS)
+    packed = PackingCollator()(rows)
     packed_out = packed_model(**packed)
     packed_out.loss.backward()
-    padded = PaddingCollator(pad_id=0, multiple_of=1)(ROWS)
+    padded = PaddingCollator(pad_id=0, multiple_of=1)(rows)
     padded_out = padded_model(**padded)
     padded_out.loss.backward()
 
@@ -57,6 +57,62 @@ def test_packed_row_gives_the_loss_logits_and_gradients_of_the_separate_examples
         _lora_grads(packed_model), _lora_grads(padded_model), strict=True
     ):
         torch.testing.assert_close(packed_grad, padded_grad, atol=1e-6, rtol=1e-4)
+
+
+def test_packed_row_gives_the_loss_logits_and_gradients_of_the_separate_examples(
+    tiny_model_dir: Path,
+) -> None:
+    _assert_packed_matches_padded(tiny_model_dir, ROWS)
+
+
+def test_long_examples_of_a_packed_row_train_the_same_through_the_chunked_attention(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given examples long enough for the chunked attention, one of them ending mid-block
+    rng = random.Random(0)
+    rows = []
+    for length in (attention.CHUNKED_MIN_TOKENS + 2 * attention.CHUNK + 7, 40, 270):
+        ids = [rng.randrange(3, 500) for _ in range(length)]
+        rows.append({"input_ids": ids, "labels": [-100, *ids[1:]]})
+    applied = []
+    chunked = attention._ChunkedCausalAttention.apply
+
+    def counted(*args: Any) -> Any:
+        applied.append(args[0].shape[1])
+        return chunked(*args)
+
+    monkeypatch.setattr(attention._ChunkedCausalAttention, "apply", counted)
+
+    # Then packed, they give what padded rows give through SDPA
+    _assert_packed_matches_padded(tiny_model_dir, rows)
+    # and the two long ones went through the chunked attention in both layers
+    assert applied == [len(rows[0]["input_ids"]), 270] * 2
+
+
+@pytest.mark.parametrize("kv_heads", [4, 2, 1])
+def test_the_chunked_attention_is_causal_sdpa(kv_heads: int) -> None:
+    # Given one example's queries, keys and values as transformers hands them over
+    torch.manual_seed(0)
+    tokens, heads, dim = 3 * attention.CHUNK + 5, 4, 16
+    q = torch.randn(1, tokens, heads, dim).transpose(1, 2).requires_grad_()
+    k = torch.randn(1, tokens, kv_heads, dim).transpose(1, 2).requires_grad_()
+    v = torch.randn(1, tokens, kv_heads, dim).transpose(1, 2).requires_grad_()
+    grad = torch.randn(1, tokens, heads, dim)
+
+    # When it goes through the chunked attention and through SDPA
+    chunked = attention._ChunkedCausalAttention.apply(q[0], k[0], v[0], 0.3)
+    chunked.backward(grad[0])
+    chunked_grads = [t.grad for t in (q, k, v)]
+    q.grad = k.grad = v.grad = None
+    sdpa = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, is_causal=True, scale=0.3, enable_gqa=True
+    ).transpose(1, 2)
+    sdpa.backward(grad)
+
+    # Then the outputs and every gradient are the same
+    torch.testing.assert_close(chunked, sdpa[0], atol=1e-5, rtol=1e-4)
+    for mine, theirs in zip(chunked_grads, (q.grad, k.grad, v.grad), strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-4)
 
 
 def test_packed_attention_keeps_examples_apart_under_a_sliding_window(tmp_path: Path) -> None:
