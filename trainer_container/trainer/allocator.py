@@ -7,7 +7,7 @@ starts at 128 KiB and rises to the largest block freed), and it hands the top of
 to the kernel once twice that threshold is free there, which the end of every step is. Either
 way the next step's tensors land on pages the kernel must fault in and zero again: 700,000
 faults over 20 steps of the bench's model, and 5-13% of a step's CPU time
-(docs/trainer.md, "Measured").
+(docs/trainer.md, "The recipe").
 
 Two of glibc's tunables stop it: `mmap_threshold` at 32 MiB, glibc's largest, serves every
 smaller block from the heap, and a `trim_threshold` of 1 TiB keeps what a step frees for the
@@ -55,9 +55,7 @@ def active(env: Mapping[str, str] = os.environ) -> bool:
 def allocator_environment(env: Mapping[str, str]) -> dict[str, str] | None:
     """`env` with the tunables added, or None when they do not apply: opted out, not glibc,
     or malloc tunables already set (these, or the user's own)."""
-    if env.get(OPT_OUT) == "stock" or not on_glibc():
-        return None
-    if _sets_malloc(env):
+    if env.get(OPT_OUT) == "stock" or not on_glibc() or _sets_malloc(env):
         return None
     added = [f"{name}={value}" for name, value in TUNABLES.items()]
     return {**env, "GLIBC_TUNABLES": ":".join(_tunables(env) + added)}
