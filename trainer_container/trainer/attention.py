@@ -67,9 +67,9 @@ class _ChunkedCausalAttention(torch.autograd.Function):
     ) -> torch.Tensor:
         heads, tokens, dim = q.shape
         groups = k.shape[0]
-        grouped = q.view(groups, heads // groups, tokens, dim)
+        grouped = _by_group(q, groups)
         out = torch.empty(tokens, heads, dim, dtype=q.dtype, device=q.device)
-        grouped_out = out.permute(1, 0, 2).view(groups, heads // groups, tokens, dim)
+        grouped_out = _by_group(out.permute(1, 0, 2), groups)
         probabilities = []
         for start, end, block in _blocks(grouped, tokens):
             scores = torch.bmm(block, k[:, :end].transpose(1, 2)).mul_(scale)
@@ -86,14 +86,13 @@ class _ChunkedCausalAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         q, k, v, out, *probabilities = ctx.saved_tensors
-        heads, tokens, dim = q.shape
-        groups = k.shape[0]
-        grouped = q.view(groups, heads // groups, tokens, dim)
+        tokens, groups = q.shape[1], k.shape[0]
+        grouped = _by_group(q, groups)
         # the rows' sum of grad x out: softmax's backward, once for all blocks
-        delta = (grad * out).sum(-1).t().reshape(groups, heads // groups, tokens, 1)
-        grad_grouped = grad.permute(1, 0, 2).view(groups, heads // groups, tokens, dim)
+        delta = _by_group((grad * out).sum(-1, keepdim=True).transpose(0, 1), groups)
+        grad_grouped = _by_group(grad.permute(1, 0, 2), groups)
         grad_q = torch.empty_like(q)
-        grad_q_grouped = grad_q.view(groups, heads // groups, tokens, dim)
+        grad_q_grouped = _by_group(grad_q, groups)
         grad_k, grad_v = torch.zeros_like(k), torch.zeros_like(v)
         for (start, end, block), (_, _, grad_block), weights in zip(
             _blocks(grouped, tokens), _blocks(grad_grouped, tokens), probabilities, strict=True
@@ -106,6 +105,12 @@ class _ChunkedCausalAttention(torch.autograd.Function):
             rows.copy_(torch.bmm(grad_scores, k[:, :end]).view_as(rows))
             grad_k[:, :end].baddbmm_(grad_scores.transpose(1, 2), block)
         return grad_q.mul_(ctx.scale), grad_k.mul_(ctx.scale), grad_v, None
+
+
+def _by_group(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """A (heads, tokens, dim) tensor viewed as (groups, heads per group, tokens, dim)."""
+    heads, tokens, dim = x.shape
+    return x.view(groups, heads // groups, tokens, dim)
 
 
 def _blocks(grouped: torch.Tensor, tokens: int) -> Iterator[tuple[int, int, torch.Tensor]]:
